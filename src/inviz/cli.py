@@ -1,0 +1,56 @@
+"""``inviz <stage>``: one command line for every pipeline stage (see ``inviz.stages``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from inviz.errors import InvizError
+from inviz.stages import STAGES
+
+log = logging.getLogger("inviz")
+
+
+def setup_logging(verbose: bool = False) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(rich_tracebacks=True, show_path=False)],
+        force=True,
+    )
+    for noisy in ("matplotlib", "PIL", "urllib3", "httpx", "alembic", "numba", "git", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inviz", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
+    for name, module in STAGES.items():
+        mod = importlib.import_module(f"inviz.stages.{module}")
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        p.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        args._run(args)
+    except InvizError as err:
+        log.error("%s", err)
+        print(f"inviz {args.stage}: error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,220 @@
+"""Datasets, transforms and the LightningDataModule over an index table (see ``index.py``).
+
+One loader serves Imagenette and the synthetic demo data: both are image folders indexed by
+``inviz data``. Images are resized (squashed, as Keras' ``target_size`` does) to the model's
+input size; training adds the paper's augmentation (rotation ±30°, shifts ±50 px, zoom 0.3,
+horizontal and vertical flips). Batches are dicts ``{"image", "label", "sample_id"}`` so sample
+ids travel with the data (needed by prediction writers).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """``train.augment``: the paper's Keras ImageDataGenerator settings.
+
+    rotation : degrees (±); shift : pixels at the model's input size (±); zoom : relative (±);
+    hflip, vflip : random flips; enabled : switch augmentation off entirely.
+    """
+
+    enabled: bool = True
+    rotation: float = 30.0
+    shift: float = 50.0
+    zoom: float = 0.3
+    hflip: bool = True
+    vflip: bool = True
+
+
+def eval_transform(input_size: int, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
+    """PIL image -> normalised float tensor of shape (3, S, S)."""
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize((input_size, input_size), antialias=True),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(mean), list(std)),
+        ]
+    )
+
+
+def train_transform(input_size: int, mean: Sequence[float], std: Sequence[float], aug: AugmentConfig) -> v2.Compose:
+    if not aug.enabled:
+        return eval_transform(input_size, mean, std)
+    ops: list[Any] = [v2.ToImage(), v2.Resize((input_size, input_size), antialias=True)]
+    shift = min(aug.shift / input_size, 1.0)
+    ops.append(
+        v2.RandomAffine(
+            degrees=aug.rotation,
+            translate=(shift, shift) if shift > 0 else None,
+            scale=(max(1e-3, 1 - aug.zoom), 1 + aug.zoom) if aug.zoom > 0 else None,
+        )
+    )
+    if aug.hflip:
+        ops.append(v2.RandomHorizontalFlip())
+    if aug.vflip:
+        ops.append(v2.RandomVerticalFlip())
+    ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
+    return v2.Compose(ops)
+
+
+def load_rgb(path: str | Path) -> Image.Image:
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def denormalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Undo ``Normalize``: (…, 3, H, W) normalised -> [0, 1]."""
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    return (x * s + m).clamp(0, 1)
+
+
+class IndexedImageDataset(Dataset):
+    """Images listed in an index table (``path`` relative to ``root``, ``label``, ``sample_id``).
+
+    An image that fails to load at read time (e.g. changed on disk after indexing) yields
+    ``None``; :func:`collate_skip_none` drops it from the batch and the drop is logged.
+    """
+
+    def __init__(self, index: pd.DataFrame, root: str | Path, transform: Any):
+        self.root = Path(root)
+        self.paths = index["path"].tolist()
+        self.labels = index["label"].astype(int).tolist()
+        self.ids = index["sample_id"].astype(str).tolist()
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict[str, Any] | None:
+        path = self.root / self.paths[i]
+        try:
+            image = load_rgb(path)
+        except Exception as err:  # unreadable at read time: dropped and logged, never a crash
+            log.warning("could not read %s (%s); dropped from the batch", path, err)
+            return None
+        return {"image": self.transform(image), "label": self.labels[i], "sample_id": self.ids[i]}
+
+
+def collate_skip_none(batch: list[dict[str, Any] | None]) -> dict[str, Any]:
+    items = [b for b in batch if b is not None]
+    dropped = len(batch) - len(items)
+    if not items:
+        return {"image": torch.empty(0), "label": torch.empty(0, dtype=torch.long), "sample_id": [], "dropped": dropped}
+    return {
+        "image": torch.stack([b["image"] for b in items]),
+        "label": torch.as_tensor([b["label"] for b in items], dtype=torch.long),
+        "sample_id": [b["sample_id"] for b in items],
+        "dropped": dropped,
+    }
+
+
+def read_index(path: str | Path) -> pd.DataFrame:
+    """Read an index CSV written by ``inviz data`` and check its columns."""
+    from inviz.data.index import INDEX_COLUMNS
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: index file not found (run the 'data' stage first)")
+    frame = pd.read_csv(path, dtype={"sample_id": str, "path": str, "split": str, "class_folder": str, "class_name": str})
+    missing = [c for c in INDEX_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(INDEX_COLUMNS)}")
+    return frame
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Train/val/test/predict loaders over an index table.
+
+    Parameters
+    ----------
+    index : index table (see :func:`inviz.data.index.scan_image_folder`).
+    root : dataset folder the index's paths are relative to.
+    input_size, mean, std : model input geometry and normalisation.
+    augment : training augmentation.
+    batch_size, num_workers : loader settings.
+    seed : seeds the training shuffle.
+    predict_ids : sample ids for ``predict_dataloader`` (default: the test pool).
+    """
+
+    def __init__(
+        self,
+        index: pd.DataFrame,
+        root: str | Path,
+        input_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+        augment: AugmentConfig | None = None,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        seed: int = 0,
+        predict_ids: Sequence[str] | None = None,
+    ):
+        super().__init__()
+        self.index = index
+        self.root = Path(root)
+        self.input_size = input_size
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.augment = augment or AugmentConfig(enabled=False)
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.predict_ids = list(predict_ids) if predict_ids is not None else None
+
+    def _split(self, split: str) -> pd.DataFrame:
+        part = self.index[self.index["split"] == split]
+        if part.empty:
+            raise ValueError(f"index has no images in split '{split}'")
+        return part
+
+    def _loader(self, frame: pd.DataFrame, transform: Any, shuffle: bool) -> DataLoader:
+        gen = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            IndexedImageDataset(frame, self.root, transform),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate_skip_none,
+            generator=gen,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def eval_transform(self) -> v2.Compose:
+        return eval_transform(self.input_size, self.mean, self.std)
+
+    def train_dataloader(self) -> DataLoader:
+        tf = train_transform(self.input_size, self.mean, self.std, self.augment)
+        return self._loader(self._split("train"), tf, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self._split("val"), self.eval_transform(), shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self._split("test"), self.eval_transform(), shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        if self.predict_ids is None:
+            frame = self._split("test")
+        else:
+            by_id = self.index.set_index("sample_id")
+            unknown = [s for s in self.predict_ids if s not in by_id.index]
+            if unknown:
+                raise KeyError(f"unknown sample id(s): {', '.join(unknown[:5])}")
+            frame = by_id.loc[self.predict_ids].reset_index()
+        return self._loader(frame, self.eval_transform(), shuffle=False)

@@ -1,0 +1,1 @@
+"""Models: the paper's VGG-16 classifier (``vgg``) and checkpoint I/O (``checkpoint``)."""

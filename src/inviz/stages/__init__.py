@@ -1,0 +1,13 @@
+"""Pipeline stages: thin glue between ``dvc.yaml`` (paths, params) and the library.
+
+Each stage module defines ``HELP``, ``add_arguments(parser)`` and ``run(args) -> dict`` (the
+stage's metrics). Paths come from the command line (``dvc.yaml`` owns them); parameters from the
+``--params`` file. Add a stage by adding a module here and its name to :data:`STAGES`.
+"""
+
+#: stage name -> module (in ``inviz.stages``), in pipeline order.
+STAGES: dict[str, str] = {
+    "data": "data",
+    "train": "train",
+    "select": "select",
+}

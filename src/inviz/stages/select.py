@@ -1,0 +1,59 @@
+"""``inviz select``: the images to explain — N correctly classified test images per class."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+HELP = "pick N correctly classified test images per class (seeded), with prediction, confidence, logits"
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--images", required=True, help="dataset folder written by 'inviz data'")
+    p.add_argument("--index", required=True, help="index CSV written by 'inviz data'")
+    p.add_argument("--model", required=True, help="model checkpoint written by 'inviz train'")
+    p.add_argument("--out", required=True, help="output: selected images CSV")
+    p.add_argument("--metrics", required=True, help="output: metrics JSON")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from inviz.config import load_section
+    from inviz.data.datamodule import ImageDataModule, read_index
+    from inviz.evaluation import classification_metrics
+    from inviz.io import write_csv, write_json
+    from inviz.models.checkpoint import load_checkpoint
+    from inviz.selection import SelectConfig, select_correct
+    from inviz.tracking import TrackingConfig, stage_run
+    from inviz.training import predict_logits
+
+    cfg = load_section(args.params, "select", SelectConfig)
+    tracking = load_section(args.params, "mlflow", TrackingConfig)
+    loaded = load_checkpoint(args.model)
+    index = read_index(args.index)
+    pool = index[index["split"] == cfg.split]
+    dm = ImageDataModule(
+        index, args.images, loaded.config.input_size, loaded.config.mean, loaded.config.std,
+        batch_size=cfg.batch_size, predict_ids=pool["sample_id"].tolist(),
+    )
+    preds = predict_logits(loaded.model, dm.predict_dataloader())
+    table, shortfall = select_correct(preds["sample_id"], preds["label"].numpy(), preds["logits"], loaded.class_names, cfg)
+    table = table.merge(index[["sample_id", "path"]], on="sample_id", how="left")
+    table.insert(1, "path", table.pop("path"))
+    write_csv(args.out, table)
+    pool_metrics = classification_metrics(preds["label"].numpy(), preds["logits"].argmax(1).numpy(), loaded.class_names)
+    metrics = {
+        "n_selected": int(len(table)),
+        "pool_size": int(len(pool)),
+        "pool_accuracy": pool_metrics["accuracy"],
+        "mean_confidence": float(table["confidence"].mean()) if len(table) else float("nan"),
+        "shortfall": int(sum(shortfall.values())),
+        "shortfall_per_class": shortfall,
+    }
+    write_json(args.metrics, metrics)
+    with stage_run("select", tracking, {"select": cfg}, tags={"model_sha256": loaded.sha256}) as tr:
+        tr.log_metrics({k: v for k, v in metrics.items() if k != "shortfall_per_class"})
+        tr.log_artifact(args.out)
+    log.info("select: %d images (pool accuracy %.3f)", len(table), pool_metrics["accuracy"])
+    return metrics

@@ -1,0 +1,110 @@
+"""``inviz train``: build VGG-16 with the paper's head and fine-tune it in phases."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+HELP = "fine-tune VGG-16 (paper head, two phases with early stopping) and evaluate it on val"
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--images", required=True, help="dataset folder written by 'inviz data'")
+    p.add_argument("--index", required=True, help="index CSV written by 'inviz data'")
+    p.add_argument("--classes", required=True, help="class list JSON written by 'inviz data'")
+    p.add_argument("--model", required=True, help="output: model checkpoint (.pt)")
+    p.add_argument("--metrics", required=True, help="output: metrics JSON")
+    p.add_argument("--reports", required=True, help="output: folder for history/confusion tables and figures")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import lightning as L
+    import pandas as pd
+    import torch
+
+    from inviz.config import load_section
+    from inviz.data.datamodule import ImageDataModule, read_index
+    from inviz.evaluation import classification_metrics, confusion, confusion_figure, history_figure
+    from inviz.io import read_json, save_figure, write_csv, write_json
+    from inviz.models.checkpoint import save_checkpoint
+    from inviz.models.vgg import ModelConfig, build_vgg16
+    from inviz.plotting import close
+    from inviz.tracking import TrackingConfig, stage_run
+    from inviz.training import TrainConfig, fit_phases, predict_logits
+
+    model_cfg = load_section(args.params, "model", ModelConfig)
+    cfg = load_section(args.params, "train", TrainConfig)
+    tracking = load_section(args.params, "mlflow", TrackingConfig)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    classes = read_json(args.classes)
+    names = [c["class_name"] for c in classes]
+    index = read_index(args.index)
+
+    L.seed_everything(cfg.seed, workers=True)
+    model = build_vgg16(len(classes), model_cfg)
+    dm = ImageDataModule(
+        index, args.images, model_cfg.input_size, model_cfg.mean, model_cfg.std,
+        augment=cfg.augment, batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed,
+    )
+
+    with stage_run("train", tracking, {"model": model_cfg, "train": cfg}) as tr:
+
+        def logger_factory(phase: str) -> Any:
+            if not tr.enabled:
+                return False
+            from lightning.pytorch.loggers import MLFlowLogger
+
+            return MLFlowLogger(
+                experiment_name=tracking.experiment, tracking_uri=tr.tracking_uri, run_id=tr.run_id, prefix=phase
+            )
+
+        start = time.perf_counter()
+        phases = fit_phases(model, dm, cfg, logger_factory=logger_factory)
+        train_seconds = time.perf_counter() - start
+
+        preds = predict_logits(model, dm.val_dataloader(), accelerator=cfg.accelerator)
+        y = preds["label"].numpy()
+        yhat = preds["logits"].argmax(1).numpy()
+        metrics = classification_metrics(y, yhat, names)
+        cm = confusion(y, yhat, len(names))
+
+        reports = Path(args.reports)
+        history = pd.DataFrame([row for ph in phases for row in ph.history])
+        write_csv(reports / "history.csv", history)
+        write_csv(
+            reports / "val_predictions.csv",
+            pd.DataFrame({"sample_id": preds["sample_id"], "actual": [names[i] for i in y], "predicted": [names[i] for i in yhat]}),
+        )
+        write_csv(reports / "confusion.csv", pd.DataFrame(cm, index=names, columns=names).rename_axis("true").reset_index())
+        fig = confusion_figure(cm, names, f"validation, accuracy {metrics['accuracy']:.1%}")
+        save_figure(fig, reports / "confusion.png", formats=("png", "pdf"))
+        tr.log_figure(fig, "train/confusion.png")
+        close(fig)
+        if not history.empty:
+            fig = history_figure(history)
+            save_figure(fig, reports / "history.png")
+            tr.log_figure(fig, "train/history.png")
+            close(fig)
+
+        out = {
+            "val_accuracy": metrics["accuracy"],
+            "val_macro_f1": metrics["macro_f1"],
+            "train_seconds": round(train_seconds, 1),
+            "epochs": {ph.name: ph.epochs for ph in phases},
+            "best_epoch": {ph.name: ph.best_epoch for ph in phases},
+            "best_val_loss": {ph.name: ph.best_val_loss for ph in phases},
+            "per_class": metrics["per_class"],
+        }
+        save_checkpoint(args.model, model, classes, extra={"val_accuracy": metrics["accuracy"], "seed": cfg.seed})
+        write_json(args.metrics, out)
+        tr.log_metrics({k: v for k, v in out.items() if k != "per_class"})
+        tr.log_metrics({f"{n}.{m}": v for n, d in metrics["per_class"].items() for m, v in d.items()}, prefix="val")
+        tr.log_artifact(reports / "history.csv", "train")
+        tr.log_artifact(reports / "confusion.csv", "train")
+    log.info("train: val accuracy %.4f in %.0f s", metrics["accuracy"], train_seconds)
+    return out

@@ -1,0 +1,192 @@
+"""MLflow glue: one MLflow run per pipeline-stage execution.
+
+The files a stage writes (declared in ``dvc.yaml``) are the primary copy; MLflow mirrors them so
+runs can be browsed and compared in the MLflow UI. The tracking store is, in this order:
+
+1. ``mlflow.tracking_uri`` in ``params.yaml`` when set,
+2. the ``MLFLOW_TRACKING_URI`` environment variable (any tracking server),
+3. ``sqlite:///<project root>/mlflow.db`` — an absolute path to the *original* checkout, also
+   when DVC runs a queued experiment in a temporary copy under ``.dvc/tmp/exps/``.
+
+Runs are tagged with the git commit, the DVC experiment name (``DVC_EXP_NAME``) and the stage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inviz.config import flatten
+
+log = logging.getLogger(__name__)
+
+_EXPS_MARKER = f"{os.sep}.dvc{os.sep}tmp{os.sep}exps{os.sep}"
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """``mlflow`` section of ``params.yaml``.
+
+    experiment : MLflow experiment name (one per pipeline profile, e.g. ``inviz-demo``).
+    tracking_uri : explicit tracking URI; ``None`` → ``$MLFLOW_TRACKING_URI`` → local sqlite.
+    enabled : turn MLflow logging off (files are written regardless).
+    """
+
+    experiment: str = "inviz"
+    tracking_uri: str | None = None
+    enabled: bool = True
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The original project checkout that contains ``start`` (default: cwd).
+
+    Inside a DVC temporary experiment copy (``<root>/.dvc/tmp/exps/...``) this is ``<root>``;
+    otherwise the nearest ancestor holding a ``.dvc`` directory, else ``start`` itself.
+    """
+    start = Path(start or os.getcwd()).resolve()
+    text = str(start) + os.sep
+    if _EXPS_MARKER in text:
+        return Path(text.split(_EXPS_MARKER, 1)[0])
+    for cand in (start, *start.parents):
+        if (cand / ".dvc").is_dir():
+            return cand
+    return start
+
+
+def resolve_tracking_uri(cfg: TrackingConfig, start: str | Path | None = None) -> str:
+    if cfg.tracking_uri:
+        return cfg.tracking_uri
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{project_root(start) / 'mlflow.db'}"
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+class Tracker:
+    """Logs into one active MLflow run; every method is a no-op when tracking is disabled."""
+
+    def __init__(self, run: Any | None, tracking_uri: str | None):
+        self.run = run
+        self.tracking_uri = tracking_uri
+
+    @property
+    def enabled(self) -> bool:
+        return self.run is not None
+
+    @property
+    def run_id(self) -> str | None:
+        return self.run.info.run_id if self.run is not None else None
+
+    def log_params(self, params: Mapping[str, Any], prefix: str = "") -> None:
+        if not self.enabled:
+            return
+        import mlflow
+
+        flat = flatten(dict(params), prefix=f"{prefix}." if prefix else "")
+        items = [(k, "" if v is None else str(v)[:6000]) for k, v in flat.items()]
+        for i in range(0, len(items), 100):
+            mlflow.log_params(dict(items[i : i + 100]))
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None, prefix: str = "") -> None:
+        if not self.enabled:
+            return
+        import mlflow
+
+        flat = {
+            (f"{prefix}." if prefix else "") + k.replace("/", "."): float(v)
+            for k, v in flatten(dict(metrics)).items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
+        if flat:
+            mlflow.log_metrics(flat, step=step)
+
+    def log_figure(self, fig: Any, artifact_file: str) -> None:
+        if self.enabled:
+            import mlflow
+
+            mlflow.log_figure(fig, artifact_file)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        if not self.enabled:
+            return
+        import mlflow
+
+        path = Path(path)
+        if path.is_dir():
+            mlflow.log_artifacts(str(path), artifact_path=artifact_path)
+        elif path.exists():
+            mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+    def log_table(self, frame: Any, artifact_file: str) -> None:
+        """Log a DataFrame as a CSV artifact."""
+        if not self.enabled:
+            return
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as tmp:
+            name = Path(artifact_file).name
+            target = Path(tmp) / name
+            frame.to_csv(target, index=False)
+            parent = str(Path(artifact_file).parent)
+            mlflow.log_artifact(str(target), artifact_path=None if parent == "." else parent)
+
+
+def _quiet_mlflow_logs() -> None:
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent", "mlflow.store"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def stage_run(
+    stage: str,
+    cfg: TrackingConfig,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[Tracker]:
+    """Open an MLflow run for one stage execution and yield a :class:`Tracker`.
+
+    The run is tagged with ``stage``, ``git_commit`` (also MLflow's ``mlflow.source.git.commit``)
+    and ``dvc_exp_name``; ``params`` are logged flattened (``train.phases.0.lr``).
+    """
+    if not cfg.enabled:
+        yield Tracker(None, None)
+        return
+    import mlflow
+
+    _quiet_mlflow_logs()
+    uri = resolve_tracking_uri(cfg)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(cfg.experiment)
+    commit = git_commit()
+    all_tags = {
+        "stage": stage,
+        "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
+        "cwd": os.getcwd(),
+    }
+    if commit:
+        all_tags["git_commit"] = commit
+        all_tags["mlflow.source.git.commit"] = commit
+    all_tags.update(tags or {})
+    with mlflow.start_run(run_name=stage, tags=all_tags) as run:
+        tracker = Tracker(run, uri)
+        if params:
+            tracker.log_params(params)
+        log.info("MLflow run %s (%s) in %s", run.info.run_id, stage, uri)
+        yield tracker

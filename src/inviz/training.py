@@ -1,0 +1,274 @@
+"""Fine-tuning in phases with Lightning (METHOD.md §0).
+
+The paper trains in two phases, each with early stopping on the validation loss (patience 10,
+best weights restored, at most 200 epochs): (1) backbone frozen, Adam 1e-3; (2) block5_conv1..3
+and the head trainable, Adam 1e-5. Phases are data (:class:`PhaseConfig`): which parts train,
+learning rate, epochs and patience, so the offline demo can train a narrow VGG-16 from scratch
+with one all-trainable phase using the same code.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from inviz.data.datamodule import AugmentConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    """One training phase.
+
+    name : used in logs and metric names.
+    trainable : what gets gradients: ``all``, ``head`` (the dense classifier), Keras block
+        names (``block5``), Keras layer names (``block5_conv1``) or module-name prefixes
+        (``features.24``). Everything else is frozen.
+    lr : Adam learning rate. max_epochs : upper bound. patience : early-stopping patience in
+    epochs on ``val_loss`` (best weights are restored at the end of the phase).
+    min_delta : smallest val-loss decrease that counts as an improvement.
+    weight_decay : Adam weight decay.
+    """
+
+    name: str
+    trainable: list[str]
+    lr: float
+    max_epochs: int = 200
+    patience: int = 10
+    min_delta: float = 0.0
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.trainable:
+            raise ValueError(f"phase {self.name!r}: trainable must name at least one part")
+        if self.lr <= 0 or self.max_epochs < 1 or self.patience < 0:
+            raise ValueError(f"phase {self.name!r}: need lr > 0, max_epochs >= 1, patience >= 0")
+
+
+def _paper_phases() -> list[PhaseConfig]:
+    return [
+        PhaseConfig("head", ["head"], 1e-3),
+        PhaseConfig("block5", ["block5_conv1", "block5_conv2", "block5_conv3", "head"], 1e-5),
+    ]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """``train`` section of ``params.yaml``.
+
+    seed : seeds weights init, shuffling, augmentation and dropout.
+    batch_size, num_workers : loader settings (num_workers 0 = load in the main process).
+    phases : the fine-tuning phases, run in order (default: the paper's two).
+    augment : training augmentation.
+    accelerator : Lightning accelerator (``auto`` uses a GPU when present).
+    deterministic : Lightning's flag; ``warn`` because some CUDA kernels have no deterministic
+        version.
+    threads : torch CPU threads (0 = torch default).
+    """
+
+    seed: int = 432
+    batch_size: int = 32
+    num_workers: int = 0
+    phases: list[PhaseConfig] = field(default_factory=_paper_phases)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    accelerator: str = "auto"
+    deterministic: bool | Literal["warn"] = "warn"
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size: expected >= 1, got {self.batch_size}")
+        names = [p.name for p in self.phases]
+        if len(set(names)) != len(names):
+            raise ValueError(f"phases: names must be unique, got {names}")
+
+
+def trainable_parameters(model: nn.Module, spec: Sequence[str]) -> set[str]:
+    """Names of the parameters selected by a phase's ``trainable`` list (see :class:`PhaseConfig`)."""
+    from inviz.models.vgg import block_of, keras_layer_names
+
+    names = [n for n, _ in model.named_parameters()]
+    features = getattr(model, "features", None)
+    aliases = keras_layer_names(features) if isinstance(features, nn.Sequential) else {}
+    chosen: set[str] = set()
+    for item in spec:
+        if item == "all":
+            hit = set(names)
+        elif item == "head":
+            hit = {n for n in names if n.startswith("classifier.")}
+        elif item in aliases:
+            hit = {n for n in names if n.startswith(aliases[item] + ".")}
+        elif item.startswith("block") and item[5:].isdigit() and isinstance(features, nn.Sequential):
+            hit = {n for n in names if block_of(n.rsplit(".", 1)[0], features) == item}
+        else:
+            hit = {n for n in names if n == item or n.startswith(item + ".")}
+        if not hit:
+            raise ValueError(
+                f"trainable: {item!r} matches no parameter; use 'all', 'head', a block ('block5'), "
+                f"a layer ({', '.join(list(aliases)[:3])}, ...) or a module name"
+            )
+        chosen |= hit
+    return chosen
+
+
+class Classifier(L.LightningModule):
+    """Wraps a logits model; cross-entropy training, accuracy, and prediction records.
+
+    ``predict_step`` returns ``{"sample_id", "label", "logits"}`` per batch.
+    """
+
+    def __init__(self, model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0):
+        super().__init__()
+        self.model = model
+        self.lr = lr
+        self.weight_decay = weight_decay
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor | None:
+        x, y = batch["image"], batch["label"]
+        if x.numel() == 0:
+            return None
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        acc = (logits.argmax(1) == y).float().mean()
+        on_step = stage == "train"
+        self.log(f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self.log(f"{stage}_acc", acc, on_step=False, on_epoch=True, prog_bar=not on_step, batch_size=len(y))
+        return loss
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        logits = self(batch["image"]) if batch["image"].numel() else torch.empty(0)
+        return {"sample_id": list(batch["sample_id"]), "label": batch["label"].cpu(), "logits": logits.detach().cpu()}
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+
+
+class RestoreBest(L.Callback):
+    """Keep the weights of the epoch with the lowest monitored value; restore them at fit end
+    (Keras ``EarlyStopping(restore_best_weights=True)``). Kept in memory, no checkpoint files."""
+
+    def __init__(self, monitor: str = "val_loss"):
+        self.monitor = monitor
+        self.best: float = float("inf")
+        self.best_epoch: int = -1
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and float(value) < self.best:
+            self.best, self.best_epoch = float(value), trainer.current_epoch
+            self.state = copy.deepcopy({k: v.detach().cpu() for k, v in pl_module.state_dict().items()})
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.state is not None:
+            pl_module.load_state_dict(self.state)
+            log.info("restored best weights of epoch %d (%s=%.4f)", self.best_epoch, self.monitor, self.best)
+
+
+class History(L.Callback):
+    """Collects one row of epoch metrics per validation epoch (for DVC plots and reports)."""
+
+    def __init__(self, phase: str, epoch_offset: int = 0):
+        self.phase = phase
+        self.offset = epoch_offset
+        self.rows: list[dict[str, Any]] = []
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        m = {k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith(("_loss", "_acc"))}
+        self.rows.append({"epoch": self.offset + trainer.current_epoch + 1, "phase": self.phase, **m})
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    epochs: int
+    best_epoch: int
+    best_val_loss: float
+    history: list[dict[str, Any]]
+
+
+def set_trainable(model: nn.Module, names: set[str]) -> None:
+    for n, p in model.named_parameters():
+        p.requires_grad_(n in names)
+
+
+def fit_phases(
+    model: nn.Module,
+    datamodule: L.LightningDataModule,
+    cfg: TrainConfig,
+    logger_factory: Any = None,
+) -> list[PhaseResult]:
+    """Train ``model`` in place through ``cfg.phases``; each phase restores its best weights.
+
+    ``logger_factory(phase_name)`` may return a Lightning logger for that phase (or ``False``).
+    """
+    results: list[PhaseResult] = []
+    offset = 0
+    for phase in cfg.phases:
+        names = trainable_parameters(model, phase.trainable)
+        set_trainable(model, names)
+        n_train = sum(p.numel() for n, p in model.named_parameters() if n in names)
+        log.info("phase %s: %d trainable parameters, lr %g", phase.name, n_train, phase.lr)
+        module = Classifier(model, lr=phase.lr, weight_decay=phase.weight_decay)
+        best = RestoreBest("val_loss")
+        hist = History(phase.name, offset)
+        stop = L.pytorch.callbacks.EarlyStopping(
+            monitor="val_loss", patience=phase.patience, min_delta=phase.min_delta, mode="min"
+        )
+        trainer = L.Trainer(
+            max_epochs=phase.max_epochs,
+            accelerator=cfg.accelerator,
+            devices=1,
+            deterministic=cfg.deterministic,
+            callbacks=[stop, best, hist],
+            logger=logger_factory(phase.name) if logger_factory else False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            log_every_n_steps=1,
+        )
+        model.train()  # Lightning keeps the modes it finds; dropout must be active
+        trainer.fit(module, datamodule=datamodule)
+        epochs = trainer.current_epoch
+        results.append(PhaseResult(phase.name, epochs, offset + best.best_epoch + 1, best.best, hist.rows))
+        offset += epochs
+    set_trainable(model, {n for n, _ in model.named_parameters()})
+    model.eval()
+    return results
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, loader: Any, accelerator: str = "auto") -> dict[str, Any]:
+    """Run ``model`` over a loader with ``Trainer.predict``.
+
+    Returns ``{"sample_id": list[str], "label": LongTensor (N,), "logits": Tensor (N, K)}``.
+    """
+    trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False, enable_progress_bar=True, enable_model_summary=False)
+    outs = trainer.predict(Classifier(model), dataloaders=loader)
+    ids = [s for o in outs for s in o["sample_id"]]
+    labels = torch.cat([o["label"] for o in outs]) if outs else torch.empty(0, dtype=torch.long)
+    logits = torch.cat([o["logits"] for o in outs if o["logits"].numel()]) if outs else torch.empty(0)
+    return {"sample_id": ids, "label": labels, "logits": logits}

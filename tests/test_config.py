@@ -1,0 +1,74 @@
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from inviz.config import ParamsError, flatten, from_dict, load_section, to_dict
+
+
+@dataclass(frozen=True)
+class Inner:
+    lr: float
+    name: str = "x"
+
+
+@dataclass(frozen=True)
+class Outer:
+    seed: int = 1
+    mode: Literal["a", "b"] = "a"
+    maybe: str | None = None
+    items: list[Inner] = field(default_factory=list)
+    pair: tuple[float, float] = (0.0, 1.0)
+    flag: bool = False
+
+
+def test_defaults_and_nested_conversion():
+    cfg = from_dict(Outer, {"items": [{"lr": 1}], "pair": [2, 3]})
+    assert cfg.seed == 1 and cfg.items == [Inner(lr=1.0)] and isinstance(cfg.items[0].lr, float)
+    assert cfg.pair == (2.0, 3.0)
+    assert to_dict(cfg)["items"] == [{"lr": 1.0, "name": "x"}]
+
+
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        ({"seed": "1"}, "train.seed: expected int, got '1'"),
+        ({"seed": True}, "train.seed: expected int"),
+        ({"mode": "c"}, "train.mode: expected 'a' | 'b'"),
+        ({"items": [{"lr": "fast"}]}, "train.items[0].lr: expected float, got 'fast'"),
+        ({"items": [{}]}, "missing required key train.items[0].lr"),
+        ({"sede": 3}, "unknown key(s) train.sede"),
+        ({"pair": [1]}, "train.pair: expected 2 items"),
+        ({"flag": "yes"}, "train.flag: expected bool"),
+    ],
+)
+def test_errors_name_the_key(data, fragment):
+    with pytest.raises(ParamsError) as err:
+        from_dict(Outer, data, "train", "params.yaml")
+    assert fragment in str(err.value)
+    assert str(err.value).startswith("params.yaml")
+
+
+def test_load_section_names_the_file(tmp_path: Path):
+    p = tmp_path / "params.yaml"
+    p.write_text("train:\n  seed: 3\n")
+    assert load_section(p, "train", Outer).seed == 3
+    with pytest.raises(ParamsError, match="missing key other"):
+        load_section(p, "other", Outer)
+    with pytest.raises(ParamsError, match="not found"):
+        load_section(tmp_path / "nope.yaml", "train", Outer)
+    p.write_text("train: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_section(p, "train", Outer)
+
+
+def test_post_init_errors_become_params_errors():
+    from inviz.models.vgg import ModelConfig
+
+    with pytest.raises(ParamsError, match="model: input_size: expected a positive multiple of 32"):
+        from_dict(ModelConfig, {"input_size": 100}, "model", "params.yaml")
+
+
+def test_flatten():
+    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": [{"e": 1}]}) == {"a.b": 1, "a.c": [1, 2], "d.0.e": 1}

@@ -1,0 +1,142 @@
+import tarfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from inviz.data.datamodule import AugmentConfig, ImageDataModule, collate_skip_none, read_index, train_transform
+from inviz.data.imagenette import IMAGENETTE_CLASSES, DatasetUnavailable, ImagenetteConfig, fetch_imagenette
+from inviz.data.index import DatasetLayoutError, SplitConfig, carve_test_pool, scan_image_folder
+from inviz.io import md5_file
+
+from conftest import write_image_folder
+
+
+@pytest.fixture
+def fake_imagenette(tmp_path):
+    """An 'imagenette2-320' folder and .tgz with the 10 WNID folders and 3+2 images each."""
+    folder = write_image_folder(tmp_path / "src" / "imagenette2-320", sorted(IMAGENETTE_CLASSES), {"train": 3, "val": 2})
+    archive = tmp_path / "imagenette2-320.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname="imagenette2-320")
+    return folder, archive
+
+
+def test_local_folder_and_archive(fake_imagenette, tmp_path):
+    folder, archive = fake_imagenette
+    out = fetch_imagenette(ImagenetteConfig(local_path=str(folder)), tmp_path / "a")
+    assert sorted(p.name for p in (out / "val").iterdir()) == sorted(IMAGENETTE_CLASSES)
+    out = fetch_imagenette(ImagenetteConfig(local_path=str(archive), md5=md5_file(archive)), tmp_path / "b")
+    index, skipped = scan_image_folder(out, IMAGENETTE_CLASSES)
+    assert len(index) == 50 and skipped.empty
+    assert index.drop_duplicates("label").sort_values("label")["class_name"].tolist()[:3] == [
+        "tench", "English springer", "cassette player"]
+
+
+def test_archive_checksum_mismatch(fake_imagenette, tmp_path):
+    _, archive = fake_imagenette
+    with pytest.raises(DatasetUnavailable, match="md5 checksum mismatch"):
+        fetch_imagenette(ImagenetteConfig(local_path=str(archive), md5="0" * 32), tmp_path / "x")
+
+
+def test_download_from_cached_archive(fake_imagenette, tmp_path, monkeypatch):
+    """The real download path: an archive already in cache_dir is verified and used."""
+    _, archive = fake_imagenette
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "imagenette2-320.tgz").write_bytes(archive.read_bytes())
+    cfg = ImagenetteConfig(cache_dir=str(cache), md5=md5_file(archive))
+    out = fetch_imagenette(cfg, tmp_path / "dl")
+    assert (out / "train" / "n01440764").is_dir()
+
+
+def test_offline_error_says_what_to_download(tmp_path):
+    cfg = ImagenetteConfig(cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(DatasetUnavailable) as err:
+        fetch_imagenette(cfg, tmp_path / "out")
+    msg = str(err.value)
+    assert cfg.url in msg and "local_path" in msg and str((tmp_path / "cache").resolve()) in msg
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_class_folder_names_it(fake_imagenette, tmp_path):
+    folder, _ = fake_imagenette
+    import shutil
+
+    shutil.rmtree(folder / "val" / "n03888605")
+    with pytest.raises(DatasetUnavailable, match=r"val: missing class folder\(s\) n03888605"):
+        fetch_imagenette(ImagenetteConfig(local_path=str(folder)), tmp_path / "a")
+    with pytest.raises(DatasetLayoutError, match=r"val: missing class folder\(s\) n03888605"):
+        scan_image_folder(folder, IMAGENETTE_CLASSES)
+
+
+def test_corrupt_and_foreign_files_are_listed_not_used(image_folder):
+    bad = image_folder / "train" / "b_cls" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    good = image_folder / "train" / "a_cls" / "a_cls_train_000.png"
+    truncated = image_folder / "val" / "a_cls" / "trunc.png"
+    truncated.write_bytes(good.read_bytes()[:60])
+    (image_folder / "val" / "c_cls" / "notes.txt").write_text("hello")
+    index, skipped = scan_image_folder(image_folder)
+    assert len(index) == 3 * 10
+    assert set(skipped["path"]) == {"train/b_cls/broken.png", "val/a_cls/trunc.png", "val/c_cls/notes.txt"}
+    assert skipped.set_index("path").loc["val/c_cls/notes.txt", "reason"].startswith("not an image file")
+    assert index["sample_id"].str.match(r"^(train|val)/[abc]_cls/").all()
+
+
+def test_split_folders_must_agree(image_folder):
+    (image_folder / "val" / "d_cls").mkdir()
+    with pytest.raises(DatasetLayoutError, match="differ"):
+        scan_image_folder(image_folder)
+
+
+def test_test_pool_is_stratified_and_seeded(image_folder):
+    index, _ = scan_image_folder(image_folder)
+    a = carve_test_pool(index, SplitConfig(test_fraction=0.5, seed=1))
+    b = carve_test_pool(index, SplitConfig(test_fraction=0.5, seed=1))
+    c = carve_test_pool(index, SplitConfig(test_fraction=0.5, seed=2))
+    pd.testing.assert_frame_equal(a, b)
+    assert not a.equals(c)
+    counts = a.groupby(["split", "label"]).size()
+    assert (counts.loc["test"] == 2).all() and (counts.loc["val"] == 2).all() and (counts.loc["train"] == 6).all()
+    with pytest.raises(ValueError, match="test_fraction"):
+        SplitConfig(test_fraction=1.0)
+
+
+def test_datamodule_batches_and_drops_unreadable(image_folder, tmp_path):
+    index, _ = scan_image_folder(image_folder)
+    index = carve_test_pool(index, SplitConfig())
+    index.to_csv(tmp_path / "index.csv", index=False)
+    index = read_index(tmp_path / "index.csv")
+    dm = ImageDataModule(index, image_folder, 32, (0.5,) * 3, (0.5,) * 3, batch_size=4)
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["image"].shape == (4, 3, 32, 32) and batch["label"].dtype == torch.long
+    assert len(batch["sample_id"]) == 4 and batch["dropped"] == 0
+    # an image deleted after indexing is dropped from its batch (and logged), not a crash
+    first = index[index["split"] == "val"].iloc[0]
+    (image_folder / first["path"]).unlink()
+    batch = next(iter(dm.val_dataloader()))
+    assert batch["image"].shape[0] == 3 and batch["dropped"] == 1
+    assert collate_skip_none([None])["image"].numel() == 0
+
+
+def test_read_index_checks_columns(tmp_path):
+    pd.DataFrame({"path": ["x"]}).to_csv(tmp_path / "i.csv", index=False)
+    with pytest.raises(ValueError, match=r"i.csv: missing column\(s\) sample_id"):
+        read_index(tmp_path / "i.csv")
+
+
+def test_augmentation_is_seeded_and_changes_the_image(image_folder):
+    from PIL import Image
+
+    img = Image.open(next((image_folder / "train" / "a_cls").iterdir())).convert("RGB")
+    tf = train_transform(32, (0.5,) * 3, (0.5,) * 3, AugmentConfig())
+    torch.manual_seed(0)
+    a = tf(img)
+    torch.manual_seed(0)
+    b = tf(img)
+    assert torch.equal(a, b)
+    plain = train_transform(32, (0.5,) * 3, (0.5,) * 3, AugmentConfig(enabled=False))(img)
+    assert not torch.allclose(a, plain)
+    assert np.isfinite(a.numpy()).all()

@@ -1,0 +1,113 @@
+import copy
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+
+from inviz.data.datamodule import AugmentConfig, ImageDataModule
+from inviz.data.index import SplitConfig, carve_test_pool, scan_image_folder
+from inviz.models.vgg import ModelConfig, build_vgg16
+from inviz.selection import SelectConfig, SelectionError, select_correct
+from inviz.training import PhaseConfig, RestoreBest, TrainConfig, fit_phases, predict_logits, trainable_parameters
+
+MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+
+@pytest.fixture
+def tiny(image_folder):
+    index, _ = scan_image_folder(image_folder)
+    index = carve_test_pool(index, SplitConfig(seed=0))
+    L.seed_everything(0)
+    model = build_vgg16(3, ModelConfig(weights="none", input_size=32, width=0.0625, head_hidden=16, dropout=0.0))
+    dm = ImageDataModule(index, image_folder, 32, MEAN, STD, augment=AugmentConfig(enabled=False), batch_size=6, seed=0)
+    return model, dm
+
+
+def test_trainable_spec_resolution():
+    model = build_vgg16(3, ModelConfig(weights="none", input_size=32, width=0.0625))
+    head = trainable_parameters(model, ["head"])
+    assert head and all(n.startswith("classifier.") for n in head)
+    b5 = trainable_parameters(model, ["block5"])
+    assert b5 == {f"features.{i}.{p}" for i in (24, 26, 28) for p in ("weight", "bias")}
+    assert trainable_parameters(model, ["block5_conv1", "block5_conv2", "block5_conv3"]) == b5
+    assert trainable_parameters(model, ["features.28"]) == {"features.28.weight", "features.28.bias"}
+    assert len(trainable_parameters(model, ["all"])) == len(list(model.parameters()))
+    with pytest.raises(ValueError, match="'block9' matches no parameter"):
+        trainable_parameters(model, ["block9"])
+
+
+def test_phases_freeze_what_they_should_and_learn(tiny):
+    model, dm = tiny
+    before = copy.deepcopy(model.state_dict())
+    cfg = TrainConfig(
+        seed=0, batch_size=6, accelerator="cpu", deterministic=True,
+        phases=[PhaseConfig("head", ["head"], lr=3e-3, max_epochs=2, patience=5),
+                PhaseConfig("all", ["all"], lr=1e-3, max_epochs=12, patience=12)],
+    )
+    # phase 1 alone changes only the head
+    head_only = TrainConfig(**{**cfg.__dict__, "phases": cfg.phases[:1]})
+    fit_phases(model, dm, head_only)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("features."))
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("classifier."))
+    results = fit_phases(model, dm, cfg)
+    assert [r.name for r in results] == ["head", "all"]
+    hist = [row for r in results for row in r.history]
+    assert [row["epoch"] for row in hist] == list(range(1, len(hist) + 1))
+    assert {"val_loss", "val_acc", "train_loss"} <= set(hist[-1])
+    preds = predict_logits(model, dm.val_dataloader(), accelerator="cpu")
+    acc = (preds["logits"].argmax(1) == preds["label"]).float().mean().item()
+    assert acc > 0.5, f"tiny model failed to learn colour classes (val acc {acc:.2f})"
+    assert all(p.requires_grad for p in model.parameters()) and not model.training
+
+
+def test_restore_best_restores_best_epoch_weights():
+    class FakeTrainer:
+        sanity_checking = False
+        current_epoch = 0
+        callback_metrics = {}
+
+    module = torch.nn.Linear(2, 1)
+    cb = RestoreBest("val_loss")
+    t = FakeTrainer()
+    for epoch, loss in enumerate([1.0, 0.5, 0.7]):
+        with torch.no_grad():
+            module.weight.fill_(epoch)
+        t.current_epoch, t.callback_metrics = epoch, {"val_loss": torch.tensor(loss)}
+        cb.on_validation_end(t, module)
+    cb.on_fit_end(t, module)
+    assert cb.best_epoch == 1 and torch.all(module.weight == 1)
+
+
+def test_training_is_deterministic(image_folder):
+    def run():
+        index, _ = scan_image_folder(image_folder)
+        index = carve_test_pool(index, SplitConfig(seed=0))
+        L.seed_everything(5)
+        model = build_vgg16(3, ModelConfig(weights="none", input_size=32, width=0.0625, head_hidden=8))
+        dm = ImageDataModule(index, image_folder, 32, MEAN, STD, augment=AugmentConfig(), batch_size=6, seed=5)
+        cfg = TrainConfig(seed=5, accelerator="cpu", deterministic=True, phases=[PhaseConfig("all", ["all"], 1e-3, max_epochs=2)])
+        fit_phases(model, dm, cfg)
+        return model.state_dict()
+
+    a, b = run(), run()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_select_correct_per_class_seeded():
+    ids = [f"s{i}" for i in range(12)]
+    labels = np.array([0] * 6 + [1] * 6)
+    logits = torch.zeros(12, 2)
+    logits[:, 0] = torch.tensor([3.0] * 5 + [-3.0] + [-3.0] * 4 + [3.0] * 2)  # 5 right in class 0, 4 in class 1
+    table, short = select_correct(ids, labels, logits, ["zero", "one"], SelectConfig(per_class=3, seed=1))
+    assert short == {} and len(table) == 6
+    assert (table["pred"] == table["label"]).all() and table["class_name"].tolist() == ["zero"] * 3 + ["one"] * 3
+    assert list(table.columns[-2:]) == ["logit_0", "logit_1"]
+    np.testing.assert_allclose(table["confidence"], torch.sigmoid(torch.tensor(3.0)).item(), rtol=1e-6)
+    again, _ = select_correct(ids, labels, logits, ["zero", "one"], SelectConfig(per_class=3, seed=1))
+    assert table.equals(again)
+    with pytest.raises(SelectionError, match="class 'one': only 4 correctly classified"):
+        select_correct(ids, labels, logits, ["zero", "one"], SelectConfig(per_class=5))
+    table, short = select_correct(ids, labels, logits, ["zero", "one"], SelectConfig(per_class=5, on_shortfall="warn"))
+    assert short == {"one": 1} and len(table) == 9
