@@ -1,0 +1,1 @@
+"""Datasets: Imagenette (the paper), synthetic demo data, indexing and loaders."""
