@@ -10,4 +10,10 @@ STAGES: dict[str, str] = {
     "data": "data",
     "train": "train",
     "select": "select",
+    "extract": "extract",
+    "masks": "masks",
+    "labels_simulate": "labels_simulate",
+    "labels_import": "labels_import",
+    "labels_analyze": "labels_analyze",
+    "table2": "table2",
 }

@@ -1,0 +1,392 @@
+"""Exact t-SNE compiled for the CPU with numba (the ``numba`` backend of :mod:`inviz.embedding`).
+
+The algorithm is scikit-learn's exact t-SNE step for step (binary search for the perplexity on
+squared Euclidean distances, symmetrised joint probabilities, Student-t kernel with one degree of
+freedom, gradient descent with momentum and per-parameter gains, an early-exaggeration phase that
+restarts the momentum and gains, convergence checks every ``n_iter_check`` iterations), so its
+result is what ``sklearn.manifold.TSNE(method="exact")`` computes up to floating-point rounding.
+
+Many problems (every layer of every image of a batch) are solved in one call: the outer loop over
+problems is ``prange``-parallel and each problem is solved by a single thread, so the result is
+deterministic and does not depend on the number of threads. One pass over the pairs gives the
+normalisation ``Z`` and both terms of the gradient (full rows, structure-of-arrays layout, float32
+pair arithmetic with float64 accumulation of ``Z`` and float64 optimiser state, and
+``error_model="numpy"`` so that the inner loop vectorises),
+
+    grad_i = 4 * (exag * sum_j p_ij q_ij (y_i - y_j)  -  sum_j q_ij^2 (y_i - y_j) / Z),
+    q_ij = 1 / (1 + |y_i - y_j|^2).
+
+Compiled with ``cache=True`` (the compiled code is stored next to this file; the first call in a
+fresh environment pays the JIT cost once).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+_EPS_DBL = 1e-8  # sklearn's EPSILON_DBL in the binary search
+_MACHINE_EPS = np.finfo(np.double).eps
+_LOG_EPS = math.log(_MACHINE_EPS)
+_LN2 = math.log(2.0)
+_LOG2E = 1.0 / _LN2
+
+
+@njit(cache=True, error_model="numpy")
+def _sqdist(x: np.ndarray) -> np.ndarray:
+    n, d = x.shape
+    out = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            s = 0.0
+            for c in range(d):
+                t = x[i, c] - x[j, c]
+                s += t * t
+            out[i, j] = s
+            out[j, i] = s
+    return out
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _vexp(x: np.ndarray, out: np.ndarray, ibuf: np.ndarray) -> None:
+    """``out = exp(x)`` elementwise for ``x <= 0`` (1-D float64), vectorisable (relative error < 1e-12).
+
+    Results below 2**-1022 are flushed to 0. ``ibuf`` is an int64 work buffer of the same length.
+    """
+    n = x.shape[0]
+    for j in range(n):
+        t = x[j] * _LOG2E
+        if t < -1022.0:
+            t = -1022.0
+        k = math.floor(t)
+        r = (t - k) * _LN2  # exp(r), r in [0, ln 2): Taylor polynomial of degree 12
+        out[j] = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
+            1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
+                1.0 / 3628800 + r * (1.0 / 39916800 + r / 479001600)))))))))))
+        ibuf[j] = (np.int64(k) + 1023) << 52  # 2**k as float64 bits
+    scale = ibuf.view(np.float64)
+    for j in range(n):
+        v = out[j] * scale[j]
+        out[j] = 0.0 if x[j] * _LOG2E < -1022.0 else v
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _vlog(x: np.ndarray, out: np.ndarray, ibuf: np.ndarray) -> None:
+    """``out = log(x)`` elementwise for positive normal ``x`` (1-D float64), vectorisable (abs error < 1e-14)."""
+    n = x.shape[0]
+    bits = x.view(np.int64)
+    for j in range(n):
+        b = bits[j]
+        out[j] = ((b >> 52) & 0x7FF) - 1023  # exponent
+        ibuf[j] = (b & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000  # mantissa in [1, 2)
+    mant = ibuf.view(np.float64)
+    for j in range(n):
+        m = mant[j]
+        e = out[j]
+        if m > 1.4142135623730951:
+            m *= 0.5
+            e += 1.0
+        s = (m - 1.0) / (m + 1.0)  # log m = 2 atanh(s), |s| <= 0.1716
+        s2 = s * s
+        poly = 1.0 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9 + s2 * (
+            1.0 / 11 + s2 * (1.0 / 13 + s2 * (1.0 / 15 + s2 / 17)))))))
+        out[j] = e * _LN2 + 2.0 * s * poly
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _conditional_p(dist: np.ndarray, perplexity: float, n_steps: int, tol: float) -> np.ndarray:
+    """sklearn's ``_binary_search_perplexity`` (rows: conditional p_{j|i}; diagonal 0).
+
+    Same bisection on the precision ``beta`` and the same stopping rule (``|H - log perplexity|
+    <= tol`` nats, at most ``n_steps`` steps). Two changes that do not alter what is computed:
+    distances are shifted by each row's minimum (p and H are unchanged mathematically; no
+    underflow for far-apart points), and each row's search starts from the previous row's
+    ``beta`` instead of 1 (fewer steps to the same tolerance).
+    """
+    n = dist.shape[0]
+    p = np.zeros((n, n))
+    desired = math.log(perplexity)
+    arg = np.empty(n)
+    row = np.empty(n)
+    ibuf = np.empty(n, dtype=np.int64)
+    beta_start = 1.0
+    for i in range(n):
+        dmin = 1e308  # (fastmath: no infinities; unset bounds are -1 since beta > 0)
+        for j in range(n):
+            if j != i and dist[i, j] < dmin:
+                dmin = dist[i, j]
+        beta = beta_start
+        beta_min = -1.0
+        beta_max = -1.0
+        for _ in range(n_steps):
+            for j in range(n):
+                arg[j] = -(dist[i, j] - dmin) * beta
+            arg[i] = -1e300  # p_ii = 0 (no infinities under fastmath)
+            _vexp(arg, row, ibuf)
+            row[i] = 0.0
+            sum_p = 0.0
+            for j in range(n):
+                sum_p += row[j]
+            if sum_p == 0.0:
+                sum_p = _EPS_DBL
+            inv = 1.0 / sum_p
+            sum_dp = 0.0
+            for j in range(n):
+                row[j] *= inv
+                sum_dp += (dist[i, j] - dmin) * row[j]
+            entropy = math.log(sum_p) + beta * sum_dp
+            diff = entropy - desired
+            if abs(diff) <= tol:
+                break
+            if diff > 0.0:
+                beta_min = beta
+                if beta_max < 0.0:
+                    beta *= 2.0
+                else:
+                    beta = (beta + beta_max) / 2.0
+            else:
+                beta_max = beta
+                if beta_min < 0.0:
+                    beta /= 2.0
+                else:
+                    beta = (beta + beta_min) / 2.0
+        beta_start = beta
+        for j in range(n):
+            p[i, j] = row[j]
+    return p
+
+
+@njit(cache=True, error_model="numpy")
+def _joint_p(cond: np.ndarray) -> np.ndarray:
+    n = cond.shape[0]
+    total = 0.0
+    for i in range(n):
+        for j in range(n):
+            total += cond[i, j]
+    total = max(2.0 * total, _MACHINE_EPS)  # sum of (cond + cond.T) over the full matrix
+    p = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1, n):
+            v = max((cond[i, j] + cond[j, i]) / total, _MACHINE_EPS)
+            p[i, j] = v
+            p[j, i] = v
+    return p
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _gradient(
+    y0: np.ndarray, y1: np.ndarray, p: np.ndarray, exag: float, g0: np.ndarray, g1: np.ndarray, r0: np.ndarray, r1: np.ndarray
+) -> float:
+    """Fill the gradient (g0, g1) of the points (y0, y1); returns Z = sum_{i != j} q_ij (unnormalised).
+
+    ``y0, y1, p`` are float32 (twice the SIMD width; relative error ~1e-7, as scikit-learn's
+    Barnes-Hut code which is float32 throughout); ``Z`` and the outputs are float64. Full rows of
+    the symmetric pair matrix: no scatter, so the inner loop vectorises. r0, r1 are work buffers.
+    """
+    n = y0.shape[0]
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    ex = np.float32(exag)
+    z = 0.0
+    for i in range(n):
+        yi0 = y0[i]
+        yi1 = y1[i]
+        pi = p[i]
+        sax = zero
+        say = zero
+        srx = zero
+        sry = zero
+        zi = zero
+        for j in range(n):
+            dx = yi0 - y0[j]
+            dy = yi1 - y1[j]
+            q = one / (one + dx * dx + dy * dy)
+            zi += q
+            pq = ex * pi[j] * q
+            q2 = q * q
+            sax += pq * dx
+            say += pq * dy
+            srx += q2 * dx
+            sry += q2 * dy
+        g0[i] = sax
+        g1[i] = say
+        r0[i] = srx
+        r1[i] = sry
+        z += zi - 1.0  # minus the j == i term (q = 1, no gradient contribution)
+    inv_z = 1.0 / z
+    for i in range(n):
+        g0[i] = 4.0 * (g0[i] - r0[i] * inv_z)
+        g1[i] = 4.0 * (g1[i] - r1[i] * inv_z)
+    return z
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _p_stats(p: np.ndarray) -> tuple[float, float]:
+    """(sum_{i != j} p_ij, sum_{i != j} p_ij log p_ij) of the joint probabilities."""
+    n = p.shape[0]
+    row = np.empty(n)
+    logs = np.empty(n)
+    ibuf = np.empty(n, dtype=np.int64)
+    total = 0.0
+    plogp = 0.0
+    for i in range(n):
+        for j in range(n):
+            row[j] = p[i, j] if j != i else 1.0
+        _vlog(row, logs, ibuf)
+        for j in range(n):
+            if j != i:
+                total += p[i, j]
+                plogp += p[i, j] * logs[j]
+    return total, plogp
+
+
+@njit(cache=True, fastmath=True, error_model="numpy")
+def _kl(y0: np.ndarray, y1: np.ndarray, p: np.ndarray, exag: float, p_sum: float, p_logp: float) -> float:
+    """sklearn's error, KL(exag P || Q) over ordered pairs, from the pair sums
+
+    KL = exag (sum p log p + log(exag) sum p + sum p log(1 + d^2) + sum p log Z)
+
+    (scikit-learn floors q at machine epsilon, which matters only for q < 2e-16).
+    """
+    n = y0.shape[0]
+    u = np.empty(n)
+    logs = np.empty(n)
+    ibuf = np.empty(n, dtype=np.int64)
+    z = 0.0
+    s = 0.0
+    for i in range(n):
+        yi0 = y0[i]
+        yi1 = y1[i]
+        for j in range(n):
+            dx = yi0 - y0[j]
+            dy = yi1 - y1[j]
+            u[j] = 1.0 + dx * dx + dy * dy
+        _vlog(u, logs, ibuf)
+        pi = p[i]
+        zi = 0.0
+        si = 0.0
+        for j in range(n):
+            zi += 1.0 / u[j]
+            si += pi[j] * logs[j]  # p_ii = 0 and log u_ii = 0
+        z += zi - 1.0
+        s += si
+    return exag * (p_logp + math.log(exag) * p_sum + s + p_sum * math.log(z))
+
+
+@njit(cache=True, error_model="numpy")
+def _descend(
+    y0: np.ndarray, y1: np.ndarray, p: np.ndarray, exag: float, start: int, stop: int, momentum: float, lr: float,
+    min_gain: float, min_grad_norm: float, n_iter_check: int, n_without_progress: int, p_sum: float, p_logp: float,
+) -> tuple[float, int]:
+    """sklearn's ``_gradient_descent`` on (y0, y1) in place; returns (last error, last iteration)."""
+    n = y0.shape[0]
+    ys = (y0, y1)
+    p32 = p.astype(np.float32)
+    y0f = y0.astype(np.float32)
+    y1f = y1.astype(np.float32)
+    g0 = np.zeros(n)
+    g1 = np.zeros(n)
+    r0 = np.zeros(n)
+    r1 = np.zeros(n)
+    gs = (g0, g1)
+    u0 = np.zeros(n)
+    u1 = np.zeros(n)
+    us = (u0, u1)
+    k0 = np.ones(n)
+    k1 = np.ones(n)
+    ks = (k0, k1)
+    error = np.finfo(np.float64).max
+    best_error = error
+    best_iter = start
+    i = start
+    for i in range(start, stop):
+        _gradient(y0f, y1f, p32, exag, g0, g1, r0, r1)
+        gnorm2 = 0.0
+        for c in range(2):
+            y = ys[c]
+            g = gs[c]
+            u = us[c]
+            k = ks[c]
+            for a in range(n):
+                if u[a] * g[a] < 0.0:
+                    k[a] += 0.2
+                else:
+                    k[a] *= 0.8
+                if k[a] < min_gain:
+                    k[a] = min_gain
+                ga = g[a] * k[a]
+                gnorm2 += ga * ga
+                u[a] = momentum * u[a] - lr * ga
+                y[a] += u[a]
+        for a in range(n):
+            y0f[a] = y0[a]
+            y1f[a] = y1[a]
+        if (i + 1) % n_iter_check == 0 or i == stop - 1:
+            error = _kl(y0, y1, p, exag, p_sum, p_logp)
+            if (i + 1) % n_iter_check == 0:
+                if error < best_error:
+                    best_error = error
+                    best_iter = i
+                elif i - best_iter > n_without_progress:
+                    break
+                if math.sqrt(gnorm2) <= min_grad_norm:
+                    break
+    return error, i
+
+
+@njit(cache=True, error_model="numpy")
+def tsne_one(
+    x: np.ndarray, y: np.ndarray, perplexity: float, n_iter: int, exaggeration: float, exaggeration_iter: int,
+    lr: float, momentum_early: float, momentum_final: float, min_gain: float, min_grad_norm: float,
+    n_iter_check: int, n_without_progress: int, n_steps: int, tol: float,
+) -> tuple[float, int]:
+    """Exact t-SNE of ``x`` (n, d) starting from and writing to ``y`` (n, 2); returns (KL, iterations)."""
+    dist = _sqdist(x)
+    p = _joint_p(_conditional_p(dist, perplexity, n_steps, tol))
+    y0 = np.ascontiguousarray(y[:, 0])
+    y1 = np.ascontiguousarray(y[:, 1])
+    p_sum, p_logp = _p_stats(p)
+    stop1 = min(exaggeration_iter, n_iter)
+    err, it = 0.0, -1
+    if stop1 > 0:
+        err, it = _descend(y0, y1, p, exaggeration, 0, stop1, momentum_early, lr, min_gain, min_grad_norm,
+                           n_iter_check, exaggeration_iter, p_sum, p_logp)
+    if n_iter > stop1:
+        err, it = _descend(y0, y1, p, 1.0, it + 1, n_iter, momentum_final, lr, min_gain, min_grad_norm,
+                           n_iter_check, n_without_progress, p_sum, p_logp)
+    else:
+        err = _kl(y0, y1, p, 1.0, p_sum, p_logp)
+    y[:, 0] = y0
+    y[:, 1] = y1
+    return err, it + 1
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def tsne_many(
+    x: np.ndarray, offsets: np.ndarray, dims: np.ndarray, y: np.ndarray, perplexity: np.ndarray, lr: np.ndarray,
+    n_iter: int, exaggeration: float, exaggeration_iter: int, momentum_early: float, momentum_final: float,
+    min_gain: float, min_grad_norm: float, n_iter_check: int, n_without_progress: int, n_steps: int, tol: float,
+    order: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Solve problem ``b`` on rows ``offsets[b]:offsets[b+1]`` and columns ``:dims[b]`` of ``x``.
+
+    ``y`` (sum n, 2) holds the initial embeddings and receives the results; ``order`` lists the
+    problems largest first (better load balance). Returns (KL per problem, iterations per problem).
+    """
+    nb = offsets.shape[0] - 1
+    kl = np.zeros(nb)
+    iters = np.zeros(nb, dtype=np.int64)
+    for t in prange(nb):
+        b = order[t]
+        lo = offsets[b]
+        hi = offsets[b + 1]
+        xb = np.ascontiguousarray(x[lo:hi, : dims[b]])
+        yb = np.ascontiguousarray(y[lo:hi])
+        err, it = tsne_one(xb, yb, perplexity[b], n_iter, exaggeration, exaggeration_iter, lr[b], momentum_early,
+                           momentum_final, min_gain, min_grad_norm, n_iter_check, n_without_progress, n_steps, tol)
+        y[lo:hi] = yb
+        kl[b] = err
+        iters[b] = it
+    return kl, iters

@@ -1,0 +1,236 @@
+"""Masked images for the label game *Deep Reveal* (METHOD.md §2).
+
+A player first sees only the most salient ``levels[0]`` percent of a cluster map laid over the
+image, then may ask for up to five hints, each revealing a larger share. For one cluster map
+``A`` (native resolution, e.g. 8x8 … 64x64) and its image:
+
+1. game image: the network input (the original image resized to the model's input size, as the
+   model saw it) upscaled to ``game_size`` (paper: 256 → 512);
+2. the cluster map upscaled to ``game_size`` by nearest-neighbour block replication (x8, x16,
+   x32 in the paper);
+3. for each level ``Q``: binary mask ``M = A_up >= percentile(A_up, 100 - Q)``;
+4. soft mask: ``gaussian_filter(M, sigma, truncate=1.5)`` with ``sigma`` set by the upscale
+   factor (paper: 12 / 16 / 24 for x8 / x16 / x32; see :func:`blur_sigma` for other factors);
+5. masked image = soft mask * game image.
+
+Ties make a mask show more than ``Q`` percent (a constant map reveals everything): the share
+actually shown is returned with every level so manifests can report it.
+
+Everything here is a pure function over arrays; the ``masks`` stage does the I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+Resample = Literal["nearest", "bilinear", "bicubic", "lanczos"]
+
+
+@dataclass(frozen=True)
+class RevealConfig:
+    """``masks`` section: how Deep Reveal's masked images are made.
+
+    game_size : side of the square game image in pixels (paper: 512 = 2x the 256 input).
+    levels : revealed percentages, first view then one per hint (paper: 2, 4.5, 8, 13, 20, 30).
+    sigma : upscale factor -> Gaussian sigma in game pixels (paper: {8: 12, 16: 16, 32: 24}).
+        For a factor ``f`` not in the table, sigma = ``sigma[g] * sqrt(f / g)`` where ``g`` is
+        the table factor nearest to ``f`` on a log scale (ties: the smaller ``g``); e.g. x4 → 8.49.
+    truncate : Gaussian kernel radius in sigmas (``scipy.ndimage.gaussian_filter(truncate=)``).
+    blur_mode : border handling of the blur (``scipy.ndimage`` mode; default ``reflect``).
+    image_resample : filter that upscales the network input to ``game_size``.
+    image_format : ``png`` (lossless, default) or ``jpeg`` for the stored masked images.
+    png_compress_level : zlib level 0-9 of PNGs (size/speed only, pixels unchanged).
+    jpeg_quality : JPEG quality 1-95 when ``image_format`` is ``jpeg``.
+    figure_maps : cluster maps shown in the six-level strip figure.
+    figure_seed : which cluster maps the figure shows (seeded draw).
+    map_kind : which cluster map of the ``extract`` output is masked: ``map`` (the stored map,
+        scaled as ``extract.map_scaling`` says; ``code`` = the authors' display map) or ``raw``
+        (``A_C``). Min-max scaling does not move percentiles; the ``code`` resampling can.
+    """
+
+    game_size: int = 512
+    levels: tuple[float, ...] = (2.0, 4.5, 8.0, 13.0, 20.0, 30.0)
+    sigma: dict[int, float] = field(default_factory=lambda: {8: 12.0, 16: 16.0, 32: 24.0})
+    truncate: float = 1.5
+    blur_mode: Literal["reflect", "constant", "nearest", "mirror", "wrap"] = "reflect"
+    image_resample: Resample = "bilinear"
+    image_format: Literal["png", "jpeg"] = "png"
+    png_compress_level: int = 1
+    jpeg_quality: int = 90
+    figure_maps: int = 4
+    figure_seed: int = 432
+    map_kind: Literal["map", "raw"] = "map"
+
+    def __post_init__(self) -> None:
+        if self.game_size < 1:
+            raise ValueError(f"game_size: expected >= 1, got {self.game_size}")
+        if not self.levels:
+            raise ValueError("levels: expected at least one reveal level")
+        if any(not 0 < q <= 100 for q in self.levels):
+            raise ValueError(f"levels: expected percentages in (0, 100], got {list(self.levels)}")
+        if list(self.levels) != sorted(self.levels) or len(set(self.levels)) != len(self.levels):
+            raise ValueError(f"levels: expected strictly increasing percentages, got {list(self.levels)}")
+        if not self.sigma or any(f < 1 or s < 0 for f, s in self.sigma.items()):
+            raise ValueError(f"sigma: expected factor (>= 1) -> sigma (>= 0) entries, got {self.sigma}")
+        if self.truncate <= 0:
+            raise ValueError(f"truncate: expected > 0, got {self.truncate}")
+        if not 0 <= self.png_compress_level <= 9:
+            raise ValueError(f"png_compress_level: expected 0..9, got {self.png_compress_level}")
+        if not 1 <= self.jpeg_quality <= 95:
+            raise ValueError(f"jpeg_quality: expected 1..95, got {self.jpeg_quality}")
+        if self.figure_maps < 1:
+            raise ValueError(f"figure_maps: expected >= 1, got {self.figure_maps}")
+
+
+@dataclass(frozen=True)
+class Reveal:
+    """The Deep Reveal images of one cluster map (L = number of levels, G = game size).
+
+    masked : ndarray of uint8, shape (L, G, G, 3) — soft mask * game image per level.
+    soft : ndarray of float32, shape (L, G, G) — blurred masks in [0, 1].
+    binary : ndarray of bool, shape (L, G, G) — ``map >= percentile(map, 100 - Q)``.
+    revealed_share : ndarray of float, shape (L,) — share of pixels in the binary mask
+        (``levels / 100`` unless the map has ties; the blur keeps the mean with ``reflect``).
+    factor : upscale factor (game size / map side). sigma : blur sigma used.
+    """
+
+    masked: np.ndarray
+    soft: np.ndarray
+    binary: np.ndarray
+    revealed_share: np.ndarray
+    factor: float
+    sigma: float
+
+
+def upscale_factor(map_shape: Sequence[int], game_size: int) -> float:
+    """Game size / map side for a square map of shape (h, w); raises for non-square maps."""
+    h, w = int(map_shape[0]), int(map_shape[1])
+    if h != w:
+        raise ValueError(f"cluster maps must be square, got shape {(h, w)}")
+    return game_size / h
+
+
+def blur_sigma(factor: float, table: dict[int, float]) -> float:
+    """Blur sigma for upscale ``factor`` (see :class:`RevealConfig` ``sigma`` for the rule).
+
+    Exact table entries are returned as they are; any other factor scales the nearest entry
+    (log scale, ties to the smaller factor) by ``sqrt(factor / entry)``.
+    """
+    if factor in table:
+        return float(table[factor])  # type: ignore[index]
+    ref = min(sorted(table), key=lambda g: abs(math.log(factor / g)))
+    return float(table[ref]) * math.sqrt(factor / ref)
+
+
+def upscale_nearest(cmap: np.ndarray, size: int) -> np.ndarray:
+    """Nearest-neighbour upscaling of a (h, w) map to (size, size).
+
+    Pixel ``(y, x)`` of the result takes map pixel ``(y * h // size, x * w // size)``: for an
+    integer factor this is exact block replication (``np.kron`` with a block of ones).
+    """
+    cmap = np.asarray(cmap)
+    if cmap.ndim != 2:
+        raise ValueError(f"expected a 2-D map, got shape {cmap.shape}")
+    h, w = cmap.shape
+    rows = (np.arange(size) * h) // size
+    cols = (np.arange(size) * w) // size
+    return cmap[rows[:, None], cols[None, :]]
+
+
+def percentile_mask(values: np.ndarray, q: float) -> np.ndarray:
+    """Binary mask of the top ``q`` percent: ``values >= np.percentile(values, 100 - q)``.
+
+    Ties at the threshold are all included, so the mask can cover more than ``q`` percent.
+    Non-finite values raise ``ValueError``.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(values)):
+        raise ValueError("map contains NaN or infinite values")
+    return values >= np.percentile(values, 100.0 - q)
+
+
+def soft_mask(binary: np.ndarray, sigma: float, truncate: float = 1.5, mode: str = "reflect") -> np.ndarray:
+    """Gaussian-blurred binary mask (float32 in [0, 1]); ``sigma == 0`` returns the mask as float."""
+    from scipy.ndimage import gaussian_filter
+
+    m = np.asarray(binary, dtype=np.float32)
+    if sigma <= 0:
+        return m
+    return np.clip(gaussian_filter(m, sigma=sigma, truncate=truncate, mode=mode), 0.0, 1.0).astype(np.float32)
+
+
+def apply_mask(image: np.ndarray, soft: np.ndarray) -> np.ndarray:
+    """Masked image ``round(soft * image)``: image (G, G, 3) uint8, soft (G, G) -> uint8 (G, G, 3)."""
+    out = np.asarray(image, dtype=np.float32) * np.asarray(soft, dtype=np.float32)[..., None]
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+_PIL_FILTERS = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3}
+
+
+def game_image(image: np.ndarray, input_size: int, game_size: int, resample: Resample = "bilinear") -> np.ndarray:
+    """The game's picture: ``image`` resized to the network input, then upscaled to ``game_size``.
+
+    The first resize matches :func:`inviz.data.datamodule.eval_transform` (bilinear with
+    antialiasing on a PIL image), so players see what the network saw.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (H, W, 3) — the original RGB image.
+    input_size, game_size : sides in pixels. resample : filter of the second resize.
+
+    Returns
+    -------
+    ndarray of uint8, shape (game_size, game_size, 3)
+    """
+    from PIL import Image
+
+    pil = Image.fromarray(np.asarray(image, dtype=np.uint8)).convert("RGB")
+    if pil.size != (input_size, input_size):
+        pil = pil.resize((input_size, input_size), Image.Resampling.BILINEAR)
+    if input_size != game_size:
+        pil = pil.resize((game_size, game_size), Image.Resampling(_PIL_FILTERS[resample]))
+    return np.asarray(pil, dtype=np.uint8)
+
+
+def binary_levels(cmap: np.ndarray, cfg: RevealConfig) -> np.ndarray:
+    """Binary reveal masks of shape (L, G, G) of one (h, w) cluster map, one per level."""
+    up = upscale_nearest(np.asarray(cmap, dtype=np.float64), cfg.game_size)
+    return np.stack([percentile_mask(up, q) for q in cfg.levels])
+
+
+def reveal(cmap: np.ndarray, image: np.ndarray, cfg: RevealConfig) -> Reveal:
+    """All Deep Reveal levels of one cluster map.
+
+    Parameters
+    ----------
+    cmap : ndarray, shape (h, h) — the cluster map at the layer's native resolution.
+    image : ndarray of uint8, shape (G, G, 3) — the game image (:func:`game_image`).
+    cfg : reveal settings.
+
+    Returns
+    -------
+    Reveal with L = ``len(cfg.levels)`` masked images.
+    """
+    image = np.asarray(image)
+    g = cfg.game_size
+    if image.shape != (g, g, 3):
+        raise ValueError(f"image: expected shape {(g, g, 3)}, got {image.shape}")
+    factor = upscale_factor(np.shape(cmap), g)
+    sigma = blur_sigma(factor, cfg.sigma)
+    binary = binary_levels(cmap, cfg)
+    soft = np.stack([soft_mask(b, sigma, cfg.truncate, cfg.blur_mode) for b in binary])
+    masked = np.stack([apply_mask(image, s) for s in soft])
+    return Reveal(
+        masked=masked,
+        soft=soft,
+        binary=binary,
+        revealed_share=binary.reshape(len(binary), -1).mean(axis=1),
+        factor=factor,
+        sigma=sigma,
+    )

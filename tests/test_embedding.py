@@ -1,0 +1,205 @@
+"""Min-max scaling, PCA and the t-SNE backends (inviz.embedding, inviz._tsne_numba)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import squareform
+from sklearn.decomposition import PCA
+from sklearn.manifold._t_sne import _joint_probabilities, _kl_divergence
+from sklearn.metrics import adjusted_rand_score, pairwise_distances
+
+from inviz import _tsne_numba as nb
+from inviz.clustering import WardSilhouette
+from inviz.embedding import (
+    MIN_TSNE_POINTS,
+    TSNE_BACKENDS,
+    TSNEConfig,
+    effective_perplexity,
+    embed,
+    minmax_rows,
+    pca_scores,
+    resolve_backend,
+    tsne_init,
+)
+
+#: every backend; the slow ones (scikit-learn Barnes-Hut, torch on the CPU) are marked slow
+BACKENDS = [b if b == "numba" else pytest.param(b, marks=pytest.mark.slow) for b in sorted(TSNE_BACKENDS)]
+
+
+def blob_maps(n_groups: int, per_group: int, side: int = 16, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
+    """Feature maps with known groups: a blob at a group-specific position (on a circle) plus noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:side, 0:side]
+    angles = 2 * np.pi * np.arange(n_groups) / n_groups
+    centres = side / 2 + 0.32 * side * np.stack([np.sin(angles), np.cos(angles)], 1)
+    maps, labels = [], []
+    for g in range(n_groups):
+        for _ in range(per_group):
+            cy, cx = centres[g] + rng.normal(0, 0.03 * side, 2)
+            blob = rng.uniform(0.5, 2) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * (0.1 * side) ** 2))
+            maps.append(np.maximum(blob + rng.normal(0, 0.05, blob.shape), 0))
+            labels.append(g)
+    order = rng.permutation(len(labels))
+    return torch.tensor(np.array(maps)[order], dtype=torch.float32).flatten(1), np.array(labels)[order]
+
+
+def test_minmax_rows():
+    x = torch.tensor([[1.0, 3.0, 2.0], [5.0, 5.0, 5.0], [-1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
+    out = minmax_rows(x)
+    torch.testing.assert_close(out[0], torch.tensor([0.0, 1.0, 0.5]))
+    torch.testing.assert_close(out[1], x[1])  # constant map stays as it is
+    torch.testing.assert_close(out[2], torch.tensor([0.0, 0.5, 1.0]))
+    torch.testing.assert_close(out[3], x[3])
+
+
+@pytest.mark.parametrize(("n", "p"), [(40, 100), (100, 30), (10, 10)])
+def test_pca_scores_match_sklearn_up_to_sign(n, p):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, p)) * np.linspace(3, 0.1, p)
+    (ours,) = pca_scores([torch.tensor(x, dtype=torch.float32)], 50)
+    d = min(50, n, p)
+    ref = PCA(n_components=d, svd_solver="full").fit_transform(x)
+    assert ours.shape == (n, d)
+    k = min(d, 8)  # leading components (well separated eigenvalues)
+    np.testing.assert_allclose(np.abs(ours.numpy()[:, :k]), np.abs(ref[:, :k]), rtol=1e-3, atol=1e-3)
+    # sign convention: largest |score| of each component is positive
+    idx = np.abs(ours.numpy()).argmax(0)
+    assert (ours.numpy()[idx, np.arange(d)] >= 0).all()
+
+
+def test_effective_perplexity_and_init():
+    assert effective_perplexity(500, 30) == 30
+    assert effective_perplexity(31, 30) == 10
+    assert effective_perplexity(4, 30) == 1
+    init = tsne_init(torch.tensor([[1.0, 2.0], [3.0, -1.0], [5.0, 0.0]], dtype=torch.float64))
+    assert init[:, 0].std(unbiased=False).item() == pytest.approx(1e-4)
+    assert (tsne_init(torch.ones(3, 2, dtype=torch.float64)) == 1).all()  # zero variance: left unscaled
+
+
+def test_numba_kernels_equal_sklearn_internals():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 10))
+    d = pairwise_distances(x, squared=True)
+    p_sk = _joint_probabilities(d, 20.0, 0)
+    p_nb = nb._joint_p(nb._conditional_p(nb._sqdist(x), 20.0, 100, 1e-5))
+    np.testing.assert_allclose(p_nb, squareform(p_sk), rtol=1e-4, atol=1e-12)  # sklearn uses float32 distances
+    y = rng.normal(size=(80, 2))
+    for exag in (1.0, 12.0):
+        kl_sk, grad_sk = _kl_divergence(y.ravel(), p_nb[np.triu_indices(80, 1)] * exag, 1, 80, 2)
+        g0, g1, r0, r1 = (np.zeros(80) for _ in range(4))
+        y32, p32 = y.astype(np.float32), p_nb.astype(np.float32)
+        nb._gradient(y32[:, 0].copy(), y32[:, 1].copy(), p32, exag, g0, g1, r0, r1)  # float32 pair arithmetic
+        np.testing.assert_allclose(np.stack([g0, g1], 1), grad_sk.reshape(-1, 2), rtol=1e-5, atol=1e-5 * np.abs(grad_sk).max())
+        p_sum, p_logp = nb._p_stats(p_nb)
+        assert nb._kl(y[:, 0].copy(), y[:, 1].copy(), p_nb, exag, p_sum, p_logp) == pytest.approx(kl_sk, rel=1e-9)
+
+
+def test_vectorised_exp_and_log():
+    rng = np.random.default_rng(0)
+    x = -rng.exponential(30, 2000)
+    x[:3] = [0.0, -700.0, -800.0]
+    out, ib = np.empty_like(x), np.empty(x.shape, np.int64)
+    nb._vexp(x, out, ib)
+    ref = np.exp(x)
+    normal = ref > 1e-300
+    np.testing.assert_allclose(out[normal], ref[normal], rtol=1e-12)
+    assert out[2] == 0.0
+    y = 1 + rng.exponential(50, 2000) ** 2
+    nb._vlog(y, out, ib)
+    np.testing.assert_allclose(out, np.log(y), rtol=0, atol=1e-13)
+
+
+def test_numba_tsne_reaches_sklearn_exact_kl():
+    """Same algorithm, same start: the final KL matches sklearn's exact t-SNE (mean over 5 data sets)."""
+    from sklearn.manifold import TSNE
+
+    ours, ref = [], []
+    for seed in range(5):
+        x = torch.tensor(np.random.default_rng(seed).normal(size=(80, 20)))  # no structure: KL well above 0
+        (scores,) = pca_scores([x], 50)
+        init = tsne_init(scores).numpy()
+        ref.append(TSNE(perplexity=20, init=init.copy(), method="exact", random_state=0).fit(scores.numpy()).kl_divergence_)
+        y = init.copy()
+        kl, _ = nb.tsne_one(scores.numpy(), y, 20.0, 1000, 12.0, 250, 50.0, 0.5, 0.8, 0.01, 1e-7, 50, 300, 100, 1e-5)
+        ours.append(kl)
+        assert np.isfinite(y).all()
+        assert kl == pytest.approx(ref[-1], rel=0.15)  # different local optima of the same objective
+    assert np.mean(ours) == pytest.approx(np.mean(ref), rel=0.05)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_backend_recovers_known_groups(backend):
+    cfg = TSNEConfig(backend=backend)
+    problems = [blob_maps(k, 30, seed=k) for k in (3, 5)]
+    results = embed([minmax_rows(x) for x, _ in problems], cfg, 50, seed=0)
+    for (_x, truth), emb in zip(problems, results, strict=True):
+        assert emb.method == "tsne" and emb.points.shape == (len(truth), 2)
+        assert np.isfinite(emb.points).all() and emb.kl > 0
+        est = WardSilhouette(3, 8).fit(emb.points)
+        assert est.n_clusters_ == len(set(truth))
+        assert adjusted_rand_score(truth, est.labels_) == 1.0
+
+
+@pytest.mark.parametrize("backend", sorted(TSNE_BACKENDS))
+def test_backends_are_deterministic_for_a_seed(backend):
+    x, _ = blob_maps(3, 15, seed=3)
+    a = embed([minmax_rows(x)], TSNEConfig(backend=backend, n_iter=300), 50, seed=5)[0]
+    b = embed([minmax_rows(x)], TSNEConfig(backend=backend, n_iter=300), 50, seed=5)[0]
+    np.testing.assert_array_equal(a.points, b.points)
+
+
+def test_numba_and_torch_run_the_same_algorithm():
+    """Identical up to the perplexity-search tolerance and float32 rounding after a few steps; t-SNE
+    is chaotic (and may stop early without progress), so full runs are compared by their mean KL."""
+    x = torch.tensor(np.random.default_rng(4).normal(size=(60, 10)))
+    a = embed([x], TSNEConfig(n_iter=2, perplexity=15), 50, backend="numba")[0]
+    b = embed([x], TSNEConfig(n_iter=2, perplexity=15), 50, backend="torch")[0]
+    np.testing.assert_allclose(a.points, b.points, rtol=0, atol=1e-4 * np.abs(a.points).max())
+    assert a.kl == pytest.approx(b.kl, rel=1e-4)
+    assert a.n_iter == b.n_iter == 2
+    xs = [torch.tensor(np.random.default_rng(s).normal(size=(60, 10))) for s in range(3)]
+    kl_a = [e.kl for e in embed(xs, TSNEConfig(perplexity=15), 50, backend="numba")]
+    kl_b = [e.kl for e in embed(xs, TSNEConfig(perplexity=15), 50, backend="torch")]
+    assert np.mean(kl_a) == pytest.approx(np.mean(kl_b), rel=0.1)
+
+
+def test_batch_of_problems_equals_one_at_a_time():
+    problems = [minmax_rows(blob_maps(k, 12, seed=k)[0]) for k in (3, 4, 5)]
+    together = embed(problems, TSNEConfig(n_iter=400), 50, backend="numba")
+    for x, e in zip(problems, together, strict=True):
+        alone = embed([x], TSNEConfig(n_iter=400), 50, backend="numba")[0]
+        np.testing.assert_array_equal(alone.points, e.points)
+
+
+@pytest.mark.parametrize("backend", sorted(TSNE_BACKENDS))
+def test_few_points_and_perplexity_above_point_count(backend):
+    cfg = TSNEConfig(backend=backend, perplexity=30)
+    xs = [torch.zeros(0, 9), torch.rand(1, 9), torch.rand(3, 9), torch.rand(6, 9)]
+    out = embed(xs, cfg, 50, seed=0)
+    assert [e.method for e in out] == ["none", "pca", "pca", "tsne"]
+    assert [e.points.shape for e in out] == [(0, 2), (1, 2), (3, 2), (6, 2)]
+    assert out[3].perplexity == pytest.approx(5 / 3)  # lowered from 30 for 6 points
+    assert all(np.isfinite(e.points).all() for e in out)
+    assert MIN_TSNE_POINTS == 4
+
+
+def test_identical_maps_embed_to_one_point():
+    x = torch.ones(10, 16) * 0.3
+    (emb,) = embed([x], TSNEConfig(), 50, backend="numba")
+    assert np.isfinite(emb.points).all()
+    assert WardSilhouette().fit(emb.points).status_ == "identical"
+
+
+def test_resolve_backend_and_config_validation():
+    assert resolve_backend("auto", "cpu") == "numba"
+    assert resolve_backend("auto", torch.device("cuda", 0)) == "torch"
+    assert resolve_backend("reference", "cpu") == "reference"
+    with pytest.raises(ValueError, match="backend"):
+        TSNEConfig(backend="openTSNE")
+    with pytest.raises(ValueError, match="perplexity"):
+        TSNEConfig(perplexity=0)
+    assert math.isnan(embed([torch.rand(2, 4)], TSNEConfig(), 50)[0].kl)

@@ -1,0 +1,316 @@
+"""INV extraction end to end on tiny models (inviz.extraction): identities, known groups, edge cases, shards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from inviz.config import ParamsError, from_dict, to_dict
+from inviz.extraction import (
+    ExtractConfig,
+    consolidate,
+    explain,
+    finished_ids,
+    load_results,
+    prepare_output,
+    to_tables,
+    write_shard,
+)
+from inviz.gradients import NonFiniteError, capture
+from inviz.models.vgg import ModelConfig, build_vgg16
+from inviz.table1 import table1
+from inviz.weighting import WEIGHTINGS, keep_mask, layer_threshold
+
+LAYERS = ("block3_conv3", "block4_conv3", "block5_conv3")
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    torch.manual_seed(0)
+    return build_vgg16(5, ModelConfig(weights="none", width=0.125, input_size=64)).eval()
+
+
+@pytest.fixture(scope="module")
+def images():
+    torch.manual_seed(1)
+    return torch.randn(3, 3, 64, 64)
+
+
+class BlobNet(nn.Module):
+    """A 'CNN' whose layer ``act`` outputs hand-made maps with known groups, scaled by the input.
+
+    Channel c of ``act`` is ``s * maps[c]`` (s = mean of the input, positive); the logits are a
+    linear read-out with positive weights for class 0, so class 0 is predicted and every map gets
+    a positive guided weight.
+    """
+
+    def __init__(self, maps: torch.Tensor):
+        super().__init__()
+        self.register_buffer("maps", maps)
+        self.act = nn.Identity()
+        n = maps[0].numel() * maps.shape[0]
+        self.head = nn.Linear(n, 2, bias=False)
+        with torch.no_grad():
+            self.head.weight[0] = 1.0 / n
+            self.head.weight[1] = -1.0 / n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mean((1, 2, 3))[:, None, None, None]
+        a = self.act(s * self.maps[None])
+        return self.head(a.flatten(1))
+
+
+def blob_channels(n_groups: int, per_group: int, side: int = 16, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:side, 0:side]
+    angles = 2 * np.pi * np.arange(n_groups) / n_groups
+    centres = side / 2 + 0.32 * side * np.stack([np.sin(angles), np.cos(angles)], 1)
+    maps, labels = [], []
+    for g in range(n_groups):
+        for _ in range(per_group):
+            cy, cx = centres[g] + rng.normal(0, 0.03 * side, 2)
+            blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * (0.1 * side) ** 2))
+            maps.append(rng.uniform(0.5, 2) * blob + rng.uniform(0, 0.05, blob.shape))
+            labels.append(g)
+    order = rng.permutation(len(labels))
+    return torch.tensor(np.array(maps)[order], dtype=torch.float32), np.array(labels)[order]
+
+
+def test_config_defaults_are_the_authors_code_and_round_trip():
+    cfg = ExtractConfig()
+    assert cfg.layers[0] == "block3_conv1" and cfg.layers[-1] == "block5_conv3" and len(cfg.layers) == 9
+    assert (cfg.weights, cfg.normalisation, cfg.threshold.rule, cfg.prune) == ("guided", "percent", "channels", True)
+    assert (cfg.pca_components, cfg.tsne.perplexity, cfg.k_min, cfg.k_max) == (50, 30.0, 3, 8)
+    assert from_dict(ExtractConfig, to_dict(cfg)) == cfg
+    with pytest.raises(ParamsError, match="weights"):
+        from_dict(ExtractConfig, {"weights": "lrp"})
+    with pytest.raises(ParamsError, match="k_min"):
+        from_dict(ExtractConfig, {"k_min": 5, "k_max": 3})
+    with pytest.raises(ParamsError, match="unknown key"):
+        from_dict(ExtractConfig, {"tsne": {"perplexty": 5}})
+
+
+def test_identity_cluster_maps_sum_to_the_weighted_sum_of_kept_maps(vgg, images):
+    cfg = ExtractConfig(layers=LAYERS, map_scaling="code")
+    expls = explain(vgg, images, cfg=cfg)
+    cap = capture(vgg, images, LAYERS)
+    for i, ex in enumerate(expls):
+        assert ex.target == ex.pred == int(cap.targets[i])
+        for name, le in ex.layers.items():
+            a, g = cap.activations[name][i], cap.gradients[name][i]
+            w = WEIGHTINGS["guided"](a[None], g[None])[0]
+            kept = keep_mask(w, layer_threshold(name, a.shape[0], cfg.threshold))
+            assert le.channels.tolist() == kept.nonzero().flatten().tolist()
+            w_pct = 100 * w / w.clamp(min=0).sum()
+            np.testing.assert_allclose(le.weights, w_pct[kept].double().numpy(), rtol=1e-5)
+            expected = torch.einsum("c,chw->hw", w_pct[kept], a[kept]).numpy()
+            got = sum(c.weight * c.raw_map.astype(np.float64) for c in le.clusters)  # pruned ones included
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+
+
+def test_gradcam_identity_against_captum(vgg, images):
+    """weights: gradcam, no threshold, no pruning: the cluster maps add up to Grad-CAM (captum)."""
+    from captum.attr import LayerGradCam
+
+    cfg = ExtractConfig(layers=("block5_conv3", "block4_conv1"), weights="gradcam", normalisation="none",
+                        threshold={"rule": "none", "keep_nonpositive": True}, prune=False, map_scaling="raw")
+    cfg = from_dict(ExtractConfig, to_dict(cfg))
+    expls = explain(vgg, images, cfg=cfg)
+    for name, module in (("block5_conv3", vgg.features[29]), ("block4_conv1", vgg.features[18])):
+        targets = torch.tensor([ex.target for ex in expls])
+        ref = LayerGradCam(vgg, module).attribute(images, target=targets, relu_attributions=False)[:, 0]
+        for i, ex in enumerate(expls):
+            le = ex.layers[name]
+            assert le.n_kept == le.n_channels  # every channel, negative weights included
+            assert all(not c.pruned for c in le.clusters)
+            ours = sum(c.weight * c.raw_map.astype(np.float64) for c in le.clusters)
+            np.testing.assert_allclose(ours, ref[i].detach().numpy(), rtol=1e-4, atol=1e-6)
+            # Grad-CAM proper is the rectified sum
+            np.testing.assert_allclose(np.maximum(ours, 0), torch.relu(ref[i]).detach().numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_gradcam_weights_equal_pytorch_grad_cam(vgg, images):
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    cap = capture(vgg, images, ["block5_conv3"])
+    cam = GradCAM(model=vgg, target_layers=[vgg.features[29]])
+    try:
+        cam(input_tensor=images, targets=[ClassifierOutputTarget(int(t)) for t in cap.targets])
+        acts = cam.activations_and_grads.activations[0].cpu().numpy()
+        grads = cam.activations_and_grads.gradients[0].cpu().numpy()
+        theirs = cam.get_cam_weights(images, None, None, acts, grads)
+    finally:
+        cam.activations_and_grads.release()
+    ours = WEIGHTINGS["gradcam"](cap.activations["block5_conv3"], cap.gradients["block5_conv3"])
+    np.testing.assert_allclose(ours.numpy(), theirs, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("backend", ["numba", pytest.param("reference", marks=pytest.mark.slow)])
+def test_known_groups_are_recovered_by_every_path(backend):
+    maps, truth = blob_channels(5, 24)
+    net = BlobNet(maps).eval()
+    cfg = ExtractConfig(layers=("act",), threshold={"rule": "none"}, tsne={"backend": backend}, prune=False)
+    (ex,) = explain(net, torch.full((1, 3, 8, 8), 0.8), cfg=cfg)
+    le = ex.layers["act"]
+    assert le.n_kept == len(truth) and le.status == "ok"
+    assert le.k == 5
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(truth[le.channels], le.labels) == 1.0
+
+
+def test_records_are_consistent(vgg, images):
+    cfg = ExtractConfig(layers=LAYERS)
+    for ex in explain(vgg, images, cfg=cfg, sample_ids=["a", "b", "c"]):
+        assert ex.sample_id in "abc"
+        for le in ex.layers.values():
+            assert le.k == len(le.clusters)
+            assert le.embedding.shape == (le.n_kept, 2) and le.labels.shape == (le.n_kept,)
+            assert len(le.ks) == len(le.silhouettes)
+            if le.status == "ok":
+                assert le.k in le.ks and le.silhouette == max(le.silhouettes)
+            weights = [c.weight for c in le.clusters]
+            assert weights == sorted(weights, reverse=True)  # cluster 0 is the heaviest
+            assert sum(c.n_fmaps for c in le.clusters) == le.n_kept
+            for c in le.clusters:
+                assert sorted(c.channels.tolist()) == sorted(le.channels[le.labels == c.cluster].tolist())
+                assert c.raw_map.shape == c.map.shape == (le.height, le.width)
+                assert 0 <= c.map.min() and c.map.max() <= 1  # code scaling
+            assert sum(c.weight for c in le.clusters) == pytest.approx(le.weights.sum())
+            assert 0 <= le.leftover_fmaps_pct <= 100 and 0 <= le.leftover_weight_pct <= 100 + 1e-9
+            assert any(not c.pruned for c in le.clusters)  # the heaviest cluster always survives
+
+
+def test_deterministic_and_explicit_targets(vgg, images):
+    cfg = ExtractConfig(layers=("block5_conv3",))
+    a = explain(vgg, images, cfg=cfg)
+    b = explain(vgg, images, cfg=cfg)
+    for x, y in zip(a, b, strict=True):
+        le_x, le_y = x.layers["block5_conv3"], y.layers["block5_conv3"]
+        np.testing.assert_array_equal(le_x.embedding, le_y.embedding)
+        np.testing.assert_array_equal(le_x.labels, le_y.labels)
+    other = [(ex.target + 1) % 5 for ex in a]
+    c = explain(vgg, images, cfg=cfg, targets=other)
+    assert [ex.target for ex in c] == other
+    assert [ex.pred for ex in c] == [ex.pred for ex in a]
+    assert any(not np.array_equal(x.layers["block5_conv3"].channels, y.layers["block5_conv3"].channels) for x, y in zip(a, c, strict=True))
+
+
+def test_batch_size_changes_only_rounding(vgg, images):
+    """Kept maps and weights do not depend on the batch; t-SNE may amplify float rounding (documented)."""
+    one = explain(vgg, images, cfg=ExtractConfig(layers=("block4_conv3",), batch_size=1))
+    all_ = explain(vgg, images, cfg=ExtractConfig(layers=("block4_conv3",), batch_size=8))
+    for x, y in zip(one, all_, strict=True):
+        np.testing.assert_array_equal(x.layers["block4_conv3"].channels, y.layers["block4_conv3"].channels)
+        np.testing.assert_allclose(x.layers["block4_conv3"].weights, y.layers["block4_conv3"].weights, rtol=1e-4)
+
+
+def test_no_positive_weights():
+    maps, _ = blob_channels(3, 10)
+    net = BlobNet(maps).eval()
+    with torch.no_grad():
+        net.head.weight[0] = -net.head.weight[0]  # class 0 logit decreases with every map
+    (ex,) = explain(net, torch.full((1, 3, 8, 8), 0.8), cfg=ExtractConfig(layers=("act",)), targets=[0])
+    le = ex.layers["act"]
+    assert (le.status, le.n_kept, le.k, le.clusters, le.n_positive) == ("no_positive", 0, 0, (), 0)
+    assert le.leftover_fmaps_pct == 0 and le.leftover_weight_pct == 0
+    _, stats, _ = to_tables([ex])
+    t = table1(stats)
+    assert t.loc["act", "leftover_clusters"] == 0 and t.loc["act", "leftover_weight"] == 0
+
+
+def test_fewer_kept_maps_than_k_min():
+    maps, _ = blob_channels(2, 1)
+    net = BlobNet(maps).eval()
+    (ex,) = explain(net, torch.full((1, 3, 8, 8), 0.8), cfg=ExtractConfig(layers=("act",), threshold={"rule": "none"}))
+    le = ex.layers["act"]
+    assert (le.status, le.n_kept, le.k, le.embedding_method) == ("few_points", 2, 2, "pca")
+    assert [c.n_fmaps for c in le.clusters] == [1, 1]
+    cfg = ExtractConfig(layers=("act",), threshold={"rule": "none"}, few_points="one_cluster")
+    (ex,) = explain(net, torch.full((1, 3, 8, 8), 0.8), cfg=cfg)
+    assert ex.layers["act"].k == 1 and ex.layers["act"].clusters[0].n_fmaps == 2
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_constant_maps_form_one_cluster(seed):
+    maps = torch.ones(12, 6, 6) * 0.7  # every map constant and identical
+    net = BlobNet(maps).eval()
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(seed)) + 0.5
+    (ex,) = explain(net, x, cfg=ExtractConfig(layers=("act",), threshold={"rule": "none"}))
+    le = ex.layers["act"]
+    assert (le.status, le.k, le.n_kept) == ("identical", 1, 12)
+    assert np.isfinite(le.embedding).all()
+    assert (le.clusters[0].map == 0).all()  # the code's min-max of a constant map
+
+
+def test_perplexity_above_the_point_count_is_lowered():
+    maps, truth = blob_channels(3, 4)  # 12 maps: perplexity 30 -> 11/3
+    net = BlobNet(maps).eval()
+    (ex,) = explain(net, torch.full((1, 3, 8, 8), 0.8), cfg=ExtractConfig(layers=("act",), threshold={"rule": "none"}))
+    le = ex.layers["act"]
+    assert le.embedding_method == "tsne" and le.perplexity == pytest.approx(11 / 3)
+    assert np.isfinite(le.embedding).all() and le.status == "ok"
+
+
+def test_nan_activations_raise_a_clear_error(vgg):
+    x = torch.randn(1, 3, 64, 64)
+    x[0, 1, 5, 5] = float("nan")
+    with pytest.raises(NonFiniteError, match="block3_conv3"):
+        explain(vgg, x, cfg=ExtractConfig(layers=LAYERS))
+
+
+def test_tables_shards_and_loading(tmp_path, vgg, images):
+    cfg = ExtractConfig(layers=LAYERS)
+    expls = explain(vgg, images, cfg=cfg, sample_ids=["s/0", "s/1", "s/2"])
+    prepare_output(tmp_path, cfg, "abc")
+    write_shard(tmp_path, "r000-x-00000", expls[:2])
+    write_shard(tmp_path, "r000-x-00001", expls[2:])
+    assert finished_ids(tmp_path) == {"s/0", "s/1", "s/2"}
+    clusters, layers = consolidate(tmp_path, ["s/2", "s/0", "s/1"])
+    assert layers["sample_id"].tolist()[:3] == ["s/2"] * 3
+    assert len(layers) == 9 and len(clusters) == sum(len(le.clusters) for ex in expls for le in ex.layers.values())
+    assert clusters["cluster_id"].is_unique
+    res = load_results(tmp_path)
+    row = res.clusters.iloc[0]
+    assert row["cluster_id"] == f"{row['sample_id']}|{row['layer']}|{row['cluster']}"
+    back = {ex.sample_id: ex for ex in res.explanations()}
+    for ex in expls:
+        for name, le in ex.layers.items():
+            lb = back[ex.sample_id].layers[name]
+            np.testing.assert_array_equal(le.channels, lb.channels)
+            np.testing.assert_allclose(le.embedding, lb.embedding)
+            assert le.ks == lb.ks and le.k == lb.k and le.status == lb.status
+            for ca, cb in zip(le.clusters, lb.clusters, strict=True):
+                np.testing.assert_array_equal(ca.raw_map, cb.raw_map)
+                np.testing.assert_array_equal(ca.map, cb.map)
+                assert ca.pruned == cb.pruned and ca.weight == pytest.approx(cb.weight)
+    cid = clusters["cluster_id"].iloc[-1]
+    assert res.cluster_map(cid).shape == (clusters["height"].iloc[-1], clusters["width"].iloc[-1])
+    t = table1(layers, LAYERS)
+    assert list(t.index) == list(LAYERS) and (t["n_images"] == 3).all()
+
+
+def test_prepare_output_resets_on_other_config(tmp_path, vgg, images):
+    cfg = ExtractConfig(layers=("block5_conv3",))
+    ex = explain(vgg, images[:1], cfg=cfg)
+    assert prepare_output(tmp_path, cfg, "m1") == set()
+    write_shard(tmp_path, "r000-a-00000", ex)
+    (tmp_path / "shards" / "r000-b-00000.maps.npz").write_bytes(b"partial")  # an interrupted shard
+    assert prepare_output(tmp_path, cfg.replace(batch_size=3), "m1") == {"0"}  # execution settings: resume
+    assert not (tmp_path / "shards" / "r000-b-00000.maps.npz").exists()
+    assert prepare_output(tmp_path, cfg.replace(k_max=6), "m1") == set()  # another config: afresh
+    assert prepare_output(tmp_path, cfg, "m2") == set()  # another model: afresh
+
+
+def test_to_tables_columns(vgg, images):
+    clusters, layers, maps = to_tables(explain(vgg, images[:1], cfg=ExtractConfig(layers=LAYERS)), "shards/x.maps.npz")
+    assert {"cluster_id", "weight", "n_fmaps", "channels", "k", "silhouette", "pruned", "map_index"} <= set(clusters)
+    assert {"threshold", "ks", "silhouettes", "embedding_x", "labels", "leftover_fmaps_pct"} <= set(layers)
+    for name in LAYERS:
+        assert maps[f"raw__{name}"].shape[0] == (clusters["layer"] == name).sum()
+        assert f"map__{name}" in maps
+    assert isinstance(layers, pd.DataFrame)
