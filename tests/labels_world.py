@@ -41,10 +41,10 @@ def _down(mask: np.ndarray, side: int) -> np.ndarray:
     return mask.reshape(side, h, side, h).mean(axis=(1, 3))
 
 
-def build_world(root: Path) -> dict[str, Path]:
-    """Write everything the label stages need under ``root``; returns the paths."""
+def build_world(root: Path, n_train_per_class: int = 1) -> dict[str, Path]:
+    """Write everything the label stages need under ``root``; returns the paths (``index`` lists every image)."""
     root.mkdir(parents=True, exist_ok=True)
-    cfg = synthetic.SyntheticConfig(**SYN)
+    cfg = synthetic.SyntheticConfig(**{**SYN, "n_train_per_class": n_train_per_class})
     parts = synthetic.generate_dataset(cfg, root / "images")
     parts.save(root / "parts.npz")
     specs = synthetic.classes(cfg)
@@ -76,7 +76,12 @@ def build_world(root: Path) -> dict[str, Path]:
     write_shard(extract, "r000-test-00000", explanations)
     (extract / "manifest.json").write_text(json.dumps({"format": "inviz-extract/1", "layers": list(LAYERS)}), encoding="utf-8")
     consolidate(extract, selected["sample_id"])
-    return {"root": root, "images": root / "images", "parts": root / "parts.npz", "classes": root / "classes.json",
+    index = [{"sample_id": str(p.relative_to(root / "images").with_suffix("")), "path": str(p.relative_to(root / "images")),
+              "split": "test" if p.parts[-3] == "val" else "train", "label": next(c.label for c in specs if c.folder == p.parts[-2]),
+              "class_folder": p.parts[-2], "class_name": next(c.name for c in specs if c.folder == p.parts[-2])}
+             for p in sorted((root / "images").glob("*/*/*.png"))]
+    pd.DataFrame(index).to_csv(root / "index.csv", index=False)
+    return {"root": root, "index": root / "index.csv", "images": root / "images", "parts": root / "parts.npz", "classes": root / "classes.json",
             "selected": root / "selected.csv", "model": root / "model.pt", "extract": extract}
 
 

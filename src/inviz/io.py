@@ -36,6 +36,7 @@ def atomic_path(path: str | Path, *, directory: bool = False) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
     else:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
         os.close(fd)
@@ -135,10 +136,14 @@ def save_torch(path: str | Path, obj: Any) -> Path:
     return Path(path)
 
 
-def save_figure(fig: Any, path: str | Path, formats: tuple[str, ...] = ("png",), dpi: int = 200) -> list[Path]:
+def save_figure(fig: Any, path: str | Path, formats: tuple[str, ...] = ("png",), dpi: int = 200,
+                tight: bool = True) -> list[Path]:
     """Save a matplotlib figure atomically to ``path`` (its suffix decides the first format).
 
     ``formats`` lists extra formats written next to it (``("png", "pdf")`` → ``x.png``, ``x.pdf``).
+    ``tight``: crop to the drawn content (``bbox_inches="tight"``; an extra draw pass, not needed
+    for figures laid out by hand). PNGs use zlib level 1 (~2x faster to write than the default,
+    pixels unchanged).
     """
     path = Path(path)
     stem = path.with_suffix("")
@@ -148,7 +153,8 @@ def save_figure(fig: Any, path: str | Path, formats: tuple[str, ...] = ("png",),
     for fmt in suffixes:
         target = stem.with_suffix(f".{fmt}")
         with atomic_path(target) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight")
+            extra = {"pil_kwargs": {"compress_level": 1}} if fmt == "png" else {}
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight" if tight else None, **extra)
         written.append(target)
     return written
 

@@ -557,6 +557,59 @@ def _correct(p: np.ndarray, cfg: TCAVConfig) -> np.ndarray:
     return multipletests(p, alpha=cfg.alpha, method=cfg.correction)[1]
 
 
+def _tcav_class(base: type) -> type:
+    """captum's ``TCAV`` with activations computed once.
+
+    ``TCAV.compute_cavs`` recomputes the layer activations of *every* concept of an experimental
+    set whose CAV is missing, even when they are stored already: a random set ``A_i`` shared by
+    the concepts' and the null's sets of run ``i`` was forwarded once per set, and the concepts
+    once per run. Here a (concept, layer) whose activations exist is skipped, and the random sets
+    (rows of the random pool) take their rows of the pool's activations, computed once per call
+    with captum's ``LayerActivation`` exactly as ``TCAV.generate_activation`` does (flattened per
+    example) and saved with captum's ``AV.save`` in the same batches. 50 runs of 5 concepts:
+    ~105 forward passes of 30 images become ~7 plus one pass over the pool.
+    """
+    from captum._utils.av import AV
+    from captum.attr import LayerActivation
+    from captum._utils.common import _get_module_from_name
+
+    class PooledTCAV(base):  # type: ignore[misc, valid-type]
+        pool_source: torch.Tensor | None = None
+        _pool_acts: dict[str, torch.Tensor] | None = None
+
+        def _pool_activations(self, batch_size: int, device: torch.device) -> dict[str, torch.Tensor]:
+            if self._pool_acts is None:
+                modules = [_get_module_from_name(self.model, layer) for layer in self.layers]
+                act = LayerActivation(self.model, modules)
+                chunks: dict[str, list[torch.Tensor]] = {layer: [] for layer in self.layers}
+                for start in range(0, len(self.pool_source), batch_size):
+                    x = self.pool_source[start : start + batch_size].to(device)
+                    out = act.attribute.__wrapped__(act, x, attribute_to_layer_input=self.attribute_to_layer_input)
+                    out = out if isinstance(out, (list, tuple)) else [out]
+                    for a, layer in zip(out, self.layers, strict=True):
+                        chunks[layer].append(torch.reshape(a, (a.shape[0], -1)).detach())
+                self._pool_acts = {layer: torch.cat(v) for layer, v in chunks.items()}
+            return self._pool_acts
+
+        def generate_activations(self, concept_layers: dict[Any, list[str]]) -> None:
+            for concept, layers in concept_layers.items():
+                missing = [ly for ly in dict.fromkeys(layers) if not AV.exists(self.save_path, self.model_id, concept.identifier, ly)]
+                if not missing:
+                    continue
+                it = concept.data_iter
+                if isinstance(it, _Batches) and self.pool_source is not None and it.source is self.pool_source:
+                    acts = self._pool_activations(it.batch_size, it.device)
+                    idx = torch.as_tensor(it.indices, dtype=torch.long)
+                    for ly in missing:
+                        rows = acts[ly][idx]
+                        for j, start in enumerate(range(0, len(rows), it.batch_size)):
+                            AV.save(self.save_path, self.model_id, concept.identifier, ly, rows[start : start + it.batch_size], str(j))
+                else:
+                    self.generate_activation(missing, concept)
+
+    return PooledTCAV
+
+
 def _copy_atomic(src: Path, dst: Path) -> None:
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
@@ -695,7 +748,8 @@ def run_tcav(
         with tempfile.TemporaryDirectory(prefix="inviz-tcav-") as scratch:
             save_path = str(Path(scratch) / "captum")
             model_id = settings_dir.name
-            tcav = TCAV(work, modules, model_id=model_id, classifier=classifier, save_path=save_path)
+            tcav = _tcav_class(TCAV)(work, modules, model_id=model_id, classifier=classifier, save_path=save_path)
+            tcav.pool_source = random_pool
             cav_dir = Path(save_path) / model_id
             av_dir = Path(save_path) / "av" / model_id
 

@@ -15,5 +15,8 @@ STAGES: dict[str, str] = {
     "labels_simulate": "labels_simulate",
     "labels_import": "labels_import",
     "labels_analyze": "labels_analyze",
+    "figures": "figures",
+    "global": "global_explain",
+    "explorer": "explorer",
     "table2": "table2",
 }

@@ -1,0 +1,396 @@
+"""The assembled INV (METHOD.md §3.8): per image and layer its labelled cluster maps, merged or not.
+
+Everything people look at (the INV figures, the global explanations, the explorer, the survey
+panels) starts from the same records, read back from the outputs of ``extract``, ``masks`` and
+``labels_analyze`` by :func:`load_inv`:
+
+- :class:`Card` — one cluster map as shown: weight (% of the layer's weight), channel count,
+  ranked labels with scores, best labels (ties included), game evidence, and the map itself at
+  the layer's native resolution. A *merged* card (``kind="merged"``) is a merged cluster map
+  (§3.8: members' weights summed, maps weight-averaged, label scores weight-averaged); an
+  *unmerged* card (``kind="cluster"``) is one cluster map of the game.
+- :class:`ImageINV` — one explained image: the network input (uint8, input size), its true and
+  predicted class with confidence, and the cards per layer, shallow to deep, heaviest first.
+
+Display helpers (pure functions over arrays) turn a card into what a figure shows:
+:func:`reveal_mask` (the game's reveal at a chosen level, drawn at any size) and
+:func:`overlay` (``reveal``: the image seen through that mask, as players saw it; ``heatmap``: the
+upsampled map in a colour-blind-safe colormap over the dimmed image).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from inviz.errors import InvizError
+from inviz.reveal import RevealConfig, blur_sigma, percentile_mask, soft_mask, upscale_factor, upscale_nearest
+
+log = logging.getLogger(__name__)
+
+
+class INVDataError(InvizError, ValueError):
+    """The outputs of extract / masks / labels_analyze do not fit together."""
+
+
+# ----------------------------------------------------------------------------------------------
+# records
+
+
+@dataclass(frozen=True, eq=False)
+class Card:
+    """One cluster map as people see it.
+
+    kind : ``merged`` (a merged cluster map, id = ``merged_id``) or ``cluster`` (one cluster map
+        of the game, id = ``cluster_id`` of ``masks.csv``).
+    id : the id above. members : the game cluster ids it is made of (``(id,)`` for a cluster).
+    image, layer : the explained image (sample id) and layer. layer_index : 0 = shallowest.
+    weight : cluster weight w_C in % of the layer's weight (merged: the members' sum).
+    n_fmaps : feature maps in it (merged: the members' sum).
+    labels : every label with its score, best first: ``((label, score), ...)``.
+    best : the best labels (ties included; empty when nobody labelled it).
+    plays, wins, losses, resigns : game evidence (merged: summed over members).
+    mean_hints : mean hints used over guesses (NaN without guesses; merged: play-weighted).
+    map : ndarray of shape (h, w), the cluster map at the layer's native resolution.
+    """
+
+    kind: Literal["merged", "cluster"]
+    id: int
+    members: tuple[int, ...]
+    image: str
+    layer: str
+    layer_index: int
+    weight: float
+    n_fmaps: int
+    labels: tuple[tuple[str, float], ...]
+    best: tuple[str, ...]
+    plays: int
+    wins: int
+    losses: int
+    resigns: int
+    mean_hints: float
+    map: np.ndarray = field(repr=False)
+
+    @property
+    def key(self) -> str:
+        """Unique over both kinds: ``m<id>`` or ``c<id>``."""
+        return f"{'m' if self.kind == 'merged' else 'c'}{self.id}"
+
+    def top(self, n: int) -> tuple[tuple[str, float], ...]:
+        """The ``n`` best labels with scores."""
+        return self.labels[:n]
+
+
+@dataclass(frozen=True, eq=False)
+class ImageINV:
+    """The INV of one image.
+
+    sample_id, path : the image (``selected.csv``). image : ndarray of uint8, shape (S, S, 3),
+    the network input (S = model input size). true_label/true_class, pred/pred_name : class
+    index and name; confidence : softmax probability of the prediction.
+    layers : explained layers, shallow to deep. merged / clusters : layer -> cards, heaviest first.
+    """
+
+    sample_id: str
+    path: str
+    true_label: int
+    true_class: str
+    pred: int
+    pred_name: str
+    confidence: float
+    image: np.ndarray = field(repr=False)
+    layers: tuple[str, ...]
+    merged: dict[str, list[Card]]
+    clusters: dict[str, list[Card]]
+
+    def cards(self, merged: bool = True) -> dict[str, list[Card]]:
+        return self.merged if merged else self.clusters
+
+    @property
+    def n_merged(self) -> int:
+        return sum(len(v) for v in self.merged.values())
+
+
+@dataclass(frozen=True)
+class INVPaths:
+    """Where the pieces of an INV are (the ``dvc.yaml`` paths of the stages that wrote them)."""
+
+    selected: Path
+    images: Path
+    extract: Path
+    manifest: Path
+    cluster_labels: Path
+    inv: Path
+    merged_scores: Path
+    merged_maps: Path
+
+    @classmethod
+    def from_args(cls, args: Any) -> INVPaths:
+        """From an ``argparse`` namespace with the options added by :func:`add_inv_arguments`."""
+        return cls(*(Path(getattr(args, f)) for f in ("selected", "images", "extract", "manifest", "cluster_labels",
+                                                        "inv", "merged_scores", "merged_maps")))
+
+
+def add_inv_arguments(p: Any) -> None:
+    """The command-line options of every stage that reads an INV (paths from ``dvc.yaml``)."""
+    p.add_argument("--selected", required=True, help="selected images CSV ('inviz select')")
+    p.add_argument("--images", required=True, help="image folder ('inviz data')")
+    p.add_argument("--extract", required=True, help="extraction folder ('inviz extract')")
+    p.add_argument("--manifest", required=True, help="masks manifest CSV ('inviz masks')")
+    p.add_argument("--cluster-labels", required=True, help="ranked labels per cluster map CSV ('inviz labels_analyze')")
+    p.add_argument("--inv", required=True, help="merged INV table CSV ('inviz labels_analyze')")
+    p.add_argument("--merged-scores", required=True, help="label scores per merged map CSV ('inviz labels_analyze')")
+    p.add_argument("--merged-maps", required=True, help="merged maps folder ('inviz labels_analyze')")
+
+
+# ----------------------------------------------------------------------------------------------
+# loading
+
+
+def _read_csv(path: Path, what: str, need: Sequence[str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise INVDataError(f"{path}: {what} not found (run the stage that writes it first)")
+    frame = pd.read_csv(path, dtype={"image": str, "sample_id": str, "label": object})
+    missing = [c for c in need if c not in frame.columns]
+    if missing:
+        raise INVDataError(f"{path}: missing column(s) {', '.join(missing)} of the {what}")
+    return frame
+
+
+def _ranked(scores: pd.DataFrame, key: str) -> dict[int, tuple[tuple[tuple[str, float], ...], tuple[str, ...]]]:
+    """key id -> (ranked (label, score), best labels) from a long (id, label, score, rank, is_best) table."""
+    have = scores[scores["label"].notna()].sort_values([key, "rank"], kind="stable")
+    acc: dict[int, tuple[list[tuple[str, float]], list[str]]] = {}
+    for kid, lab, score, best in zip(have[key].to_numpy(int), have["label"].astype(str), have["score"].to_numpy(float),
+                                     have["is_best"].astype(bool), strict=True):
+        labels, bests = acc.setdefault(int(kid), ([], []))
+        labels.append((lab, float(score)))
+        if best:
+            bests.append(lab)
+    return {k: (tuple(v[0]), tuple(v[1])) for k, v in acc.items()}
+
+
+def load_inv(
+    paths: INVPaths,
+    input_size: int,
+    map_kind: Literal["map", "raw"] = "map",
+    images: Iterable[str] | None = None,
+) -> list[ImageINV]:
+    """Read the INVs of the selected images back from the pipeline's outputs.
+
+    Parameters
+    ----------
+    paths : the outputs (:class:`INVPaths`).
+    input_size : the model's input side (images are resized to it, as the network saw them).
+    map_kind : unmerged cards show the extraction's ``map`` (as ``extract.map_scaling``) or
+        ``raw`` map; use the ``masks.map_kind`` the game used, which the merged maps also used.
+    images : sample ids to load (default: every selected image), in ``selected.csv`` order.
+
+    Returns
+    -------
+    list of :class:`ImageINV`, in ``selected.csv`` order.
+    """
+    from PIL import Image
+
+    from inviz.extraction import load_results
+    from inviz.game_assets import read_manifest
+    from inviz.reveal import game_image
+
+    selected = _read_csv(paths.selected, "selected images", ["sample_id", "path", "label", "class_name", "pred", "pred_name"])
+    selected["sample_id"] = selected["sample_id"].astype(str)
+    wanted = None if images is None else set(map(str, images))
+    if wanted is not None:
+        unknown = sorted(wanted - set(selected["sample_id"]))
+        if unknown:
+            raise INVDataError(f"{paths.selected}: image(s) {', '.join(unknown[:5])} are not among the selected images")
+    manifest = read_manifest(paths.manifest).drop_duplicates("cluster_id")
+    labels = _read_csv(paths.cluster_labels, "cluster labels", ["cluster_id", "label", "score", "rank", "is_best", "plays",
+                                                                 "wins", "losses", "resigns", "mean_hints", "merged_id"])
+    inv = _read_csv(paths.inv, "merged INV table", ["merged_id", "image", "layer", "members", "weight"])
+    merged_scores = _read_csv(paths.merged_scores, "merged label scores", ["merged_id", "label", "score", "rank", "is_best"])
+    results = load_results(paths.extract)
+    layer_order = list(results.manifest.get("layers") or dict.fromkeys(manifest["layer"]))
+    lidx = {name: i for i, name in enumerate(layer_order)}
+    n_fmaps = dict(zip(results.clusters["cluster_id"].astype(str), results.clusters["n_fmaps"].astype(int), strict=False))
+
+    # unmerged cards
+    evidence = labels.drop_duplicates("cluster_id").set_index("cluster_id")[["plays", "wins", "losses", "resigns", "mean_hints"]]
+    evidence = {int(k): v for k, v in evidence.to_dict("index").items()}
+    ranked = _ranked(labels, "cluster_id")
+    cluster_cards: dict[int, Card] = {}
+    for r in manifest.itertuples():
+        if wanted is not None and str(r.image) not in wanted:
+            continue
+        cid = int(r.cluster_id)
+        ev = evidence.get(cid)
+        lab, best = ranked.get(cid, ((), ()))
+        cluster_cards[cid] = Card(
+            kind="cluster", id=cid, members=(cid,), image=str(r.image), layer=str(r.layer), layer_index=lidx[str(r.layer)],
+            weight=float(r.weight), n_fmaps=int(n_fmaps.get(str(r.extract_id), 0)), labels=lab, best=best,
+            plays=int(ev["plays"]) if ev is not None else 0, wins=int(ev["wins"]) if ev is not None else 0,
+            losses=int(ev["losses"]) if ev is not None else 0, resigns=int(ev["resigns"]) if ev is not None else 0,
+            mean_hints=float(ev["mean_hints"]) if ev is not None and pd.notna(ev["mean_hints"]) else float("nan"),
+            map=np.asarray(results.cluster_map(str(r.extract_id), map_kind), dtype=np.float32),
+        )
+
+    # merged cards
+    mranked = _ranked(merged_scores, "merged_id")
+    mmaps: dict[int, np.ndarray] = {}
+    for layer in dict.fromkeys(inv["layer"].astype(str)):
+        f = paths.merged_maps / f"{layer}.npz"
+        if not f.is_file():
+            raise INVDataError(f"{f}: merged maps of layer {layer} not found ('inviz labels_analyze' writes them)")
+        with np.load(f) as z:
+            mmaps.update({int(i): np.asarray(m, dtype=np.float32) for i, m in zip(z["merged_id"], z["maps"], strict=True)})
+    merged_cards: dict[int, Card] = {}
+    for r in inv.itertuples():
+        if wanted is not None and str(r.image) not in wanted:
+            continue
+        mid = int(r.merged_id)
+        members = tuple(int(m) for m in str(r.members).split(";") if m)
+        parts = [cluster_cards[m] for m in members if m in cluster_cards]
+        if len(parts) != len(members):
+            raise INVDataError(f"{paths.inv}: merged map {mid} lists cluster ids missing from {paths.manifest}")
+        if mid not in mmaps:
+            raise INVDataError(f"{paths.merged_maps}: no map for merged id {mid}")
+        plays = sum(p.plays for p in parts)
+        hints = [(p.mean_hints, p.plays) for p in parts if p.plays and np.isfinite(p.mean_hints)]
+        lab, best = mranked.get(mid, ((), ()))
+        merged_cards[mid] = Card(
+            kind="merged", id=mid, members=members, image=str(r.image), layer=str(r.layer), layer_index=lidx[str(r.layer)],
+            weight=float(r.weight), n_fmaps=sum(p.n_fmaps for p in parts), labels=lab, best=best, plays=plays,
+            wins=sum(p.wins for p in parts), losses=sum(p.losses for p in parts), resigns=sum(p.resigns for p in parts),
+            mean_hints=float(sum(h * n for h, n in hints) / sum(n for _, n in hints)) if hints else float("nan"),
+            map=mmaps[mid],
+        )
+
+    def by_layer(cards: Iterable[Card], sample_id: str) -> dict[str, list[Card]]:
+        out: dict[str, list[Card]] = {name: [] for name in layer_order}
+        for c in cards:
+            if c.image == sample_id:
+                out[c.layer].append(c)
+        return {k: sorted(v, key=lambda c: (-c.weight, c.id)) for k, v in out.items()}
+
+    images_out = []
+    for r in selected.itertuples():
+        sid = str(r.sample_id)
+        if wanted is not None and sid not in wanted:
+            continue
+        with Image.open(paths.images / str(r.path)) as im:
+            arr = game_image(np.asarray(im.convert("RGB")), input_size, input_size)
+        images_out.append(ImageINV(
+            sample_id=sid, path=str(r.path), true_label=int(r.label), true_class=str(r.class_name), pred=int(r.pred),
+            pred_name=str(r.pred_name), confidence=float(getattr(r, "confidence", float("nan"))), image=arr,
+            layers=tuple(layer_order), merged=by_layer(merged_cards.values(), sid),
+            clusters=by_layer(cluster_cards.values(), sid),
+        ))
+    log.info("INV of %d image(s): %d cluster maps, %d merged maps", len(images_out), len(cluster_cards), len(merged_cards))
+    return images_out
+
+
+# ----------------------------------------------------------------------------------------------
+# display
+
+
+@dataclass(frozen=True)
+class OverlayConfig:
+    """How a cluster map is drawn over its image (``figures.overlay`` in ``params.yaml``).
+
+    kind : ``reveal`` (the image seen through the game's soft mask at ``level``: what players
+        saw) or ``heatmap`` (the map, bilinearly upsampled, in ``cmap`` over the image).
+    level : revealed percentage for ``reveal`` (default 30: the game's last hint level).
+    background : brightness kept outside the revealed region (0 = black, as in the game).
+    alpha : heatmap opacity. cmap : matplotlib colormap of the heatmap (colour-blind safe).
+    """
+
+    kind: Literal["reveal", "heatmap"] = "reveal"
+    level: float = 30.0
+    background: float = 0.15
+    alpha: float = 0.55
+    cmap: str = "viridis"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.level <= 100:
+            raise ValueError(f"level: expected a percentage in (0, 100], got {self.level}")
+        if not 0 <= self.background <= 1 or not 0 <= self.alpha <= 1:
+            raise ValueError("background and alpha: expected values in [0, 1]")
+
+
+def reveal_mask(cmap: np.ndarray, size: int, level: float, reveal_cfg: RevealConfig) -> np.ndarray:
+    """The game's soft reveal mask of a cluster map at ``level`` %, drawn at ``size`` pixels.
+
+    Same geometry as the masked images of :func:`inviz.reveal.reveal` at the game size
+    (nearest-neighbour upscaling, top ``level`` % of the map, Gaussian blur with the game's
+    sigma), with the blur scaled by ``size / game_size``.
+
+    Parameters
+    ----------
+    cmap : ndarray of shape (h, w). size : output side. level : revealed percentage.
+
+    Returns
+    -------
+    ndarray of float32, shape (size, size), values in [0, 1].
+    """
+    factor = upscale_factor(np.shape(cmap), reveal_cfg.game_size)
+    sigma = blur_sigma(factor, reveal_cfg.sigma) * size / reveal_cfg.game_size
+    binary = percentile_mask(upscale_nearest(np.asarray(cmap, dtype=np.float64), size), level)
+    return soft_mask(binary, sigma, reveal_cfg.truncate, reveal_cfg.blur_mode).astype(np.float32)
+
+
+def _resize(a: np.ndarray, size: int, mode: str) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.as_tensor(np.asarray(a, dtype=np.float32))[None, None]
+    return F.interpolate(t, size=(size, size), mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))[0, 0].numpy()
+
+
+def overlay(image: np.ndarray, cmap: np.ndarray, cfg: OverlayConfig, reveal_cfg: RevealConfig) -> np.ndarray:
+    """A cluster map drawn over its image.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (S, S, 3). cmap : ndarray of shape (h, w).
+
+    Returns
+    -------
+    ndarray of uint8, shape (S, S, 3).
+    """
+    import matplotlib
+
+    size = image.shape[0]
+    img = image.astype(np.float32)
+    if cfg.kind == "reveal":
+        m = reveal_mask(cmap, size, cfg.level, reveal_cfg)
+        out = img * (cfg.background + (1 - cfg.background) * m)[..., None]
+    elif cfg.kind == "heatmap":
+        up = _resize(cmap, size, "bilinear")
+        lo, hi = float(up.min()), float(up.max())
+        up = (up - lo) / (hi - lo) if hi > lo else np.zeros_like(up)
+        colours = matplotlib.colormaps[cfg.cmap](up)[..., :3] * 255
+        out = (1 - cfg.alpha) * img + cfg.alpha * colours
+    else:
+        raise ValueError(f"overlay kind: expected 'reveal' or 'heatmap', got {cfg.kind!r}")
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def thumbnail(image: np.ndarray, size: int) -> np.ndarray:
+    """``image`` (uint8, (S, S, 3)) resized to (size, size, 3) (antialiased)."""
+    from PIL import Image
+
+    if image.shape[0] == size:
+        return image
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.LANCZOS))
+
+
+def safe_name(text: str) -> str:
+    """A file-name-safe form of a sample id or class name (``val/c00_x/img_1`` -> ``val__c00_x__img_1``)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text).replace("/", "__")).strip("_") or "_"

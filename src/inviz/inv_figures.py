@@ -1,0 +1,316 @@
+"""Figures people look at: the INV (paper Figure 3), the simplified INV, the global explanation (Figure 4).
+
+All three take the records of :mod:`inviz.inv` (and, for the global one, the table of
+:mod:`inviz.global_explanations`) and return a matplotlib figure; the stages save them as PNG and
+PDF. One style for all (:mod:`inviz.plotting`): colour-blind-safe colours, a label keeps its colour
+across the layers of a figure, sizes chosen to stay readable at page width.
+
+Layout of the INV figure: a header with the input image, its true and predicted class and the
+confidence; then one column per layer, shallow to deep, each holding that layer's cluster maps
+(merged by default) heaviest first. A card shows the map over the image (:func:`inviz.inv.overlay`),
+its weight in % of the layer and feature-map count, and its top labels with score bars on a scale
+shared by the whole figure.
+
+Axes are placed by hand (one per card, the score bars drawn in the same axes below the image),
+which keeps a 9-layer figure with ~40 cards at well under a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from inviz.inv import Card, ImageINV, OverlayConfig, overlay
+from inviz.reveal import RevealConfig
+
+#: colour of labels beyond the palette and of unlabelled cards
+OTHER_COLOUR = (0.6, 0.6, 0.6)
+
+
+@dataclass(frozen=True)
+class FigureConfig:
+    """``figures`` section: the INV figures (paper Figure 3) and the simplified INV.
+
+    overlay : how a map is drawn over its image (:class:`inviz.inv.OverlayConfig`).
+    merged : show merged cluster maps (§3.8, the paper's INV) or the game's cluster maps.
+    top_labels : labels shown per card (paper: 3). simplified_labels : labels per card in the
+        simplified INV (survey: 1). simplified_layer : its layer (``null``: the deepest explained).
+    max_cards : cards per layer column at most (``null``: all), heaviest first.
+    card_width : inches per layer column. font_size : points of card text.
+    images : INV figures for the first N selected images (``null``: every selected image).
+    formats : files written per figure (``png``, ``pdf``, ``svg``). dpi : raster resolution.
+    workers : processes drawing figures in parallel (1: in the stage's process).
+    """
+
+    overlay: OverlayConfig = field(default_factory=OverlayConfig)
+    merged: bool = True
+    top_labels: int = 3
+    simplified_labels: int = 1
+    simplified_layer: str | None = None
+    max_cards: int | None = None
+    card_width: float = 0.85
+    font_size: float = 5.5
+    images: int | None = None
+    formats: tuple[str, ...] = ("png", "pdf")
+    dpi: int = 200
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers: expected >= 1, got {self.workers}")
+        if self.top_labels < 1 or self.simplified_labels < 1:
+            raise ValueError("top_labels and simplified_labels: expected >= 1")
+        if self.max_cards is not None and self.max_cards < 1:
+            raise ValueError(f"max_cards: expected >= 1 or null, got {self.max_cards}")
+        if self.card_width <= 0 or self.font_size <= 0 or self.dpi < 10:
+            raise ValueError("card_width and font_size must be > 0, dpi >= 10")
+        bad = sorted(set(self.formats) - {"png", "pdf", "svg"})
+        if bad or not self.formats:
+            raise ValueError(f"formats: expected some of png, pdf, svg, got {list(self.formats)}")
+
+
+def label_colours(labels: Sequence[str]) -> dict[str, Any]:
+    """A colour per label, in order of first appearance (colour-blind palette, then grey)."""
+    from inviz.plotting import palette
+
+    order = list(dict.fromkeys(labels))
+    pal = palette(10)
+    return {lab: (pal[i] if i < len(pal) else OTHER_COLOUR) for i, lab in enumerate(order)}
+
+
+def _labels_by_importance(cards: Sequence[Card]) -> list[str]:
+    """Labels ordered by the summed weight of the cards they top (so the main ones get the first colours)."""
+    acc: dict[str, float] = {}
+    for c in cards:
+        for lab, _ in c.labels[:1]:
+            acc[lab] = acc.get(lab, 0.0) + c.weight
+    for c in cards:
+        for lab, _ in c.labels:
+            acc.setdefault(lab, 0.0)
+    return sorted(acc, key=lambda k: -acc[k])
+
+
+def _draw_card(fig: Any, rect: Sequence[float], card: Card | None, tile: np.ndarray, n_labels: int, score_max: float,
+               colours: dict[str, Any], font: float, title: str) -> Any:
+    """One card: image in [0, 1]^2, title above, ``n_labels`` score bars below, all in one axes."""
+    from matplotlib.patches import Rectangle
+
+    ax = fig.add_axes(rect)
+    line = 0.2
+    ax.imshow(tile, extent=(0, 1, 0, 1), interpolation="nearest")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-line * n_labels - 0.02, 1.16)
+    ax.set_axis_off()
+    ax.text(0.0, 1.03, title, fontsize=font, va="bottom", ha="left", fontweight="bold")
+    if card is None:
+        return ax
+    labels = card.top(n_labels)
+    if not labels:
+        ax.text(0.0, -line * 0.55, "no label", fontsize=font, va="center", ha="left", color=OTHER_COLOUR, style="italic")
+    for i, (lab, score) in enumerate(labels):
+        y = -line * (i + 1)
+        frac = max(0.0, score) / score_max if score_max > 0 else 0.0
+        ax.add_patch(Rectangle((0, y + 0.02), frac, line - 0.04, color=colours.get(lab, OTHER_COLOUR), alpha=0.35, lw=0))
+        bold = "bold" if lab in card.best else "normal"
+        ax.text(0.02, y + line / 2, lab, fontsize=font, va="center", ha="left", fontweight=bold)
+        ax.text(0.99, y + line / 2, f"{score:.2f}", fontsize=font * 0.9, va="center", ha="right", color="0.25")
+    return ax
+
+
+def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> Any:
+    """The INV of one image (paper Figure 3).
+
+    Parameters
+    ----------
+    inv : the image's INV (:func:`inviz.inv.load_inv`).
+    cfg : figure settings; reveal_cfg : the game's reveal settings (used by ``overlay``).
+
+    Returns
+    -------
+    matplotlib Figure with one axes for the header image and one per card; the axes carry
+    ``gid`` ``"header"`` / ``"card:<card key>"`` so tests and tools can find them.
+    """
+    import matplotlib.pyplot as plt
+
+    from inviz.plotting import apply_style
+
+    apply_style()
+    columns = inv.cards(cfg.merged)
+    layers = list(inv.layers)
+    shown = {ly: columns.get(ly, [])[: cfg.max_cards] if cfg.max_cards else columns.get(ly, []) for ly in layers}
+    n_rows = max([len(v) for v in shown.values()] + [1])
+    everything = [c for v in shown.values() for c in v]
+    colours = label_colours(_labels_by_importance(everything))
+    score_max = max([s for c in everything for _, s in c.top(cfg.top_labels)] + [0.0])
+
+    cw = cfg.card_width
+    pad = 0.08 * cw
+    label_h = 0.2 * cfg.top_labels * cw
+    card_h = cw * 1.16 + label_h + pad
+    header_h = 1.25 * cw + 0.35
+    col_head = 0.22
+    width = max(len(layers) * cw + (len(layers) + 1) * pad, 3.4)
+    height = header_h + col_head + n_rows * card_h + pad
+    fig = plt.figure(figsize=(width, height))
+    font = cfg.font_size
+
+    def rect(x: float, y_top: float, w: float, h: float) -> list[float]:
+        return [x / width, 1 - (y_top + h) / height, w / width, h / height]
+
+    ax = fig.add_axes(rect(pad, pad, 1.2 * cw, 1.2 * cw))
+    ax.imshow(inv.image, interpolation="lanczos")
+    ax.set_axis_off()
+    ax.set_gid("header")
+    status = "correct" if inv.pred == inv.true_label else "wrong"
+    fig.text((1.2 * cw + 2 * pad) / width, 1 - (pad + 0.12) / height, f"INV of {inv.sample_id}", fontsize=font * 1.5,
+             fontweight="bold", va="top")
+    fig.text((1.2 * cw + 2 * pad) / width, 1 - (pad + 0.42) / height,
+             f"predicted: {inv.pred_name} ({100 * inv.confidence:.1f} %)   true class: {inv.true_class} ({status})\n"
+             f"{'merged ' if cfg.merged else ''}cluster maps per layer, heaviest first: weight in % of the layer's "
+             f"weight, feature maps, top-{cfg.top_labels} labels with scores (best in bold)",
+             fontsize=font * 1.15, va="top", linespacing=1.5)
+    tiles: dict[str, np.ndarray] = {}
+    for j, ly in enumerate(layers):
+        x = pad + j * (cw + pad)
+        fig.text((x + cw / 2) / width, 1 - (header_h + col_head * 0.5) / height, ly, fontsize=font * 1.1, ha="center",
+                 va="center", fontweight="bold")
+        for i, card in enumerate(shown[ly]):
+            tiles[card.key] = overlay(inv.image, card.map, cfg.overlay, reveal_cfg)
+            y = header_h + col_head + i * card_h
+            cax = _draw_card(fig, rect(x, y, cw, card_h - pad), card, tiles[card.key], cfg.top_labels, score_max, colours,
+                             font, f"{card.weight:.1f} %  ·  {card.n_fmaps} fm")
+            cax.set_gid(f"card:{card.key}")
+        if not shown[ly]:
+            fig.text((x + cw / 2) / width, 1 - (header_h + col_head + 0.3) / height, "no cluster map", fontsize=font,
+                     ha="center", color=OTHER_COLOUR, style="italic")
+    return fig
+
+
+def simplified_inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> Any:
+    """The simplified INV of the survey: the deepest (or ``cfg.simplified_layer``) layer only,
+    ``cfg.simplified_labels`` label(s) per cluster map; the image first, then the cards in a row."""
+    import matplotlib.pyplot as plt
+
+    from inviz.plotting import apply_style
+
+    apply_style()
+    layer = cfg.simplified_layer or inv.layers[-1]
+    if layer not in inv.layers:
+        raise ValueError(f"figures.simplified_layer: {layer!r} is not an explained layer ({', '.join(inv.layers)})")
+    cards = inv.cards(cfg.merged).get(layer, [])
+    cards = cards[: cfg.max_cards] if cfg.max_cards else cards
+    colours = label_colours(_labels_by_importance(cards))
+    score_max = max([s for c in cards for _, s in c.top(cfg.simplified_labels)] + [0.0])
+    cw = cfg.card_width * 1.3
+    pad = 0.08 * cw
+    n = len(cards)
+    card_h = cw * 1.16 + 0.2 * cfg.simplified_labels * cw
+    width = (n + 1) * cw + (n + 2) * pad
+    height = card_h + 2 * pad + 0.45
+    fig = plt.figure(figsize=(max(width, 3.4), height))
+    width = max(width, 3.4)
+    font = cfg.font_size * 1.1
+
+    def rect(x: float, y_top: float, w: float, h: float) -> list[float]:
+        return [x / width, 1 - (y_top + h) / height, w / width, h / height]
+
+    fig.text(pad / width, 1 - pad / height, f"{inv.pred_name} ({100 * inv.confidence:.1f} %) — {layer}", fontsize=font * 1.2,
+             fontweight="bold", va="top")
+    top = 0.45
+    ax = fig.add_axes(rect(pad, top + 0.16 * cw, cw, cw))
+    ax.imshow(inv.image, interpolation="lanczos")
+    ax.set_axis_off()
+    ax.set_gid("header")
+    for i, card in enumerate(cards):
+        x = pad + (i + 1) * (cw + pad)
+        tile = overlay(inv.image, card.map, cfg.overlay, reveal_cfg)
+        cax = _draw_card(fig, rect(x, top, cw, card_h), card, tile, cfg.simplified_labels, score_max, colours, font,
+                         f"{card.weight:.1f} %")
+        cax.set_gid(f"card:{card.key}")
+    return fig
+
+
+def global_figure(
+    table: pd.DataFrame,
+    tiles: dict[str, np.ndarray],
+    class_name: str,
+    layer: str,
+    n_examples: int,
+    font_size: float = 6.5,
+) -> Any:
+    """The global explanation of a class at a layer (paper Figure 4).
+
+    Parameters
+    ----------
+    table : rows of :func:`inviz.global_explanations.global_explanations` for this class and
+        layer (``rank, label, importance, n_maps, examples``), optionally with TCAV columns
+        ``tcav_score, p_adjusted, significant, tcav_status``.
+    tiles : card key -> example tile (uint8, (S, S, 3)) for the keys in ``examples``.
+    n_examples : example tiles per label.
+
+    Returns
+    -------
+    Figure: a bar chart of label importance (mean weight of the maps each label tops, with the
+    map count and the TCAV result next to each bar) and, per label, ``n_examples`` example maps;
+    axes ``gid`` ``"importance"`` and ``"example:<label>:<i>"``.
+    """
+    import matplotlib.pyplot as plt
+
+    from inviz.plotting import apply_style
+
+    apply_style()
+    rows = table.sort_values("rank")
+    k = max(len(rows), 1)
+    row_h = 0.62
+    bar_w, tile_w = 2.3, row_h * 0.92
+    width = 0.9 + bar_w + 1.35 + n_examples * (tile_w + 0.05) + 0.1
+    height = 0.55 + k * row_h + 0.35
+    fig = plt.figure(figsize=(width, height))
+    colours = label_colours(list(rows["label"]))
+    ax = fig.add_axes([0.9 / width, 0.35 / height, bar_w / width, k * row_h / height])
+    ax.set_gid("importance")
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y, rows["importance"], color=[colours[lab] for lab in rows["label"]], height=0.6)
+    ax.set_yticks(y, list(rows["label"]), fontsize=font_size * 1.1)
+    ax.set_ylim(-0.5, k - 0.5)
+    ax.set_xlabel("importance: mean weight of the maps it tops (%)", fontsize=font_size)
+    ax.tick_params(axis="x", labelsize=font_size)
+    xmax = float(rows["importance"].max()) if len(rows) else 1.0
+    ax.set_xlim(0, xmax * 1.05 if xmax > 0 else 1)
+    has_tcav = "tcav_score" in rows.columns
+    for yy, r in zip(y, rows.itertuples(), strict=True):
+        text = f"{int(r.n_maps)} map{'s' if r.n_maps != 1 else ''}"
+        if has_tcav:
+            status = getattr(r, "tcav_status", "ok")
+            if status == "ok" and pd.notna(r.tcav_score):
+                star = "*" if bool(r.significant) else " (n.s.)"
+                text += f"\nTCAV {r.tcav_score:.2f}{star}  p={r.p_adjusted:.2g}"
+            else:
+                text += f"\nTCAV: {str(status).replace('_', ' ')}"
+        fig.text((0.9 + bar_w + 0.08) / width, (0.35 + (yy + 0.5) * row_h) / height, text, fontsize=font_size, va="center")
+    x0 = 0.9 + bar_w + 1.35
+    for yy, r in zip(y, rows.itertuples(), strict=True):
+        keys = [s for s in str(r.examples).split(";") if s] if pd.notna(r.examples) else []
+        for i, key in enumerate(keys[:n_examples]):
+            if key not in tiles:
+                continue
+            tax = fig.add_axes([(x0 + i * (tile_w + 0.05)) / width, (0.35 + yy * row_h + 0.03) / height, tile_w / width,
+                                tile_w / height])
+            tax.imshow(tiles[key], interpolation="nearest")
+            tax.set_xticks([])
+            tax.set_yticks([])
+            for s in tax.spines.values():
+                s.set_visible(True)
+                s.set_color(colours[r.label])
+                s.set_linewidth(1.2)
+            tax.set_gid(f"example:{r.label}:{i}")
+    tcav_note = "; * = TCAV significant after correction" if has_tcav else ""
+    fig.text(0.9 / width, 1 - 0.12 / height, f"Global explanation of '{class_name}' at {layer}", fontsize=font_size * 1.4,
+             fontweight="bold", va="top")
+    fig.text(0.9 / width, 1 - 0.36 / height, f"top-{len(rows)} labels of its images' cluster maps{tcav_note}; "
+             "example maps on the right", fontsize=font_size, va="top")
+    return fig

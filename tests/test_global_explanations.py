@@ -1,0 +1,149 @@
+"""Global explanations (METHOD.md §4), concept examples and the INV display helpers, on hand-built records."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from inviz.global_explanations import (
+    ConceptConfig,
+    GlobalConfig,
+    concept_cards,
+    concept_examples,
+    draw,
+    global_explanations,
+    random_examples,
+    to_input,
+)
+from inviz.inv import Card, ImageINV, OverlayConfig, overlay, reveal_mask, safe_name
+from inviz.reveal import RevealConfig, percentile_mask, soft_mask, upscale_nearest
+
+REVEAL = RevealConfig(game_size=64, sigma={8: 4.0})
+LAYERS = ("block4_conv1", "block5_conv3")
+
+
+def card(cid: int, image: str, layer: str, weight: float, best: tuple[str, ...], labels=None, side: int = 8) -> Card:
+    labels = labels if labels is not None else tuple((b, 2.0) for b in best)
+    m = np.roll(np.arange(side * side, dtype=np.float32), cid * side).reshape(side, side)  # distinct values: no ties
+    return Card(kind="merged", id=cid, members=(cid,), image=image, layer=layer, layer_index=LAYERS.index(layer), weight=weight,
+                n_fmaps=3, labels=labels, best=best, plays=4, wins=3, losses=1, resigns=0, mean_hints=1.5, map=m)
+
+
+def image(sid: str, label: int, name: str, cards: list[Card]) -> ImageINV:
+    by = {ly: sorted([c for c in cards if c.layer == ly], key=lambda c: -c.weight) for ly in LAYERS}
+    return ImageINV(sid, f"{sid}.png", label, name, label, name, 0.9, np.full((32, 32, 3), 200, np.uint8), LAYERS, by, by)
+
+
+@pytest.fixture
+def invs():
+    # class 0 ("fish"), two images; layer block5_conv3:
+    #   a: fish 40, eye 30, person 10 (tie person/eye on card 3)    b: fish 20, eye 50
+    a = image("a", 0, "fish", [card(1, "a", "block5_conv3", 40.0, ("fish",)), card(2, "a", "block5_conv3", 30.0, ("eye",)),
+                                card(3, "a", "block5_conv3", 10.0, ("person", "eye")), card(4, "a", "block4_conv1", 60.0, ("fin",))])
+    b = image("b", 0, "fish", [card(5, "b", "block5_conv3", 20.0, ("fish",)), card(6, "b", "block5_conv3", 50.0, ("eye",)),
+                               card(7, "b", "block5_conv3", 5.0, ())])
+    c = image("c", 1, "dog", [card(8, "c", "block5_conv3", 70.0, ("eye",)), card(9, "c", "block4_conv1", 25.0, ("fish",))])
+    return [a, b, c]
+
+
+def test_importance_is_the_mean_weight_of_the_maps_a_label_tops(invs):
+    t = global_explanations(invs, GlobalConfig())
+    fish5 = t[(t["class_label"] == 0) & (t["layer"] == "block5_conv3")].set_index("label")
+    # eye tops cards 2 (30), 6 (50) and, tied, 3 (10): mean 30; fish 1 (40) and 5 (20): 30; person 3 (10)
+    assert fish5.loc["eye", "importance"] == pytest.approx(30.0) and fish5.loc["eye", "n_maps"] == 3
+    assert fish5.loc["fish", "importance"] == pytest.approx(30.0) and fish5.loc["fish", "n_maps"] == 2
+    assert fish5.loc["person", "importance"] == pytest.approx(10.0)
+    # ties in importance: more maps first
+    assert list(fish5.sort_values("rank").index) == ["eye", "fish", "person"]
+    assert fish5.loc["eye", "examples"] == "m6;m2;m3"  # heaviest first
+    assert fish5.loc["eye", "n_images"] == 2 and fish5.loc["eye", "weight_sum"] == pytest.approx(90.0)
+    # the unlabelled card 7 counts for nothing; class 1 is separate
+    dog = t[t["class_label"] == 1]
+    assert set(zip(dog["layer"], dog["label"], strict=True)) == {("block5_conv3", "eye"), ("block4_conv1", "fish")}
+
+
+def test_ties_first_top_k_and_min_maps(invs):
+    t = global_explanations(invs, GlobalConfig(ties="first"))
+    fish5 = t[(t["class_label"] == 0) & (t["layer"] == "block5_conv3")].set_index("label")
+    assert "person" in fish5.index and fish5.loc["eye", "n_maps"] == 2 and fish5.loc["eye", "importance"] == pytest.approx(40.0)
+    t = global_explanations(invs, GlobalConfig(top_k=1, layers=("block5_conv3",)))
+    assert len(t) == 2 and set(t["layer"]) == {"block5_conv3"}
+    t = global_explanations(invs, GlobalConfig(min_maps=3))
+    assert list(t["label"]) == ["eye"]
+    assert global_explanations([], GlobalConfig()).empty
+
+
+def test_concept_cards_priority_and_scope(invs):
+    cfg = GlobalConfig()
+    keys = [c.key for _, c in concept_cards(invs, "fish", 0, "block5_conv3", cfg)]
+    # own class first (same layer, heaviest first), then other classes (card 9 is dog's, block4)
+    assert keys == ["m1", "m5", "m9"]
+    keys = [c.key for _, c in concept_cards(invs, "eye", 0, "block5_conv3", cfg)]
+    assert keys == ["m6", "m2", "m3", "m8"]
+    same = GlobalConfig(concepts=ConceptConfig(scope="class", layers="same"))
+    assert [c.key for _, c in concept_cards(invs, "fish", 0, "block5_conv3", same)] == ["m1", "m5"]
+    assert concept_cards(invs, "nothing", 0, "block5_conv3", cfg) == []
+
+
+def test_concept_and_random_examples_are_masked_network_inputs(invs):
+    cfg = GlobalConfig()
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    pairs = concept_cards(invs, "fish", 0, "block5_conv3", cfg)
+    x = concept_examples(pairs, cfg, REVEAL, mean, std, 32)
+    assert x.shape == (3, 3, 32, 32)
+    full = to_input(invs[0].image, mean, std)
+    assert torch.allclose(full, torch.full_like(full, (200 / 255 - 0.5) / 0.25), atol=1e-6)
+    m = torch.as_tensor(reveal_mask(pairs[0][1].map, 32, 30.0, REVEAL))
+    assert torch.allclose(x[0], full * m, atol=1e-6)  # fill "mean": hidden part is 0 after normalisation
+    assert concept_examples([], cfg, REVEAL, mean, std, 32).shape == (0, 3, 32, 32)
+    imgs = [np.full((32, 32, 3), 100, np.uint8)] * 4
+    cards = [c for inv in invs for cs in inv.merged.values() for c in cs]
+    r = random_examples(imgs, cards, cfg, REVEAL, mean, std)
+    assert r.shape == (4, 3, 32, 32) and float((r.abs() < 1e-3).float().mean()) > 0.3  # masked
+    r2 = random_examples(imgs, cards, GlobalConfig(concepts=ConceptConfig(random_kind="full")), REVEAL, mean, std)
+    assert torch.allclose(r2, to_input(imgs[0], mean, std).expand(4, -1, -1, -1))
+    assert torch.equal(r, random_examples(imgs, cards, cfg, REVEAL, mean, std))  # seeded
+
+
+def test_draw_is_seeded_and_keeps_order():
+    f = pd.DataFrame({"x": range(20)})
+    a, b = draw(f, 5, 1), draw(f, 5, 1)
+    assert list(a["x"]) == list(b["x"]) == sorted(a["x"]) and len(a) == 5
+    assert len(draw(f, 50, 1)) == 20
+
+
+@pytest.mark.parametrize("level", [2.0, 8.0, 30.0])
+def test_reveal_mask_is_the_games_mask_at_any_size(level):
+    rng = np.random.default_rng(0)
+    cmap = rng.random((8, 8))
+    # at the game size it is exactly the game's soft mask
+    game = soft_mask(percentile_mask(upscale_nearest(cmap, 64), level), 4.0, REVEAL.truncate, REVEAL.blur_mode)
+    np.testing.assert_allclose(reveal_mask(cmap, 64, level, REVEAL), game, atol=1e-6)
+    half = reveal_mask(cmap, 32, level, REVEAL)
+    assert half.shape == (32, 32) and 0 <= half.min() and half.max() <= 1
+    # the blur keeps the mean of the binary mask (reflect border): about `level` % shown
+    assert half.mean() == pytest.approx(level / 100, abs=0.02 + level / 400)
+
+
+def test_overlay_kinds():
+    img = np.full((32, 32, 3), 200, np.uint8)
+    cmap = np.zeros((8, 8))
+    cmap[:2] = 1.0  # the top quarter
+    dark = overlay(img, cmap, OverlayConfig(kind="reveal", level=25.0, background=0.0), REVEAL)
+    assert dark[:4].mean() > 150 and dark[-4:].max() == 0
+    dim = overlay(img, cmap, OverlayConfig(kind="reveal", level=25.0, background=0.5), REVEAL)
+    assert dim[-4:].min() == 100
+    heat = overlay(img, cmap, OverlayConfig(kind="heatmap", alpha=1.0), REVEAL)
+    assert heat.shape == (32, 32, 3) and not np.array_equal(heat[0, 0], heat[-1, 0])
+    with pytest.raises(ValueError, match="level"):
+        OverlayConfig(level=0)
+
+
+def test_safe_name():
+    assert safe_name("val/c00_bicycle/bicycle_000") == "val__c00_bicycle__bicycle_000"
+    assert safe_name("night sky") == "night_sky"
+    assert not math.isnan(len(safe_name("")))

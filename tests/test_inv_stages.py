@@ -1,0 +1,297 @@
+"""The figures / global / explorer stages on small real outputs of the pipeline (tiny world,
+simulated players, Sentence-BERT replaced by the bag-of-words fake of test_labels_stages), and
+the explorer driven by a real headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from labels_world import build_world, write_params
+from test_labels_stages import FakeEncoder, run_analyze, run_import, run_masks, run_simulate
+
+from inviz.cli import main
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    """A tiny world run through masks -> labels_simulate -> labels_import -> labels_analyze."""
+    import inviz.labels.embed as embed
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(embed, "load_model", lambda cfg, root=None: FakeEncoder())
+    w = build_world(tmp_path_factory.mktemp("world"), n_train_per_class=3)
+    out = tmp_path_factory.mktemp("run")
+    demo = yaml.safe_load((ROOT / "demo" / "params.yaml").read_text())
+    glob = demo["global"]
+    glob = {**glob, "concepts": {**glob["concepts"], "random_split": "train", "random_pool": 15, "class_images": 5},
+            "tcav": {**glob["tcav"], "layers": ["block5_conv3"], "n_runs": 4, "min_examples": 4, "max_examples": 6,
+                     "n_random_examples": 4, "batch_size": 8}}
+    params = write_params(out / "params.yaml", out / "game", out / "game" / "game_classes.csv",
+                          figures={**demo["figures"], "dpi": 50, "workers": 1}, explorer=demo["explorer"], **{"global": glob})
+    run_masks(w, params, out)
+    assert run_simulate(w, params, out) == 0
+    assert run_import(w, params, out) == 0
+    assert run_analyze(w, params, out) == 0
+    mp.undo()
+    return w, out, params
+
+
+def inv_args(w, out) -> list[str]:
+    return ["--selected", str(w["selected"]), "--images", str(w["images"]), "--extract", str(w["extract"]),
+            "--manifest", str(out / "masks.csv"), "--cluster-labels", str(out / "cluster_labels.csv"), "--inv", str(out / "inv.csv"),
+            "--merged-scores", str(out / "merged_scores.csv"), "--merged-maps", str(out / "merged_maps")]
+
+
+def run_global(w, out, params, cache, dest, model=None):
+    return main(["global", "--params", str(params), *inv_args(w, out), "--model", str(model or w["model"]),
+                 "--index", str(w["index"]), "--cav-cache", str(cache), "--out", str(dest), "--metrics", str(dest) + ".json"])
+
+
+@pytest.fixture(scope="module")
+def global_run(labelled):
+    w, out, params = labelled
+    assert run_global(w, out, params, out / "cavs", out / "global") == 0
+    return out / "global"
+
+
+def test_load_inv_matches_the_tables(labelled):
+    from inviz.inv import INVPaths, load_inv
+
+    w, out, _ = labelled
+    paths = INVPaths(w["selected"], w["images"], w["extract"], out / "masks.csv", out / "cluster_labels.csv", out / "inv.csv",
+                     out / "merged_scores.csv", out / "merged_maps")
+    invs = load_inv(paths, 128)
+    inv = pd.read_csv(out / "inv.csv")
+    manifest = pd.read_csv(out / "masks.csv").drop_duplicates("cluster_id")
+    assert len(invs) == 5 and sum(i.n_merged for i in invs) == len(inv)
+    assert sum(len(cs) for i in invs for cs in i.clusters.values()) == len(manifest)
+    for i in invs:
+        assert i.image.shape == (128, 128, 3) and i.layers == ("block4_conv1", "block5_conv3")
+        for cards in i.merged.values():
+            assert [c.weight for c in cards] == sorted((c.weight for c in cards), reverse=True)
+    # a merged card sums its members' weights, feature maps and plays
+    one = next(c for i in invs for cs in i.merged.values() for c in cs if len(c.members) > 1) if (inv["n_members"] > 1).any() else None
+    if one is not None:
+        members = [c for i in invs for cs in i.clusters.values() for c in cs if c.id in one.members]
+        assert one.weight == pytest.approx(sum(m.weight for m in members))
+        assert one.plays == sum(m.plays for m in members) and one.n_fmaps == sum(m.n_fmaps for m in members)
+    row = inv.iloc[0]
+    card = next(c for i in invs for cs in i.merged.values() for c in cs if c.id == row["merged_id"])
+    assert card.labels[0][0] == row["label_1"] and card.labels[0][1] == pytest.approx(row["score_1"])
+    with pytest.raises(Exception, match="not among the selected"):
+        load_inv(paths, 128, images=["nope"])
+
+
+def test_figure_contents(labelled):
+    from inviz.config import load_section
+    from inviz.inv import INVPaths, load_inv
+    from inviz.inv_figures import FigureConfig, inv_figure, simplified_inv_figure
+    from inviz.plotting import close
+    from inviz.reveal import RevealConfig
+
+    w, out, params = labelled
+    paths = INVPaths(w["selected"], w["images"], w["extract"], out / "masks.csv", out / "cluster_labels.csv", out / "inv.csv",
+                     out / "merged_scores.csv", out / "merged_maps")
+    inv = load_inv(paths, 128)[0]
+    cfg = load_section(params, "figures", FigureConfig)
+    fig = inv_figure(inv, cfg, load_section(params, "masks", RevealConfig))
+    gids = [a.get_gid() for a in fig.axes]
+    assert gids.count("header") == 1
+    assert sorted(g for g in gids if g.startswith("card:")) == sorted(f"card:{c.key}" for cs in inv.merged.values() for c in cs)
+    texts = {t.get_text() for a in fig.axes for t in a.texts} | {t.get_text() for t in fig.texts}
+    for cs in inv.merged.values():
+        for c in cs:
+            assert f"{c.weight:.1f} %  ·  {c.n_fmaps} fm" in texts
+            assert all(lab in texts for lab, _ in c.top(3))
+    assert any(inv.pred_name in t and "%" in t for t in texts) and set(inv.layers) <= texts
+    close(fig)
+    simp = simplified_inv_figure(inv, cfg, load_section(params, "masks", RevealConfig))
+    deepest = inv.merged["block5_conv3"]
+    assert sum(1 for a in simp.axes if (a.get_gid() or "").startswith("card:")) == len(deepest)
+    stexts = {t.get_text() for a in simp.axes for t in a.texts}
+    assert all(c.labels[0][0] in stexts for c in deepest if c.labels)
+    assert not any(c.labels[1][0] in stexts and c.labels[1][0] not in {d.labels[0][0] for d in deepest}
+                   for c in deepest if len(c.labels) > 1)  # one label per card
+    close(simp)
+
+
+def test_figures_stage(labelled, tmp_path, tracking_uri):
+    w, out, params = labelled
+    dest = tmp_path / "inv"
+    assert main(["figures", "--params", str(params), *inv_args(w, out), "--model", str(w["model"]), "--out", str(dest),
+                 "--metrics", str(tmp_path / "figures.json")]) == 0
+    index = pd.read_csv(dest / "index.csv")
+    assert len(index) == 5
+    inv = pd.read_csv(out / "inv.csv")
+    assert index["n_cards"].sum() == len(inv)
+    for r in index.itertuples():
+        for f in (r.file, r.simplified_file):
+            assert (dest / f).is_file() and (dest / f).with_suffix(".pdf").is_file()
+            assert (dest / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    m = json.loads((tmp_path / "figures.json").read_text())
+    assert m["n_figures"] == 5 and 0 < m["share_cards_labelled"] <= 1
+
+
+def test_global_stage_tables_tcav_and_figures(labelled, global_run):
+    w, out, params = labelled
+    g = pd.read_csv(global_run / "global.csv")
+    assert {"class_label", "layer", "rank", "label", "importance", "n_maps", "examples", "tcav_status", "tcav_score",
+            "p_adjusted", "significant"} <= set(g.columns)
+    assert set(g["layer"]) == {"block4_conv1", "block5_conv3"} and g.groupby(["class_label", "layer"]).size().max() <= 5
+    for _, grp in g.groupby(["class_label", "layer"]):
+        assert list(grp["rank"]) == list(range(1, len(grp) + 1))
+        assert list(grp["importance"]) == sorted(grp["importance"], reverse=True)
+    # TCAV on the TCAV layer only: every top label there is tested or reported as too few examples
+    deep = g[g["layer"] == "block5_conv3"]
+    assert deep["tcav_status"].isin(["ok", "too_few_examples", "too_few_random"]).all()
+    assert g[g["layer"] == "block4_conv1"]["tcav_status"].isna().all()
+    ok = deep[deep["tcav_status"] == "ok"]
+    assert len(ok) and ok["tcav_score"].between(0, 1).all() and ok["p_adjusted"].between(0, 1).all()
+    few = deep[deep["tcav_status"] == "too_few_examples"]
+    assert (few["n_candidates"] < 4).all() and few["tcav_score"].isna().all()  # reported, not faked
+    tcav = pd.read_csv(global_run / "tcav.csv")
+    assert len(tcav) == len(deep)
+    runs = pd.read_csv(global_run / "tcav_runs.csv")
+    assert set(runs["kind"]) == {"concept", "random"} and runs["run"].max() == 3
+    figs = sorted(p.stem for p in (global_run / "figures").glob("*.png"))
+    assert len(figs) == g[g["layer"] == "block5_conv3"]["class_label"].nunique() and all(f.endswith("__block5_conv3") for f in figs)
+    assert "## " in (global_run / "global.md").read_text()
+    m = json.loads(Path(f"{global_run}.json").read_text())
+    assert m["tcav"]["n_tested"] == len(deep) and m["tcav"]["cavs_trained"] > 0
+
+
+def test_cav_cache_is_reused_and_keyed_by_the_model(labelled, global_run, tmp_path):
+    import torch
+
+    from inviz.io import sha256_file
+
+    w, out, params = labelled
+    cache = out / "cavs"
+    first = pd.read_csv(global_run / "global.csv")
+    assert run_global(w, out, params, cache, tmp_path / "again") == 0
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["tcav"]["cavs_trained"] == 0 and again["tcav"]["cavs_cached"] > 0
+    pd.testing.assert_frame_equal(first, pd.read_csv(tmp_path / "again" / "global.csv"))
+    assert [p.name for p in cache.iterdir()] == [sha256_file(w["model"])[:16]]
+    # a re-trained model (other weights) gets its own CAVs
+    ckpt = torch.load(w["model"], weights_only=True)
+    ckpt["state_dict"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    other = tmp_path / "other.pt"
+    torch.save(ckpt, other)
+    assert run_global(w, out, params, cache, tmp_path / "other", model=other) == 0
+    assert json.loads((tmp_path / "other.json").read_text())["tcav"]["cavs_trained"] > 0
+    assert len(list(cache.iterdir())) == 2
+
+
+def test_global_bad_layer_is_a_clear_error(labelled, tmp_path, capsys):
+    w, out, params = labelled
+    p = yaml.safe_load(params.read_text())
+    p["global"]["tcav"]["layers"] = ["block9_conv9"]
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(p))
+    assert run_global(w, out, bad, tmp_path / "c", tmp_path / "g") == 2
+    assert "global.tcav.layers: block9_conv9 not among the explained layers" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def site(labelled, global_run, tmp_path_factory):
+    w, out, params = labelled
+    dest = tmp_path_factory.mktemp("site") / "explorer"
+    assert main(["explorer", "--params", str(params), *inv_args(w, out), "--model", str(w["model"]),
+                 "--global-table", str(global_run / "global.csv"), "--out", str(dest),
+                 "--metrics", str(dest) + ".json"]) == 0
+    return dest
+
+
+def test_explorer_files_and_data(labelled, site):
+    w, out, _ = labelled
+    assert {p.name for p in site.iterdir()} == {"index.html", "explorer.js", "style.css", "data.js", "img"}
+    text = (site / "data.js").read_text()
+    assert text.startswith("window.INVIZ = ")
+    data = json.loads(text[len("window.INVIZ = "):].rstrip().rstrip(";"))
+    assert len(data["images"]) == 5 and len(list((site / "img").glob("*.jpg"))) == 5
+    inv = pd.read_csv(out / "inv.csv")
+    n_merged = sum(len(cs) for im in data["images"].values() for cs in im["cards"]["merged"].values())
+    assert n_merged == len(inv)
+    from PIL import Image
+
+    for im in data["images"].values():
+        with Image.open(site / im["sprite"]) as sprite:
+            assert sprite.size == (im["n_tiles"] * data["tile"], data["tile"])
+    assert sum(len(v) for gg in data["global"].values() for v in gg.values()) > 0
+
+
+def chromium() -> str | None:
+    for cand in (os.environ.get("INVIZ_CHROMIUM"), str(ROOT / ".venv" / "bin" / "inviz-chromium")):
+        if cand and Path(cand).is_file():
+            return cand
+    return shutil.which("chromium-headless-shell") or shutil.which("chromium")
+
+
+def test_explorer_in_a_headless_browser(labelled, site):
+    """Open the page from disk, pick a class and an image, click a cluster card, check what it shows,
+    follow a deep link, toggle merged maps, open the global view; keep a screenshot."""
+    from playwright.sync_api import sync_playwright
+
+    exe = chromium()
+    assert exe, "no headless Chromium: `make install` puts one at .venv/bin/inviz-chromium (.ci/install-browser)"
+    data = json.loads((site / "data.js").read_text()[len("window.INVIZ = "):].rstrip().rstrip(";"))
+    cls = data["classes"][2]
+    image_id = cls["images"][0]
+    im = data["images"][image_id]
+    layer = data["layers"][-1]
+    card = im["cards"]["merged"][layer][0]
+    artifacts = Path(os.environ.get("INVIZ_ARTIFACTS", ROOT / "build" / "artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((site / "index.html").as_uri())
+        page.wait_for_selector("body[data-ready='1']")
+        page.select_option("[data-testid=class-select]", str(cls["label"]))
+        page.click(f".thumb[data-image='{image_id}']")
+        assert page.text_content("[data-testid=image-title]") == image_id
+        cards = page.locator(f"section[data-layer='{layer}'] [data-testid=card]")
+        assert cards.count() == len(im["cards"]["merged"][layer])
+        cards.first.click()
+        detail = page.text_content("[data-testid=detail]")
+        assert f"{layer} — merged map {card['id']}" in detail and f"{card['weight']:.2f} %" in detail
+        for lab, _ in card["labels"]:
+            assert lab in detail
+        assert f"card={card['key']}" in page.url and "view=image" in page.url
+        page.screenshot(path=str(artifacts / "explorer.png"), full_page=True)
+        # the game's cluster maps instead of merged ones
+        page.uncheck("[data-testid=toggle-merged]")
+        n_clusters = sum(len(v) for v in im["cards"]["cluster"].values())
+        assert page.locator("[data-testid=card]").count() == n_clusters and "maps=clusters" in page.url
+        # a deep link opens the same card directly
+        deep = page.url.split("#")[0] + f"#view=image&image={image_id}&card={card['key']}&layer={layer}"
+        page.goto("about:blank")
+        page.goto(deep)
+        page.wait_for_selector("[data-testid=detail] h3")
+        assert page.locator(f"[data-key='{card['key']}']").get_attribute("class").split() == ["card", "selected"]
+        # the global view with TCAV results
+        page.click("[data-testid=tab-global]")
+        rows = data["global"].get(str(cls["label"]), {}).get(layer, [])
+        table = page.text_content("[data-testid=global-table]") if rows else ""
+        for r in rows:
+            assert r["label"] in table
+            if r["tcav"] and r["tcav"]["status"] == "ok":
+                assert f"{r['tcav']['score']:.2f}" in table
+        page.screenshot(path=str(artifacts / "explorer_global.png"))
+        browser.close()
+    assert errors == []
+    assert (artifacts / "explorer.png").stat().st_size > 10_000
