@@ -41,3 +41,23 @@ def test_disabled_tracking_is_noop():
     with stage_run("unit", TrackingConfig(enabled=False)) as tr:
         tr.log_metrics({"a": 1})
         assert not tr.enabled and tr.run_id is None
+
+
+def test_artifacts_go_next_to_the_sqlite_store_not_the_working_dir(tmp_path, monkeypatch):
+    store = tmp_path / "store"
+    store.mkdir()
+    work = tmp_path / "pipeline"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
+    with stage_run("unit", TrackingConfig(experiment="where")) as tr:
+        tr.log_table(pd.DataFrame({"c": [1]}), "t.csv")
+    assert list(store.glob("mlartifacts/where/*/artifacts/t.csv"))
+    assert not (work / "mlruns").exists()
+    # a second stage run in another folder reuses the experiment
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    with stage_run("unit2", TrackingConfig(experiment="where")) as tr:
+        tr.log_table(pd.DataFrame({"c": [2]}), "u.csv")
+    assert len(list(store.glob("mlartifacts/where/*/artifacts/*.csv"))) == 2 and not (other / "mlruns").exists()

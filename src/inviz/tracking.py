@@ -153,6 +153,25 @@ def _quiet_mlflow_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _ensure_experiment(mlflow: Any, name: str, uri: str) -> None:
+    """Select experiment ``name``, creating it first if needed.
+
+    With a local ``sqlite:///<dir>/mlflow.db`` store, a new experiment keeps its artifacts in
+    ``<dir>/mlartifacts/<name>`` (an absolute location): MLflow's default, ``./mlruns`` of the
+    working directory, would scatter them over the pipeline folders and lose those of DVC's
+    temporary experiment copies.
+    """
+    if mlflow.get_experiment_by_name(name) is None and uri.startswith("sqlite:///"):
+        location = Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts" / name
+        try:
+            mlflow.create_experiment(name, artifact_location=location.as_uri())
+        except Exception as err:  # created meanwhile by a concurrent stage: use it
+            if mlflow.get_experiment_by_name(name) is None:
+                raise
+            log.debug("experiment %s created concurrently (%s)", name, err)
+    mlflow.set_experiment(name)
+
+
 @contextlib.contextmanager
 def stage_run(
     stage: str,
@@ -173,7 +192,7 @@ def stage_run(
     _quiet_mlflow_logs()
     uri = resolve_tracking_uri(cfg)
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(cfg.experiment)
+    _ensure_experiment(mlflow, cfg.experiment, uri)
     commit = git_commit()
     all_tags = {
         "stage": stage,
