@@ -203,3 +203,18 @@ def test_resolve_backend_and_config_validation():
     with pytest.raises(ValueError, match="perplexity"):
         TSNEConfig(perplexity=0)
     assert math.isnan(embed([torch.rand(2, 4)], TSNEConfig(), 50)[0].kl)
+
+
+def test_embedding_without_tsne_is_the_pca_scores_and_recovers_groups():
+    from inviz.embedding import embed_pca, pca_scores
+
+    problems = [blob_maps(k, 30, seed=k) for k in (3, 5)]
+    xs = [minmax_rows(x) for x, _ in problems]
+    out = embed_pca(xs, TSNEConfig(), 10)
+    for (x, truth), emb, scores in zip(problems, out, pca_scores(xs, 10), strict=True):
+        assert emb.method == "pca" and emb.points.shape == (len(truth), 10)
+        np.testing.assert_allclose(emb.points, scores.numpy(), rtol=1e-6)
+        est = WardSilhouette(3, 8).fit(emb.points)
+        assert est.n_clusters_ == len(set(truth)) and adjusted_rand_score(truth, est.labels_) == 1.0
+    few = embed_pca([torch.rand(1, 9), torch.zeros(0, 9)], TSNEConfig(), 10)
+    assert few[0].points.shape == (1, 2) and few[1].method == "none"

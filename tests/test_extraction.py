@@ -185,6 +185,18 @@ def test_records_are_consistent(vgg, images):
             assert any(not c.pruned for c in le.clusters)  # the heaviest cluster always survives
 
 
+def test_clustering_directly_on_pca_scores(vgg, images):
+    """The ablation without t-SNE: Ward on the PCA scores; every other step (weights, maps) unchanged."""
+    cfg = ExtractConfig(layers=LAYERS, embedding="pca", pca_components=8)
+    base = explain(vgg, images, cfg=ExtractConfig(layers=LAYERS), sample_ids=["a", "b", "c"])
+    for ex, ref in zip(explain(vgg, images, cfg=cfg, sample_ids=["a", "b", "c"]), base, strict=True):
+        for name, le in ex.layers.items():
+            assert le.embedding_method in ("pca", "none")
+            assert le.embedding.shape[0] == le.n_kept and le.embedding.shape[1] == min(8, max(le.n_kept, 2))
+            np.testing.assert_array_equal(le.channels, ref.layers[name].channels)
+            assert sum(c.weight for c in le.clusters) == pytest.approx(le.weights.sum())
+
+
 def test_deterministic_and_explicit_targets(vgg, images):
     cfg = ExtractConfig(layers=("block5_conv3",))
     a = explain(vgg, images, cfg=cfg)

@@ -295,3 +295,32 @@ def test_explorer_in_a_headless_browser(labelled, site):
         browser.close()
     assert errors == []
     assert (artifacts / "explorer.png").stat().st_size > 10_000
+
+
+def test_survey_stage_writes_every_panel_and_the_questionnaire(labelled, tmp_path, tracking_uri):
+    from inviz.stages.survey import slug
+
+    w, out, params = labelled
+    p = yaml.safe_load(params.read_text())
+    demo = yaml.safe_load((ROOT / "demo" / "params.yaml").read_text())
+    p["survey"] = {**demo["survey"], "n_images": 2, "lime_samples": 30, "shap_samples": 8, "shap_background": 4, "dpi": 50,
+                   "gradcam_layer": "block5_conv3"}
+    small = tmp_path / "params.yaml"
+    small.write_text(yaml.safe_dump(p, sort_keys=False))
+    dest = tmp_path / "survey"
+    assert main(["survey", "--params", str(small), *inv_args(w, out), "--model", str(w["model"]), "--index", str(w["index"]),
+                 "--out", str(dest), "--metrics", str(tmp_path / "survey.json")]) == 0
+    chosen = pd.read_csv(dest / "survey_images.csv")
+    assert len(chosen) == 2 and chosen["label"].is_unique
+    for method in demo["survey"]["methods"]:
+        files = sorted((dest / "panels" / slug(method)).glob("*.png"))
+        assert len(files) == 2 and all(f.with_suffix(".pdf").is_file() for f in files), method
+    with np.load(dest / "attributions.npz") as z:
+        assert z["grad_cam"].shape == (2, 128, 128) and z["lime"].shape == (2, 128, 128)
+        assert list(z["sample_id"]) == list(chosen["sample_id"])
+    md = (dest / "questionnaire.md").read_text()
+    assert md.count("![LIME](panels/lime/") == 2 and "INV (Simplified)" in md
+    assert list(pd.read_csv(dest / "questionnaire_form.csv").columns)[:3] == ["participant", "ai_background", "Grad-CAM | Understandability"]
+    assert (dest / "survey_panels.png").is_file()
+    m = json.loads((tmp_path / "survey.json").read_text())
+    assert m["n_panels"] == 10 and set(m["seconds_per_image"]) == {"Grad-CAM", "LIME", "SHAP (Gradient Explainer)"}

@@ -214,3 +214,13 @@ def test_import_missing_game_folder_is_a_clear_error(world, masked, tmp_path, ca
     (tmp_path / "masks.csv").write_bytes((out / "masks.csv").read_bytes())
     assert run_import(world, params, tmp_path) == 2
     assert "no game export found" in capsys.readouterr().err
+
+
+def test_masks_with_worker_processes_are_identical(world, masked, tmp_path):
+    out, _ = masked
+    params = write_params(tmp_path / "params.yaml", tmp_path / "game", tmp_path / "game" / "game_classes.csv",
+                          masks={"workers": 2})
+    run_masks(world, params, tmp_path)
+    for z in sorted((out / "masks").glob("*.zip")):
+        assert (tmp_path / "masks" / z.name).read_bytes() == z.read_bytes(), z.name
+    assert (tmp_path / "masks.csv").read_bytes() == (out / "masks.csv").read_bytes()

@@ -24,6 +24,9 @@ t-SNE backends (:data:`TSNE_BACKENDS`, chosen by ``extract.tsne.backend``):
   one problem at a time (seeded with ``seed``). Slow; kept for agreement checks.
 - ``auto`` — ``torch`` when the device is CUDA, ``numba`` otherwise.
 
+Without t-SNE (``extract.embedding: pca``, the ablation "t-SNE vs clustering directly on PCA"),
+:func:`embed_pca` returns the PCA scores themselves as the points.
+
 t-SNE embeddings differ between implementations (and between seeds), so backends are compared
 on the downstream clustering (recovery of known groups, Table 1 aggregates), not point by point.
 """
@@ -437,6 +440,21 @@ def embed_reference(
         with timed(timings, "tsne"):
             pts = tsne.fit_transform(reduced)
         out.append(Embedding(np.asarray(pts, dtype=np.float64), "tsne", perp, float(tsne.kl_divergence_), int(tsne.n_iter_)))
+    return out
+
+
+def embed_pca(
+    xs: Sequence[torch.Tensor], cfg: TSNEConfig, n_components: int, seed: int = 0, timings: dict[str, float] | None = None
+) -> list[Embedding]:
+    """No t-SNE: the PCA scores, shape (n, d) with d = min(n_components, n, P) (padded to 2), are the points."""
+    with timed(timings, "pca"):
+        scores = pca_scores([x.detach() for x in xs], n_components)
+    out = []
+    for s in scores:
+        pts = s.cpu().numpy().astype(np.float64)
+        if pts.shape[1] < 2:
+            pts = np.pad(pts, ((0, 0), (0, 2 - pts.shape[1])))
+        out.append(Embedding(pts, "pca" if len(pts) else "none"))
     return out
 
 

@@ -85,6 +85,8 @@ class ExtractConfig:
     threshold : map threshold (:class:`inviz.weighting.ThresholdConfig`).
     minmax : min-max scale each kept map over its pixels before PCA (§1.5).
     pca_components : PCA dimensions before t-SNE (50).
+    embedding : ``tsne`` (the method: Ward on the 2-D t-SNE points) or ``pca`` (ablation: Ward
+        directly on the ``pca_components`` PCA scores, no t-SNE).
     tsne : t-SNE settings and backend (:class:`inviz.embedding.TSNEConfig`).
     k_min, k_max : cluster counts tried (3..8).
     few_points : clustering outcome when no k can be scored (``singletons`` | ``one_cluster``).
@@ -110,6 +112,7 @@ class ExtractConfig:
     threshold: ThresholdConfig = field(default_factory=ThresholdConfig)
     minmax: bool = True
     pca_components: int = 50
+    embedding: Literal["tsne", "pca"] = "tsne"
     tsne: TSNEConfig = field(default_factory=TSNEConfig)
     k_min: int = 3
     k_max: int = 8
@@ -375,7 +378,7 @@ def _analyse_batch(captured: Any, cfg: ExtractConfig, ids: Sequence[str], input_
                    timings: dict[str, float] | None) -> list[ImageExplanation]:
     from inviz.cluster_maps import MAP_SCALINGS, cluster_maps, prune_mask
     from inviz.clustering import WardSilhouette
-    from inviz.embedding import embed, minmax_rows, resolve_backend
+    from inviz.embedding import embed, embed_pca, minmax_rows, resolve_backend
     from inviz.weighting import NORMALISATIONS, WEIGHTINGS, keep_mask, layer_threshold, layer_total
 
     nb = captured.logits.shape[0]
@@ -399,7 +402,10 @@ def _analyse_batch(captured: Any, cfg: ExtractConfig, ids: Sequence[str], input_
             flat = pr.acts[pr.kept].flatten(1)
             xs.append(minmax_rows(flat) if cfg.minmax else flat)
     backend = resolve_backend(cfg.tsne.backend, captured.logits.device)
-    embeddings = embed(xs, cfg.tsne, cfg.pca_components, cfg.seed, backend=backend, timings=timings)
+    if cfg.embedding == "pca":
+        embeddings = embed_pca(xs, cfg.tsne, cfg.pca_components, cfg.seed, timings)
+    else:
+        embeddings = embed(xs, cfg.tsne, cfg.pca_components, cfg.seed, backend=backend, timings=timings)
     method = "reference" if backend == "reference" else "tree"
     scaling = MAP_SCALINGS[cfg.map_scaling]
     map_dtype = np.float16 if cfg.map_dtype == "float16" else np.float32

@@ -110,6 +110,21 @@ def encode_image(image: np.ndarray, cfg: RevealConfig) -> bytes:
     return buf.getvalue()
 
 
+#: what :func:`_render` works with (set by :func:`write_game_assets`; inherited by forked workers)
+_RENDER: dict[str, Any] = {}
+
+
+def _render(job: tuple[str, str, bool]) -> tuple[list[bytes], np.ndarray, float, float, Reveal | None]:
+    """Masked images of one cluster map, encoded: (files per level, revealed shares, factor, sigma, Reveal if kept)."""
+    extract_id, image_id, keep = job
+    cfg: RevealConfig = _RENDER["cfg"]
+    if _RENDER["image"][0] != image_id:  # maps arrive image by image: decode each image once per process
+        _RENDER["image"] = (image_id, _RENDER["get_image"](image_id))
+    rv = reveal(_RENDER["get_map"](extract_id), _RENDER["image"][1], cfg)
+    encoded = [encode_image(m, cfg) for m in rv.masked]
+    return encoded, rv.revealed_share, rv.factor, rv.sigma, rv if keep else None
+
+
 def write_game_assets(
     table: pd.DataFrame,
     get_map: Callable[[str], np.ndarray],
@@ -142,32 +157,43 @@ def write_game_assets(
     kept: dict[int, Reveal] = {}
     keep_set = set(int(k) for k in keep)
     zips: dict[str, zipfile.ZipFile] = {}
-    cache_image: tuple[str | None, np.ndarray | None] = (None, None)
+    jobs = [(r.extract_id, r.image, int(r.cluster_id) in keep_set) for r in table.itertuples(index=False)]
+    _RENDER.update(get_map=get_map, get_image=get_image, cfg=cfg, image=(None, None))
+    pool = None
+    if cfg.workers > 1 and len(jobs) > 1:
+        import multiprocessing as mp
+
+        pool = mp.get_context("fork").Pool(cfg.workers)  # the callables reach the workers by fork
+        results = pool.imap(_render, jobs, chunksize=8)
+    else:
+        results = map(_render, jobs)
     with atomic_path(out_dir, directory=True) as tmp:
         try:
-            for r in tqdm(table.itertuples(index=False), total=len(table), desc="masked images", unit="map", disable=not progress):
-                if cache_image[0] != r.image:
-                    cache_image = (r.image, get_image(r.image))
-                rv = reveal(get_map(r.extract_id), cache_image[1], cfg)
-                if int(r.cluster_id) in keep_set:
+            for r, (encoded, shares, factor, sigma, rv) in tqdm(zip(table.itertuples(index=False), results, strict=True),
+                                                                 total=len(table), desc="masked images", unit="map",
+                                                                 disable=not progress):
+                if rv is not None:
                     kept[int(r.cluster_id)] = rv
                 shard = f"{r.layer}.zip"
                 if shard not in zips:
                     zips[shard] = zipfile.ZipFile(tmp / shard, "w", compression=zipfile.ZIP_STORED)
-                for level, (q, share) in enumerate(zip(cfg.levels, rv.revealed_share, strict=False)):
+                for level, (q, share, data) in enumerate(zip(cfg.levels, shares, encoded, strict=True)):
                     member = f"{int(r.cluster_id):06d}/{level}.{ext}"
                     info = zipfile.ZipInfo(member, date_time=(2020, 1, 1, 0, 0, 0))  # fixed time: reproducible zips
-                    zips[shard].writestr(info, encode_image(rv.masked[level], cfg))
+                    zips[shard].writestr(info, data)
                     rows.append({
                         "cluster_id": int(r.cluster_id), "extract_id": r.extract_id, "image": r.image, "layer": r.layer,
                         "layer_index": int(r.layer_index), "cluster": int(r.cluster), "label": r.label,
                         "true_class": r.true_class, "pred": r.pred, "pred_name": r.pred_name, "weight": float(r.weight),
-                        "level": level, "percent": float(q), "revealed_share": float(share), "factor": float(rv.factor),
-                        "sigma": float(rv.sigma), "shard": shard, "member": member, "file": f"{shard}/{member}",
+                        "level": level, "percent": float(q), "revealed_share": float(share), "factor": float(factor),
+                        "sigma": float(sigma), "shard": shard, "member": member, "file": f"{shard}/{member}",
                     })
         finally:
             for z in zips.values():
                 z.close()
+            if pool is not None:
+                pool.terminate()
+            _RENDER.clear()
     return pd.DataFrame(rows, columns=MANIFEST_COLUMNS), kept
 
 

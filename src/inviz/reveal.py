@@ -48,6 +48,8 @@ class RevealConfig:
     jpeg_quality : JPEG quality 1-95 when ``image_format`` is ``jpeg``.
     figure_maps : cluster maps shown in the six-level strip figure.
     figure_seed : which cluster maps the figure shows (seeded draw).
+    workers : processes rendering and encoding masked images in the ``masks`` stage (1: none;
+        the output does not depend on it).
     map_kind : which cluster map of the ``extract`` output is masked: ``map`` (the stored map,
         scaled as ``extract.map_scaling`` says; ``code`` = the authors' display map) or ``raw``
         (``A_C``). Min-max scaling does not move percentiles; the ``code`` resampling can.
@@ -65,8 +67,11 @@ class RevealConfig:
     figure_maps: int = 4
     figure_seed: int = 432
     map_kind: Literal["map", "raw"] = "map"
+    workers: int = 1
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers: expected >= 1, got {self.workers}")
         if self.game_size < 1:
             raise ValueError(f"game_size: expected >= 1, got {self.game_size}")
         if not self.levels:

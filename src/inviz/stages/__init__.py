@@ -18,5 +18,8 @@ STAGES: dict[str, str] = {
     "figures": "figures",
     "global": "global_explain",
     "explorer": "explorer",
+    "survey": "survey",
+    "survey_import": "survey_import",
     "table2": "table2",
+    "compare": "compare",
 }

@@ -1,0 +1,248 @@
+"""Ablation sweeps over DVC experiments: definitions, the ``dvc exp`` commands, and the comparison report.
+
+The method has thresholds and cluster counts users want to vary (METHOD.md §1). A *sweep* is a
+list of *variants*, each a set of ``params.yaml`` overrides run as one DVC experiment
+(``dvc exp run --queue -S key=value … <target>``, then ``dvc queue start``). :data:`SWEEPS` holds
+the ready ones; ``experiments/ablations.py`` queues and runs them and calls :func:`collect` and
+:func:`write_report` on ``dvc exp show --json``.
+
+:func:`collect` turns the experiments into one row each: name, sweep and variant (from the
+experiment name ``abl-<sweep>-<variant>``), the swept parameter values, and the outcomes —
+Table 1 aggregates (mean over layers of leftover clusters / feature maps / weight, and per
+layer), cluster-map counts, and label outcomes (maps labelled, merged maps, closed-loop accuracy
+on the synthetic demo). :func:`write_report` writes ``ablations.csv``, ``ablations.md`` and one
+seaborn figure per sweep (each outcome against the variant, the baseline marked).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+#: the paper's channel-count threshold rule (``extract.threshold.by_channels``), scaled by the threshold sweep
+_RULE = [[512, 0.175], [256, 0.35], [128, 0.7], [64, 1.4]]
+_BELOW = 76.8
+
+
+def _scaled(f: float) -> dict[str, Any]:
+    return {"extract.threshold.by_channels": [[c, round(t * f, 6)] for c, t in _RULE],
+            "extract.threshold.below": round(_BELOW * f, 6)}
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One experiment of a sweep: ``name`` (short, used in the experiment name) and its overrides."""
+
+    name: str
+    overrides: Mapping[str, Any]
+    label: str = ""
+
+
+#: sweep name -> (what it varies, variants). The baseline is the committed params file.
+SWEEPS: dict[str, tuple[str, tuple[Variant, ...]]] = {
+    "threshold": ("feature-map threshold: the channel-count rule scaled, or no threshold", (
+        Variant("x0.5", _scaled(0.5), "rule x0.5"),
+        Variant("x2", _scaled(2.0), "rule x2"),
+        Variant("x4", _scaled(4.0), "rule x4"),
+        Variant("none", {"extract.threshold.rule": "none"}, "no threshold"),
+    )),
+    "prune": ("cluster pruning on/off", (Variant("off", {"extract.prune": False}, "no pruning"),)),
+    "k_range": ("cluster counts tried by the silhouette", (
+        Variant("2-6", {"extract.k_min": 2, "extract.k_max": 6}, "k 2-6"),
+        Variant("4-10", {"extract.k_min": 4, "extract.k_max": 10}, "k 4-10"),
+    )),
+    "weights": ("channel weights: guided (code) vs Grad-CAM (paper text)",
+                (Variant("gradcam", {"extract.weights": "gradcam"}, "Grad-CAM weights"),)),
+    "embedding": ("t-SNE vs Ward directly on the PCA scores", (Variant("pca", {"extract.embedding": "pca"}, "no t-SNE"),)),
+    "pca": ("PCA dimensions before t-SNE", (
+        Variant("10", {"extract.pca_components": 10}, "PCA 10"),
+        Variant("100", {"extract.pca_components": 100}, "PCA 100"),
+    )),
+}
+
+#: the outcome columns of :func:`collect`, with their axis labels
+OUTCOMES: dict[str, str] = {
+    "leftover_clusters": "leftover clusters (mean over layers)",
+    "leftover_fmaps": "leftover fmaps % (mean over layers)",
+    "leftover_weight": "leftover weight % (mean over layers)",
+    "n_cluster_maps_kept": "kept cluster maps",
+    "n_cluster_maps_labelled": "labelled cluster maps",
+    "n_merged_maps": "merged cluster maps",
+    "closed_loop_accuracy": "closed loop: top label names a covered part",
+}
+
+_EXP_NAME = re.compile(r"^abl-(?P<sweep>[a-z0-9_]+)-(?P<variant>.+)$")
+
+
+def experiment_name(sweep: str, variant: Variant) -> str:
+    """``abl-<sweep>-<variant>`` with characters DVC accepts in experiment names."""
+    return "abl-" + re.sub(r"[^A-Za-z0-9_-]+", "_", f"{sweep}-{variant.name}")
+
+
+def set_arguments(variant: Variant) -> list[str]:
+    """``-S key=value`` arguments of ``dvc exp run`` (values as YAML flow scalars / lists)."""
+    args = []
+    for key, value in variant.overrides.items():
+        args += ["-S", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+    return args
+
+
+def queue_commands(sweeps: Iterable[str], target: str | None = "labels_analyze") -> list[list[str]]:
+    """The ``dvc exp run --queue`` command of every variant of ``sweeps``."""
+    cmds = []
+    for sweep in sweeps:
+        if sweep not in SWEEPS:
+            raise KeyError(f"unknown sweep {sweep!r}; expected one of {', '.join(SWEEPS)}")
+        for v in SWEEPS[sweep][1]:
+            cmds.append(["dvc", "exp", "run", "--queue", "-n", experiment_name(sweep, v), *set_arguments(v),
+                         *([target] if target else [])])
+    return cmds
+
+
+# ----------------------------------------------------------------------------------------------
+# dvc exp show --json -> one row per experiment
+
+
+def _records(node: Any) -> Iterable[dict[str, Any]]:
+    """Every ``{rev, name, data: {params, metrics}}`` record anywhere in ``dvc exp show --json``."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _records(item)
+    elif isinstance(node, dict):
+        data = node.get("data")
+        if isinstance(data, dict) and ("params" in data or "metrics" in data):
+            yield {"rev": node.get("rev") or data.get("rev"), "name": node.get("name") or data.get("name"), "data": data}
+        for key in ("experiments", "revs"):
+            if node.get(key):
+                yield from _records(node[key])
+
+
+def _file_data(section: Mapping[str, Any] | None, suffix: str) -> dict[str, Any]:
+    for path, payload in (section or {}).items():
+        if str(path).replace("\\", "/").endswith(suffix) and isinstance(payload, dict):
+            return payload.get("data") or {}
+    return {}
+
+
+def _get(d: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = d
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def collect(exp_show: Any, keys: Sequence[str] | None = None) -> pd.DataFrame:
+    """One row per experiment (and the workspace / baseline commit) of ``dvc exp show --json``.
+
+    Columns: ``name, rev, sweep, variant`` (``baseline`` for non-ablation rows), one column per
+    swept key (``keys``; default: every key of :data:`SWEEPS`), the outcomes of :data:`OUTCOMES`
+    and ``<layer>.<table1 column>`` per layer.
+    """
+    keys = list(keys or dict.fromkeys(k for _, vs in SWEEPS.values() for v in vs for k in v.overrides))
+    rows = []
+    for rec in _records(exp_show):
+        data = rec["data"]
+        params = _file_data(data.get("params"), "params.yaml")
+        ext = _file_data(data.get("metrics"), "extract.json")
+        lab = _file_data(data.get("metrics"), "labels_analyze.json")
+        name = str(rec["name"] or rec["rev"] or "")
+        m = _EXP_NAME.match(name)
+        row: dict[str, Any] = {"name": name, "rev": rec["rev"], "sweep": m["sweep"] if m else "baseline",
+                               "variant": m["variant"] if m else "baseline"}
+        for k in keys:
+            v = _get(params, k)
+            row[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
+        t1 = ext.get("table1") or {}
+        for col in ("leftover_clusters", "leftover_fmaps", "leftover_weight"):
+            vals = [v[col] for v in t1.values() if isinstance(v, Mapping) and v.get(col) is not None]
+            row[col] = sum(vals) / len(vals) if vals else None
+            for layer, v in t1.items():
+                row[f"{layer}.{col}"] = v.get(col) if isinstance(v, Mapping) else None
+        row["n_cluster_maps_kept"] = ext.get("n_cluster_maps_kept")
+        row["n_cluster_maps_labelled"] = lab.get("n_cluster_maps_labelled")
+        row["n_merged_maps"] = lab.get("n_merged_maps")
+        row["closed_loop_accuracy"] = (lab.get("closed_loop") or {}).get("accuracy")
+        if any(row[c] is not None for c in OUTCOMES):
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    # the same baseline shows up as workspace and as its commit: keep one
+    return frame.drop_duplicates(subset=[c for c in frame.columns if c not in ("name", "rev")], keep="first").reset_index(drop=True)
+
+
+def sweep_figure(frame: pd.DataFrame, sweep: str) -> Any:
+    """Each outcome against the variants of ``sweep`` (baseline first, in grey)."""
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    from inviz.plotting import apply_style, palette
+
+    apply_style()
+    base = frame[frame["sweep"] == "baseline"].head(1)
+    part = pd.concat([base, frame[frame["sweep"] == sweep]], ignore_index=True)
+    labels = {v.name: (v.label or v.name) for v in SWEEPS.get(sweep, ("", ()))[1]}
+    part = part.assign(variant=[("baseline" if s == "baseline" else labels.get(v, v)) for s, v in zip(part["sweep"], part["variant"], strict=True)])
+    outcomes = [c for c in OUTCOMES if c in part and part[c].notna().any()]
+    fig, axes = plt.subplots(1, len(outcomes), figsize=(1.9 * len(outcomes) + 0.4, 2.4), squeeze=False)
+    colours = ["0.6"] + palette(max(1, len(part) - 1))[: len(part) - 1]
+    for ax, col in zip(axes[0], outcomes, strict=True):
+        sns.barplot(x=part["variant"], y=part[col].astype(float), hue=part["variant"], palette=colours[: len(part)], ax=ax,
+                    legend=False)
+        ax.set_title(OUTCOMES[col], fontsize=7)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.tick_params(axis="x", rotation=45, labelsize=6)
+    fig.suptitle(f"ablation: {SWEEPS.get(sweep, (sweep,))[0]}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def report_markdown(frame: pd.DataFrame) -> str:
+    """The comparison tables (one per sweep, the baseline first) as Markdown."""
+    lines = ["# Ablations", "", "Each row is one DVC experiment (`dvc exp show`); outcomes are the Table 1 means over "
+             "layers, cluster-map counts and label outcomes. Differences are to the baseline (the committed params).", ""]
+    base = frame[frame["sweep"] == "baseline"].head(1)
+    outcomes = [c for c in OUTCOMES if c in frame and frame[c].notna().any()]
+    for sweep in [s for s in SWEEPS if s in set(frame["sweep"])]:
+        lines += [f"## {sweep}: {SWEEPS[sweep][0]}", "", "| variant | experiment | " + " | ".join(OUTCOMES[c] for c in outcomes) + " |",
+                  "|---|---|" + "---|" * len(outcomes)]
+        for r in pd.concat([base, frame[frame["sweep"] == sweep]]).itertuples():
+            cells = []
+            for c in outcomes:
+                v = getattr(r, c)
+                b = base[c].iloc[0] if len(base) else None
+                if v is None or pd.isna(v):
+                    cells.append("—")
+                elif r.sweep != "baseline" and b is not None and pd.notna(b):
+                    cells.append(f"{float(v):.3g} ({float(v) - float(b):+.3g})")
+                else:
+                    cells.append(f"{float(v):.3g}")
+            lines.append(f"| {r.variant} | `{r.name}` | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(frame: pd.DataFrame, out: str | Path) -> list[Path]:
+    """``ablations.csv``, ``ablations.md`` and ``<sweep>.png/.pdf`` per sweep with results, into ``out``."""
+    from inviz.io import atomic_path, save_figure, write_csv, write_text
+    from inviz.plotting import close
+
+    written = []
+    with atomic_path(out, directory=True) as tmp:
+        write_csv(tmp / "ablations.csv", frame)
+        write_text(tmp / "ablations.md", report_markdown(frame))
+        for sweep in [s for s in SWEEPS if s in set(frame.get("sweep", []))]:
+            fig = sweep_figure(frame, sweep)
+            save_figure(fig, tmp / f"{sweep}.png", formats=("png", "pdf"))
+            close(fig)
+            written.append(Path(out) / f"{sweep}.png")
+    return [Path(out) / "ablations.csv", Path(out) / "ablations.md", *written]

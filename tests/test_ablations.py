@@ -1,0 +1,81 @@
+"""Ablation sweeps: the dvc commands they become and the report built from `dvc exp show --json`."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import yaml
+
+from inviz.ablations import SWEEPS, collect, experiment_name, queue_commands, report_markdown, set_arguments, write_report
+from inviz.config import from_dict
+from inviz.extraction import ExtractConfig
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def test_every_variant_is_a_valid_extract_config():
+    base = yaml.safe_load((ROOT / "demo" / "params.yaml").read_text())["extract"]
+    for sweep, (_, variants) in SWEEPS.items():
+        for v in variants:
+            section = json.loads(json.dumps(base))
+            for key, value in v.overrides.items():
+                node = section
+                parts = key.split(".")[1:]
+                for p in parts[:-1]:
+                    node = node[p]
+                assert parts[-1] in node, (sweep, key)  # only existing keys are swept
+                node[parts[-1]] = yaml.safe_load(json.dumps(value) if not isinstance(value, str) else value)
+            from_dict(ExtractConfig, section, "extract")
+
+
+def test_commands():
+    v = SWEEPS["k_range"][1][0]
+    assert experiment_name("k_range", v) == "abl-k_range-2-6"
+    assert set_arguments(v) == ["-S", "extract.k_min=2", "-S", "extract.k_max=6"]
+    thr = SWEEPS["threshold"][1][0]
+    assert set_arguments(thr)[1] == "extract.threshold.by_channels=[[512, 0.0875], [256, 0.175], [128, 0.35], [64, 0.7]]"
+    cmds = queue_commands(["prune", "k_range"])
+    assert cmds[0] == ["dvc", "exp", "run", "--queue", "-n", "abl-prune-off", "-S", "extract.prune=false", "labels_analyze"]
+    assert len(cmds) == 3 and queue_commands(["prune"], None)[0][-1] == "extract.prune=false"
+
+
+def exp_record(name, rev, k_min, clusters, labelled):
+    table1 = {"block4_conv1": {"leftover_clusters": clusters, "leftover_fmaps": 40.0, "leftover_weight": 70.0},
+              "block5_conv3": {"leftover_clusters": clusters + 1, "leftover_fmaps": 20.0, "leftover_weight": 80.0}}
+    return {"rev": rev, "name": name, "data": {
+        "rev": rev, "params": {"params.yaml": {"data": {"extract": {"k_min": k_min, "k_max": 8, "prune": True}}}},
+        "metrics": {"metrics/extract.json": {"data": {"table1": table1, "n_cluster_maps_kept": 100 + k_min}},
+                    "metrics/labels_analyze.json": {"data": {"n_cluster_maps_labelled": labelled, "n_merged_maps": 50,
+                                                             "closed_loop": {"accuracy": 0.8}}}}}}
+
+
+def exp_show():
+    """The shape of DVC 3's `dvc exp show --json`: baseline commits with nested experiments."""
+    base = exp_record(None, "workspace", 3, 3.0, 90)
+    commit = exp_record("main", "abc123", 3, 3.0, 90)
+    commit["experiments"] = [{"revs": [exp_record("abl-k_range-2-6", "e1", 2, 2.5, 88)], "name": "abl-k_range-2-6"},
+                             {"revs": [exp_record("abl-k_range-4-10", "e2", 4, 4.0, 91)], "name": "abl-k_range-4-10"},
+                             {"revs": [{"rev": "e3", "name": "failed", "data": {"params": {}, "metrics": {}}}]}]
+    return [base, commit]
+
+
+def test_collect():
+    frame = collect(exp_show())
+    assert list(frame["sweep"]) == ["baseline", "k_range", "k_range"]  # workspace == commit: one baseline
+    row = frame.set_index("name").loc["abl-k_range-2-6"]
+    assert row["variant"] == "2-6" and row["extract.k_min"] == 2
+    assert row["leftover_clusters"] == 3.0 and row["leftover_fmaps"] == 30.0 and row["leftover_weight"] == 75.0
+    assert row["block5_conv3.leftover_clusters"] == 3.5 and row["n_cluster_maps_kept"] == 102
+    assert row["n_cluster_maps_labelled"] == 88 and row["closed_loop_accuracy"] == 0.8
+    assert collect([]).empty
+
+
+def test_report(tmp_path):
+    frame = collect(exp_show())
+    md = report_markdown(frame)
+    assert "## k_range" in md and "| 4-10 | `abl-k_range-4-10` | 4.5 (+1) |" in md
+    files = write_report(frame, tmp_path / "abl")
+    assert [f.name for f in files] == ["ablations.csv", "ablations.md", "k_range.png"]
+    assert (tmp_path / "abl" / "k_range.pdf").is_file()
+    assert len(pd.read_csv(tmp_path / "abl" / "ablations.csv")) == 3
