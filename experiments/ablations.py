@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -28,6 +29,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+# dvc and inviz from this interpreter's environment (.venv/bin), also for the queue's workers
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{ROOT / 'mlflow.db'}")
 
 from inviz.ablations import SWEEPS, collect, queue_commands, write_report  # noqa: E402
 
@@ -99,8 +103,6 @@ def main(argv: list[str] | None = None) -> int:
         from inviz.tracking import TrackingConfig, stage_run
 
         tracking = from_dict(TrackingConfig, read_params(cwd / "params.yaml").get("mlflow"), "mlflow")
-        import os
-
         os.chdir(cwd)
         with stage_run("ablations", tracking, {"sweeps": ",".join(sweeps)}) as tr:
             tr.log_metrics({"n_experiments": len(frame)})
