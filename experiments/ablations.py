@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     # report (also after run)
     shown = json.loads(sh(["dvc", "exp", "show", "--json", "--all-commits"], cwd, capture=True).stdout or "[]")
-    frame = collect(shown)
+    frame = collect(shown, folder="demo/" if args.profile == "demo" else "")
     if frame.empty:
         print("no experiments with results yet (dvc exp show lists none)")
         return 1

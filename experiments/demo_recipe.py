@@ -164,7 +164,7 @@ def main() -> None:
         test_acc, confusion = evaluate(dm.test_dataloader())
         names = [f"{c.name} ({'+'.join(c.parts)})" for c in synthetic.classes(scfg)]
         print("\ntest confusion (rows: true class; columns: predicted label)")
-        for name, row in zip(names, confusion.tolist()):
+        for name, row in zip(names, confusion.tolist(), strict=True):
             print(f"  {name:36s} " + " ".join(f"{v:3d}" for v in row) + f"   acc {row[names.index(name)] / max(1, sum(row)):.2f}")
         side = mcfg.input_size
         with torch.no_grad():

@@ -7,7 +7,15 @@ import json
 import pandas as pd
 import yaml
 
-from inviz.ablations import SWEEPS, collect, experiment_name, queue_commands, report_markdown, set_arguments, write_report
+from inviz.ablations import (
+    SWEEPS,
+    collect,
+    experiment_name,
+    queue_commands,
+    report_markdown,
+    set_arguments,
+    write_report,
+)
 from inviz.config import from_dict
 from inviz.extraction import ExtractConfig
 
@@ -44,10 +52,11 @@ def exp_record(name, rev, k_min, clusters, labelled):
     table1 = {"block4_conv1": {"leftover_clusters": clusters, "leftover_fmaps": 40.0, "leftover_weight": 70.0},
               "block5_conv3": {"leftover_clusters": clusters + 1, "leftover_fmaps": 20.0, "leftover_weight": 80.0}}
     return {"rev": rev, "name": name, "data": {
-        "rev": rev, "params": {"params.yaml": {"data": {"extract": {"k_min": k_min, "k_max": 8, "prune": True}}}},
-        "metrics": {"metrics/extract.json": {"data": {"table1": table1, "n_cluster_maps_kept": 100 + k_min}},
-                    "metrics/labels_analyze.json": {"data": {"n_cluster_maps_labelled": labelled, "n_merged_maps": 50,
-                                                             "closed_loop": {"accuracy": 0.8}}}}}}
+        "rev": rev, "params": {"params.yaml": {"data": {"extract": {"k_min": 99}}},  # the other pipeline's
+                               "demo/params.yaml": {"data": {"extract": {"k_min": k_min, "k_max": 8, "prune": True}}}},
+        "metrics": {"demo/metrics/extract.json": {"data": {"table1": table1, "n_cluster_maps_kept": 100 + k_min}},
+                    "demo/metrics/labels_analyze.json": {"data": {"n_cluster_maps_labelled": labelled, "n_merged_maps": 50,
+                                                                  "closed_loop": {"accuracy": 0.8}}}}}}
 
 
 def exp_show():
@@ -56,12 +65,13 @@ def exp_show():
     commit = exp_record("main", "abc123", 3, 3.0, 90)
     commit["experiments"] = [{"revs": [exp_record("abl-k_range-2-6", "e1", 2, 2.5, 88)], "name": "abl-k_range-2-6"},
                              {"revs": [exp_record("abl-k_range-4-10", "e2", 4, 4.0, 91)], "name": "abl-k_range-4-10"},
-                             {"revs": [{"rev": "e3", "name": "failed", "data": {"params": {}, "metrics": {}}}]}]
+                             {"revs": [{"rev": "e3", "name": "failed", "data": {"params": {}, "metrics": {}}}]},
+                             {"revs": [{"rev": "e4", "name": "broken", "data": None, "error": {"msg": "x"}}]}]
     return [base, commit]
 
 
 def test_collect():
-    frame = collect(exp_show())
+    frame = collect(exp_show(), folder="demo/")
     assert list(frame["sweep"]) == ["baseline", "k_range", "k_range"]  # workspace == commit: one baseline
     row = frame.set_index("name").loc["abl-k_range-2-6"]
     assert row["variant"] == "2-6" and row["extract.k_min"] == 2
@@ -72,7 +82,7 @@ def test_collect():
 
 
 def test_report(tmp_path):
-    frame = collect(exp_show())
+    frame = collect(exp_show(), folder="demo/")
     md = report_markdown(frame)
     assert "## k_range" in md and "| 4-10 | `abl-k_range-4-10` | 4.5 (+1) |" in md
     files = write_report(frame, tmp_path / "abl")

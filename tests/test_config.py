@@ -72,3 +72,13 @@ def test_post_init_errors_become_params_errors():
 
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": [{"e": 1}]}) == {"a.b": 1, "a.c": [1, 2], "d.0.e": 1}
+
+
+def test_demo_runs_the_same_pipeline_as_the_paper():
+    """demo/dvc.yaml is a copy of dvc.yaml (DVC cannot read a symlinked dvc.yaml from git revisions)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert not (root / "demo" / "dvc.yaml").is_symlink()
+    assert (root / "demo" / "dvc.yaml").read_text() == (root / "dvc.yaml").read_text(), \
+        "demo/dvc.yaml differs from dvc.yaml: cp dvc.yaml demo/dvc.yaml"

@@ -4,13 +4,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import write_image_folder
 
-from inviz.data.datamodule import AugmentConfig, ImageDataModule, collate_skip_none, read_index, train_transform
+from inviz.data.datamodule import (
+    AugmentConfig,
+    ImageDataModule,
+    collate_skip_none,
+    read_index,
+    train_transform,
+)
 from inviz.data.imagenette import IMAGENETTE_CLASSES, DatasetUnavailable, ImagenetteConfig, fetch_imagenette
 from inviz.data.index import DatasetLayoutError, SplitConfig, carve_test_pool, scan_image_folder
 from inviz.io import md5_file
-
-from conftest import write_image_folder
 
 
 @pytest.fixture

@@ -211,7 +211,7 @@ def test_embedding_without_tsne_is_the_pca_scores_and_recovers_groups():
     problems = [blob_maps(k, 30, seed=k) for k in (3, 5)]
     xs = [minmax_rows(x) for x, _ in problems]
     out = embed_pca(xs, TSNEConfig(), 10)
-    for (x, truth), emb, scores in zip(problems, out, pca_scores(xs, 10), strict=True):
+    for (_x, truth), emb, scores in zip(problems, out, pca_scores(xs, 10), strict=True):
         assert emb.method == "pca" and emb.points.shape == (len(truth), 10)
         np.testing.assert_allclose(emb.points, scores.numpy(), rtol=1e-6)
         est = WardSilhouette(3, 8).fit(emb.points)

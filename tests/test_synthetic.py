@@ -112,7 +112,7 @@ def test_masks_hold_exactly_the_class_parts(dataset):
     cfg, dest, parts = dataset
     parts_of_folder = {s.folder: s.parts for s in classes(cfg)}
     allowed_bits = 0
-    for sid, m in zip(parts.sample_ids, parts.masks):
+    for sid, m in zip(parts.sample_ids, parts.masks, strict=True):
         expected = parts_of_folder[str(sid).split("/")[1]]
         assert parts.parts_of(str(sid)) == [p for p in VOCABULARY if p in expected]
         class_bits = sum(parts.bit(p) for p in expected)
@@ -246,7 +246,7 @@ def test_config_from_params_mapping():
 
 def test_phrases_cover_the_vocabulary():
     assert set(PART_PHRASES) == set(VOCABULARY)
-    for part, langs in PART_PHRASES.items():
+    for _part, langs in PART_PHRASES.items():
         assert set(langs) >= {"en", "it"}
         assert all(langs[lang] for lang in ("en", "it"))
     assert set(synthetic.COLOUR_PHRASES) == set(synthetic.DEFAULT_PALETTE)

@@ -9,7 +9,14 @@ from inviz.data.datamodule import AugmentConfig, ImageDataModule
 from inviz.data.index import SplitConfig, carve_test_pool, scan_image_folder
 from inviz.models.vgg import ModelConfig, build_vgg16
 from inviz.selection import SelectConfig, SelectionError, select_correct
-from inviz.training import PhaseConfig, RestoreBest, TrainConfig, fit_phases, predict_logits, trainable_parameters
+from inviz.training import (
+    PhaseConfig,
+    RestoreBest,
+    TrainConfig,
+    fit_phases,
+    predict_logits,
+    trainable_parameters,
+)
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 

@@ -44,7 +44,7 @@ def test_state_dict_file_weights(tmp_path):
     path = tmp_path / "backbone.pt"
     torch.save(src.state_dict(), path)
     model = build_vgg16(2, ModelConfig(weights=str(path), input_size=32, width=0.125))
-    for a, b in zip(src.features.parameters(), model.features.parameters()):
+    for a, b in zip(src.features.parameters(), model.features.parameters(), strict=True):
         assert torch.equal(a, b)
     torch.save({"features.0.weight": torch.zeros(1)}, path)
     with pytest.raises(WeightsError, match="does not fit"):

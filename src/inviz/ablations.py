@@ -123,9 +123,10 @@ def _records(node: Any) -> Iterable[dict[str, Any]]:
                 yield from _records(node[key])
 
 
-def _file_data(section: Mapping[str, Any] | None, suffix: str) -> dict[str, Any]:
-    for path, payload in (section or {}).items():
-        if str(path).replace("\\", "/").endswith(suffix) and isinstance(payload, dict):
+def _file_data(section: Mapping[str, Any] | None, path: str) -> dict[str, Any]:
+    """The ``data`` of file ``path`` (relative to the repository root, as ``dvc exp show`` names files)."""
+    for name, payload in (section or {}).items():
+        if str(name).replace("\\", "/") == path and isinstance(payload, dict):
             return payload.get("data") or {}
     return {}
 
@@ -139,9 +140,11 @@ def _get(d: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
-def collect(exp_show: Any, keys: Sequence[str] | None = None) -> pd.DataFrame:
+def collect(exp_show: Any, keys: Sequence[str] | None = None, folder: str = "") -> pd.DataFrame:
     """One row per experiment (and the workspace / baseline commit) of ``dvc exp show --json``.
 
+    ``folder`` is the pipeline's folder relative to the repository root (``demo/`` for the demo:
+    ``dvc exp show`` lists every pipeline's params and metrics files by their repository paths).
     Columns: ``name, rev, sweep, variant`` (``baseline`` for non-ablation rows), one column per
     swept key (``keys``; default: every key of :data:`SWEEPS`), the outcomes of :data:`OUTCOMES`
     and ``<layer>.<table1 column>`` per layer.
@@ -149,10 +152,10 @@ def collect(exp_show: Any, keys: Sequence[str] | None = None) -> pd.DataFrame:
     keys = list(keys or dict.fromkeys(k for _, vs in SWEEPS.values() for v in vs for k in v.overrides))
     rows = []
     for rec in _records(exp_show):
-        data = rec["data"]
-        params = _file_data(data.get("params"), "params.yaml")
-        ext = _file_data(data.get("metrics"), "extract.json")
-        lab = _file_data(data.get("metrics"), "labels_analyze.json")
+        data = rec["data"] or {}
+        params = _file_data(data.get("params"), f"{folder}params.yaml")
+        ext = _file_data(data.get("metrics"), f"{folder}metrics/extract.json")
+        lab = _file_data(data.get("metrics"), f"{folder}metrics/labels_analyze.json")
         name = str(rec["name"] or rec["rev"] or "")
         m = _EXP_NAME.match(name)
         row: dict[str, Any] = {"name": name, "rev": rec["rev"], "sweep": m["sweep"] if m else "baseline",

@@ -81,7 +81,7 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise fail(f"{len(args)} items ({_type_name(tp)})")
-            return tuple(_convert(v, a, f"{key}[{i}]", source) for i, (v, a) in enumerate(zip(value, args)))
+            return tuple(_convert(v, a, f"{key}[{i}]", source) for i, (v, a) in enumerate(zip(value, args, strict=True)))
         item = args[0] if args else Any
         items = [_convert(v, item, f"{key}[{i}]", source) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items

@@ -72,7 +72,7 @@ def history_figure(history: pd.DataFrame) -> Any:
     from inviz.plotting import new_figure
 
     fig, axes = new_figure(6.8, 2.4, ncols=2)
-    for ax, metric in zip(axes, ("loss", "acc")):
+    for ax, metric in zip(axes, ("loss", "acc"), strict=True):
         cols = [c for c in (f"train_{metric}", f"val_{metric}") if c in history]
         long = history.melt(id_vars=["epoch", "phase"], value_vars=cols, var_name="split", value_name=metric)
         sns.lineplot(data=long, x="epoch", y=metric, hue="split", ax=ax, marker="o", markersize=3)

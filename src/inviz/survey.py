@@ -219,21 +219,15 @@ EXPLAINERS: dict[str, Callable[..., np.ndarray]] = {
 # panels
 
 
-def panel_figure(method: str, image: np.ndarray, attribution: np.ndarray, title: str, cfg: SurveyConfig,
-                 segments: np.ndarray | None = None) -> Any:
-    """One explanation panel as participants saw it: the image with the method's explanation.
+def draw_explanation(ax: Any, method: str, image: np.ndarray, attribution: np.ndarray, segments: np.ndarray | None = None) -> None:
+    """Draw one baseline explanation into ``ax`` as participants saw it.
 
-    Grad-CAM: jet-free heatmap (viridis) over the image; LIME: the image with only the chosen
-    superpixels bright and their boundaries drawn; SHAP: positive (red) and negative (blue)
-    attributions over a grey version of the image, symmetric colour scale.
+    Grad-CAM: the map (viridis) over the image; LIME: the image with only the chosen superpixels
+    bright and their boundaries drawn; SHAP: positive (red) and negative (blue) attributions over
+    a grey version of the image, symmetric colour scale.
     """
-    import matplotlib.pyplot as plt
+    from inviz.plotting import MAP_CMAP
 
-    from inviz.plotting import MAP_CMAP, apply_style
-
-    apply_style()
-    fig, ax = plt.subplots(figsize=(cfg.panel_size, cfg.panel_size + 0.25))
-    ax.set_axis_off()
     if method == "Grad-CAM":
         ax.imshow(image)
         ax.imshow(attribution, cmap=MAP_CMAP, alpha=0.5, extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5))
@@ -243,27 +237,39 @@ def panel_figure(method: str, image: np.ndarray, attribution: np.ndarray, title:
         shown = attribution != 0
         dim = image.astype(np.float32) / 255 * np.where(shown, 1.0, 0.3)[..., None]
         if segments is not None:
-            kept = np.where(shown, segments + 1, 0)
-            dim = mark_boundaries(dim, kept, color=(1.0, 0.85, 0.0))
+            dim = mark_boundaries(dim, np.where(shown, segments + 1, 0), color=(1.0, 0.85, 0.0))
         ax.imshow(np.clip(dim, 0, 1))
     else:
-        grey = image.astype(np.float32).mean(axis=2) / 255
-        ax.imshow(grey, cmap="gray", alpha=0.35)
         lim = float(np.abs(attribution).max()) or 1.0
+        ax.imshow(image.astype(np.float32).mean(axis=2) / 255, cmap="gray", alpha=0.35)
         ax.imshow(attribution, cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=0.85)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def panel_figure(method: str, image: np.ndarray, attribution: np.ndarray, title: str, cfg: SurveyConfig,
+                 segments: np.ndarray | None = None) -> Any:
+    """One explanation panel (:func:`draw_explanation`) with a title, ``cfg.panel_size`` inches wide."""
+    import matplotlib.pyplot as plt
+
+    from inviz.plotting import apply_style
+
+    apply_style()
+    fig, ax = plt.subplots(figsize=(cfg.panel_size, cfg.panel_size + 0.25))
+    draw_explanation(ax, method, image, attribution, segments)
+    ax.set_axis_off()
     ax.set_title(title, fontsize=7)
-    fig.tight_layout(pad=0.2)
     ax.set_gid(f"panel:{method}")
+    fig.tight_layout(pad=0.2)
     return fig
 
 
 def overview_figure(images: Sequence[np.ndarray], maps: dict[str, list[np.ndarray]], titles: Sequence[str],
-                    cfg: SurveyConfig, segments: Sequence[np.ndarray | None]) -> Any:
+                    segments: Sequence[np.ndarray | None]) -> Any:
     """Rows = survey images, columns = the image and each baseline method's panel."""
     import matplotlib.pyplot as plt
-    from skimage.segmentation import mark_boundaries
 
-    from inviz.plotting import MAP_CMAP, apply_style
+    from inviz.plotting import apply_style
 
     apply_style()
     methods = list(maps)
@@ -271,28 +277,13 @@ def overview_figure(images: Sequence[np.ndarray], maps: dict[str, list[np.ndarra
     fig, axes = plt.subplots(n, m, figsize=(1.25 * m, 1.3 * n), squeeze=False)
     for i, img in enumerate(images):
         axes[i, 0].imshow(img)
+        axes[i, 0].set_xticks([])
+        axes[i, 0].set_yticks([])
         axes[i, 0].set_ylabel(titles[i], fontsize=6)
         for j, meth in enumerate(methods, start=1):
-            a = maps[meth][i]
-            ax = axes[i, j]
-            if meth == "Grad-CAM":
-                ax.imshow(img)
-                ax.imshow(a, cmap=MAP_CMAP, alpha=0.5)
-            elif meth == "LIME":
-                shown = a != 0
-                dim = img.astype(np.float32) / 255 * np.where(shown, 1.0, 0.3)[..., None]
-                if segments[i] is not None:
-                    dim = mark_boundaries(dim, np.where(shown, segments[i] + 1, 0), color=(1.0, 0.85, 0.0))
-                ax.imshow(np.clip(dim, 0, 1))
-            else:
-                lim = float(np.abs(a).max()) or 1.0
-                ax.imshow(img.astype(np.float32).mean(axis=2) / 255, cmap="gray", alpha=0.35)
-                ax.imshow(a, cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=0.85)
+            draw_explanation(axes[i, j], meth, img, maps[meth][i], segments[i] if meth == "LIME" else None)
             if i == 0:
-                ax.set_title(meth.replace(" (Gradient Explainer)", "\n(GradientExplainer)"), fontsize=7)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
+                axes[i, j].set_title(meth.replace(" (Gradient Explainer)", "\n(GradientExplainer)"), fontsize=7)
     axes[0, 0].set_title("image", fontsize=7)
     fig.tight_layout(pad=0.3)
     return fig

@@ -570,8 +570,8 @@ def _tcav_class(base: type) -> type:
     ~105 forward passes of 30 images become ~7 plus one pass over the pool.
     """
     from captum._utils.av import AV
-    from captum.attr import LayerActivation
     from captum._utils.common import _get_module_from_name
+    from captum.attr import LayerActivation
 
     class PooledTCAV(base):  # type: ignore[misc, valid-type]
         pool_source: torch.Tensor | None = None

@@ -50,7 +50,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.plotting import close
     from inviz.reveal import RevealConfig
     from inviz.stages.global_explain import _load_images
-    from inviz.survey import EXPLAINERS, SurveyConfig, form_template, overview_figure, panel_figure, questionnaire_markdown
+    from inviz.survey import (
+        EXPLAINERS,
+        SurveyConfig,
+        form_template,
+        overview_figure,
+        panel_figure,
+        questionnaire_markdown,
+    )
     from inviz.survey import survey_images as pick
     from inviz.tracking import TrackingConfig, stage_run
 
@@ -101,7 +108,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     panel_files[m].append(rel)
         titles = [f"{invs[str(s)].pred_name}" for s in chosen["sample_id"]]
         if baselines:
-            fig = overview_figure([invs[str(s)].image for s in chosen["sample_id"]], maps, titles, cfg, segments)
+            fig = overview_figure([invs[str(s)].image for s in chosen["sample_id"]], maps, titles, segments)
             save_figure(fig, tmp / f"survey_panels.{cfg.formats[0]}", formats=cfg.formats, dpi=cfg.dpi)
             overview = fig
         np.savez_compressed(tmp / "attributions.npz", sample_id=np.asarray(chosen["sample_id"], dtype=str),
