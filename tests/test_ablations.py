@@ -85,6 +85,8 @@ def test_report(tmp_path):
     frame = collect(exp_show(), folder="demo/")
     md = report_markdown(frame)
     assert "## k_range" in md and "| 4-10 | `abl-k_range-4-10` | 4.5 (+1) |" in md
+    assert md.index("`abl-k_range-2-6`") < md.index("`abl-k_range-4-10`")  # in the sweep's order
+    assert "| 104 (+1) |" in md  # counts as integers
     files = write_report(frame, tmp_path / "abl")
     assert [f.name for f in files] == ["ablations.csv", "ablations.md", "k_range.png"]
     assert (tmp_path / "abl" / "k_range.pdf").is_file()

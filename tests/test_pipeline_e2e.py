@@ -26,6 +26,13 @@ OVERRIDES = {
     "train.phases": [{"name": "all", "trainable": ["all"], "lr": 5.0e-4, "max_epochs": 2, "patience": 2}],
     "select.per_class": 1,
     "select.on_shortfall": "warn",
+    # the 2-epoch model selects few images: one survey image, few LIME/SHAP samples
+    "survey.n_images": 1,
+    "survey.lime_samples": 40,
+    "survey.shap_samples": 8,
+    "survey.shap_background": 8,
+    "global.tcav.n_runs": 5,
+    "figures.dpi": 60,
 }
 
 
@@ -80,11 +87,14 @@ def test_demo_pipeline_runs_offline(demo_repo):
         assert f"Running stage '{stage}'" in first.stdout, stage
     for path in ["data/index.csv", "data/parts.npz", "models/model.pt", "data/selected.csv",
                  "reports/train/confusion.png", "reports/train/history.csv", "reports/table1.csv",
-                 "data/masks.csv", "data/labels/inv.csv", "reports/table2/table2_tests.csv"]:
+                 "data/masks.csv", "data/labels/inv.csv", "reports/table2/table2_tests.csv", "reports/inv/index.csv",
+                 "reports/global/global.csv", "reports/explorer/index.html", "reports/survey/questionnaire.md",
+                 "reports/paper_comparison.md"]:
         assert (repo / path).is_file(), path
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], repo, env).stdout)
     flat = json.dumps(metrics)
-    for key in ("n_images", "val_accuracy", "n_selected", "n_clusters", "n_files", "n_cluster_maps_labelled"):
+    for key in ("n_images", "val_accuracy", "n_selected", "n_clusters", "n_files", "n_cluster_maps_labelled", "n_figures",
+                "n_labels", "n_cards", "n_panels"):
         assert f'"{key}"' in flat, key
     # a 2-epoch model classifies few test images right: selection takes only correct ones, at most
     # one per class, and reports the shortfall of the rest
@@ -130,7 +140,7 @@ def test_dvc_experiment_with_other_seed(demo_repo):
     repo, env, _ = demo_repo
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "lock"], repo, env)
-    out = run(["dvc", "exp", "run", "-S", "train.seed=7"], repo, env).stdout
+    out = run(["dvc", "exp", "run", "-S", "train.seed=7", "train"], repo, env).stdout
     assert "Running stage 'train'" in out and "Running stage 'data'" not in out
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env).stdout)
     assert "7" in json.dumps(shown)

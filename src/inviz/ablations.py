@@ -182,6 +182,13 @@ def collect(exp_show: Any, keys: Sequence[str] | None = None, folder: str = "") 
     return frame.drop_duplicates(subset=[c for c in frame.columns if c not in ("name", "rev")], keep="first").reset_index(drop=True)
 
 
+def _ordered(frame: pd.DataFrame, sweep: str) -> pd.DataFrame:
+    """The rows of ``sweep`` in the order its variants are defined (unknown variants last)."""
+    order = {experiment_name(sweep, v).split(f"abl-{sweep}-", 1)[1]: i for i, v in enumerate(SWEEPS.get(sweep, ("", ()))[1])}
+    part = frame[frame["sweep"] == sweep]
+    return part.iloc[sorted(range(len(part)), key=lambda i: order.get(part["variant"].iloc[i], len(order)))]
+
+
 def sweep_figure(frame: pd.DataFrame, sweep: str) -> Any:
     """Each outcome against the variants of ``sweep`` (baseline first, in grey)."""
     import matplotlib.pyplot as plt
@@ -191,7 +198,7 @@ def sweep_figure(frame: pd.DataFrame, sweep: str) -> Any:
 
     apply_style()
     base = frame[frame["sweep"] == "baseline"].head(1)
-    part = pd.concat([base, frame[frame["sweep"] == sweep]], ignore_index=True)
+    part = pd.concat([base, _ordered(frame, sweep)], ignore_index=True)
     labels = {v.name: (v.label or v.name) for v in SWEEPS.get(sweep, ("", ()))[1]}
     part = part.assign(variant=[("baseline" if s == "baseline" else labels.get(v, v)) for s, v in zip(part["sweep"], part["variant"], strict=True)])
     outcomes = [c for c in OUTCOMES if c in part and part[c].notna().any()]
@@ -215,10 +222,16 @@ def report_markdown(frame: pd.DataFrame) -> str:
              "layers, cluster-map counts and label outcomes. Differences are to the baseline (the committed params).", ""]
     base = frame[frame["sweep"] == "baseline"].head(1)
     outcomes = [c for c in OUTCOMES if c in frame and frame[c].notna().any()]
+
+    def num(v: float, signed: bool = False) -> str:
+        v = float(v)
+        text = f"{v:+.3g}" if signed else f"{v:.3g}"
+        return (f"{v:+.0f}" if signed else f"{v:.0f}") if v == int(v) and abs(v) >= 100 else text
+
     for sweep in [s for s in SWEEPS if s in set(frame["sweep"])]:
         lines += [f"## {sweep}: {SWEEPS[sweep][0]}", "", "| variant | experiment | " + " | ".join(OUTCOMES[c] for c in outcomes) + " |",
                   "|---|---|" + "---|" * len(outcomes)]
-        for r in pd.concat([base, frame[frame["sweep"] == sweep]]).itertuples():
+        for r in pd.concat([base, _ordered(frame, sweep)]).itertuples():
             cells = []
             for c in outcomes:
                 v = getattr(r, c)
@@ -226,9 +239,9 @@ def report_markdown(frame: pd.DataFrame) -> str:
                 if v is None or pd.isna(v):
                     cells.append("—")
                 elif r.sweep != "baseline" and b is not None and pd.notna(b):
-                    cells.append(f"{float(v):.3g} ({float(v) - float(b):+.3g})")
+                    cells.append(f"{num(v)} ({num(float(v) - float(b), signed=True)})")
                 else:
-                    cells.append(f"{float(v):.3g}")
+                    cells.append(num(v))
             lines.append(f"| {r.variant} | `{r.name}` | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

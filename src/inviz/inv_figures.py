@@ -151,7 +151,7 @@ def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> An
     pad = 0.08 * cw
     label_h = 0.2 * cfg.top_labels * cw
     card_h = cw * 1.16 + label_h + pad
-    header_h = 1.25 * cw + 0.35
+    header_h = 1.2 * cw + 0.15
     col_head = 0.22
     width = max(len(layers) * cw + (len(layers) + 1) * pad, 3.4)
     height = header_h + col_head + n_rows * card_h + pad

@@ -102,7 +102,7 @@
     const members = c.members.length > 1 ? `merged from cluster maps ${c.members.join(", ")}` : `cluster map ${c.members[0]}`;
     return el("div", { "data-testid": "detail" },
       el("h3", { text: `${c.layer} — ${c.kind === "merged" ? "merged map " : "cluster map "}${c.id}` }),
-      tile(imageId, c.tile, 2 * D.card_px, "big"),
+      tile(imageId, c.tile, Math.round(1.5 * D.card_px), "big"),
       el("p", { text: `weight ${fmt(c.weight, 2)} % of the layer · ${c.n_fmaps} feature maps · ${members}` }),
       el("p", { text: `game: ${c.plays} plays, ${c.wins} wins, ${c.losses} losses, ${c.resigns} resigns, mean hints ${fmt(c.mean_hints, 2)}` }),
       el("table", { class: "alllabels" }, el("tr", {}, el("th", { text: "label" }), el("th", { text: "score" })),
