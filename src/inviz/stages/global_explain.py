@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if bad:
             raise ParamsError(f"{args.params}: {key}: {', '.join(bad)} not among the explained layers ({', '.join(layers)})")
     table = global_explanations(invs, cfg)
+    Path(args.cav_cache).mkdir(parents=True, exist_ok=True)  # a DVC output even when nothing gets tested
 
     # ---- TCAV ---------------------------------------------------------------------------------
     tcav_tables: list[Any] = []
