@@ -324,3 +324,36 @@ def test_survey_stage_writes_every_panel_and_the_questionnaire(labelled, tmp_pat
     assert (dest / "survey_panels.png").is_file()
     m = json.loads((tmp_path / "survey.json").read_text())
     assert m["n_panels"] == 10 and set(m["seconds_per_image"]) == {"Grad-CAM", "LIME", "SHAP (Gradient Explainer)"}
+
+
+def test_notebook_runs_on_pipeline_outputs(labelled, tmp_path, monkeypatch):
+    """notebooks/explore_inv.ipynb only calls the library: run its code cells on a pipeline folder."""
+    from inviz.extraction import load_results
+    from inviz.plotting import close
+    from inviz.table1 import table1
+
+    w, out, params = labelled
+    pipe = tmp_path / "pipe"
+    for src, dst in [(w["selected"], "data/selected.csv"), (w["images"], "data/images"), (w["extract"], "data/extract"),
+                     (out / "masks.csv", "data/masks.csv"), (out / "cluster_labels.csv", "data/labels/cluster_labels.csv"),
+                     (out / "inv.csv", "data/labels/inv.csv"), (out / "merged_scores.csv", "data/labels/merged_scores.csv"),
+                     (out / "merged_maps", "data/labels/merged_maps"), (w["model"], "models/model.pt"), (params, "params.yaml")]:
+        (pipe / dst).parent.mkdir(parents=True, exist_ok=True)
+        (pipe / dst).symlink_to(src)
+    (pipe / "reports").mkdir()
+    table1(load_results(w["extract"]).layers).reset_index().to_csv(pipe / "reports" / "table1.csv", index=False)
+    nb = json.loads((ROOT / "notebooks" / "explore_inv.ipynb").read_text())
+    monkeypatch.setenv("INVIZ_PIPELINE", str(pipe))
+    monkeypatch.chdir(ROOT / "notebooks")
+    ns: dict = {}
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            src = "".join(cell["source"])
+            assert "import " not in src or all(
+                ln.startswith(("import os", "from pathlib", "import pandas", "from inviz")) for ln in src.splitlines()
+                if ln.startswith(("import ", "from "))), "notebooks only call the library"
+            exec(compile(src, "explore_inv.ipynb", "exec"), ns)
+    assert len(ns["invs"]) == 5 and len(ns["cards"]) == ns["invs"][0].n_merged
+    assert len(ns["table"]) and set(ns["table"]["layer"]) == {"block4_conv1", "block5_conv3"}
+    close(ns["fig"])
+    close(ns["simple"])
