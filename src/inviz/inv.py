@@ -153,6 +153,19 @@ def add_inv_arguments(p: Any) -> None:
 # loading
 
 
+def load_images(rows: pd.DataFrame, images_dir: str | Path, size: int) -> list[np.ndarray]:
+    """The images of index/selected ``rows`` (column ``path``) as the network saw them: uint8 (size, size, 3)."""
+    from PIL import Image
+
+    from inviz.reveal import game_image
+
+    out = []
+    for path in rows["path"]:
+        with Image.open(Path(images_dir) / path) as im:
+            out.append(game_image(np.asarray(im.convert("RGB")), size, size))
+    return out
+
+
 def _read_csv(path: Path, what: str, need: Sequence[str]) -> pd.DataFrame:
     if not path.is_file():
         raise INVDataError(f"{path}: {what} not found (run the stage that writes it first)")
@@ -196,11 +209,8 @@ def load_inv(
     -------
     list of :class:`ImageINV`, in ``selected.csv`` order.
     """
-    from PIL import Image
-
     from inviz.extraction import load_results
     from inviz.game_assets import read_manifest
-    from inviz.reveal import game_image
 
     selected = _read_csv(paths.selected, "selected images", ["sample_id", "path", "label", "class_name", "pred", "pred_name"])
     selected["sample_id"] = selected["sample_id"].astype(str)
@@ -278,12 +288,9 @@ def load_inv(
         return {k: sorted(v, key=lambda c: (-c.weight, c.id)) for k, v in out.items()}
 
     images_out = []
-    for r in selected.itertuples():
+    rows = selected if wanted is None else selected[selected["sample_id"].isin(wanted)]
+    for r, arr in zip(rows.itertuples(), load_images(rows, paths.images, input_size), strict=True):
         sid = str(r.sample_id)
-        if wanted is not None and sid not in wanted:
-            continue
-        with Image.open(paths.images / str(r.path)) as im:
-            arr = game_image(np.asarray(im.convert("RGB")), input_size, input_size)
         images_out.append(ImageINV(
             sample_id=sid, path=str(r.path), true_label=int(r.label), true_class=str(r.class_name), pred=int(r.pred),
             pred_name=str(r.pred_name), confidence=float(getattr(r, "confidence", float("nan"))), image=arr,

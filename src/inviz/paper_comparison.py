@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from inviz.config import get_key
+from inviz.config import ParamsError, get_key
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def _param(params: Mapping[str, Any], key: str | None) -> Any:
         return None
     try:
         return get_key(dict(params), key)
-    except Exception:
+    except ParamsError:  # a key this params file does not have (e.g. an older file)
         return None
 
 

@@ -35,19 +35,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", required=True, help="output: metrics JSON")
 
 
-def _load_images(index: Any, images_dir: Any, size: int) -> list[Any]:
-    import numpy as np
-    from PIL import Image
-
-    from inviz.reveal import game_image
-
-    out = []
-    for path in index["path"]:
-        with Image.open(images_dir / path) as im:
-            out.append(game_image(np.asarray(im.convert("RGB")), size, size))
-    return out
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import dataclasses
     from pathlib import Path
@@ -67,7 +54,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         to_input,
         validate_class,
     )
-    from inviz.inv import INVPaths, load_inv, overlay, safe_name
+    from inviz.inv import INVPaths, load_images, load_inv, overlay, safe_name
     from inviz.inv_figures import FigureConfig, global_figure
     from inviz.io import atomic_path, save_figure, write_csv, write_json, write_text
     from inviz.models.checkpoint import load_checkpoint
@@ -107,7 +94,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         c.random_split, cfg.tcav.random_set_size)
         all_cards = [card for inv in invs for cards in inv.cards(cfg.merged).values() for card in cards]
         images_dir = Path(args.images)
-        random_x = random_examples(_load_images(pool_rows, images_dir, size), all_cards, cfg, reveal_cfg, mean, std)
+        random_x = random_examples(load_images(pool_rows, images_dir, size), all_cards, cfg, reveal_cfg, mean, std)
 
         def make_examples(pairs: Any) -> torch.Tensor:
             return concept_examples(pairs, cfg, reveal_cfg, mean, std, size)
@@ -118,7 +105,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if rows.empty:
                 log.warning("TCAV: no '%s' images of class %d: skipped", c.class_split, class_label)
                 continue
-            class_x = torch.stack([to_input(im, mean, std) for im in _load_images(rows, images_dir, size)])
+            class_x = torch.stack([to_input(im, mean, std) for im in load_images(rows, images_dir, size)])
             layer_cfg = dataclasses.replace(cfg.tcav, layers=(layer,))
 
             def run_one(concepts: Any, _x: torch.Tensor = class_x, _cl: int = class_label, _cfg: Any = layer_cfg) -> Any:

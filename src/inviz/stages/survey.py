@@ -43,13 +43,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.config import load_section
     from inviz.data.datamodule import read_index
     from inviz.global_explanations import draw, to_input
-    from inviz.inv import INVPaths, load_inv, safe_name
+    from inviz.inv import INVPaths, load_images, load_inv, safe_name
     from inviz.inv_figures import FigureConfig, inv_figure, simplified_inv_figure
     from inviz.io import atomic_path, save_figure, write_csv, write_json, write_text
     from inviz.models.checkpoint import load_checkpoint
     from inviz.plotting import close
     from inviz.reveal import RevealConfig
-    from inviz.stages.global_explain import _load_images
     from inviz.survey import (
         EXPLAINERS,
         SurveyConfig,
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     index = read_index(args.index)
     bg_rows = draw(index[(index["split"] == cfg.shap_background_split) & ~index["sample_id"].isin(chosen["sample_id"])],
                    cfg.shap_background, cfg.seed)
-    background = torch.stack([to_input(im, mean, std) for im in _load_images(bg_rows, Path(args.images), size)])
+    background = torch.stack([to_input(im, mean, std) for im in load_images(bg_rows, Path(args.images), size)])
     baselines = [m for m in cfg.methods if m in EXPLAINERS]
     maps: dict[str, list[np.ndarray]] = {m: [] for m in baselines}
     segments: list[Any] = []
