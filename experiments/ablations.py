@@ -1,4 +1,4 @@
-"""Ablation sweeps as DVC experiments, and their comparison report (see :mod:`inviz.ablations`).
+"""Ablation sweeps as DVC experiments, and their comparison report (see :mod:`inviz.comparison.ablations`).
 
 Run from the project root; ``--profile demo`` (default) works offline on the synthetic data,
 ``--profile paper`` on the paper configuration. Every variant is one queued DVC experiment
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{ROOT / 'mlflow.db'}")
 
-from inviz.ablations import SWEEPS, collect, queue_commands, write_report  # noqa: E402
+from inviz.comparison.ablations import SWEEPS, collect, queue_commands, write_report  # noqa: E402
 
 
 def folder(profile: str) -> Path:
@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     print(frame[["name", "sweep", "variant", "leftover_clusters", "leftover_fmaps", "leftover_weight",
                  "n_cluster_maps_kept", "closed_loop_accuracy"]].to_string(index=False))
     try:  # the report in MLflow too (same store as the pipeline)
-        from inviz.config import from_dict, read_params
-        from inviz.tracking import TrackingConfig, stage_run
+        from inviz.core.config import from_dict, read_params
+        from inviz.core.tracking import TrackingConfig, stage_run
 
         tracking = from_dict(TrackingConfig, read_params(cwd / "params.yaml").get("mlflow"), "mlflow")
         os.chdir(cwd)

@@ -68,7 +68,7 @@ def synthetic_maps(n_groups: int, per_group: int, side: int, noise: float, seed:
 
 
 def run_path(model: torch.nn.Module, images: torch.Tensor, cfg: Any) -> tuple[list[Any], dict[str, float], float]:
-    from inviz.extraction import explain
+    from inviz.fmaps.extraction import explain
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -97,8 +97,8 @@ def agreement(ref: list[Any], fast: list[Any]) -> dict[str, Any]:
 
 
 def table1_of(expls: list[Any], layers: tuple[str, ...]) -> Any:
-    from inviz.extraction import to_tables
-    from inviz.table1 import table1
+    from inviz.fmaps.extraction import to_tables
+    from inviz.fmaps.table1 import table1
 
     _, layer_stats, _ = to_tables(expls)
     return table1(layer_stats, layers)
@@ -108,8 +108,8 @@ def synthetic_recovery(backends: list[str], cfg: Any, seeds: int = 3) -> list[di
     """Known groups (3..8 blobs, 16..64 px, clean to noisy) through each backend + Ward/silhouette."""
     from sklearn.metrics import adjusted_rand_score
 
-    from inviz.clustering import WardSilhouette
-    from inviz.embedding import embed, minmax_rows
+    from inviz.fmaps.clustering import WardSilhouette
+    from inviz.fmaps.embedding import embed, minmax_rows
 
     cases = [(3, 40, 32, 0.1), (4, 60, 16, 0.3), (5, 50, 64, 0.2), (6, 40, 32, 0.4), (8, 30, 16, 0.2), (5, 80, 32, 0.6)]
     rows = []
@@ -157,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         numba.set_num_threads(args.threads)
         threadpool_limits(args.threads)
 
-    from inviz.extraction import PAPER_LAYERS, ExtractConfig
-    from inviz.gradients import LayerCapture
+    from inviz.fmaps.extraction import PAPER_LAYERS, ExtractConfig
+    from inviz.fmaps.gradients import LayerCapture
     from inviz.models.vgg import ModelConfig, build_vgg16
 
     torch.manual_seed(args.seed)
@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     print("NOTE: wall-clock on a possibly shared machine; medians over repetitions, still noisy.\n")
 
     # numba first call: JIT compile, or load from the on-disk cache (cache=True), on a tiny problem
-    from inviz import _tsne_numba
-    from inviz.embedding import embed
+    from inviz.fmaps import _tsne_numba
+    from inviz.fmaps.embedding import embed
 
     start = time.perf_counter()
     embed([torch.rand(6, 16)], cfg_fast.tsne, 50, backend="numba")

@@ -1,7 +1,7 @@
 """Benchmark the offline demo's training recipe: synthetic data -> narrow VGG-16 from scratch.
 
 Generates the synthetic dataset into a temporary folder, indexes it and carves the test pool as
-``inviz data`` does, trains with :func:`inviz.training.fit_phases` as ``inviz train`` does, and
+``inviz data`` does, trains with :func:`inviz.models.training.fit_phases` as ``inviz train`` does, and
 prints per-epoch validation accuracy, wall time, training throughput (images/s), the final
 validation and test accuracy (best weights restored) and the block5 feature-map size.
 
@@ -90,13 +90,13 @@ def main() -> None:
     import lightning as L
     import torch
 
-    from inviz.config import flatten, from_dict
+    from inviz.core.config import flatten, from_dict
     from inviz.data import synthetic
     from inviz.data.datamodule import ImageDataModule
     from inviz.data.index import carve_test_pool, scan_image_folder
     from inviz.models.vgg import ModelConfig, build_vgg16, keras_layer_names
     from inviz.stages.data import DataConfig
-    from inviz.training import TrainConfig, fit_phases, predict_logits
+    from inviz.models.training import TrainConfig, fit_phases, predict_logits
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     if not args.verbose:

@@ -11,7 +11,7 @@ import pandas as pd
 import yaml
 
 from inviz.data import synthetic
-from inviz.extraction import ClusterResult, ImageExplanation, LayerExplanation, consolidate, write_shard
+from inviz.fmaps.extraction import ClusterResult, ImageExplanation, LayerExplanation, consolidate, write_shard
 from inviz.models.checkpoint import save_checkpoint
 from inviz.models.vgg import ModelConfig, build_vgg16
 

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import yaml
 
-from inviz.ablations import (
+from inviz.comparison.ablations import (
     SWEEPS,
     collect,
     experiment_name,
@@ -16,8 +16,8 @@ from inviz.ablations import (
     set_arguments,
     write_report,
 )
-from inviz.config import from_dict
-from inviz.extraction import ExtractConfig
+from inviz.core.config import from_dict
+from inviz.fmaps.extraction import ExtractConfig
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 

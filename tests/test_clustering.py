@@ -1,4 +1,4 @@
-"""Ward + silhouette estimator (inviz.clustering)."""
+"""Ward + silhouette estimator (inviz.fmaps.clustering)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from sklearn.cluster import AgglomerativeClustering
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
-import inviz.clustering as clustering
-from inviz.clustering import WardSilhouette, canonical_labels, cut_ward_tree, silhouette_from_distances
+import inviz.fmaps.clustering as clustering
+from inviz.fmaps.clustering import WardSilhouette, canonical_labels, cut_ward_tree, silhouette_from_distances
 
 METHODS = ("tree", "reference")
 

@@ -4,7 +4,7 @@ from typing import Literal
 
 import pytest
 
-from inviz.config import ParamsError, flatten, from_dict, load_section, to_dict
+from inviz.core.config import ParamsError, flatten, from_dict, load_section, to_dict
 
 
 @dataclass(frozen=True)

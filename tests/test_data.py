@@ -15,7 +15,7 @@ from inviz.data.datamodule import (
 )
 from inviz.data.imagenette import IMAGENETTE_CLASSES, DatasetUnavailable, ImagenetteConfig, fetch_imagenette
 from inviz.data.index import DatasetLayoutError, SplitConfig, carve_test_pool, scan_image_folder
-from inviz.io import md5_file
+from inviz.core.io import md5_file
 
 
 @pytest.fixture

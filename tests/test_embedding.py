@@ -1,4 +1,4 @@
-"""Min-max scaling, PCA and the t-SNE backends (inviz.embedding, inviz._tsne_numba)."""
+"""Min-max scaling, PCA and the t-SNE backends (inviz.fmaps.embedding, inviz.fmaps._tsne_numba)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from sklearn.decomposition import PCA
 from sklearn.manifold._t_sne import _joint_probabilities, _kl_divergence
 from sklearn.metrics import adjusted_rand_score, pairwise_distances
 
-from inviz import _tsne_numba as nb
-from inviz.clustering import WardSilhouette
-from inviz.embedding import (
+from inviz.fmaps import _tsne_numba as nb
+from inviz.fmaps.clustering import WardSilhouette
+from inviz.fmaps.embedding import (
     MIN_TSNE_POINTS,
     TSNE_BACKENDS,
     TSNEConfig,
@@ -206,7 +206,7 @@ def test_resolve_backend_and_config_validation():
 
 
 def test_embedding_without_tsne_is_the_pca_scores_and_recovers_groups():
-    from inviz.embedding import embed_pca, pca_scores
+    from inviz.fmaps.embedding import embed_pca, pca_scores
 
     problems = [blob_maps(k, 30, seed=k) for k in (3, 5)]
     xs = [minmax_rows(x) for x, _ in problems]

@@ -1,4 +1,4 @@
-"""INV extraction end to end on tiny models (inviz.extraction): identities, known groups, edge cases, shards."""
+"""INV extraction end to end on tiny models (inviz.fmaps.extraction): identities, known groups, edge cases, shards."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from inviz.config import ParamsError, from_dict, to_dict
-from inviz.extraction import (
+from inviz.core.config import ParamsError, from_dict, to_dict
+from inviz.fmaps.extraction import (
     ExtractConfig,
     consolidate,
     explain,
@@ -19,10 +19,10 @@ from inviz.extraction import (
     to_tables,
     write_shard,
 )
-from inviz.gradients import NonFiniteError, capture
+from inviz.fmaps.gradients import NonFiniteError, capture
 from inviz.models.vgg import ModelConfig, build_vgg16
-from inviz.table1 import table1
-from inviz.weighting import WEIGHTINGS, keep_mask, layer_threshold
+from inviz.fmaps.table1 import table1
+from inviz.fmaps.weighting import WEIGHTINGS, keep_mask, layer_threshold
 
 LAYERS = ("block3_conv3", "block4_conv3", "block5_conv3")
 

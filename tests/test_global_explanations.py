@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from inviz.global_explanations import (
+from inviz.concepts.importance import (
     ConceptConfig,
     GlobalConfig,
     concept_cards,
@@ -19,8 +19,8 @@ from inviz.global_explanations import (
     random_examples,
     to_input,
 )
-from inviz.inv import Card, ImageINV, OverlayConfig, overlay, reveal_mask, safe_name
-from inviz.reveal import RevealConfig, percentile_mask, soft_mask, upscale_nearest
+from inviz.views.records import Card, ImageINV, OverlayConfig, overlay, reveal_mask, safe_name
+from inviz.game.reveal import RevealConfig, percentile_mask, soft_mask, upscale_nearest
 
 REVEAL = RevealConfig(game_size=64, sigma={8: 4.0})
 LAYERS = ("block4_conv1", "block5_conv3")

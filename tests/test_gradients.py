@@ -1,4 +1,4 @@
-"""Scoped capture of activations and gradients for named layers (inviz.gradients)."""
+"""Scoped capture of activations and gradients for named layers (inviz.fmaps.gradients)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from inviz.gradients import LayerCapture, LayerError, NonFiniteError, capture, resolve_layers
+from inviz.fmaps.gradients import LayerCapture, LayerError, NonFiniteError, capture, resolve_layers
 from inviz.models.vgg import ModelConfig, build_vgg16
 
 

@@ -66,7 +66,7 @@ def global_run(labelled):
 
 
 def test_load_inv_matches_the_tables(labelled):
-    from inviz.inv import INVPaths, load_inv
+    from inviz.views.records import INVPaths, load_inv
 
     w, out, _ = labelled
     paths = INVPaths(w["selected"], w["images"], w["extract"], out / "masks.csv", out / "cluster_labels.csv", out / "inv.csv",
@@ -94,11 +94,11 @@ def test_load_inv_matches_the_tables(labelled):
 
 
 def test_figure_contents(labelled):
-    from inviz.config import load_section
-    from inviz.inv import INVPaths, load_inv
-    from inviz.inv_figures import FigureConfig, inv_figure, simplified_inv_figure
-    from inviz.plotting import close
-    from inviz.reveal import RevealConfig
+    from inviz.core.config import load_section
+    from inviz.views.records import INVPaths, load_inv
+    from inviz.views.figures import FigureConfig, inv_figure, simplified_inv_figure
+    from inviz.core.plotting import close
+    from inviz.game.reveal import RevealConfig
 
     w, out, params = labelled
     paths = INVPaths(w["selected"], w["images"], w["extract"], out / "masks.csv", out / "cluster_labels.csv", out / "inv.csv",
@@ -174,7 +174,7 @@ def test_global_stage_tables_tcav_and_figures(labelled, global_run):
 def test_cav_cache_is_reused_and_keyed_by_the_model(labelled, global_run, tmp_path):
     import torch
 
-    from inviz.io import sha256_file
+    from inviz.core.io import sha256_file
 
     w, out, params = labelled
     cache = out / "cavs"
@@ -328,9 +328,9 @@ def test_survey_stage_writes_every_panel_and_the_questionnaire(labelled, tmp_pat
 
 def test_notebook_runs_on_pipeline_outputs(labelled, tmp_path, monkeypatch):
     """notebooks/explore_inv.ipynb only calls the library: run its code cells on a pipeline folder."""
-    from inviz.extraction import load_results
-    from inviz.plotting import close
-    from inviz.table1 import table1
+    from inviz.fmaps.extraction import load_results
+    from inviz.core.plotting import close
+    from inviz.fmaps.table1 import table1
 
     w, out, params = labelled
     pipe = tmp_path / "pipe"

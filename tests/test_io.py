@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from inviz.io import atomic_path, read_json, save_npz, sha256_file, write_csv, write_json
+from inviz.core.io import atomic_path, read_json, save_npz, sha256_file, write_csv, write_json
 
 
 def test_atomic_file_is_untouched_on_failure(tmp_path):

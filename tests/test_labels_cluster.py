@@ -10,7 +10,7 @@ from sklearn.cluster import AgglomerativeClustering
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score
 
-from inviz.config import ParamsError, from_dict
+from inviz.core.config import ParamsError, from_dict
 from inviz.labels.cluster import (
     STOP_WORD_SOURCES,
     ClusterConfig,

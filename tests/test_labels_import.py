@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from inviz.labels.game_export import (
+from inviz.game.export import (
     REASONS,
     GameExportError,
     ImportConfig,

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from inviz.data.synthetic import COLOUR_PHRASES, DEFAULT_CLASSES, PART_PHRASES, VOCABULARY
-from inviz.labels.game_export import ClassMap, ImportConfig, game_classes_frame, import_game
-from inviz.labels.simulate import (
+from inviz.game.export import ClassMap, ImportConfig, game_classes_frame, import_game
+from inviz.game.simulate import (
     IT_EN,
     GameMap,
     SimulateConfig,
@@ -19,7 +19,7 @@ from inviz.labels.simulate import (
     to_export,
     typo,
 )
-from inviz.reveal import RevealConfig
+from inviz.game.reveal import RevealConfig
 
 NAMES = [n.replace("_", " ") for n in DEFAULT_CLASSES]
 PARTS = [tuple(p) for p in DEFAULT_CLASSES.values()]

@@ -93,7 +93,7 @@ def masked(world, tmp_path_factory):
 
 
 def test_masks_stage_writes_zips_manifest_and_figure(world, masked):
-    from inviz.game_assets import load_masked_image, read_manifest
+    from inviz.game.assets import load_masked_image, read_manifest
 
     out, _ = masked
     manifest = read_manifest(out / "masks.csv")

@@ -5,7 +5,7 @@ import logging
 import pandas as pd
 import pytest
 
-from inviz.config import ParamsError, from_dict
+from inviz.core.config import ParamsError, from_dict
 from inviz.labels.translate import (
     TRANSLATORS,
     DeepLTranslator,

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from inviz.paper_comparison import DEVIATIONS, deviations_table, paper_comparison, profile, read_claims
-from inviz.table1 import PAPER_TABLE1
-from inviz.table2 import paper_table2
+from inviz.comparison.paper import DEVIATIONS, deviations_table, paper_comparison, profile, read_claims
+from inviz.fmaps.table1 import PAPER_TABLE1
+from inviz.survey.table2 import paper_table2
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 

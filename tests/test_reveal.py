@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from inviz.config import ParamsError, from_dict
-from inviz.reveal import (
+from inviz.core.config import ParamsError, from_dict
+from inviz.game.reveal import (
     RevealConfig,
     apply_mask,
     binary_levels,

@@ -15,7 +15,7 @@ from PIL import Image
 
 from inviz.cli import main
 from inviz.data.datamodule import IndexedImageDataset, eval_transform
-from inviz.extraction import ExtractConfig, complete_shards, load_results, run_extraction
+from inviz.fmaps.extraction import ExtractConfig, complete_shards, load_results, run_extraction
 from inviz.models.checkpoint import save_checkpoint
 from inviz.models.vgg import ModelConfig, build_vgg16
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from inviz.survey import (
+from inviz.survey.panels import (
     EXPLAINERS,
     ITEMS,
     SurveyConfig,
@@ -127,7 +127,7 @@ def write_form(path, rows):
 
 
 def test_read_form_to_long_responses_and_table2(tmp_path):
-    from inviz.table2 import analyse_responses
+    from inviz.survey.table2 import analyse_responses
 
     rng = np.random.default_rng(0)
     cfg = SurveyConfig()

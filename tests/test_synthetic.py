@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from inviz.config import ParamsError, from_dict
+from inviz.core.config import ParamsError, from_dict
 from inviz.data import synthetic
 from inviz.data.index import scan_image_folder
 from inviz.data.synthetic import (

@@ -1,4 +1,4 @@
-"""Table 1 (inviz.table1): per-layer averages, paper values, comparison, CSV/Markdown/LaTeX."""
+"""Table 1 (inviz.fmaps.table1): per-layer averages, paper values, comparison, CSV/Markdown/LaTeX."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from inviz.table1 import (
+from inviz.fmaps.table1 import (
     PAPER_TABLE1,
     compare_with_paper,
     comparison_markdown,

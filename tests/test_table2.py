@@ -13,10 +13,10 @@ import pytest
 import yaml
 from scipy import stats
 
-from inviz import table2 as t2
+from inviz.survey import table2 as t2
 from inviz.cli import main
-from inviz.config import ParamsError, from_dict
-from inviz.table2 import Claim, Table2Config, Table2Error, Table2InputError
+from inviz.core.config import ParamsError, from_dict
+from inviz.survey.table2 import Claim, Table2Config, Table2Error, Table2InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER_A = "participant,ai_background,method,aspect,rating"
@@ -533,7 +533,7 @@ def test_markdown_and_latex_bold_best_with_ties_and_escaping():
 
 
 def test_figures_draw():
-    from inviz.plotting import close
+    from inviz.core.plotting import close
 
     result = t2.analyse_summary(t2.paper_table2())
     for fig in (t2.ratings_figure(result.table), t2.pvalue_figure(result.tests, t2.WELCH_T)):

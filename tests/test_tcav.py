@@ -32,7 +32,7 @@ import pytest
 import torch
 from torch import nn
 
-from inviz.tcav import (
+from inviz.concepts.tcav import (
     CAV_CLASSIFIERS,
     TABLE_COLUMNS,
     TCAVConfig,
@@ -334,10 +334,10 @@ def test_no_concepts(data, tmp_path):
 
 
 def test_non_converged_cavs_are_reported(data, tmp_path, caplog):
-    with caplog.at_level("WARNING", logger="inviz.tcav"):
+    with caplog.at_level("WARNING", logger="inviz.concepts.tcav"):
         run(data, tmp_path / "a", n_runs=2)
     assert "stopped at max_iter" not in caplog.text  # the defaults converge
-    with caplog.at_level("WARNING", logger="inviz.tcav"):
+    with caplog.at_level("WARNING", logger="inviz.concepts.tcav"):
         run(data, tmp_path / "b", n_runs=2, max_iter=2)
     assert "6 of 6 CAV classifiers stopped at max_iter=2" in caplog.text
 
@@ -363,7 +363,7 @@ def test_input_errors(data, tmp_path):
         call(model_hash="../x")
     with pytest.raises(TCAVError, match="concepts"):
         call(concepts={"x": data["inputs"][0]})
-    from inviz.gradients import LayerError
+    from inviz.fmaps.gradients import LayerError
 
     with pytest.raises(LayerError):
         call(cfg=cfg(layers=("block9_conv9",)))
@@ -380,7 +380,7 @@ def test_config_validation(kw):
 
 
 def test_config_from_params():
-    from inviz.config import from_dict
+    from inviz.core.config import from_dict
 
     c = from_dict(TCAVConfig, {"layers": ["block5_conv3"], "n_runs": 50, "correction": "bonferroni"}, "tcav")
     assert c.layers == ("block5_conv3",) and c.random_set_size == c.max_examples == 30

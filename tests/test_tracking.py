@@ -1,7 +1,7 @@
 import mlflow
 import pandas as pd
 
-from inviz.tracking import TrackingConfig, project_root, resolve_tracking_uri, stage_run
+from inviz.core.tracking import TrackingConfig, project_root, resolve_tracking_uri, stage_run
 
 
 def test_project_root_inside_dvc_temp_copy(tmp_path):

@@ -8,8 +8,8 @@ import torch
 from inviz.data.datamodule import AugmentConfig, ImageDataModule
 from inviz.data.index import SplitConfig, carve_test_pool, scan_image_folder
 from inviz.models.vgg import ModelConfig, build_vgg16
-from inviz.selection import SelectConfig, SelectionError, select_correct
-from inviz.training import (
+from inviz.models.selection import SelectConfig, SelectionError, select_correct
+from inviz.models.training import (
     PhaseConfig,
     RestoreBest,
     TrainConfig,

@@ -1,12 +1,12 @@
-"""Channel weights, normalisation and the map threshold (inviz.weighting)."""
+"""Channel weights, normalisation and the map threshold (inviz.fmaps.weighting)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from inviz.config import ParamsError, from_dict
-from inviz.weighting import (
+from inviz.core.config import ParamsError, from_dict
+from inviz.fmaps.weighting import (
     NORMALISATIONS,
     THRESHOLD_RULES,
     WEIGHTINGS,

@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from inviz.errors import InvizError
+from inviz.core.errors import InvizError
 from inviz.stages import STAGES
 
 log = logging.getLogger("inviz")

@@ -18,7 +18,7 @@ import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from inviz.errors import InvizError
+from inviz.core.errors import InvizError
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def fetch_imagenette(cfg: ImagenetteConfig, dest: str | Path) -> Path:
 
     ``dest`` is replaced as a whole only once the data is complete.
     """
-    from inviz.io import atomic_path
+    from inviz.core.io import atomic_path
 
     dest = Path(dest)
     if cfg.local_path:

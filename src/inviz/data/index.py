@@ -21,7 +21,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
-from inviz.errors import InvizError
+from inviz.core.errors import InvizError
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from inviz.errors import InvizError
+from inviz.core.errors import InvizError
 
 log = logging.getLogger(__name__)
 
@@ -611,8 +611,8 @@ class PartMasks:
         return [p for i, p in enumerate(self.vocabulary) if present >> i & 1]
 
     def save(self, path: str | Path) -> Path:
-        """Write a compressed ``.npz`` atomically (see :func:`inviz.io.save_npz`)."""
-        from inviz.io import save_npz
+        """Write a compressed ``.npz`` atomically (see :func:`inviz.core.io.save_npz`)."""
+        from inviz.core.io import save_npz
 
         return save_npz(
             path,
@@ -785,7 +785,7 @@ def generate_dataset(cfg: SyntheticConfig, dest: str | Path) -> PartMasks:
     PartMasks with N = (n_train_per_class + n_val_per_class) * n_classes samples, in
     split, class, index order.
     """
-    from inviz.io import atomic_path
+    from inviz.core.io import atomic_path
 
     specs = classes(cfg)
     counts = {"train": cfg.n_train_per_class, "val": cfg.n_val_per_class}

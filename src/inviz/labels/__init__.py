@@ -2,7 +2,7 @@
 
 One module per step:
 
-- :mod:`inviz.labels.game_export` — import and validate game exports (canonical long format or the
+- :mod:`inviz.game.export` — import and validate game exports (canonical long format or the
   authors' export layout), screening, a report of every dropped row;
 - :mod:`inviz.labels.text` — text cleaning, class-name and possessive removal;
 - :mod:`inviz.labels.translate` — pluggable translation (``none``, ``deepl``, ``dictionary``)
@@ -11,6 +11,6 @@ One module per step:
 - :mod:`inviz.labels.cluster` — agglomerative clustering of texts, cluster naming, lemma
   unification;
 - :mod:`inviz.labels.scoring` — label scores, best labels, transitive merging of cluster maps;
-- :mod:`inviz.labels.simulate` — simulated players for the offline demo;
+- :mod:`inviz.game.simulate` — simulated players for the offline demo;
 - :mod:`inviz.labels.closed_loop` — checks simulated labels against ground-truth parts.
 """

@@ -106,9 +106,9 @@ def analyze(
 
     Parameters
     ----------
-    guesses : the canonical table (:func:`inviz.labels.game_export.read_guesses`).
+    guesses : the canonical table (:func:`inviz.game.export.read_guesses`).
     clusters : one row per cluster map, game order: ``cluster_id, image, layer, cluster, weight``
-        (+ ``label, true_class``; :func:`inviz.labels.game_export.cluster_table`).
+        (+ ``label, true_class``; :func:`inviz.game.export.cluster_table`).
     aliases : dataset label -> names of the class removed from texts (class name, game name).
     embed : fn(list of str) -> normalised embeddings (n, D) (texts and single words).
     translator : from :func:`~inviz.labels.translate.make_translator`. cache : translation cache.

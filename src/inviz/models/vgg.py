@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torchvision.models import vgg as tv_vgg
 
-from inviz.errors import InvizError
+from inviz.core.errors import InvizError
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """``inviz compare``: ``reports/paper_comparison.md`` — our Table 1 and Table 2 next to the paper's,
 the configuration they came from, and the paper-vs-code deviations with the choice made for each
-(:mod:`inviz.paper_comparison`)."""
+(:mod:`inviz.comparison.paper`)."""
 
 from __future__ import annotations
 
@@ -24,10 +24,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     import pandas as pd
 
-    from inviz.config import from_dict, read_params
-    from inviz.io import read_json, write_text
-    from inviz.paper_comparison import deviations_table, paper_comparison, read_claims
-    from inviz.tracking import TrackingConfig, stage_run
+    from inviz.core.config import from_dict, read_params
+    from inviz.core.io import read_json, write_text
+    from inviz.comparison.paper import deviations_table, paper_comparison, read_claims
+    from inviz.core.tracking import TrackingConfig, stage_run
 
     params = read_params(args.params)
     tracking = from_dict(TrackingConfig, params.get("mlflow"), "mlflow", str(args.params))

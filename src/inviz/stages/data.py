@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from inviz.data.imagenette import ImagenetteConfig
 from inviz.data.index import SplitConfig
-from inviz.tracking import TrackingConfig
+from inviz.core.tracking import TrackingConfig
 
 HELP = "download/verify Imagenette or generate the synthetic dataset; index it and carve the test pool"
 log = logging.getLogger(__name__)
@@ -43,12 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from inviz.config import from_dict, load_section
+    from inviz.core.config import from_dict, load_section
     from inviz.data import synthetic
     from inviz.data.imagenette import IMAGENETTE_CLASSES, fetch_imagenette
     from inviz.data.index import carve_test_pool, scan_image_folder, split_counts
-    from inviz.io import write_csv, write_json
-    from inviz.tracking import stage_run
+    from inviz.core.io import write_csv, write_json
+    from inviz.core.tracking import stage_run
 
     cfg = load_section(args.params, "data", DataConfig)
     tracking = load_section(args.params, "mlflow", TrackingConfig)

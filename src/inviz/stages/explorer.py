@@ -1,6 +1,6 @@
 """``inviz explorer``: the static INV explorer (``reports/explorer/index.html``, opens from disk).
 
-See :mod:`inviz.explorer` for what it shows and the files it writes.
+See :mod:`inviz.views.explorer` for what it shows and the files it writes.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from inviz.inv import add_inv_arguments
+    from inviz.views.records import add_inv_arguments
 
     add_inv_arguments(p)
     p.add_argument("--model", required=True, help="model checkpoint (its input size)")
@@ -28,14 +28,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     import pandas as pd
 
-    from inviz.config import load_section
-    from inviz.explorer import ExplorerConfig, build_explorer
-    from inviz.inv import INVPaths, load_inv
-    from inviz.inv_figures import FigureConfig
-    from inviz.io import atomic_path, write_json
+    from inviz.core.config import load_section
+    from inviz.views.explorer import ExplorerConfig, build_explorer
+    from inviz.views.records import INVPaths, load_inv
+    from inviz.views.figures import FigureConfig
+    from inviz.core.io import atomic_path, write_json
     from inviz.models.checkpoint import load_checkpoint
-    from inviz.reveal import RevealConfig
-    from inviz.tracking import TrackingConfig, stage_run
+    from inviz.game.reveal import RevealConfig
+    from inviz.core.tracking import TrackingConfig, stage_run
 
     cfg = load_section(args.params, "explorer", ExplorerConfig)
     fig_cfg = load_section(args.params, "figures", FigureConfig)

@@ -2,7 +2,7 @@
 
 Inputs: the selected images (``data/selected.csv`` from ``inviz select``: ``sample_id, path,
 label, …``; ``path`` relative to ``--images``) and the model checkpoint. Parameters: the
-``extract`` section (:class:`inviz.extraction.ExtractConfig`).
+``extract`` section (:class:`inviz.fmaps.extraction.ExtractConfig`).
 
 Outputs
 -------
@@ -19,7 +19,7 @@ Outputs
   ``map_scaling: raw``, ``map__<layer>`` (maps as the authors displayed them), indexed by the
   cluster table's ``map_index``.
 
-Read it with :func:`inviz.extraction.load_results` (``.clusters``, ``.layers``,
+Read it with :func:`inviz.fmaps.extraction.load_results` (``.clusters``, ``.layers``,
 ``.cluster_map(cluster_id)``, ``.explanations()``).
 
 ``--table1-csv/--table1-md/--table1-tex``: Table 1 (METHOD.md §1.10) per layer (mean ± sd over
@@ -54,7 +54,7 @@ SELECTED_COLUMNS = ("sample_id", "path", "label")
 def read_selected(path: str) -> Any:
     import pandas as pd
 
-    from inviz.errors import InvizError
+    from inviz.core.errors import InvizError
 
     try:
         frame = pd.read_csv(path, dtype={"sample_id": str, "path": str})
@@ -72,14 +72,14 @@ def read_selected(path: str) -> Any:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from pathlib import Path
 
-    from inviz.config import load_section
+    from inviz.core.config import load_section
     from inviz.data.datamodule import IndexedImageDataset, eval_transform
-    from inviz.embedding import resolve_backend
-    from inviz.extraction import ExtractConfig, resolve_device, run_extraction
-    from inviz.gradients import resolve_layers
-    from inviz.io import write_csv, write_json, write_text
+    from inviz.fmaps.embedding import resolve_backend
+    from inviz.fmaps.extraction import ExtractConfig, resolve_device, run_extraction
+    from inviz.fmaps.gradients import resolve_layers
+    from inviz.core.io import write_csv, write_json, write_text
     from inviz.models.checkpoint import load_checkpoint
-    from inviz.table1 import (
+    from inviz.fmaps.table1 import (
         PAPER_N_CLUSTER_MAPS,
         compare_with_paper,
         comparison_markdown,
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         to_latex,
         to_markdown,
     )
-    from inviz.tracking import TrackingConfig, stage_run
+    from inviz.core.tracking import TrackingConfig, stage_run
 
     cfg = load_section(args.params, "extract", ExtractConfig)
     tracking = load_section(args.params, "mlflow", TrackingConfig)

@@ -1,7 +1,7 @@
 """``inviz figures``: the INV figure of every explained image (paper Figure 3) and its simplified INV.
 
-Reads the INV records (:func:`inviz.inv.load_inv`) and draws :func:`inviz.inv_figures.inv_figure`
-and :func:`inviz.inv_figures.simplified_inv_figure` per image into ``--out`` (``<image>.png/.pdf``
+Reads the INV records (:func:`inviz.views.records.load_inv`) and draws :func:`inviz.views.figures.inv_figure`
+and :func:`inviz.views.figures.simplified_inv_figure` per image into ``--out`` (``<image>.png/.pdf``
 and ``simplified/<image>.png/.pdf``), plus ``index.csv`` (image, class, files, card counts).
 """
 
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from inviz.inv import add_inv_arguments
+    from inviz.views.records import add_inv_arguments
 
     add_inv_arguments(p)
     p.add_argument("--model", required=True, help="model checkpoint (its input size)")
@@ -29,10 +29,10 @@ INDEX_COLUMNS = ["image", "class_name", "pred_name", "confidence", "file", "simp
 
 def _draw_one(inv: Any, cfg: Any, reveal_cfg: Any, out: Any) -> dict[str, Any]:
     """Draw and save the INV and simplified INV of one image; its row of ``index.csv``."""
-    from inviz.inv import safe_name
-    from inviz.inv_figures import inv_figure, simplified_inv_figure
-    from inviz.io import save_figure
-    from inviz.plotting import close
+    from inviz.views.records import safe_name
+    from inviz.views.figures import inv_figure, simplified_inv_figure
+    from inviz.core.io import save_figure
+    from inviz.core.plotting import close
 
     name = safe_name(inv.sample_id)
     for fig_fn, folder in ((inv_figure, out), (simplified_inv_figure, out / "simplified")):
@@ -52,13 +52,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
     from tqdm.auto import tqdm
 
-    from inviz.config import load_section
-    from inviz.inv import INVPaths, load_inv
-    from inviz.inv_figures import FigureConfig
-    from inviz.io import atomic_path, write_csv, write_json
+    from inviz.core.config import load_section
+    from inviz.views.records import INVPaths, load_inv
+    from inviz.views.figures import FigureConfig
+    from inviz.core.io import atomic_path, write_csv, write_json
     from inviz.models.checkpoint import load_checkpoint
-    from inviz.reveal import RevealConfig
-    from inviz.tracking import TrackingConfig, stage_run
+    from inviz.game.reveal import RevealConfig
+    from inviz.core.tracking import TrackingConfig, stage_run
 
     cfg = load_section(args.params, "figures", FigureConfig)
     reveal_cfg = load_section(args.params, "masks", RevealConfig)

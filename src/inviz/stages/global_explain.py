@@ -1,7 +1,7 @@
 """``inviz global``: class-level explanations (METHOD.md §4, paper Figure 4) validated with TCAV.
 
-Per class and layer the top labels by importance (:func:`inviz.global_explanations.global_explanations`);
-per class and TCAV layer a TCAV test of each top label (:mod:`inviz.tcav`) on concept examples made
+Per class and layer the top labels by importance (:func:`inviz.concepts.importance.global_explanations`);
+per class and TCAV layer a TCAV test of each top label (:mod:`inviz.concepts.tcav`) on concept examples made
 of the revealed regions of the maps that carry it, against masked random counter-sets; Figure 4
 per class for ``global.figure_layers``. The CAV cache (``--cav-cache``) is keyed by the model
 checkpoint's sha256: a re-trained model never reuses stale CAVs.
@@ -25,7 +25,7 @@ TCAV_COLUMNS = ["tcav_status", "n_examples", "n_candidates", "tcav_score", "tcav
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from inviz.inv import add_inv_arguments
+    from inviz.views.records import add_inv_arguments
 
     add_inv_arguments(p)
     p.add_argument("--model", required=True, help="model checkpoint ('inviz train')")
@@ -43,9 +43,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from tqdm.auto import tqdm
 
-    from inviz.config import ParamsError, load_section
+    from inviz.core.config import ParamsError, load_section
     from inviz.data.datamodule import read_index
-    from inviz.global_explanations import (
+    from inviz.concepts.importance import (
         GlobalConfig,
         concept_examples,
         draw,
@@ -54,14 +54,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         to_input,
         validate_class,
     )
-    from inviz.inv import INVPaths, load_images, load_inv, overlay, safe_name
-    from inviz.inv_figures import FigureConfig, global_figure
-    from inviz.io import atomic_path, save_figure, write_csv, write_json, write_text
+    from inviz.views.records import INVPaths, load_images, load_inv, overlay, safe_name
+    from inviz.views.figures import FigureConfig, global_figure
+    from inviz.core.io import atomic_path, save_figure, write_csv, write_json, write_text
     from inviz.models.checkpoint import load_checkpoint
-    from inviz.plotting import close
-    from inviz.reveal import RevealConfig
-    from inviz.tcav import run_tcav
-    from inviz.tracking import TrackingConfig, stage_run
+    from inviz.core.plotting import close
+    from inviz.game.reveal import RevealConfig
+    from inviz.concepts.tcav import run_tcav
+    from inviz.core.tracking import TrackingConfig, stage_run
 
     cfg = load_section(args.params, "global", GlobalConfig)
     reveal_cfg = load_section(args.params, "masks", RevealConfig)

@@ -1,7 +1,7 @@
 """``inviz labels_import``: read, validate and screen a Deep Reveal game export.
 
 Both the canonical long format and the authors' export layout are accepted (see
-:mod:`inviz.labels.game_export` and the README). Structural problems stop the stage; row problems
+:mod:`inviz.game.export` and the README). Structural problems stop the stage; row problems
 drop the row and are counted in the report (``--report``, the stage's metrics) and listed in
 ``--problems`` (file, row, column, reason, value); ``labels_import.strict`` makes them errors.
 """
@@ -31,17 +31,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
 
-    from inviz.config import load_section
-    from inviz.game_assets import read_manifest
-    from inviz.io import read_json, write_csv, write_json
-    from inviz.labels.game_export import (
+    from inviz.core.config import load_section
+    from inviz.game.assets import read_manifest
+    from inviz.core.io import read_json, write_csv, write_json
+    from inviz.game.export import (
         GameExportError,
         ImportConfig,
         cluster_table,
         import_game,
         load_class_map,
     )
-    from inviz.tracking import TrackingConfig, stage_run
+    from inviz.core.tracking import TrackingConfig, stage_run
 
     cfg = load_section(args.params, "labels_import", ImportConfig)
     tracking = load_section(args.params, "mlflow", TrackingConfig)

@@ -2,7 +2,7 @@
 
 Writes a game export in the authors' layout into ``--out`` (``features.csv``,
 ``guesses_without_text.csv``, ``resigns.csv``, ``players.csv``, ``translations.csv``,
-``game_classes.csv``); see :mod:`inviz.labels.simulate`. With ``labels_simulate.enabled: false``
+``game_classes.csv``); see :mod:`inviz.game.simulate`. With ``labels_simulate.enabled: false``
 (the paper profile, which brings real exports) the folder only holds a ``README.txt`` saying so.
 """
 
@@ -35,14 +35,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from PIL import Image
     from tqdm.auto import tqdm
 
-    from inviz.config import from_dict, load_section
+    from inviz.core.config import from_dict, load_section
     from inviz.data import synthetic
-    from inviz.errors import InvizError
-    from inviz.extraction import load_results
-    from inviz.game_assets import read_manifest
-    from inviz.io import atomic_path, read_json, write_json
-    from inviz.labels.game_export import ImportConfig, cluster_table, game_classes_frame
-    from inviz.labels.simulate import (
+    from inviz.core.errors import InvizError
+    from inviz.fmaps.extraction import load_results
+    from inviz.game.assets import read_manifest
+    from inviz.core.io import atomic_path, read_json, write_json
+    from inviz.game.export import ImportConfig, cluster_table, game_classes_frame
+    from inviz.game.simulate import (
         GameMap,
         SimulateConfig,
         part_colour,
@@ -51,9 +51,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         summary,
         to_export,
     )
-    from inviz.reveal import RevealConfig
+    from inviz.game.reveal import RevealConfig
     from inviz.stages.data import DataConfig
-    from inviz.tracking import TrackingConfig, stage_run
+    from inviz.core.tracking import TrackingConfig, stage_run
 
     cfg = load_section(args.params, "labels_simulate", SimulateConfig)
     reveal_cfg = load_section(args.params, "masks", RevealConfig)

@@ -28,14 +28,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
     from PIL import Image
 
-    from inviz.config import load_section
-    from inviz.extraction import load_results
-    from inviz.game_assets import cluster_map_table, figure_ids, strip_figure, write_game_assets
-    from inviz.io import save_figure, write_csv, write_json
+    from inviz.core.config import load_section
+    from inviz.fmaps.extraction import load_results
+    from inviz.game.assets import cluster_map_table, figure_ids, strip_figure, write_game_assets
+    from inviz.core.io import save_figure, write_csv, write_json
     from inviz.models.checkpoint import load_checkpoint
-    from inviz.plotting import close
-    from inviz.reveal import RevealConfig, game_image
-    from inviz.tracking import TrackingConfig, stage_run
+    from inviz.core.plotting import close
+    from inviz.game.reveal import RevealConfig, game_image
+    from inviz.core.tracking import TrackingConfig, stage_run
 
     cfg = load_section(args.params, "masks", RevealConfig)
     tracking = load_section(args.params, "mlflow", TrackingConfig)

@@ -1,5 +1,5 @@
 """``inviz survey``: the survey kit (METHOD.md §5) — the five explanation panels of the survey images,
-an overview figure, the questionnaire and its fill-in form. See :mod:`inviz.survey`.
+an overview figure, the questionnaire and its fill-in form. See :mod:`inviz.survey.panels`.
 
 Outputs in ``--out``: ``panels/<method>/<image>.png/.pdf`` (Grad-CAM, LIME, SHAP, INV (Simplified),
 INV), ``survey_panels.png/.pdf`` (images x baseline methods), ``attributions.npz`` (the baseline
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from inviz.inv import add_inv_arguments
+    from inviz.views.records import add_inv_arguments
 
     add_inv_arguments(p)
     p.add_argument("--model", required=True, help="model checkpoint ('inviz train')")
@@ -40,16 +40,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
     import torch
 
-    from inviz.config import load_section
+    from inviz.core.config import load_section
     from inviz.data.datamodule import read_index
-    from inviz.global_explanations import draw, to_input
-    from inviz.inv import INVPaths, load_images, load_inv, safe_name
-    from inviz.inv_figures import FigureConfig, inv_figure, simplified_inv_figure
-    from inviz.io import atomic_path, save_figure, write_csv, write_json, write_text
+    from inviz.concepts.importance import draw, to_input
+    from inviz.views.records import INVPaths, load_images, load_inv, safe_name
+    from inviz.views.figures import FigureConfig, inv_figure, simplified_inv_figure
+    from inviz.core.io import atomic_path, save_figure, write_csv, write_json, write_text
     from inviz.models.checkpoint import load_checkpoint
-    from inviz.plotting import close
-    from inviz.reveal import RevealConfig
-    from inviz.survey import (
+    from inviz.core.plotting import close
+    from inviz.game.reveal import RevealConfig
+    from inviz.survey.panels import (
         EXPLAINERS,
         SurveyConfig,
         form_template,
@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         panel_figure,
         questionnaire_markdown,
     )
-    from inviz.survey import survey_images as pick
-    from inviz.tracking import TrackingConfig, stage_run
+    from inviz.survey.panels import survey_images as pick
+    from inviz.core.tracking import TrackingConfig, stage_run
 
     cfg = load_section(args.params, "survey", SurveyConfig)
     fig_cfg = load_section(args.params, "figures", FigureConfig)

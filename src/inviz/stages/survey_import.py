@@ -1,7 +1,7 @@
 """``inviz survey_import``: filled-in survey forms -> the responses table of ``inviz table2 --responses``.
 
 The form is ``questionnaire_form.csv`` of ``inviz survey`` (one row per participant, columns
-``participant, ai_background, <method> | <aspect>, …``); see :func:`inviz.survey.read_form`.
+``participant, ai_background, <method> | <aspect>, …``); see :func:`inviz.survey.panels.read_form`.
 Empty rating cells are missing answers: counted, listed in ``--missing`` and left to the paired
 tests of ``table2`` to drop (and count) per aspect.
 """
@@ -26,9 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from pathlib import Path
 
-    from inviz.config import from_dict, read_params
-    from inviz.io import write_csv
-    from inviz.survey import SurveyConfig, read_form
+    from inviz.core.config import from_dict, read_params
+    from inviz.core.io import write_csv
+    from inviz.survey.panels import SurveyConfig, read_form
 
     params = args.params or ("params.yaml" if Path("params.yaml").is_file() else None)
     cfg = from_dict(SurveyConfig, read_params(params).get("survey"), "survey", str(params)) if params else SurveyConfig()

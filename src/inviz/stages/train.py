@@ -26,15 +26,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
     import torch
 
-    from inviz.config import load_section
+    from inviz.core.config import load_section
     from inviz.data.datamodule import ImageDataModule, read_index
-    from inviz.evaluation import classification_metrics, confusion, confusion_figure, history_figure
-    from inviz.io import read_json, save_figure, write_csv, write_json
+    from inviz.models.evaluation import classification_metrics, confusion, confusion_figure, history_figure
+    from inviz.core.io import read_json, save_figure, write_csv, write_json
     from inviz.models.checkpoint import save_checkpoint
     from inviz.models.vgg import ModelConfig, build_vgg16
-    from inviz.plotting import close
-    from inviz.tracking import TrackingConfig, stage_run
-    from inviz.training import TrainConfig, fit_phases, predict_logits
+    from inviz.core.plotting import close
+    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.models.training import TrainConfig, fit_phases, predict_logits
 
     model_cfg = load_section(args.params, "model", ModelConfig)
     cfg = load_section(args.params, "train", TrainConfig)

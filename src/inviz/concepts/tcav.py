@@ -53,7 +53,7 @@ a CAV does not depend on the order of training or on what was cached. It is fitt
 activations (``center``, see :class:`TCAVConfig`) and its weight vector is scaled to unit norm
 (``unit_cav``), so ``magnitude`` scores are comparable between runs.
 
-The layer is captured where :func:`inviz.gradients.resolve_layers` captures it: a VGG convolution
+The layer is captured where :func:`inviz.fmaps.gradients.resolve_layers` captures it: a VGG convolution
 (``block5_conv3`` or ``features.28``) at the output of its ReLU, as Keras' convolution layers
 include their activation.
 
@@ -109,8 +109,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from inviz.errors import InvizError
-from inviz.io import atomic_path, write_json
+from inviz.core.errors import InvizError
+from inviz.core.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +133,7 @@ class TCAVConfig:
 
     layers : layers to test, module names (``features.28``) or, for a model with a VGG
         ``features`` Sequential, Keras aliases (``block5_conv3``); see
-        :func:`inviz.gradients.resolve_layers`. Default: the last layer (paper's example).
+        :func:`inviz.fmaps.gradients.resolve_layers`. Default: the last layer (paper's example).
     n_runs : random runs per concept (paper: 50); also the size of the null distribution.
     min_examples : fewer concept examples than this → ``status="too_few_examples"`` (paper: 20).
     max_examples : at most this many concept examples are used (paper: 30); more are subsampled
@@ -651,7 +651,7 @@ def run_tcav(
     from captum.concept._core.cav import CAV
     from tqdm.auto import tqdm
 
-    from inviz.gradients import resolve_layers
+    from inviz.fmaps.gradients import resolve_layers
 
     model_hash = _safe_hash(model_hash)
     class_inputs = _check_images("class_inputs", class_inputs, None)

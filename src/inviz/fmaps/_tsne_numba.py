@@ -1,4 +1,4 @@
-"""Exact t-SNE compiled for the CPU with numba (the ``numba`` backend of :mod:`inviz.embedding`).
+"""Exact t-SNE compiled for the CPU with numba (the ``numba`` backend of :mod:`inviz.fmaps.embedding`).
 
 The algorithm is scikit-learn's exact t-SNE step for step (binary search for the perplexity on
 squared Euclidean distances, symmetrised joint probabilities, Student-t kernel with one degree of

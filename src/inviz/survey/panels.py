@@ -8,7 +8,7 @@ five explanations of the paper, on the same model:
   ``lime_features`` superpixels that support the predicted class the most;
 - **SHAP (Gradient Explainer)** — ``shap``'s ``GradientExplainer`` (expected gradients) against
   background images from the training split, seeded, summed over colour channels;
-- **INV (Simplified)** and **INV** — :mod:`inviz.inv_figures`.
+- **INV (Simplified)** and **INV** — :mod:`inviz.views.figures`.
 
 :func:`questionnaire_markdown` / :func:`form_template` write the questionnaire (five 7-point items
 per method, after Aechtner et al. 2022, plus the AI-background question) and a fill-in form with
@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from inviz.errors import InvizError
+from inviz.core.errors import InvizError
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +141,8 @@ def _grad_cam(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig,
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from inviz.gradients import resolve_layers
-    from inviz.tcav import working_copy
+    from inviz.fmaps.gradients import resolve_layers
+    from inviz.concepts.tcav import working_copy
 
     work = working_copy(model)  # in-place ReLUs off, caller's model untouched
     layer = dict(work.named_modules())[resolve_layers(work, [cfg.gradcam_layer])[0].capture]
@@ -184,7 +184,7 @@ def _lime(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig, ctx
 def _shap(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig, ctx: dict[str, Any]) -> np.ndarray:
     import shap
 
-    from inviz.tcav import working_copy
+    from inviz.concepts.tcav import working_copy
 
     work = _Output(working_copy(model), int(target))  # explain the target's logit only (one output)
     explainer = shap.GradientExplainer(work, ctx["background"], batch_size=cfg.shap_batch_size,
@@ -226,7 +226,7 @@ def draw_explanation(ax: Any, method: str, image: np.ndarray, attribution: np.nd
     bright and their boundaries drawn; SHAP: positive (red) and negative (blue) attributions over
     a grey version of the image, symmetric colour scale.
     """
-    from inviz.plotting import MAP_CMAP
+    from inviz.core.plotting import MAP_CMAP
 
     if method == "Grad-CAM":
         ax.imshow(image)
@@ -252,7 +252,7 @@ def panel_figure(method: str, image: np.ndarray, attribution: np.ndarray, title:
     """One explanation panel (:func:`draw_explanation`) with a title, ``cfg.panel_size`` inches wide."""
     import matplotlib.pyplot as plt
 
-    from inviz.plotting import apply_style
+    from inviz.core.plotting import apply_style
 
     apply_style()
     fig, ax = plt.subplots(figsize=(cfg.panel_size, cfg.panel_size + 0.25))
@@ -269,7 +269,7 @@ def overview_figure(images: Sequence[np.ndarray], maps: dict[str, list[np.ndarra
     """Rows = survey images, columns = the image and each baseline method's panel."""
     import matplotlib.pyplot as plt
 
-    from inviz.plotting import apply_style
+    from inviz.core.plotting import apply_style
 
     apply_style()
     methods = list(maps)

@@ -3,8 +3,8 @@
 :func:`paper_comparison` assembles, from the pipeline's outputs and the params file:
 
 - the configuration the numbers come from (dataset, model and weights, demo or paper profile);
-- Table 1 per layer, ours vs the paper's, with differences (:mod:`inviz.table1`);
-- Table 2 (means ± sd) vs the paper's and which of the paper's claims hold (:mod:`inviz.table2`);
+- Table 1 per layer, ours vs the paper's, with differences (:mod:`inviz.fmaps.table1`);
+- Table 2 (means ± sd) vs the paper's and which of the paper's claims hold (:mod:`inviz.survey.table2`);
 - other published facts (cluster-map count, TCAV on the global explanations, SUS/NASA-TLX);
 - every known deviation between the paper text and the authors' code (METHOD.md), with the
   parameter that selects it and the value this run used (:data:`DEVIATIONS`).
@@ -19,7 +19,7 @@ from typing import Any
 
 import pandas as pd
 
-from inviz.config import ParamsError, get_key
+from inviz.core.config import ParamsError, get_key
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def profile(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _table1_section(table1: pd.DataFrame | None) -> list[str]:
-    from inviz.table1 import compare_with_paper
+    from inviz.fmaps.table1 import compare_with_paper
 
     if table1 is None or table1.empty:
         return ["_No Table 1 (run the `extract` stage)._", ""]
@@ -131,7 +131,7 @@ def _table1_section(table1: pd.DataFrame | None) -> list[str]:
 
 
 def _table2_section(table2: pd.DataFrame | None, claims: list[tuple[str, str]], source: str) -> list[str]:
-    from inviz.table2 import paper_table2
+    from inviz.survey.table2 import paper_table2
 
     if table2 is None or table2.empty:
         return ["_No Table 2 (run the `table2` stage)._", ""]
@@ -171,7 +171,7 @@ def paper_comparison(
     claims : (claim text, verdict) pairs from ``table2_claims.md``.
     metrics : stage -> its metrics JSON (``train``, ``extract``, ``labels_analyze``, ``global``, …; missing ones are skipped).
     """
-    from inviz.table1 import PAPER_N_CLUSTER_MAPS
+    from inviz.fmaps.table1 import PAPER_N_CLUSTER_MAPS
 
     prof = profile(params)
     lines = ["# inviz vs the paper", "",

@@ -1,6 +1,6 @@
 """The label game's assets: every kept cluster map as six masked images, plus a manifest.
 
-Glue between the ``extract`` output and :mod:`inviz.reveal` (METHOD.md §2), used by the
+Glue between the ``extract`` output and :mod:`inviz.game.reveal` (METHOD.md §2), used by the
 ``masks`` stage and read back by the label stages and by a game server.
 
 Cluster ids. Every kept (unpruned) cluster map of the selected images gets an integer
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from inviz.errors import InvizError
-from inviz.reveal import Reveal, RevealConfig, reveal
+from inviz.core.errors import InvizError
+from inviz.game.reveal import Reveal, RevealConfig, reveal
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def cluster_map_table(clusters: pd.DataFrame, selected: pd.DataFrame, layers: Se
     Parameters
     ----------
     clusters : the extraction's cluster table (``cluster_id, sample_id, layer, cluster, weight,
-        pruned, height, width``; :func:`inviz.extraction.load_results`).
+        pruned, height, width``; :func:`inviz.fmaps.extraction.load_results`).
     selected : ``selected.csv`` (``sample_id, label, class_name, pred, pred_name``).
     layers : layer order; default: order of first appearance in ``clusters``.
 
@@ -150,7 +150,7 @@ def write_game_assets(
     """
     from tqdm.auto import tqdm
 
-    from inviz.io import atomic_path
+    from inviz.core.io import atomic_path
 
     ext = "png" if cfg.image_format == "png" else "jpg"
     rows: list[dict[str, Any]] = []
@@ -237,7 +237,7 @@ def figure_ids(table: pd.DataFrame, n: int, seed: int) -> list[int]:
 
 def strip_figure(table: pd.DataFrame, reveals: dict[int, Reveal], maps: dict[int, np.ndarray], cfg: RevealConfig) -> Any:
     """Rows = cluster maps, columns = the map then its masked images at every level."""
-    from inviz.plotting import MAP_CMAP, new_figure
+    from inviz.core.plotting import MAP_CMAP, new_figure
 
     ids = [i for i in sorted(reveals)]
     n_levels = len(cfg.levels)

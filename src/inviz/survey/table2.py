@@ -43,7 +43,7 @@ import pandas as pd
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from inviz.errors import InvizError
+from inviz.core.errors import InvizError
 
 log = logging.getLogger(__name__)
 
@@ -1238,7 +1238,7 @@ def ratings_figure(table: pd.DataFrame, cfg: Table2Config | None = None, title: 
     -------
     matplotlib Figure (x = aspect, one colour per method).
     """
-    from inviz.plotting import new_figure, palette
+    from inviz.core.plotting import new_figure, palette
 
     cfg = cfg or Table2Config()
     methods = _order(table["method"], cfg.methods)
@@ -1282,7 +1282,7 @@ def pvalue_figure(tests: pd.DataFrame, test: str, cfg: Table2Config | None = Non
     """Adjusted p-values per aspect as method × method heatmaps (lower triangle, ``*`` = significant)."""
     import matplotlib.colors as mcolors
 
-    from inviz.plotting import new_figure
+    from inviz.core.plotting import new_figure
 
     cfg = cfg or Table2Config()
     sub = tests[tests["test"] == test]

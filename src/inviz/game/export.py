@@ -57,7 +57,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from inviz.errors import InvizError
+from inviz.core.errors import InvizError
 from inviz.labels.translate import language_code
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
-from inviz.errors import InvizError
+from inviz.core.errors import InvizError
 
 T = TypeVar("T")
 

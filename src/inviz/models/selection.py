@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from inviz.errors import InvizError
+from inviz.core.errors import InvizError
 
 log = logging.getLogger(__name__)
 

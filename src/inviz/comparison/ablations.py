@@ -194,7 +194,7 @@ def sweep_figure(frame: pd.DataFrame, sweep: str) -> Any:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from inviz.plotting import apply_style, palette
+    from inviz.core.plotting import apply_style, palette
 
     apply_style()
     base = frame[frame["sweep"] == "baseline"].head(1)
@@ -249,8 +249,8 @@ def report_markdown(frame: pd.DataFrame) -> str:
 
 def write_report(frame: pd.DataFrame, out: str | Path) -> list[Path]:
     """``ablations.csv``, ``ablations.md`` and ``<sweep>.png/.pdf`` per sweep with results, into ``out``."""
-    from inviz.io import atomic_path, save_figure, write_csv, write_text
-    from inviz.plotting import close
+    from inviz.core.io import atomic_path, save_figure, write_csv, write_text
+    from inviz.core.plotting import close
 
     written = []
     with atomic_path(out, directory=True) as tmp:

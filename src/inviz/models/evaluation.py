@@ -43,7 +43,7 @@ def confusion_figure(cm: np.ndarray, class_names: Sequence[str], title: str = ""
     """Heatmap of a confusion matrix (counts annotated)."""
     import seaborn as sns
 
-    from inviz.plotting import COUNT_CMAP, new_figure
+    from inviz.core.plotting import COUNT_CMAP, new_figure
 
     size = max(3.4, 0.42 * len(class_names) + 1.2)
     fig, ax = new_figure(size, size * 0.85)
@@ -69,7 +69,7 @@ def history_figure(history: pd.DataFrame) -> Any:
     """Loss and accuracy per epoch, phases shaded (input: rows of ``epoch, phase, *_loss, *_acc``)."""
     import seaborn as sns
 
-    from inviz.plotting import new_figure
+    from inviz.core.plotting import new_figure
 
     fig, axes = new_figure(6.8, 2.4, ncols=2)
     for ax, metric in zip(axes, ("loss", "acc"), strict=True):

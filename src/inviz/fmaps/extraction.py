@@ -5,10 +5,10 @@ Library entry points
 - :class:`ExtractConfig` — every number of §1 (``extract`` section of ``params.yaml``); defaults
   are the authors' code.
 - :func:`explain` — ``explain(model, images, layers, cfg, targets=None) -> list[ImageExplanation]``:
-  per batch one forward and one backward pass serve all layers (:mod:`inviz.gradients`), then for
-  every image and layer: channel weights and threshold (:mod:`inviz.weighting`), min-max scaling,
-  PCA and t-SNE of the kept maps (:mod:`inviz.embedding`, all problems of a batch at once), Ward +
-  silhouette (:mod:`inviz.clustering`), cluster weights, maps and pruning (:mod:`inviz.cluster_maps`).
+  per batch one forward and one backward pass serve all layers (:mod:`inviz.fmaps.gradients`), then for
+  every image and layer: channel weights and threshold (:mod:`inviz.fmaps.weighting`), min-max scaling,
+  PCA and t-SNE of the kept maps (:mod:`inviz.fmaps.embedding`, all problems of a batch at once), Ward +
+  silhouette (:mod:`inviz.fmaps.clustering`), cluster weights, maps and pruning (:mod:`inviz.fmaps.cluster_maps`).
 - :func:`run_extraction` — many images through Lightning ``Trainer.predict`` (``inference_mode=
   False``: gradients are needed) with :class:`ShardWriter` writing shards as it goes; several
   devices/nodes (DDP) work unchanged; an interrupted run resumes and skips finished images.
@@ -58,8 +58,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from inviz.embedding import TSNEConfig, timed
-from inviz.weighting import ThresholdConfig
+from inviz.fmaps.embedding import TSNEConfig, timed
+from inviz.fmaps.weighting import ThresholdConfig
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +80,14 @@ class ExtractConfig:
     layers : layer names (module names or Keras-style aliases for VGG); paper: block3_conv1 … block5_conv3.
     target : class whose pre-softmax logit is differentiated: ``predicted`` (paper) or ``label``
         (the true class; only where labels are known, e.g. the stage's selected images).
-    weights : channel-weight scheme (:data:`inviz.weighting.WEIGHTINGS`): ``guided`` (code) | ``gradcam`` (paper text).
+    weights : channel-weight scheme (:data:`inviz.fmaps.weighting.WEIGHTINGS`): ``guided`` (code) | ``gradcam`` (paper text).
     normalisation : ``percent`` (code, weights sum to 100) | ``unit`` (paper text, sum to 1) | ``none``.
-    threshold : map threshold (:class:`inviz.weighting.ThresholdConfig`).
+    threshold : map threshold (:class:`inviz.fmaps.weighting.ThresholdConfig`).
     minmax : min-max scale each kept map over its pixels before PCA (§1.5).
     pca_components : PCA dimensions before t-SNE (50).
     embedding : ``tsne`` (the method: Ward on the 2-D t-SNE points) or ``pca`` (ablation: Ward
         directly on the ``pca_components`` PCA scores, no t-SNE).
-    tsne : t-SNE settings and backend (:class:`inviz.embedding.TSNEConfig`).
+    tsne : t-SNE settings and backend (:class:`inviz.fmaps.embedding.TSNEConfig`).
     k_min, k_max : cluster counts tried (3..8).
     few_points : clustering outcome when no k can be scored (``singletons`` | ``one_cluster``).
     prune : drop clusters below ``max(max(w_C) / prune_max_divisor, mean(w_C) / prune_mean_divisor)``.
@@ -96,7 +96,7 @@ class ExtractConfig:
         resize back: the authors' code) or ``raw`` (weighted mean of raw maps). Raw maps are always kept.
     map_dtype : storage dtype of cluster maps in shards (``float32`` | ``float16``).
     table1_weight_base : Table 1 "leftover weight" as % of the layer's total positive weight
-        (``layer``) or of the thresholded maps' weight (``kept``); see :mod:`inviz.table1`.
+        (``layer``) or of the thresholded maps' weight (``kept``); see :mod:`inviz.fmaps.table1`.
     seed : seed of every random step (scikit-learn PCA/t-SNE of the ``reference`` backend).
     device : ``auto`` (CUDA when available) | ``cpu`` | ``cuda`` | ``cuda:1`` …
     devices, num_nodes, strategy : Lightning ``Trainer`` settings for :func:`run_extraction` (DDP).
@@ -134,9 +134,9 @@ class ExtractConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        from inviz.cluster_maps import MAP_SCALINGS
-        from inviz.config import from_dict
-        from inviz.weighting import NORMALISATIONS, WEIGHTINGS
+        from inviz.fmaps.cluster_maps import MAP_SCALINGS
+        from inviz.core.config import from_dict
+        from inviz.fmaps.weighting import NORMALISATIONS, WEIGHTINGS
 
         # conveniences for library use: nested sections as dicts, layers as any sequence
         if isinstance(self.threshold, dict):
@@ -210,7 +210,7 @@ class LayerExplanation:
     embedding : ndarray (n, 2); embedding_method : ``tsne`` | ``pca`` | ``none``; perplexity, kl, tsne_iter.
     ks, silhouettes : every k tried and its silhouette; k : chosen number of clusters; silhouette : its score.
     labels : ndarray (n,), cluster of each kept channel (cluster numbers as in ``clusters``).
-    clusters : the clusters, heaviest first. status : clustering status (see :mod:`inviz.clustering`),
+    clusters : the clusters, heaviest first. status : clustering status (see :mod:`inviz.fmaps.clustering`),
         or ``no_positive`` when no channel has a positive weight.
     """
 
@@ -360,7 +360,7 @@ def explain(
     if tgt is not None and tgt.numel() != n:
         raise ValueError(f"targets: expected {n} class indices, got {tgt.numel()}")
     out: list[ImageExplanation] = []
-    from inviz.gradients import LayerCapture
+    from inviz.fmaps.gradients import LayerCapture
 
     device = _model_device(model)
     with LayerCapture(model, layers) as cap, tqdm(total=n, desc="INV extract", unit="img", disable=not progress) as bar:
@@ -376,10 +376,10 @@ def explain(
 
 def _analyse_batch(captured: Any, cfg: ExtractConfig, ids: Sequence[str], input_size: tuple[int, int],
                    timings: dict[str, float] | None) -> list[ImageExplanation]:
-    from inviz.cluster_maps import MAP_SCALINGS, cluster_maps, prune_mask
-    from inviz.clustering import WardSilhouette
-    from inviz.embedding import embed, embed_pca, minmax_rows, resolve_backend
-    from inviz.weighting import NORMALISATIONS, WEIGHTINGS, keep_mask, layer_threshold, layer_total
+    from inviz.fmaps.cluster_maps import MAP_SCALINGS, cluster_maps, prune_mask
+    from inviz.fmaps.clustering import WardSilhouette
+    from inviz.fmaps.embedding import embed, embed_pca, minmax_rows, resolve_backend
+    from inviz.fmaps.weighting import NORMALISATIONS, WEIGHTINGS, keep_mask, layer_threshold, layer_total
 
     nb = captured.logits.shape[0]
     problems: list[_Problem] = []
@@ -541,7 +541,7 @@ LAYER_COLUMNS = [
 
 def write_shard(out_dir: str | Path, name: str, explanations: Sequence[ImageExplanation]) -> Path:
     """Write one shard (maps, then clusters, then — marking it complete — layers) into ``out_dir/shards``."""
-    from inviz.io import save_npz, write_parquet
+    from inviz.core.io import save_npz, write_parquet
 
     shards = Path(out_dir) / "shards"
     shards.mkdir(parents=True, exist_ok=True)
@@ -593,7 +593,7 @@ def finished_ids(out_dir: str | Path) -> set[str]:
 
 def fingerprint(cfg: ExtractConfig, model_sha256: str | None) -> str:
     """Hash of everything that changes results: the config (minus execution settings) and the model."""
-    from inviz.config import to_dict
+    from inviz.core.config import to_dict
 
     d = to_dict(cfg)
     for k in ("device", "devices", "num_nodes", "strategy", "batch_size", "num_workers", "shard_size", "threads"):
@@ -612,8 +612,8 @@ def prepare_output(out_dir: str | Path, cfg: ExtractConfig, model_sha256: str | 
 
     A folder written with another config or model (different fingerprint) is emptied first.
     """
-    from inviz.config import to_dict
-    from inviz.io import read_json, write_json
+    from inviz.core.config import to_dict
+    from inviz.core.io import read_json, write_json
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -655,7 +655,7 @@ def consolidate(out_dir: str | Path, sample_ids: Iterable[str] | None = None) ->
     """
     import pandas as pd
 
-    from inviz.io import write_parquet
+    from inviz.core.io import write_parquet
 
     out = Path(out_dir)
     names = complete_shards(out)
@@ -767,7 +767,7 @@ def load_results(out_dir: str | Path) -> ExtractionResults:
     """
     import pandas as pd
 
-    from inviz.io import read_json
+    from inviz.core.io import read_json
 
     out = Path(out_dir)
     if not out.is_dir():
@@ -793,7 +793,7 @@ _LIGHTNING_CLASSES: dict[str, type] = {}
 
 
 def _lightning_classes() -> dict[str, type]:
-    """Build :class:`ExplainModule` and :class:`ShardWriter` on first use (keeps ``import inviz.extraction``
+    """Build :class:`ExplainModule` and :class:`ShardWriter` on first use (keeps ``import inviz.fmaps.extraction``
     free of Lightning); they are module attributes (PEP 562 ``__getattr__``), so spawned DDP
     workers can unpickle them."""
     if _LIGHTNING_CLASSES:

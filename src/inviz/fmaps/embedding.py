@@ -17,7 +17,7 @@ at least 1 needs 4 points); their points are the first two PCA scores (``method=
 
 t-SNE backends (:data:`TSNE_BACKENDS`, chosen by ``extract.tsne.backend``):
 
-- ``numba`` — exact t-SNE compiled for the CPU (:mod:`inviz._tsne_numba`), all problems of a batch
+- ``numba`` — exact t-SNE compiled for the CPU (:mod:`inviz.fmaps._tsne_numba`), all problems of a batch
   in parallel; deterministic (no random numbers: PCA initialisation). CPU default.
 - ``torch`` — the same exact algorithm batched in torch (padded problems), for CUDA devices.
 - ``reference`` — the recipe of the authors' code: scikit-learn ``PCA`` and Barnes-Hut ``TSNE``,
@@ -230,7 +230,7 @@ def embed_numba(
     xs: Sequence[torch.Tensor], cfg: TSNEConfig, n_components: int, seed: int = 0, timings: dict[str, float] | None = None
 ) -> list[Embedding]:
     """Fast CPU path: torch PCA + exact t-SNE compiled with numba, every problem in parallel."""
-    from inviz._tsne_numba import tsne_many
+    from inviz.fmaps._tsne_numba import tsne_many
 
     with timed(timings, "pca"):
         scores = pca_scores([x.detach() for x in xs], n_components)
@@ -300,7 +300,7 @@ def _conditional_p_torch(dist: torch.Tensor, valid: torch.Tensor, perplexity: to
 
 
 def _tsne_torch(scores: Sequence[torch.Tensor], cfg: TSNEConfig) -> list[Embedding]:
-    """The exact algorithm of :mod:`inviz._tsne_numba`, batched over padded problems in torch."""
+    """The exact algorithm of :mod:`inviz.fmaps._tsne_numba`, batched over padded problems in torch."""
     device = scores[0].device
     dtype = torch.float64 if device.type == "cpu" else torch.float32
     ns = [s.shape[0] for s in scores]

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from inviz.inv import Card, ImageINV, OverlayConfig, overlay, thumbnail
-from inviz.reveal import RevealConfig
+from inviz.views.records import Card, ImageINV, OverlayConfig, overlay, thumbnail
+from inviz.game.reveal import RevealConfig
 
 ASSETS = ("index.html", "explorer.js", "style.css")
 
@@ -91,7 +91,7 @@ def build_explorer(
 
     Parameters
     ----------
-    invs : INVs of the explained images (:func:`inviz.inv.load_inv`).
+    invs : INVs of the explained images (:func:`inviz.views.records.load_inv`).
     global_table : ``global.csv`` of the ``global`` stage (may be empty): ``class_label, layer,
         rank, label, importance, n_maps, examples`` and optionally the TCAV columns.
     out : destination folder (the caller makes the write atomic).

@@ -24,7 +24,7 @@ Map scalings (:data:`MAP_SCALINGS`), for what later stages display and mask:
 - ``raw`` — ``A_C`` as defined above (the identity holds);
 - ``code`` — the authors' display step: upsample bilinearly to the network input size, min-max
   scale to [0, 1], resize back to the native size (area averaging). Constant maps (up to float
-  rounding, :data:`inviz.embedding.CONSTANT_RTOL`) become 0.
+  rounding, :data:`inviz.fmaps.embedding.CONSTANT_RTOL`) become 0.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from inviz.embedding import CONSTANT_RTOL
+from inviz.fmaps.embedding import CONSTANT_RTOL
 
 
 def onehot(labels: torch.Tensor, k: int) -> torch.Tensor:

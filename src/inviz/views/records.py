@@ -29,8 +29,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from inviz.errors import InvizError
-from inviz.reveal import RevealConfig, blur_sigma, percentile_mask, soft_mask, upscale_factor, upscale_nearest
+from inviz.core.errors import InvizError
+from inviz.game.reveal import RevealConfig, blur_sigma, percentile_mask, soft_mask, upscale_factor, upscale_nearest
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def load_images(rows: pd.DataFrame, images_dir: str | Path, size: int) -> list[n
     """The images of index/selected ``rows`` (column ``path``) as the network saw them: uint8 (size, size, 3)."""
     from PIL import Image
 
-    from inviz.reveal import game_image
+    from inviz.game.reveal import game_image
 
     out = []
     for path in rows["path"]:
@@ -209,8 +209,8 @@ def load_inv(
     -------
     list of :class:`ImageINV`, in ``selected.csv`` order.
     """
-    from inviz.extraction import load_results
-    from inviz.game_assets import read_manifest
+    from inviz.fmaps.extraction import load_results
+    from inviz.game.assets import read_manifest
 
     selected = _read_csv(paths.selected, "selected images", ["sample_id", "path", "label", "class_name", "pred", "pred_name"])
     selected["sample_id"] = selected["sample_id"].astype(str)
@@ -332,7 +332,7 @@ class OverlayConfig:
 def reveal_mask(cmap: np.ndarray, size: int, level: float, reveal_cfg: RevealConfig) -> np.ndarray:
     """The game's soft reveal mask of a cluster map at ``level`` %, drawn at ``size`` pixels.
 
-    Same geometry as the masked images of :func:`inviz.reveal.reveal` at the game size
+    Same geometry as the masked images of :func:`inviz.game.reveal.reveal` at the game size
     (nearest-neighbour upscaling, top ``level`` % of the map, Gaussian blur with the game's
     sigma), with the blur scaled by ``size / game_size``.
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inviz.config import flatten
+from inviz.core.config import flatten
 
 log = logging.getLogger(__name__)
 

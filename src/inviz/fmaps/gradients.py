@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from inviz.errors import InvizError
+from inviz.core.errors import InvizError
 
 log = logging.getLogger(__name__)
 

@@ -49,7 +49,7 @@ def threshold_label(value: float) -> str:
 
 def table1(layer_stats: pd.DataFrame, layers: Sequence[str] | None = None,
            weight_base: Literal["layer", "kept"] = "layer") -> pd.DataFrame:
-    """Table 1 from ``layer_stats`` (one row per image and layer, see :mod:`inviz.extraction`).
+    """Table 1 from ``layer_stats`` (one row per image and layer, see :mod:`inviz.fmaps.extraction`).
 
     Returns
     -------

@@ -3,9 +3,9 @@
 For a class and a layer: collect each (merged) cluster map's best label across the class's
 images; a label's **importance** is the mean weight of the cluster maps it tops; keep the top
 ``top_k``; show example cluster maps. Each top label is then validated with TCAV
-(:mod:`inviz.tcav`) on concept examples built here from the maps that carry the label.
+(:mod:`inviz.concepts.tcav`) on concept examples built here from the maps that carry the label.
 
-Pure functions over the records of :mod:`inviz.inv`:
+Pure functions over the records of :mod:`inviz.views.records`:
 
 - :func:`global_explanations` — the table (one row per class, layer and ranked label);
 - :func:`concept_cards` — the maps whose revealed regions are a label's TCAV concept examples,
@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from inviz.inv import Card, ImageINV, reveal_mask
-from inviz.reveal import RevealConfig
-from inviz.tcav import TCAVConfig, reveal_region
+from inviz.views.records import Card, ImageINV, reveal_mask
+from inviz.game.reveal import RevealConfig
+from inviz.concepts.tcav import TCAVConfig, reveal_region
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class GlobalConfig:
     n_examples : example maps shown per label (heaviest first).
     tcav_enabled : run the TCAV validation (needs the model and the dataset index).
     concepts : concept/random example construction (:class:`ConceptConfig`).
-    tcav : TCAV settings (:class:`inviz.tcav.TCAVConfig`: layers, runs, example counts, test, correction).
+    tcav : TCAV settings (:class:`inviz.concepts.tcav.TCAVConfig`: layers, runs, example counts, test, correction).
     """
 
     layers: tuple[str, ...] | None = None
@@ -191,8 +191,8 @@ def concept_examples(
 ) -> torch.Tensor:
     """The revealed regions of ``pairs`` (image, card) as network inputs, shape (n, 3, size, size).
 
-    Region = :func:`inviz.tcav.reveal_region` of the image with the card's reveal mask at
-    ``concepts.level`` % (:func:`inviz.inv.reveal_mask`), hidden part filled as ``tcav.reveal_fill``.
+    Region = :func:`inviz.concepts.tcav.reveal_region` of the image with the card's reveal mask at
+    ``concepts.level`` % (:func:`inviz.views.records.reveal_mask`), hidden part filled as ``tcav.reveal_fill``.
     """
     if not pairs:
         return torch.zeros(0, 3, size, size)
@@ -245,7 +245,7 @@ def validate_class(
 ) -> pd.DataFrame:
     """TCAV of the top labels of one class at one layer.
 
-    ``run(concepts: {label: Tensor}) -> DataFrame`` runs :func:`inviz.tcav.validate_concepts`
+    ``run(concepts: {label: Tensor}) -> DataFrame`` runs :func:`inviz.concepts.tcav.validate_concepts`
     with the class inputs and random pool bound; returns its table with ``class_label`` and the
     number of candidate examples (``n_candidates``) added.
     """

@@ -1,0 +1,1 @@
+"""Reports across runs: the paper comparison and the ablation sweeps."""

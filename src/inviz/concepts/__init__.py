@@ -1,0 +1,1 @@
+"""§4 Global explanations: label importance per class and layer, TCAV validation."""

@@ -1,0 +1,1 @@
+"""§1 Feature-map analysis: gradients, channel weights and threshold, embedding, clustering, cluster maps, Table 1."""

@@ -1,0 +1,1 @@
+"""§2 Deep Reveal, the label game: masked images, game assets, export import, simulated players."""

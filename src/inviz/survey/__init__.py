@@ -1,0 +1,1 @@
+"""§5 The comparative survey: explainer panels, questionnaire forms, Table 2."""

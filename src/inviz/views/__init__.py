@@ -1,0 +1,1 @@
+"""Looking at INV: records read back from the outputs, overlays, figures, the static explorer."""
