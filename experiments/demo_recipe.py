@@ -94,9 +94,9 @@ def main() -> None:
     from inviz.data import synthetic
     from inviz.data.datamodule import ImageDataModule
     from inviz.data.index import carve_test_pool, scan_image_folder
-    from inviz.models.vgg import ModelConfig, build_vgg16, keras_layer_names
-    from inviz.stages.data import DataConfig
     from inviz.models.training import TrainConfig, fit_phases, predict_logits
+    from inviz.models.vgg import ModelConfig, build_vgg16, keras_layer_names
+    from inviz.data.dataset import DataConfig
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     if not args.verbose:

@@ -6,6 +6,7 @@ import pytest
 import torch
 from conftest import write_image_folder
 
+from inviz.core.io import md5_file
 from inviz.data.datamodule import (
     AugmentConfig,
     ImageDataModule,
@@ -15,7 +16,6 @@ from inviz.data.datamodule import (
 )
 from inviz.data.imagenette import IMAGENETTE_CLASSES, DatasetUnavailable, ImagenetteConfig, fetch_imagenette
 from inviz.data.index import DatasetLayoutError, SplitConfig, carve_test_pool, scan_image_folder
-from inviz.core.io import md5_file
 
 
 @pytest.fixture

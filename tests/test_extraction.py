@@ -20,9 +20,9 @@ from inviz.fmaps.extraction import (
     write_shard,
 )
 from inviz.fmaps.gradients import NonFiniteError, capture
-from inviz.models.vgg import ModelConfig, build_vgg16
 from inviz.fmaps.table1 import table1
 from inviz.fmaps.weighting import WEIGHTINGS, keep_mask, layer_threshold
+from inviz.models.vgg import ModelConfig, build_vgg16
 
 LAYERS = ("block3_conv3", "block4_conv3", "block5_conv3")
 

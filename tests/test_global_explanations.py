@@ -19,8 +19,9 @@ from inviz.concepts.importance import (
     random_examples,
     to_input,
 )
-from inviz.views.records import Card, ImageINV, OverlayConfig, overlay, reveal_mask, safe_name
 from inviz.game.reveal import RevealConfig, percentile_mask, soft_mask, upscale_nearest
+from inviz.views.overlays import OverlayConfig, overlay, reveal_mask
+from inviz.views.records import Card, ImageINV, safe_name
 
 REVEAL = RevealConfig(game_size=64, sigma={8: 4.0})
 LAYERS = ("block4_conv1", "block5_conv3")

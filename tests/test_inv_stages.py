@@ -95,10 +95,10 @@ def test_load_inv_matches_the_tables(labelled):
 
 def test_figure_contents(labelled):
     from inviz.core.config import load_section
-    from inviz.views.records import INVPaths, load_inv
-    from inviz.views.figures import FigureConfig, inv_figure, simplified_inv_figure
     from inviz.core.plotting import close
     from inviz.game.reveal import RevealConfig
+    from inviz.views.figures import FigureConfig, inv_figure, simplified_inv_figure
+    from inviz.views.records import INVPaths, load_inv
 
     w, out, params = labelled
     paths = INVPaths(w["selected"], w["images"], w["extract"], out / "masks.csv", out / "cluster_labels.csv", out / "inv.csv",
@@ -328,8 +328,8 @@ def test_survey_stage_writes_every_panel_and_the_questionnaire(labelled, tmp_pat
 
 def test_notebook_runs_on_pipeline_outputs(labelled, tmp_path, monkeypatch):
     """notebooks/explore_inv.ipynb only calls the library: run its code cells on a pipeline folder."""
-    from inviz.fmaps.extraction import load_results
     from inviz.core.plotting import close
+    from inviz.fmaps.extraction import load_results
     from inviz.fmaps.table1 import table1
 
     w, out, params = labelled

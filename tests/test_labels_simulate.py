@@ -8,6 +8,7 @@ import pytest
 
 from inviz.data.synthetic import COLOUR_PHRASES, DEFAULT_CLASSES, PART_PHRASES, VOCABULARY
 from inviz.game.export import ClassMap, ImportConfig, game_classes_frame, import_game
+from inviz.game.reveal import RevealConfig
 from inviz.game.simulate import (
     IT_EN,
     GameMap,
@@ -19,7 +20,6 @@ from inviz.game.simulate import (
     to_export,
     typo,
 )
-from inviz.game.reveal import RevealConfig
 
 NAMES = [n.replace("_", " ") for n in DEFAULT_CLASSES]
 PARTS = [tuple(p) for p in DEFAULT_CLASSES.values()]

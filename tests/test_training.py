@@ -7,7 +7,6 @@ import torch
 
 from inviz.data.datamodule import AugmentConfig, ImageDataModule
 from inviz.data.index import SplitConfig, carve_test_pool, scan_image_folder
-from inviz.models.vgg import ModelConfig, build_vgg16
 from inviz.models.selection import SelectConfig, SelectionError, select_correct
 from inviz.models.training import (
     PhaseConfig,
@@ -17,6 +16,7 @@ from inviz.models.training import (
     predict_logits,
     trainable_parameters,
 )
+from inviz.models.vgg import ModelConfig, build_vgg16
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 

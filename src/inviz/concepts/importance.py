@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from inviz.views.records import Card, ImageINV, reveal_mask
-from inviz.game.reveal import RevealConfig
 from inviz.concepts.tcav import TCAVConfig, reveal_region
+from inviz.game.reveal import RevealConfig
+from inviz.views.overlays import reveal_mask
+from inviz.views.records import Card, ImageINV
 
 log = logging.getLogger(__name__)
 

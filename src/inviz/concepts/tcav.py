@@ -111,6 +111,7 @@ from torch import nn
 
 from inviz.core.errors import InvizError
 from inviz.core.io import atomic_path, write_json
+from inviz.core.stats import adjust_pvalues
 
 log = logging.getLogger(__name__)
 
@@ -549,14 +550,6 @@ def _ttest(a: np.ndarray, b: np.ndarray, equal_var: bool) -> tuple[float, float]
     return float(res.statistic), float(res.pvalue)
 
 
-def _correct(p: np.ndarray, cfg: TCAVConfig) -> np.ndarray:
-    if cfg.correction == "none" or len(p) == 0:
-        return p.copy()
-    from statsmodels.stats.multitest import multipletests
-
-    return multipletests(p, alpha=cfg.alpha, method=cfg.correction)[1]
-
-
 def _tcav_class(base: type) -> type:
     """captum's ``TCAV`` with activations computed once.
 
@@ -836,7 +829,7 @@ def run_tcav(
         p = table.loc[idx, "p_value"].to_numpy(dtype=float)
         finite = np.isfinite(p)
         p_adj = np.full_like(p, np.nan)
-        p_adj[finite] = _correct(p[finite], cfg)
+        p_adj[finite] = adjust_pvalues(p[finite], cfg.correction, cfg.alpha)
         table.loc[idx, "p_adjusted"] = p_adj
         table.loc[idx, "n_tests"] = int(finite.sum())
         table.loc[idx, "significant"] = np.isfinite(p_adj) & (p_adj < cfg.alpha)

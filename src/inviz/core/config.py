@@ -10,7 +10,9 @@ Only the conversion lives here; each module owns its own config dataclass.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import logging
 import types
 import typing
 from pathlib import Path
@@ -21,6 +23,7 @@ import yaml
 from inviz.core.errors import InvizError
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class ParamsError(InvizError, ValueError):
@@ -134,6 +137,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, key: str = "", source: 
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise ParamsError(f"{source}: {key or '<root>'}: expected a mapping, got {data!r}")
+    data = _apply_moved_keys(cls, data, key, source)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
@@ -154,6 +158,32 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, key: str = "", source: 
         return cls(**kwargs)
     except (ValueError, TypeError) as err:  # __post_init__ checks of ranges and combinations
         raise ParamsError(f"{source}: {key or '<root>'}: {err}") from err
+
+
+def _apply_moved_keys(cls: type, data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
+    """Accept keys a section used to have at another place (``cls.MOVED_KEYS``: old name -> new dotted path).
+
+    A users' params file written for an older layout keeps working: the value moves to its new
+    place and a warning names the new key. Giving both the old and the new key is an error.
+    """
+    moved: dict[str, str] = getattr(cls, "MOVED_KEYS", {})
+    old = [k for k in data if k in moved]
+    if not old:
+        return data
+    data = copy.deepcopy(data)
+    prefix = f"{key}." if key else ""
+    for name in old:
+        target = moved[name].split(".")
+        node = data
+        for part in target[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ParamsError(f"{source}: {prefix}{'.'.join(target[:-1])}: expected a mapping, got {node!r}")
+        if target[-1] in node:
+            raise ParamsError(f"{source}: {prefix}{name} moved to {prefix}{moved[name]}; give only the new key")
+        node[target[-1]] = data.pop(name)
+        log.warning("%s: %s%s is now %s%s (old key accepted; please rename it)", source, prefix, name, prefix, moved[name])
+    return data
 
 
 def to_dict(obj: Any) -> Any:

@@ -134,8 +134,8 @@ class ExtractConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        from inviz.fmaps.cluster_maps import MAP_SCALINGS
         from inviz.core.config import from_dict
+        from inviz.fmaps.cluster_maps import MAP_SCALINGS
         from inviz.fmaps.weighting import NORMALISATIONS, WEIGHTINGS
 
         # conveniences for library use: nested sections as dicts, layers as any sequence

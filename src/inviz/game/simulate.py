@@ -38,7 +38,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from inviz.game.reveal import RevealConfig, blur_sigma, percentile_mask, soft_mask, upscale_factor, upscale_nearest
+from inviz.game.reveal import (
+    RevealConfig,
+    blur_sigma,
+    percentile_mask,
+    soft_mask,
+    upscale_factor,
+    upscale_nearest,
+)
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     import pandas as pd
 
+    from inviz.comparison.paper import deviations_table, paper_comparison, read_claims
     from inviz.core.config import from_dict, read_params
     from inviz.core.io import read_json, write_text
-    from inviz.comparison.paper import deviations_table, paper_comparison, read_claims
     from inviz.core.tracking import TrackingConfig, stage_run
 
     params = read_params(args.params)

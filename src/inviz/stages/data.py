@@ -4,33 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from inviz.data.imagenette import ImagenetteConfig
-from inviz.data.index import SplitConfig
-from inviz.core.tracking import TrackingConfig
 
 HELP = "download/verify Imagenette or generate the synthetic dataset; index it and carve the test pool"
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """``data`` section.
-
-    source : ``imagenette`` (the paper) or ``synthetic`` (offline demo, see ``synthetic``).
-    imagenette : download / local-copy settings. synthetic : generator settings
-    (:class:`inviz.data.synthetic.SyntheticConfig`). split : test-pool carving.
-    check_workers : threads used to decode every image once.
-    """
-
-    source: Literal["imagenette", "synthetic"] = "imagenette"
-    imagenette: ImagenetteConfig = field(default_factory=ImagenetteConfig)
-    synthetic: dict[str, Any] = field(default_factory=dict)
-    split: SplitConfig = field(default_factory=SplitConfig)
-    check_workers: int = 4
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,31 +22,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from inviz.core.config import from_dict, load_section
-    from inviz.data import synthetic
-    from inviz.data.imagenette import IMAGENETTE_CLASSES, fetch_imagenette
-    from inviz.data.index import carve_test_pool, scan_image_folder, split_counts
+    from inviz.core.config import load_section
     from inviz.core.io import write_csv, write_json
-    from inviz.core.tracking import stage_run
+    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.data.dataset import DataConfig, prepare_dataset
+    from inviz.data.index import split_counts
 
     cfg = load_section(args.params, "data", DataConfig)
     tracking = load_section(args.params, "mlflow", TrackingConfig)
-    images = Path(args.images)
-    if cfg.source == "imagenette":
-        fetch_imagenette(cfg.imagenette, images)
-        names: dict[str, str] | None = IMAGENETTE_CLASSES
-        synthetic.empty_parts().save(args.parts)
-    else:
-        scfg = from_dict(synthetic.SyntheticConfig, cfg.synthetic, "data.synthetic", str(args.params))
-        parts = synthetic.generate_dataset(scfg, images)
-        parts.save(args.parts)
-        names = synthetic.class_names(scfg)
-
-    index, skipped = scan_image_folder(images, names, workers=cfg.check_workers)
-    index = carve_test_pool(index, cfg.split)
-    classes = (
-        index.drop_duplicates("label").sort_values("label")[["label", "class_folder", "class_name"]].to_dict("records")
-    )
+    ds = prepare_dataset(cfg, args.images, str(args.params))
+    index, skipped, classes = ds.index, ds.skipped, ds.classes
+    ds.parts.save(args.parts)
     write_csv(args.index, index)
     write_csv(args.skipped, skipped)
     write_json(args.classes, classes)

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from inviz.views.records import add_inv_arguments
+    from inviz.stages._inv_args import add_inv_arguments
 
     add_inv_arguments(p)
     p.add_argument("--model", required=True, help="model checkpoint (its input size)")
@@ -29,13 +29,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
 
     from inviz.core.config import load_section
-    from inviz.views.explorer import ExplorerConfig, build_explorer
-    from inviz.views.records import INVPaths, load_inv
-    from inviz.views.figures import FigureConfig
     from inviz.core.io import atomic_path, write_json
-    from inviz.models.checkpoint import load_checkpoint
-    from inviz.game.reveal import RevealConfig
     from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.game.reveal import RevealConfig
+    from inviz.models.checkpoint import load_checkpoint
+    from inviz.views.explorer import ExplorerConfig, build_explorer
+    from inviz.views.figures import FigureConfig
+    from inviz.views.records import INVPaths, load_inv
 
     cfg = load_section(args.params, "explorer", ExplorerConfig)
     fig_cfg = load_section(args.params, "figures", FigureConfig)

@@ -73,12 +73,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from pathlib import Path
 
     from inviz.core.config import load_section
+    from inviz.core.io import write_csv, write_json, write_text
+    from inviz.core.tracking import TrackingConfig, stage_run
     from inviz.data.datamodule import IndexedImageDataset, eval_transform
     from inviz.fmaps.embedding import resolve_backend
     from inviz.fmaps.extraction import ExtractConfig, resolve_device, run_extraction
     from inviz.fmaps.gradients import resolve_layers
-    from inviz.core.io import write_csv, write_json, write_text
-    from inviz.models.checkpoint import load_checkpoint
     from inviz.fmaps.table1 import (
         PAPER_N_CLUSTER_MAPS,
         compare_with_paper,
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         to_latex,
         to_markdown,
     )
-    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.models.checkpoint import load_checkpoint
 
     cfg = load_section(args.params, "extract", ExtractConfig)
     tracking = load_section(args.params, "mlflow", TrackingConfig)

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from inviz.views.records import add_inv_arguments
+    from inviz.stages._inv_args import add_inv_arguments
 
     add_inv_arguments(p)
     p.add_argument("--model", required=True, help="model checkpoint (its input size)")
@@ -29,10 +29,10 @@ INDEX_COLUMNS = ["image", "class_name", "pred_name", "confidence", "file", "simp
 
 def _draw_one(inv: Any, cfg: Any, reveal_cfg: Any, out: Any) -> dict[str, Any]:
     """Draw and save the INV and simplified INV of one image; its row of ``index.csv``."""
-    from inviz.views.records import safe_name
-    from inviz.views.figures import inv_figure, simplified_inv_figure
     from inviz.core.io import save_figure
     from inviz.core.plotting import close
+    from inviz.views.figures import inv_figure, simplified_inv_figure
+    from inviz.views.records import safe_name
 
     name = safe_name(inv.sample_id)
     for fig_fn, folder in ((inv_figure, out), (simplified_inv_figure, out / "simplified")):
@@ -53,12 +53,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from inviz.core.config import load_section
-    from inviz.views.records import INVPaths, load_inv
-    from inviz.views.figures import FigureConfig
     from inviz.core.io import atomic_path, write_csv, write_json
-    from inviz.models.checkpoint import load_checkpoint
-    from inviz.game.reveal import RevealConfig
     from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.game.reveal import RevealConfig
+    from inviz.models.checkpoint import load_checkpoint
+    from inviz.views.figures import FigureConfig
+    from inviz.views.records import INVPaths, load_inv
 
     cfg = load_section(args.params, "figures", FigureConfig)
     reveal_cfg = load_section(args.params, "masks", RevealConfig)

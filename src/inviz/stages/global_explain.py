@@ -25,7 +25,7 @@ TCAV_COLUMNS = ["tcav_status", "n_examples", "n_candidates", "tcav_score", "tcav
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from inviz.views.records import add_inv_arguments
+    from inviz.stages._inv_args import add_inv_arguments
 
     add_inv_arguments(p)
     p.add_argument("--model", required=True, help="model checkpoint ('inviz train')")
@@ -43,8 +43,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from tqdm.auto import tqdm
 
-    from inviz.core.config import ParamsError, load_section
-    from inviz.data.datamodule import read_index
     from inviz.concepts.importance import (
         GlobalConfig,
         concept_examples,
@@ -54,14 +52,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         to_input,
         validate_class,
     )
-    from inviz.views.records import INVPaths, load_images, load_inv, overlay, safe_name
-    from inviz.views.figures import FigureConfig, global_figure
-    from inviz.core.io import atomic_path, save_figure, write_csv, write_json, write_text
-    from inviz.models.checkpoint import load_checkpoint
-    from inviz.core.plotting import close
-    from inviz.game.reveal import RevealConfig
     from inviz.concepts.tcav import run_tcav
+    from inviz.core.config import ParamsError, load_section
+    from inviz.core.io import atomic_path, save_figure, write_csv, write_json, write_text
+    from inviz.core.plotting import close
     from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.data.datamodule import read_index
+    from inviz.game.reveal import RevealConfig
+    from inviz.models.checkpoint import load_checkpoint
+    from inviz.views.figures import FigureConfig, global_figure
+    from inviz.views.overlays import overlay
+    from inviz.views.records import INVPaths, load_images, load_inv, safe_name
 
     cfg = load_section(args.params, "global", GlobalConfig)
     reveal_cfg = load_section(args.params, "masks", RevealConfig)

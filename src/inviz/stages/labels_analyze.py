@@ -40,19 +40,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
 
     from inviz.core.config import load_section
+    from inviz.core.io import atomic_path, write_csv, write_json
+    from inviz.core.tracking import TrackingConfig, stage_run
     from inviz.data.synthetic import COLOUR_PHRASES, PART_PHRASES, PartMasks
     from inviz.fmaps.extraction import load_results
     from inviz.game.assets import read_manifest
-    from inviz.core.io import atomic_path, write_csv, write_json
+    from inviz.game.export import cluster_table, read_guesses
+    from inviz.game.reveal import RevealConfig
+    from inviz.game.simulate import part_coverage
     from inviz.labels.analyze import AnalyzeConfig, analyze
     from inviz.labels.closed_loop import evaluate, part_lexicon
     from inviz.labels.embed import EmbeddingCache, LazyEncoder, embed_texts, model_id
-    from inviz.game.export import cluster_table, read_guesses
     from inviz.labels.scoring import merge_maps
-    from inviz.game.simulate import part_coverage
     from inviz.labels.translate import TranslationCache, make_translator, read_dictionary
-    from inviz.game.reveal import RevealConfig
-    from inviz.core.tracking import TrackingConfig, stage_run
 
     cfg = load_section(args.params, "labels_analyze", AnalyzeConfig)
     reveal_cfg = load_section(args.params, "masks", RevealConfig)

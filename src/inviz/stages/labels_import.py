@@ -32,8 +32,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
 
     from inviz.core.config import load_section
-    from inviz.game.assets import read_manifest
     from inviz.core.io import read_json, write_csv, write_json
+    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.game.assets import read_manifest
     from inviz.game.export import (
         GameExportError,
         ImportConfig,
@@ -41,7 +42,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         import_game,
         load_class_map,
     )
-    from inviz.core.tracking import TrackingConfig, stage_run
 
     cfg = load_section(args.params, "labels_import", ImportConfig)
     tracking = load_section(args.params, "mlflow", TrackingConfig)

@@ -36,12 +36,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from inviz.core.config import from_dict, load_section
-    from inviz.data import synthetic
     from inviz.core.errors import InvizError
+    from inviz.core.io import atomic_path, read_json, write_json
+    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.data import synthetic
     from inviz.fmaps.extraction import load_results
     from inviz.game.assets import read_manifest
-    from inviz.core.io import atomic_path, read_json, write_json
     from inviz.game.export import ImportConfig, cluster_table, game_classes_frame
+    from inviz.game.reveal import RevealConfig
     from inviz.game.simulate import (
         GameMap,
         SimulateConfig,
@@ -51,9 +53,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         summary,
         to_export,
     )
-    from inviz.game.reveal import RevealConfig
-    from inviz.stages.data import DataConfig
-    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.data.dataset import DataConfig
 
     cfg = load_section(args.params, "labels_simulate", SimulateConfig)
     reveal_cfg = load_section(args.params, "masks", RevealConfig)

@@ -29,13 +29,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from PIL import Image
 
     from inviz.core.config import load_section
+    from inviz.core.io import save_figure, write_csv, write_json
+    from inviz.core.plotting import close
+    from inviz.core.tracking import TrackingConfig, stage_run
     from inviz.fmaps.extraction import load_results
     from inviz.game.assets import cluster_map_table, figure_ids, strip_figure, write_game_assets
-    from inviz.core.io import save_figure, write_csv, write_json
-    from inviz.models.checkpoint import load_checkpoint
-    from inviz.core.plotting import close
     from inviz.game.reveal import RevealConfig, game_image
-    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.models.checkpoint import load_checkpoint
 
     cfg = load_section(args.params, "masks", RevealConfig)
     tracking = load_section(args.params, "mlflow", TrackingConfig)

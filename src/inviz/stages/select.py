@@ -20,12 +20,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.core.config import load_section
-    from inviz.data.datamodule import ImageDataModule, read_index
-    from inviz.models.evaluation import classification_metrics
     from inviz.core.io import write_csv, write_json
-    from inviz.models.checkpoint import load_checkpoint
-    from inviz.models.selection import SelectConfig, select_correct
     from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.data.datamodule import ImageDataModule, read_index
+    from inviz.models.checkpoint import load_checkpoint
+    from inviz.models.evaluation import classification_metrics
+    from inviz.models.selection import SelectConfig, select_correct
     from inviz.models.training import predict_logits
 
     cfg = load_section(args.params, "select", SelectConfig)

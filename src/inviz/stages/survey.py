@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from inviz.views.records import add_inv_arguments
+    from inviz.stages._inv_args import add_inv_arguments
 
     add_inv_arguments(p)
     p.add_argument("--model", required=True, help="model checkpoint ('inviz train')")
@@ -40,15 +40,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
     import torch
 
-    from inviz.core.config import load_section
-    from inviz.data.datamodule import read_index
     from inviz.concepts.importance import draw, to_input
-    from inviz.views.records import INVPaths, load_images, load_inv, safe_name
-    from inviz.views.figures import FigureConfig, inv_figure, simplified_inv_figure
+    from inviz.core.config import load_section
     from inviz.core.io import atomic_path, save_figure, write_csv, write_json, write_text
-    from inviz.models.checkpoint import load_checkpoint
     from inviz.core.plotting import close
+    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.data.datamodule import read_index
     from inviz.game.reveal import RevealConfig
+    from inviz.models.checkpoint import load_checkpoint
     from inviz.survey.panels import (
         EXPLAINERS,
         SurveyConfig,
@@ -58,7 +57,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         questionnaire_markdown,
     )
     from inviz.survey.panels import survey_images as pick
-    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.views.figures import FigureConfig, inv_figure, simplified_inv_figure
+    from inviz.views.records import INVPaths, load_images, load_inv, safe_name
 
     cfg = load_section(args.params, "survey", SurveyConfig)
     fig_cfg = load_section(args.params, "figures", FigureConfig)

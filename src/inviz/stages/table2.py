@@ -48,8 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def load_config(params: str | Path | None) -> tuple[Any, Any]:
     """``table2`` and ``mlflow`` sections of ``params``; defaults for a missing file or section."""
     from inviz.core.config import from_dict, read_params
-    from inviz.survey.table2 import Table2Config
     from inviz.core.tracking import TrackingConfig
+    from inviz.survey.table2 import Table2Config
 
     if params is None:
         if not Path("params.yaml").is_file():
@@ -72,11 +72,11 @@ def _metric_key(key: str) -> str:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from importlib import resources
 
-    from inviz.survey import table2 as t2
     from inviz.core.config import flatten
     from inviz.core.io import save_figure, sha256_file, write_csv, write_json, write_text
     from inviz.core.plotting import close
     from inviz.core.tracking import stage_run
+    from inviz.survey import table2 as t2
 
     cfg, tracking = load_config(args.params)
     if args.responses:

@@ -27,14 +27,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from inviz.core.config import load_section
-    from inviz.data.datamodule import ImageDataModule, read_index
-    from inviz.models.evaluation import classification_metrics, confusion, confusion_figure, history_figure
     from inviz.core.io import read_json, save_figure, write_csv, write_json
-    from inviz.models.checkpoint import save_checkpoint
-    from inviz.models.vgg import ModelConfig, build_vgg16
     from inviz.core.plotting import close
     from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.data.datamodule import ImageDataModule, read_index
+    from inviz.models.checkpoint import save_checkpoint
+    from inviz.models.evaluation import classification_metrics, confusion, confusion_figure, history_figure
     from inviz.models.training import TrainConfig, fit_phases, predict_logits
+    from inviz.models.vgg import ModelConfig, build_vgg16
 
     model_cfg = load_section(args.params, "model", ModelConfig)
     cfg = load_section(args.params, "train", TrainConfig)

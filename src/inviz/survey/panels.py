@@ -141,8 +141,8 @@ def _grad_cam(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig,
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from inviz.fmaps.gradients import resolve_layers
     from inviz.concepts.tcav import working_copy
+    from inviz.fmaps.gradients import resolve_layers
 
     work = working_copy(model)  # in-place ReLUs off, caller's model untouched
     layer = dict(work.named_modules())[resolve_layers(work, [cfg.gradcam_layer])[0].capture]

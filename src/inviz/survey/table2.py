@@ -41,9 +41,9 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
 
 from inviz.core.errors import InvizError
+from inviz.core.stats import adjust_pvalues
 
 log = logging.getLogger(__name__)
 
@@ -555,23 +555,6 @@ def _sort(frame: pd.DataFrame, cfg: Table2Config) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------------------------
 # statistics
-
-
-def adjust_pvalues(p_values: Sequence[float], method: str = "holm", alpha: float = 0.05) -> np.ndarray:
-    """Adjusted p-values of one family, ``multipletests(p, alpha, method=method)``.
-
-    NaN p-values (degenerate tests) stay NaN and are left out of the family.
-
-    Parameters
-    ----------
-    p_values : (K,) raw p-values. method : a statsmodels method name, always explicit.
-    """
-    p = np.asarray(p_values, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        out[ok] = multipletests(p[ok], alpha=alpha, method=method)[1]
-    return out
 
 
 def apply_correction(tests: pd.DataFrame, cfg: Table2Config) -> pd.DataFrame:

@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from inviz.views.records import Card, ImageINV, OverlayConfig, overlay, thumbnail
 from inviz.game.reveal import RevealConfig
+from inviz.views.overlays import OverlayConfig, overlay, thumbnail
+from inviz.views.records import Card, ImageINV
 
 ASSETS = ("index.html", "explorer.js", "style.css")
 

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from inviz.views.records import Card, ImageINV, OverlayConfig, overlay
 from inviz.game.reveal import RevealConfig
+from inviz.views.overlays import OverlayConfig, overlay
+from inviz.views.records import Card, ImageINV
 
 #: colour of labels beyond the palette and of unlabelled cards
 OTHER_COLOUR = (0.6, 0.6, 0.6)

@@ -1,0 +1,85 @@
+"""The dataset step (docs/method.md §0): get the images, index them, carve the test pool.
+
+:class:`DataConfig` is the ``data`` section of ``params.yaml``; :func:`prepare_dataset` does the
+whole step and returns the tables the ``data`` stage writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from inviz.data.imagenette import ImagenetteConfig
+from inviz.data.index import SplitConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """``data`` section.
+
+    source : ``imagenette`` (the paper) or ``synthetic`` (offline demo, see ``synthetic``).
+    imagenette : download / local-copy settings. synthetic : generator settings
+    (:class:`inviz.data.synthetic.SyntheticConfig`). split : test-pool carving.
+    check_workers : threads used to decode every image once.
+    """
+
+    source: Literal["imagenette", "synthetic"] = "imagenette"
+    imagenette: ImagenetteConfig = field(default_factory=ImagenetteConfig)
+    synthetic: dict[str, Any] = field(default_factory=dict)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    check_workers: int = 4
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """What :func:`prepare_dataset` produced.
+
+    index : one row per usable image (sample id, split, label, path, ...).
+    skipped : files not used, with the reason. classes : ``[{label, class_folder, class_name}]``.
+    parts : ground-truth part masks (:class:`inviz.data.synthetic.PartMasks`; empty for real data).
+    """
+
+    index: pd.DataFrame
+    skipped: pd.DataFrame
+    classes: list[dict[str, Any]]
+    parts: Any
+
+
+def synthetic_config(cfg: DataConfig, source: str = "params") -> Any:
+    """``data.synthetic`` as a validated :class:`inviz.data.synthetic.SyntheticConfig`."""
+    from inviz.core.config import from_dict
+    from inviz.data import synthetic
+
+    return from_dict(synthetic.SyntheticConfig, cfg.synthetic, "data.synthetic", source)
+
+
+def prepare_dataset(cfg: DataConfig, images: str | Path, source: str = "params") -> Dataset:
+    """Fetch (Imagenette) or generate (synthetic) the images into ``images``; index them; carve the test pool.
+
+    Parameters
+    ----------
+    cfg : the ``data`` section. images : destination folder (``<split>/<class>/<image>``).
+    source : the params file name, for error messages.
+    """
+    from inviz.data import synthetic
+    from inviz.data.imagenette import IMAGENETTE_CLASSES, fetch_imagenette
+    from inviz.data.index import carve_test_pool, scan_image_folder
+
+    images = Path(images)
+    if cfg.source == "imagenette":
+        fetch_imagenette(cfg.imagenette, images)
+        names: dict[str, str] | None = IMAGENETTE_CLASSES
+        parts = synthetic.empty_parts()
+    else:
+        scfg = synthetic_config(cfg, source)
+        parts = synthetic.generate_dataset(scfg, images)
+        names = synthetic.class_names(scfg)
+    index, skipped = scan_image_folder(images, names, workers=cfg.check_workers)
+    index = carve_test_pool(index, cfg.split)
+    classes = (
+        index.drop_duplicates("label").sort_values("label")[["label", "class_folder", "class_name"]].to_dict("records")
+    )
+    return Dataset(index=index, skipped=skipped, classes=classes, parts=parts)
