@@ -10,7 +10,11 @@ same images (real photos from ``skimage.data`` resized to the input size), same 
 - agreement of the two paths: chosen k per image and layer, adjusted Rand index of the cluster
   assignments (same maps), Table 1 columns and their relative differences;
 - recovery of known groups on structured synthetic maps (blobs at distinct positions): chosen k
-  and ARI against the ground truth, for every t-SNE backend.
+  and ARI against the ground truth, for every path (t-SNE backend + clustering implementation).
+
+The ``reference`` path is the authors' recipe: ``tsne.backend: reference`` (scikit-learn PCA and
+Barnes-Hut t-SNE) with ``clustering: sklearn`` (``AgglomerativeClustering`` refitted per k); the
+fast paths use the ``numba`` / ``torch`` backend with ``clustering: scipy`` (one Ward tree).
 
 The machine may be shared: timings are wall-clock medians over ``--repeat`` runs, alternating
 the paths, and can be noisy. Usage::
@@ -68,7 +72,7 @@ def synthetic_maps(n_groups: int, per_group: int, side: int, noise: float, seed:
 
 
 def run_path(model: torch.nn.Module, images: torch.Tensor, cfg: Any) -> tuple[list[Any], dict[str, float], float]:
-    from inviz.fmaps.extraction import explain
+    from inviz.fmaps.explain import explain
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -97,32 +101,32 @@ def agreement(ref: list[Any], fast: list[Any]) -> dict[str, Any]:
 
 
 def table1_of(expls: list[Any], layers: tuple[str, ...]) -> Any:
-    from inviz.fmaps.extraction import to_tables
+    from inviz.fmaps.store import to_tables
     from inviz.fmaps.table1 import table1
 
     _, layer_stats, _ = to_tables(expls)
     return table1(layer_stats, layers)
 
 
-def synthetic_recovery(backends: list[str], cfg: Any, seeds: int = 3) -> list[dict[str, Any]]:
-    """Known groups (3..8 blobs, 16..64 px, clean to noisy) through each backend + Ward/silhouette."""
+def synthetic_recovery(paths: dict[str, Any], seeds: int = 3) -> list[dict[str, Any]]:
+    """Known groups (3..8 blobs, 16..64 px, clean to noisy) through each path's t-SNE backend + Ward/silhouette."""
     from sklearn.metrics import adjusted_rand_score
 
     from inviz.fmaps.clustering import WardSilhouette
-    from inviz.fmaps.embedding import embed, minmax_rows
+    from inviz.fmaps.embedding import embed
+    from inviz.fmaps.pca import minmax_rows
 
     cases = [(3, 40, 32, 0.1), (4, 60, 16, 0.3), (5, 50, 64, 0.2), (6, 40, 32, 0.4), (8, 30, 16, 0.2), (5, 80, 32, 0.6)]
     rows = []
-    for backend in backends:
+    for name, cfg in paths.items():
         for n_groups, per_group, side, noise in cases:
             for seed in range(seeds):
                 maps, truth = synthetic_maps(n_groups, per_group, side, noise, seed)
                 x = minmax_rows(maps.flatten(1))
                 start = time.perf_counter()
-                emb = embed([x], cfg.tsne, cfg.pca_components, cfg.seed + seed, backend=backend)[0]
-                method = "reference" if backend == "reference" else "tree"
-                est = WardSilhouette(cfg.k_min, cfg.k_max, method=method).fit(emb.points)
-                rows.append({"backend": backend, "groups": n_groups, "n": len(truth), "side": side, "noise": noise,
+                emb = embed([x], cfg.tsne, cfg.pca_components, cfg.seed + seed)[0]
+                est = WardSilhouette(cfg.k_min, cfg.k_max, implementation=cfg.clustering).fit(emb.points)
+                rows.append({"path": name, "groups": n_groups, "n": len(truth), "side": side, "noise": noise,
                              "seed": seed, "k": est.n_clusters_, "ari": adjusted_rand_score(truth, est.labels_),
                              "seconds": time.perf_counter() - start})
     return rows
@@ -157,16 +161,16 @@ def main(argv: list[str] | None = None) -> int:
         numba.set_num_threads(args.threads)
         threadpool_limits(args.threads)
 
-    from inviz.fmaps.extraction import PAPER_LAYERS, ExtractConfig
+    from inviz.fmaps.explain import PAPER_LAYERS, ExtractConfig
     from inviz.fmaps.gradients import LayerCapture
     from inviz.models.vgg import ModelConfig, build_vgg16
 
     torch.manual_seed(args.seed)
     model = build_vgg16(10, ModelConfig(weights="none", input_size=args.size)).eval()
     images = photos(args.images, args.size)
-    base = ExtractConfig(batch_size=args.batch_size, seed=args.seed)
-    cfg_fast = base.replace(tsne={"backend": "numba"})
-    cfg_ref = base.replace(tsne={"backend": "reference"})
+    base = ExtractConfig(run={"batch_size": args.batch_size}, seed=args.seed)
+    cfg_fast = base.replace(tsne={"backend": "numba"}, clustering="scipy")
+    cfg_ref = base.replace(tsne={"backend": "reference"}, clustering="sklearn")
     print(f"VGG-16 (random init), {args.size} px, {args.images} photo(s), 9 layers; torch threads "
           f"{torch.get_num_threads()}, numba threads {numba.get_num_threads()}; batch {args.batch_size}")
     print("NOTE: wall-clock on a possibly shared machine; medians over repetitions, still noisy.\n")
@@ -194,9 +198,9 @@ def main(argv: list[str] | None = None) -> int:
 
     paths = {"reference": cfg_ref, "fast": cfg_fast}
     if args.torch:
-        paths["torch"] = base.replace(tsne={"backend": "torch"})
+        paths["torch"] = base.replace(tsne={"backend": "torch"}, clustering="scipy")
     if args.self_check:  # calibration: the reference against itself with another seed
-        paths["reference_seed2"] = base.replace(seed=args.seed + 1, tsne={"backend": "reference"})
+        paths["reference_seed2"] = cfg_ref.replace(seed=args.seed + 1)
     results: dict[str, list[Any]] = {}
     times: dict[str, list[float]] = {k: [] for k in paths}
     steps: dict[str, list[dict[str, float]]] = {k: [] for k in paths}
@@ -252,15 +256,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  mean over layers {col}: reference {a:.2f}, {name} {b:.2f} ({(b - a) / a * 100:+.1f}%)")
 
     print("\nrecovery of known groups on synthetic maps (ARI vs ground truth, chosen k vs true k):")
-    backends = ["reference", "numba"] + (["torch"] if args.torch else [])
-    rows = synthetic_recovery(backends, base, seeds=1 if args.quick else 3)
-    for backend in backends:
-        part = [r for r in rows if r["backend"] == backend]
+    recovery = {name: cfg for name, cfg in paths.items() if name in ("reference", "fast", "torch")}
+    rows = synthetic_recovery(recovery, seeds=1 if args.quick else 3)
+    for name in recovery:
+        part = [r for r in rows if r["path"] == name]
         right_k = sum(r["k"] == r["groups"] for r in part)
         by_noise = {}
         for r in part:
             by_noise.setdefault(r["noise"], []).append(r["ari"])
-        print(f"  {backend:<10} ARI mean {np.mean([r['ari'] for r in part]):.2f} (min {min(r['ari'] for r in part):.2f}), "
+        print(f"  {name:<10} ARI mean {np.mean([r['ari'] for r in part]):.2f} (min {min(r['ari'] for r in part):.2f}), "
               f"right k {right_k}/{len(part)}, {np.mean([r['seconds'] for r in part]):.2f} s/problem; ARI by noise "
               + ", ".join(f"{k}: {np.mean(v):.2f}" for k, v in sorted(by_noise.items())))
     return 0

@@ -116,15 +116,15 @@ def main() -> None:
     print("recipe:", {k: v for k, v in flatten({"model": mcfg, "train": tcfg}).items()})
     print("data:", {k: v for k, v in flatten(scfg).items() if not k.startswith(("palette", "classes", "geometry"))})
 
-    if tcfg.threads:
-        torch.set_num_threads(tcfg.threads)
+    if tcfg.run.threads:
+        torch.set_num_threads(tcfg.run.threads)
     with tempfile.TemporaryDirectory(prefix="demo_recipe_") as tmp:
         work = Path(args.workdir) if args.workdir else Path(tmp)
         images = work / "images"
         t0 = time.perf_counter()
         synthetic.generate_dataset(scfg, images)
         t_gen = time.perf_counter() - t0
-        index, skipped = scan_image_folder(images, synthetic.class_names(scfg), workers=data_cfg.check_workers)
+        index, skipped = scan_image_folder(images, synthetic.class_names(scfg), workers=data_cfg.run.check_workers)
         index = carve_test_pool(index, data_cfg.split)
         n = index["split"].value_counts().to_dict()
         print(f"generated {len(index)} images in {t_gen:.1f} s ({len(index) / t_gen:.0f} img/s); splits {n}; skipped {len(skipped)}")
@@ -134,7 +134,7 @@ def main() -> None:
         model = build_vgg16(n_classes, mcfg)
         dm = ImageDataModule(
             index, images, mcfg.input_size, mcfg.mean, mcfg.std, augment=tcfg.augment,
-            batch_size=tcfg.batch_size, num_workers=tcfg.num_workers, seed=tcfg.seed,
+            batch_size=tcfg.batch_size, num_workers=tcfg.run.num_workers, seed=tcfg.seed,
         )
         t0 = time.perf_counter()
         c0 = time.process_time()

@@ -11,7 +11,8 @@ import pandas as pd
 import yaml
 
 from inviz.data import synthetic
-from inviz.fmaps.extraction import ClusterResult, ImageExplanation, LayerExplanation, consolidate, write_shard
+from inviz.fmaps.records import ClusterResult, ImageExplanation, LayerExplanation
+from inviz.fmaps.store import consolidate, write_shard
 from inviz.models.checkpoint import save_checkpoint
 from inviz.models.vgg import ModelConfig, build_vgg16
 
@@ -91,7 +92,7 @@ def write_params(path: Path, game_dir: Path, class_map: Path, **overrides) -> Pa
     params = {
         "mlflow": {"enabled": False},
         "data": {"source": "synthetic", "synthetic": dict(SYN)},
-        "masks": {**demo["masks"], "figure_maps": 2, "workers": 1},
+        "masks": {**demo["masks"], "figure_maps": 2, "run": {"workers": 1}},
         "labels_simulate": {**demo["labels_simulate"], "n_players": 20, "plays_per_map": 4},
         "labels_import": {**demo["labels_import"], "source_dir": str(game_dir), "class_map": str(class_map)},
         "labels_analyze": {**demo["labels_analyze"], "progress": False},

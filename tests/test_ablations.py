@@ -17,7 +17,7 @@ from inviz.comparison.ablations import (
     write_report,
 )
 from inviz.core.config import from_dict
-from inviz.fmaps.extraction import ExtractConfig
+from inviz.fmaps.explain import ExtractConfig
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 import pytest
 
 from inviz.cli import build_parser, main
-from inviz.stages import STAGES
+from inviz.cli import STAGES
 
 
 def test_every_stage_has_a_subcommand():

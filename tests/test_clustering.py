@@ -1,4 +1,4 @@
-"""Ward + silhouette estimator (inviz.fmaps.clustering)."""
+"""Ward + silhouette estimator and its implementations (inviz.fmaps.clustering)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,22 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_rand_score, silhouette_score
 
 import inviz.fmaps.clustering as clustering
-from inviz.fmaps.clustering import WardSilhouette, canonical_labels, cut_ward_tree, silhouette_from_distances
+from inviz.fmaps.clustering import (
+    CLUSTERINGS,
+    WardSilhouette,
+    canonical_labels,
+    cut_ward_tree,
+    silhouette_from_distances,
+)
 
-METHODS = ("tree", "reference")
 
-
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("implementation", sorted(CLUSTERINGS))
 @pytest.mark.parametrize("k", [3, 5, 8])
-def test_recovers_known_groups_and_k(method, k):
+def test_recovers_known_groups_and_k(implementation, k):
     angles = 2 * np.pi * np.arange(k) / k
     centers = 20 * np.stack([np.cos(angles), np.sin(angles)], 1)  # well separated
     x, y = make_blobs(n_samples=40 * k, centers=centers, cluster_std=0.5, random_state=k)
-    est = WardSilhouette(3, 8, method=method).fit(x)
+    est = WardSilhouette(3, 8, implementation=implementation).fit(x)
     assert est.n_clusters_ == k
     assert adjusted_rand_score(y, est.labels_) == 1.0
     assert est.status_ == "ok"
@@ -32,12 +36,13 @@ def test_recovers_known_groups_and_k(method, k):
     assert est.silhouette_ == max(est.silhouette_scores_)
 
 
+@pytest.mark.parametrize("implementation", sorted(CLUSTERINGS))
 @pytest.mark.parametrize("seed", range(4))
-def test_tree_and_reference_agree(seed):
+def test_every_implementation_agrees_with_the_sklearn_recipe(seed, implementation):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(150, 2)) * rng.uniform(0.5, 3, size=(1, 2))
-    a = WardSilhouette(method="tree").fit(x)
-    b = WardSilhouette(method="reference").fit(x)
+    a = WardSilhouette(implementation=implementation).fit(x)
+    b = WardSilhouette(implementation="sklearn").fit(x)
     assert a.n_clusters_ == b.n_clusters_
     np.testing.assert_allclose(a.silhouette_scores_, b.silhouette_scores_, rtol=1e-10, atol=1e-12)
     assert adjusted_rand_score(a.labels_, b.labels_) == 1.0
@@ -120,11 +125,13 @@ def test_edge_cases_have_defined_outcomes():
         WardSilhouette().fit(np.array([[0.0, np.nan], [1.0, 1.0]]))
     with pytest.raises(ValueError, match="k_min"):
         WardSilhouette(5, 3).fit(np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="implementation"):
+        WardSilhouette(implementation="hdbscan").fit(np.zeros((4, 2)))
 
 
 def test_sklearn_estimator_conventions():
-    est = WardSilhouette(k_min=2, k_max=5, few_points="one_cluster", method="reference")
-    assert est.get_params() == {"k_min": 2, "k_max": 5, "few_points": "one_cluster", "method": "reference"}
+    est = WardSilhouette(k_min=2, k_max=5, few_points="one_cluster", implementation="sklearn")
+    assert est.get_params() == {"k_min": 2, "k_max": 5, "few_points": "one_cluster", "implementation": "sklearn"}
     copy = clone(est).set_params(k_max=6)
     assert copy.k_max == 6 and est.k_max == 5
     x, _ = make_blobs(50, centers=3, random_state=0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from inviz.fmaps.extraction import ExtractConfig, explain
+from inviz.fmaps.explain import ExtractConfig, explain
 
 pytestmark = pytest.mark.slow
 

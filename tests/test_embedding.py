@@ -1,4 +1,4 @@
-"""Min-max scaling, PCA and the t-SNE backends (inviz.fmaps.embedding, inviz.fmaps._tsne_numba)."""
+"""Min-max scaling, PCA and the t-SNE backends (inviz.fmaps.pca, inviz.fmaps.embedding, _tsne_numba, _tsne_torch)."""
 
 from __future__ import annotations
 
@@ -20,11 +20,10 @@ from inviz.fmaps.embedding import (
     TSNEConfig,
     effective_perplexity,
     embed,
-    minmax_rows,
-    pca_scores,
     resolve_backend,
     tsne_init,
 )
+from inviz.fmaps.pca import minmax_rows, pca_scores
 
 #: every backend; the slow ones (scikit-learn Barnes-Hut, torch on the CPU) are marked slow
 BACKENDS = [b if b == "numba" else pytest.param(b, marks=pytest.mark.slow) for b in sorted(TSNE_BACKENDS)]
@@ -206,7 +205,7 @@ def test_resolve_backend_and_config_validation():
 
 
 def test_embedding_without_tsne_is_the_pca_scores_and_recovers_groups():
-    from inviz.fmaps.embedding import embed_pca, pca_scores
+    from inviz.fmaps.embedding import embed_pca
 
     problems = [blob_maps(k, 30, seed=k) for k in (3, 5)]
     xs = [minmax_rows(x) for x, _ in problems]

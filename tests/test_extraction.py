@@ -1,4 +1,5 @@
-"""INV extraction end to end on tiny models (inviz.fmaps.extraction): identities, known groups, edge cases, shards."""
+"""INV extraction end to end on tiny models (inviz.fmaps.explain, inviz.fmaps.store): identities, known groups,
+edge cases, shards, resume, the params layout."""
 
 from __future__ import annotations
 
@@ -9,19 +10,14 @@ import torch
 from torch import nn
 
 from inviz.core.config import ParamsError, from_dict, to_dict
-from inviz.fmaps.extraction import (
-    ExtractConfig,
-    consolidate,
-    explain,
-    finished_ids,
-    load_results,
-    prepare_output,
-    to_tables,
-    write_shard,
-)
+from inviz.fmaps.clustering import CLUSTERINGS
+from inviz.fmaps.explain import ExtractConfig, RunConfig, explain
 from inviz.fmaps.gradients import NonFiniteError, capture
+from inviz.fmaps.lightning import fingerprint, prepare_output
+from inviz.fmaps.store import consolidate, finished_ids, load_results, to_tables, write_shard
 from inviz.fmaps.table1 import table1
-from inviz.fmaps.weighting import WEIGHTINGS, keep_mask, layer_threshold
+from inviz.fmaps.threshold import keep_mask, layer_threshold
+from inviz.fmaps.weighting import WEIGHTINGS
 from inviz.models.vgg import ModelConfig, build_vgg16
 
 LAYERS = ("block3_conv3", "block4_conv3", "block5_conv3")
@@ -84,6 +80,7 @@ def test_config_defaults_are_the_authors_code_and_round_trip():
     assert cfg.layers[0] == "block3_conv1" and cfg.layers[-1] == "block5_conv3" and len(cfg.layers) == 9
     assert (cfg.weights, cfg.normalisation, cfg.threshold.rule, cfg.prune) == ("guided", "percent", "channels", True)
     assert (cfg.pca_components, cfg.tsne.perplexity, cfg.k_min, cfg.k_max) == (50, 30.0, 3, 8)
+    assert (cfg.clustering, cfg.run.batch_size, cfg.run.threads) == ("scipy", 8, 0)
     assert from_dict(ExtractConfig, to_dict(cfg)) == cfg
     with pytest.raises(ParamsError, match="weights"):
         from_dict(ExtractConfig, {"weights": "lrp"})
@@ -165,8 +162,9 @@ def test_known_groups_are_recovered_by_every_path(backend):
 
 def test_records_are_consistent(vgg, images):
     cfg = ExtractConfig(layers=LAYERS)
-    for ex in explain(vgg, images, cfg=cfg, sample_ids=["a", "b", "c"]):
-        assert ex.sample_id in "abc"
+    expls = explain(vgg, images, cfg=cfg, sample_ids=["a", "b", "c"])
+    assert [ex.sample_id for ex in expls] == ["a", "b", "c"]
+    for ex in expls:
         for le in ex.layers.values():
             assert le.k == len(le.clusters)
             assert le.embedding.shape == (le.n_kept, 2) and le.labels.shape == (le.n_kept,)
@@ -214,8 +212,8 @@ def test_deterministic_and_explicit_targets(vgg, images):
 
 def test_batch_size_changes_only_rounding(vgg, images):
     """Kept maps and weights do not depend on the batch; t-SNE may amplify float rounding (documented)."""
-    one = explain(vgg, images, cfg=ExtractConfig(layers=("block4_conv3",), batch_size=1))
-    all_ = explain(vgg, images, cfg=ExtractConfig(layers=("block4_conv3",), batch_size=8))
+    one = explain(vgg, images, cfg=ExtractConfig(layers=("block4_conv3",), run={"batch_size": 1}))
+    all_ = explain(vgg, images, cfg=ExtractConfig(layers=("block4_conv3",), run={"batch_size": 8}))
     for x, y in zip(one, all_, strict=True):
         np.testing.assert_array_equal(x.layers["block4_conv3"].channels, y.layers["block4_conv3"].channels)
         np.testing.assert_allclose(x.layers["block4_conv3"].weights, y.layers["block4_conv3"].weights, rtol=1e-4)
@@ -312,9 +310,12 @@ def test_prepare_output_resets_on_other_config(tmp_path, vgg, images):
     assert prepare_output(tmp_path, cfg, "m1") == set()
     write_shard(tmp_path, "r000-a-00000", ex)
     (tmp_path / "shards" / "r000-b-00000.maps.npz").write_bytes(b"partial")  # an interrupted shard
-    assert prepare_output(tmp_path, cfg.replace(batch_size=3), "m1") == {"0"}  # execution settings: resume
+    resumed = cfg.replace(run={"shard_size": 3, "threads": 2, "num_workers": 1, "device": "cpu"})
+    assert prepare_output(tmp_path, resumed, "m1") == {"0"}  # run settings that do not change results: resume
     assert not (tmp_path / "shards" / "r000-b-00000.maps.npz").exists()
     assert prepare_output(tmp_path, cfg.replace(k_max=6), "m1") == set()  # another config: afresh
+    write_shard(tmp_path, "r000-c-00000", ex)
+    assert prepare_output(tmp_path, cfg.replace(run={"batch_size": 3}), "m1") == set()  # batch size can: afresh
     assert prepare_output(tmp_path, cfg, "m2") == set()  # another model: afresh
 
 
@@ -326,3 +327,50 @@ def test_to_tables_columns(vgg, images):
         assert maps[f"raw__{name}"].shape[0] == (clusters["layer"] == name).sum()
         assert f"map__{name}" in maps
     assert isinstance(layers, pd.DataFrame)
+
+
+def test_run_settings_are_a_nested_section_and_old_keys_still_load(caplog):
+    """``threads``, ``device``, ``batch_size`` … live under ``extract.run``; an old flat section still loads."""
+    old = {"layers": ["block5_conv3"], "k_max": 6, "device": "cpu", "devices": 2, "num_nodes": 1, "strategy": "ddp",
+           "batch_size": 4, "num_workers": 3, "shard_size": 16, "threads": 2}
+    with caplog.at_level("WARNING"):
+        cfg = from_dict(ExtractConfig, old, "extract", "params.yaml")
+    assert cfg.run == RunConfig(device="cpu", devices=2, num_nodes=1, strategy="ddp", batch_size=4, num_workers=3,
+                                shard_size=16, threads=2)
+    assert cfg.k_max == 6 and cfg.layers == ("block5_conv3",)
+    assert "extract.threads is now extract.run.threads" in caplog.text
+    new = {"layers": ["block5_conv3"], "k_max": 6, "run": to_dict(cfg.run)}
+    assert from_dict(ExtractConfig, new, "extract") == cfg
+    assert set(ExtractConfig.MOVED_KEYS) == {f for f in to_dict(RunConfig())}
+    with pytest.raises(ParamsError, match="give only the new key"):
+        from_dict(ExtractConfig, {"threads": 2, "run": {"threads": 4}}, "extract")
+    with pytest.raises(ParamsError, match="batch_size"):
+        from_dict(ExtractConfig, {"run": {"batch_size": 0}}, "extract")
+
+
+def test_fingerprint_covers_the_method_and_the_batch_size_only():
+    cfg = ExtractConfig(layers=("block5_conv3",))
+    same = cfg.replace(run={"threads": 4, "num_workers": 2, "shard_size": 5, "device": "cpu", "devices": 2,
+                            "num_nodes": 2, "strategy": "ddp"})
+    assert fingerprint(same, "m") == fingerprint(cfg, "m")
+    others = [cfg.replace(run={"batch_size": 3}), cfg.replace(k_max=6), cfg.replace(clustering="sklearn"),
+              cfg.replace(tsne={"perplexity": 20.0})]
+    prints = {fingerprint(c, "m") for c in others} | {fingerprint(cfg, "m"), fingerprint(cfg, "m2")}
+    assert len(prints) == len(others) + 2
+
+
+@pytest.mark.parametrize("name", sorted(CLUSTERINGS))
+def test_every_clustering_implementation_gives_the_same_records(vgg, images, name):
+    """``extract.clustering`` picks the implementation; every one gives the scipy default's clusters."""
+    base = explain(vgg, images[:2], cfg=ExtractConfig(layers=LAYERS))
+    other = explain(vgg, images[:2], cfg=ExtractConfig(layers=LAYERS, clustering=name))
+    for a, b in zip(base, other, strict=True):
+        for layer, la in a.layers.items():
+            lb = b.layers[layer]
+            assert (la.k, la.ks, la.status) == (lb.k, lb.ks, lb.status)
+            np.testing.assert_array_equal(la.labels, lb.labels)
+            np.testing.assert_allclose(la.silhouettes, lb.silhouettes, rtol=1e-10, atol=1e-12)
+            for ca, cb in zip(la.clusters, lb.clusters, strict=True):
+                np.testing.assert_array_equal(ca.raw_map, cb.raw_map)
+    with pytest.raises(ParamsError, match="clustering"):
+        from_dict(ExtractConfig, {"clustering": "hdbscan"})

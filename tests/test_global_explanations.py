@@ -1,7 +1,8 @@
-"""Global explanations (METHOD.md §4), concept examples and the INV display helpers, on hand-built records."""
+"""Global explanations (docs/method.md §4), concept examples and the INV display helpers, on hand-built records."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from inviz.concepts.explain import TCAV_COLUMNS, explain_classes
 from inviz.concepts.importance import (
     ConceptConfig,
     GlobalConfig,
@@ -19,7 +21,10 @@ from inviz.concepts.importance import (
     random_examples,
     to_input,
 )
+from inviz.concepts.report import global_figures, global_markdown
+from inviz.core.config import ParamsError
 from inviz.game.reveal import RevealConfig, percentile_mask, soft_mask, upscale_nearest
+from inviz.views.figures import FigureConfig
 from inviz.views.overlays import OverlayConfig, overlay, reveal_mask
 from inviz.views.records import Card, ImageINV, safe_name
 
@@ -108,6 +113,73 @@ def test_concept_and_random_examples_are_masked_network_inputs(invs):
     r2 = random_examples(imgs, cards, GlobalConfig(concepts=ConceptConfig(random_kind="full")), REVEAL, mean, std)
     assert torch.allclose(r2, to_input(imgs[0], mean, std).expand(4, -1, -1, -1))
     assert torch.equal(r, random_examples(imgs, cards, cfg, REVEAL, mean, std))  # seeded
+
+
+def untested(invs, tmp_path, **kw):
+    """``explain_classes`` without TCAV: no model, and the index is never read (the path does not exist)."""
+    cfg = GlobalConfig(tcav_enabled=False, **kw)
+    return explain_classes(invs, cfg, REVEAL, None, tmp_path / "no_index.csv", tmp_path, tmp_path / "cavs", "p.yaml")
+
+
+def test_explain_classes_without_tcav(invs, tmp_path):
+    res = untested(invs, tmp_path)
+    pd.testing.assert_frame_equal(res.table.drop(columns=TCAV_COLUMNS), global_explanations(invs, GlobalConfig()))
+    assert res.table[TCAV_COLUMNS].isna().all().all() and res.tcav.empty and res.runs.empty
+    assert (tmp_path / "cavs").is_dir()  # a DVC output even when nothing is tested
+    assert res.figure_layers == ("block5_conv3",)  # default: the deepest layer
+    # the cards Figure 4 shows: the examples of the block5_conv3 rows only (m4, m9 are block4_conv1)
+    assert sorted(res.cards) == ["m1", "m2", "m3", "m5", "m6", "m8"]
+    assert all(res.cards[k][1].key == k for k in res.cards)
+    m = res.metrics
+    assert (m["n_classes"], m["n_layers"], m["n_labels"]) == (2, 2, len(res.table))
+    assert m["mean_labels_per_class_layer"] == pytest.approx(len(res.table) / 4)
+    assert m["tcav"] == {"n_tested": 0, "n_scored": 0, "n_significant": 0, "n_too_few_examples": 0,
+                         "share_significant": None, "mean_score": None, "cavs_trained": 0, "cavs_cached": 0}
+    assert untested(invs, tmp_path, figure_layers=("block4_conv1",)).figure_layers == ("block4_conv1",)
+
+
+def test_explain_classes_bad_layer_names_the_key(invs, tmp_path):
+    with pytest.raises(ParamsError, match=r"p.yaml: global.figure_layers: block9 not among the explained layers "
+                                          r"\(block4_conv1, block5_conv3\)"):
+        untested(invs, tmp_path / "x", figure_layers=("block9",))
+    assert not (tmp_path / "x").exists()
+
+
+def with_tcav(res, rows: dict[str, tuple]) -> object:
+    """``res`` with TCAV results for class 0 at block5_conv3: label -> (status, score, p_adjusted, significant)."""
+    table = res.table.copy()
+    for label, (status, score, p, sig) in rows.items():
+        i = table.index[(table["class_label"] == 0) & (table["layer"] == "block5_conv3") & (table["label"] == label)]
+        table.loc[i, ["tcav_status", "tcav_score", "p_adjusted", "significant"]] = [status, score, p, sig]
+    return dataclasses.replace(res, table=table)
+
+
+def test_markdown_one_table_per_class_at_the_figure_layers(invs, tmp_path):
+    res = with_tcav(untested(invs, tmp_path), {"eye": ("ok", 0.914, 0.01234, True),
+                                            "fish": ("too_few_examples", np.nan, np.nan, False)})
+    md = global_markdown(res)
+    assert md.startswith("# Global explanations")
+    assert [ln for ln in md.splitlines() if ln.startswith("## ")] == ["## fish — block5_conv3", "## dog — block5_conv3"]
+    assert "| 1 | eye | 30.0 | 3 | 0.91 | 0.0123 | yes |" in md
+    assert "| 2 | fish | 30.0 | 2 | too few examples | — | — |" in md
+    assert "| 3 | person | 10.0 | 1 | — | — | — |" in md  # not tested
+
+
+def test_figures_per_class_with_example_tiles(invs, tmp_path):
+    from inviz.core.plotting import close
+
+    res = with_tcav(untested(invs, tmp_path), {"eye": ("ok", 0.9, 0.01, True)})
+    figs = list(global_figures(res, 2, FigureConfig(), REVEAL))
+    assert [name for name, _ in figs] == ["00_fish__block5_conv3", "01_dog__block5_conv3"]
+    gids = {ax.get_gid() for ax in figs[0][1].axes}
+    # fish: eye has 3 example maps, 2 shown; fish 2; person 1
+    assert gids == {"importance", "example:eye:0", "example:eye:1", "example:fish:0", "example:fish:1",
+                    "example:person:0"}
+    tile = next(ax for ax in figs[0][1].axes if ax.get_gid() == "example:eye:0").images[0].get_array()
+    inv, card = res.cards["m6"]
+    np.testing.assert_array_equal(tile, overlay(inv.image, card.map, FigureConfig().overlay, REVEAL))
+    for _, fig in figs:
+        close(fig)
 
 
 def test_draw_is_seeded_and_keeps_order():

@@ -38,7 +38,7 @@ def labelled(tmp_path_factory):
             "tcav": {**glob["tcav"], "layers": ["block5_conv3"], "n_runs": 4, "min_examples": 4, "max_examples": 6,
                      "n_random_examples": 4, "batch_size": 8}}
     params = write_params(out / "params.yaml", out / "game", out / "game" / "game_classes.csv",
-                          figures={**demo["figures"], "dpi": 50, "workers": 1}, explorer=demo["explorer"], **{"global": glob})
+                          figures={**demo["figures"], "dpi": 50, "run": {"workers": 1}}, explorer=demo["explorer"], **{"global": glob})
     run_masks(w, params, out)
     assert run_simulate(w, params, out) == 0
     assert run_import(w, params, out) == 0
@@ -185,10 +185,13 @@ def test_cav_cache_is_reused_and_keyed_by_the_model(labelled, global_run, tmp_pa
     pd.testing.assert_frame_equal(first, pd.read_csv(tmp_path / "again" / "global.csv"))
     assert [p.name for p in cache.iterdir()] == [sha256_file(w["model"])[:16]]
     # a re-trained model (other weights) gets its own CAVs
-    ckpt = torch.load(w["model"], weights_only=True)
-    ckpt["state_dict"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    other = tmp_path / "other.pt"
-    torch.save(ckpt, other)
+    from inviz.models.checkpoint import load_checkpoint, save_checkpoint
+
+    loaded = load_checkpoint(w["model"])
+    with torch.no_grad():
+        for v in loaded.model.parameters():
+            v += 0.01
+    other = save_checkpoint(tmp_path / "other.safetensors", loaded.model, loaded.classes)
     assert run_global(w, out, params, cache, tmp_path / "other", model=other) == 0
     assert json.loads((tmp_path / "other.json").read_text())["tcav"]["cavs_trained"] > 0
     assert len(list(cache.iterdir())) == 2
@@ -298,7 +301,7 @@ def test_explorer_in_a_headless_browser(labelled, site):
 
 
 def test_survey_stage_writes_every_panel_and_the_questionnaire(labelled, tmp_path, tracking_uri):
-    from inviz.stages.survey import slug
+    from inviz.survey.kit import slug
 
     w, out, params = labelled
     p = yaml.safe_load(params.read_text())
@@ -329,7 +332,7 @@ def test_survey_stage_writes_every_panel_and_the_questionnaire(labelled, tmp_pat
 def test_notebook_runs_on_pipeline_outputs(labelled, tmp_path, monkeypatch):
     """notebooks/explore_inv.ipynb only calls the library: run its code cells on a pipeline folder."""
     from inviz.core.plotting import close
-    from inviz.fmaps.extraction import load_results
+    from inviz.fmaps.store import load_results
     from inviz.fmaps.table1 import table1
 
     w, out, params = labelled
@@ -337,7 +340,7 @@ def test_notebook_runs_on_pipeline_outputs(labelled, tmp_path, monkeypatch):
     for src, dst in [(w["selected"], "data/selected.csv"), (w["images"], "data/images"), (w["extract"], "data/extract"),
                      (out / "masks.csv", "data/masks.csv"), (out / "cluster_labels.csv", "data/labels/cluster_labels.csv"),
                      (out / "inv.csv", "data/labels/inv.csv"), (out / "merged_scores.csv", "data/labels/merged_scores.csv"),
-                     (out / "merged_maps", "data/labels/merged_maps"), (w["model"], "models/model.pt"), (params, "params.yaml")]:
+                     (out / "merged_maps", "data/labels/merged_maps"), (w["model"], "models/model.safetensors"), (params, "params.yaml")]:
         (pipe / dst).parent.mkdir(parents=True, exist_ok=True)
         (pipe / dst).symlink_to(src)
     (pipe / "reports").mkdir()

@@ -310,3 +310,27 @@ def test_custom_file_names(tmp_path, class_map):
 def test_a_near_copy_of_a_present_column_is_ignored_not_swallowed(tmp_path, class_map):
     res = run(tmp_path, class_map, header=FEATURES_HEADER.replace("player_id", "guess_idx"))
     assert res.report["ignored_columns"] == {"features.csv": ["guess_idx"]}
+
+
+def _layouts():
+    from inviz.game.export import layouts
+
+    return {name: v for name, v in vars(layouts).items() if isinstance(v, layouts.Layout)}
+
+
+@pytest.mark.parametrize("name", sorted(_layouts()))
+def test_every_column_map_drives_the_header_check(tmp_path, name):
+    from inviz.game.export.tables import check_columns
+
+    layout = _layouts()[name]
+    fields = {**layout.required, **layout.optional}
+    assert set(layout.nonempty) | set(layout.nonempty_unless_resign) <= set(fields)
+    for col in layout.required_columns:
+        header = [c for c in layout.required_columns if c != col] + list(layout.optional_columns)
+        p = tmp_path / f"{name}.csv"
+        p.write_text(",".join(header) + "\n" + ",".join("x" for _ in header) + "\n", encoding="utf-8")
+        with pytest.raises(GameExportError, match=f"missing column '{col}'.*Expected columns: {', '.join(layout.required_columns)}"):
+            check_columns(read_table(p), layout, p)
+    p.write_text(",".join(layout.required_columns) + ",zzz_unrelated\n", encoding="utf-8")
+    assert check_columns(read_table(p), layout, p) == ["zzz_unrelated"]
+    assert layout.present(layout.required_columns) == dict(layout.required)

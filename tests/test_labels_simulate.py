@@ -6,20 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from inviz.data.synthetic import COLOUR_PHRASES, DEFAULT_CLASSES, PART_PHRASES, VOCABULARY
+from inviz.data.synthetic import DEFAULT_CLASSES, DEFAULT_PALETTE, VOCABULARY
+from inviz.game.coverage import maps_part_coverage, part_coverage
 from inviz.game.export import ClassMap, ImportConfig, game_classes_frame, import_game
-from inviz.game.reveal import RevealConfig
-from inviz.game.simulate import (
-    IT_EN,
-    GameMap,
-    SimulateConfig,
-    part_colour,
-    part_coverage,
-    play,
-    summary,
-    to_export,
-    typo,
-)
+from inviz.game.reveal import RevealConfig, reveal_masks
+from inviz.game.simulate.config import SimulateConfig
+from inviz.game.simulate.players import GameMap, part_colour, play
+from inviz.game.simulate.tables import summary, to_export
+from inviz.game.simulate.texts import typo
+from inviz.game.simulate.vocabulary import COLOUR_PHRASES, IT_EN, PART_PHRASES
 
 NAMES = [n.replace("_", " ") for n in DEFAULT_CLASSES]
 PARTS = [tuple(p) for p in DEFAULT_CLASSES.values()]
@@ -142,6 +137,38 @@ def test_part_coverage_grows_with_the_level():
     names, cov = part_coverage(cmap, {"b": part_b, "a": part_a}, cfg)
     assert names == ["a", "b"] and cov.shape == (6, 2)
     assert np.all(np.diff(cov[:, 0]) >= -1e-9) and cov[-1, 0] > 0.8 and cov[-1, 1] < 0.05
+    # coverage is the mean of the game's own soft mask over the part (upscaled to the game size)
+    soft = reveal_masks(cmap, cfg)[1]
+    np.testing.assert_allclose(cov[:, 0], soft[:, :16, :16].mean(axis=(1, 2)), rtol=1e-6)
+
+
+def test_maps_part_coverage_measures_each_map_over_its_images_parts():
+    from inviz.data.parts import PartMasks
+
+    masks = np.zeros((2, 32, 32), np.uint16)
+    masks[0, :8, :8] = 1          # image a: part "p" top-left
+    masks[1, 24:, 24:] = 2        # image b: part "q" bottom-right
+    parts = PartMasks(np.array(["a", "b"]), masks, ("p", "q"))
+    rng = np.random.default_rng(1)
+    maps = {1: rng.random((8, 8)), 2: rng.random((8, 8)), 3: rng.random((8, 8))}
+    cfg = RevealConfig(game_size=64)
+    cov = maps_part_coverage(maps, {2: "b", 1: "a"}, parts, cfg)
+    assert sorted(cov) == [1, 2]  # only the maps asked for
+    for cid, image in ((1, "a"), (2, "b")):
+        names, c = part_coverage(maps[cid], {p: parts.mask(image, p) for p in parts.parts_of(image)}, cfg)
+        assert cov[cid][0] == names == parts.parts_of(image)
+        np.testing.assert_array_equal(cov[cid][1], c)
+
+
+def test_vocabulary_covers_the_synthetic_parts_and_palette():
+    assert set(PART_PHRASES) == set(VOCABULARY)
+    for _part, langs in PART_PHRASES.items():
+        assert set(langs) >= {"en", "it"}
+        assert all(langs[lang] for lang in ("en", "it"))
+    assert set(COLOUR_PHRASES) == set(DEFAULT_PALETTE)
+    # every Italian phrase a player types has a manual translation or falls back to the part's English word
+    italian = {w for langs in PART_PHRASES.values() for w in langs["it"]}
+    assert len(italian & set(IT_EN)) > 0.9 * len(italian)
 
 
 def test_config_checks():
@@ -172,3 +199,25 @@ def test_closed_loop_scores_named_and_covered_parts():
     assert table["hit_rank1"].tolist() == [True, False, False]
     assert m["accuracy"] == pytest.approx(0.5) and m["accuracy_rank1"] == pytest.approx(1 / 3)
     assert m["by_layer"] == {"a": 0.75, "b": 0.0} and 0 <= m["baseline"] <= 1
+
+
+def test_closed_loop_in_one_call_skips_real_data_and_measures_the_demo():
+    from inviz.data.parts import PartMasks, empty_parts
+    from inviz.labels.closed_loop import TABLE_COLUMNS, ClosedLoopConfig, closed_loop
+
+    cfg = RevealConfig(game_size=64)
+    labels = pd.DataFrame({"cluster_id": [1, 2, 3], "layer": ["a", "a", "b"], "label": ["tyre", "moon", None],
+                           "rank": [1, 1, None], "is_best": [True, True, None]})
+    clusters = pd.DataFrame({"cluster_id": [1, 2, 3], "image": ["x", "x", "x"]})
+    yy, xx = np.mgrid[:8, :8]
+    peak = -np.hypot(yy, xx + 0.1 * yy)  # lights the top-left corner
+    maps = {1: peak, 2: peak, 3: peak}
+    m, table = closed_loop(labels, clusters, maps, empty_parts(), cfg)
+    assert m == {"accuracy": None, "accuracy_rank1": None, "baseline": None, "n_maps": 0}
+    assert table.empty and list(table.columns) == TABLE_COLUMNS
+    masks = np.zeros((1, 32, 32), np.uint16)
+    masks[0, :8, :8] = 1 << VOCABULARY.index("wheel")
+    parts = PartMasks(np.array(["x"]), masks, VOCABULARY)
+    m, table = closed_loop(labels, clusters, maps, parts, cfg, ClosedLoopConfig(min_coverage=0.5))
+    assert table["cluster_id"].tolist() == [1, 2] and table["covered_parts"].tolist() == ["wheel", "wheel"]
+    assert table["hit_share"].tolist() == [1.0, 0.0] and m["accuracy"] == 0.5 and m["n_maps"] == 2

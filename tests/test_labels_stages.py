@@ -93,7 +93,7 @@ def masked(world, tmp_path_factory):
 
 
 def test_masks_stage_writes_zips_manifest_and_figure(world, masked):
-    from inviz.game.assets import load_masked_image, read_manifest
+    from inviz.game.manifest import load_masked_image, read_manifest
 
     out, _ = masked
     manifest = read_manifest(out / "masks.csv")
@@ -219,7 +219,7 @@ def test_import_missing_game_folder_is_a_clear_error(world, masked, tmp_path, ca
 def test_masks_with_worker_processes_are_identical(world, masked, tmp_path):
     out, _ = masked
     params = write_params(tmp_path / "params.yaml", tmp_path / "game", tmp_path / "game" / "game_classes.csv",
-                          masks={"workers": 2})
+                          masks={"run": {"workers": 2}})
     run_masks(world, params, tmp_path)
     for z in sorted((out / "masks").glob("*.zip")):
         assert (tmp_path / "masks" / z.name).read_bytes() == z.read_bytes(), z.name

@@ -85,7 +85,7 @@ def test_demo_pipeline_runs_offline(demo_repo):
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     for stage in stages:
         assert f"Running stage '{stage}'" in first.stdout, stage
-    for path in ["data/index.csv", "data/parts.npz", "models/model.pt", "data/selected.csv",
+    for path in ["data/index.csv", "data/parts.npz", "models/model.safetensors", "data/selected.csv",
                  "reports/train/confusion.png", "reports/train/history.csv", "reports/table1.csv",
                  "data/masks.csv", "data/labels/inv.csv", "reports/table2/table2_tests.csv", "reports/inv/index.csv",
                  "reports/global/global.csv", "reports/explorer/index.html", "reports/survey/questionnaire.md",
@@ -132,6 +132,18 @@ def test_runs_are_in_mlflow(demo_repo):
     train = next(r for r in runs if r.data.tags["stage"] == "train")
     assert "val_accuracy" in train.data.metrics and train.data.tags.get("git_commit")
     assert train.data.params["train.seed"] == str(yaml.safe_load((repo / "params.yaml").read_text())["train"]["seed"])
+    # the stage runs of the first `dvc repro` form one pipeline execution, nested under one parent run
+    stage_runs = [r for r in runs if r.data.tags.get("inviz.kind") != "pipeline"]
+    first = [r for r in stage_runs if r.data.tags.get("dvc_exp_name", "") == ""]
+    pipeline_ids = {r.data.tags.get("inviz.pipeline_run") for r in first}
+    assert len(pipeline_ids) == 1 and None not in pipeline_ids, pipeline_ids
+    parent_ids = {r.data.tags.get("mlflow.parentRunId") for r in first}
+    assert len(parent_ids) == 1
+    parent = client.get_run(parent_ids.pop())
+    assert parent.data.tags["inviz.kind"] == "pipeline" and parent.data.tags["inviz.pipeline_run"] in pipeline_ids
+    # a stage run lasts as long as its stage (it starts with the stage, not at the logging step)
+    tr = next(r for r in first if r.data.tags["stage"] == "train")
+    assert tr.info.end_time - tr.info.start_time > 1000
 
 
 @pytest.mark.e2e
@@ -143,4 +155,18 @@ def test_dvc_experiment_with_other_seed(demo_repo):
     out = run(["dvc", "exp", "run", "-S", "train.seed=7", "train"], repo, env).stdout
     assert "Running stage 'train'" in out and "Running stage 'data'" not in out
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env).stdout)
-    assert "7" in json.dumps(shown)
+    seeds = [data["params"]["params.yaml"]["data"]["train"]["seed"] for data in _exp_data(shown)]
+    base = yaml.safe_load((repo / "params.yaml").read_text())["train"]["seed"]
+    assert 7 in seeds and base in seeds and base != 7, seeds
+
+
+def _exp_data(node):
+    """Every ``data`` record (workspace, baseline, experiments) of ``dvc exp show --json``."""
+    if isinstance(node, dict):
+        if "params" in node and isinstance(node["params"], dict):
+            yield node
+        for value in node.values():
+            yield from _exp_data(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _exp_data(value)

@@ -1,4 +1,4 @@
-"""Deep Reveal masked images (METHOD.md §2): exact values on tiny maps, properties for any map."""
+"""Deep Reveal masked images (docs/method.md §2): exact values on tiny maps, properties for any map."""
 
 import numpy as np
 import pytest
@@ -11,8 +11,11 @@ from inviz.game.reveal import (
     binary_levels,
     blur_sigma,
     game_image,
+    mask_sigma,
     percentile_mask,
     reveal,
+    reveal_mask,
+    reveal_masks,
     soft_mask,
     upscale_factor,
     upscale_nearest,
@@ -136,3 +139,35 @@ def test_config_validation_from_params():
         from_dict(RevealConfig, {"levels": [5, 1]}, "masks")
     with pytest.raises(ParamsError, match="unknown key"):
         from_dict(RevealConfig, {"level": [5]}, "masks")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_one_soft_mask_for_the_game_the_overlays_and_the_players(seed):
+    rng = np.random.default_rng(seed)
+    cfg = RevealConfig(game_size=64)
+    cmap = rng.random((8, 8))
+    r = reveal(cmap, rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), cfg)
+    binary, soft = reveal_masks(cmap, cfg)
+    np.testing.assert_array_equal(binary, r.binary)
+    np.testing.assert_array_equal(soft, r.soft)
+    assert soft.dtype == np.float32 and r.sigma == mask_sigma(cmap.shape, cfg) == blur_sigma(8, cfg.sigma)
+    for i, q in enumerate(cfg.levels):  # one level at the game size: the game's mask, bit for bit
+        np.testing.assert_array_equal(reveal_mask(cmap, 64, q, cfg), r.soft[i])
+    # at another size the blur scales with it: step 4 of the method on a 32-px grid
+    half = reveal_mask(cmap, 32, 30.0, cfg)
+    expected = gaussian_filter(percentile_mask(upscale_nearest(cmap, 32), 30.0).astype(np.float32),
+                               blur_sigma(8, cfg.sigma) / 2, truncate=cfg.truncate)
+    np.testing.assert_allclose(half, np.clip(expected, 0, 1), atol=1e-6)
+    assert mask_sigma(cmap.shape, cfg, 32) == blur_sigma(8, cfg.sigma) / 2
+
+
+def test_workers_are_a_run_setting_and_the_old_key_still_works(caplog):
+    cfg = from_dict(RevealConfig, {"run": {"workers": 3}}, "masks")
+    assert cfg.run.workers == 3
+    with caplog.at_level("WARNING"):
+        old = from_dict(RevealConfig, {"workers": 3}, "masks", "old.yaml")
+    assert old == cfg and "masks.run.workers" in caplog.text
+    with pytest.raises(ParamsError, match="give only the new key"):
+        from_dict(RevealConfig, {"workers": 3, "run": {"workers": 2}}, "masks")
+    with pytest.raises(ParamsError, match="workers"):
+        from_dict(RevealConfig, {"run": {"workers": 0}}, "masks")

@@ -15,7 +15,9 @@ from PIL import Image
 
 from inviz.cli import main
 from inviz.data.datamodule import IndexedImageDataset, eval_transform
-from inviz.fmaps.extraction import ExtractConfig, complete_shards, load_results, run_extraction
+from inviz.fmaps.explain import ExtractConfig
+from inviz.fmaps.lightning import run_extraction
+from inviz.fmaps.store import complete_shards, load_results
 from inviz.models.checkpoint import save_checkpoint
 from inviz.models.vgg import ModelConfig, build_vgg16
 
@@ -50,7 +52,7 @@ def dataset(images: Path, selected: Path) -> tuple[IndexedImageDataset, list[str
 def test_run_extraction_writes_shards_and_resumes(tmp_path):
     images, selected, _, model = make_inputs(tmp_path)
     ds, ids = dataset(images, selected)
-    cfg = ExtractConfig(layers=LAYERS, batch_size=2, shard_size=2, device="cpu")
+    cfg = ExtractConfig(layers=LAYERS, run={"batch_size": 2, "shard_size": 2, "device": "cpu"})
     out = tmp_path / "extract"
     first = run_extraction(model, ds, ids, out, cfg, model_sha256="m", progress=False)
     assert (first.n_new, first.n_skipped, first.n_total) == (5, 0, 5)
@@ -80,8 +82,8 @@ def test_run_extraction_writes_shards_and_resumes(tmp_path):
 def write_params(path: Path, **extract) -> Path:
     params = {
         "mlflow": {"experiment": "test-extract", "tracking_uri": None, "enabled": True},
-        "extract": {"layers": LAYERS, "batch_size": 2, "shard_size": 3, "device": "cpu", "num_workers": 0,
-                    "tsne": {"backend": "numba"}, **extract},
+        "extract": {"layers": LAYERS, "tsne": {"backend": "numba"},
+                    "run": {"batch_size": 2, "shard_size": 3, "device": "cpu", "num_workers": 0}, **extract},
     }
     path.write_text(yaml.safe_dump(params))
     return path
@@ -154,9 +156,26 @@ def test_two_process_ddp_writes_rank_shards(tmp_path):
     """Two CPU processes (DDP, gloo): each rank writes its own shards; padding duplicates are merged away."""
     images, selected, _, model = make_inputs(tmp_path)
     ds, ids = dataset(images, selected)
-    cfg = ExtractConfig(layers=LAYERS, batch_size=2, shard_size=2, device="cpu", devices=2, strategy="ddp_spawn")
+    cfg = ExtractConfig(layers=LAYERS, run={"batch_size": 2, "shard_size": 2, "device": "cpu", "devices": 2,
+                                            "strategy": "ddp_spawn"})
     run = run_extraction(model, ds, ids, tmp_path / "out", cfg, model_sha256="m", progress=False)
     ranks = {name.split("-")[0] for name in complete_shards(tmp_path / "out")}
     assert ranks == {"r000", "r001"}
     assert run.layers["sample_id"].drop_duplicates().tolist() == ids
     assert len(run.layers) == len(ids) * len(LAYERS)
+
+
+def test_dvc_tracks_the_method_keys_and_no_run_setting():
+    """The ``extract`` stage re-runs when a method key changes, not when threads/devices/batch size do."""
+    import dataclasses
+
+    from inviz.fmaps.explain import RunConfig
+
+    root = Path(__file__).resolve().parents[1]
+    method = [f.name for f in dataclasses.fields(ExtractConfig) if f.name != "run"]
+    for dvc_file, params_file in (("dvc.yaml", "params.yaml"), ("demo/dvc.yaml", "demo/params.yaml")):
+        stage = yaml.safe_load((root / dvc_file).read_text())["stages"]["extract"]
+        assert stage["params"] == [f"extract.{name}" for name in method], dvc_file
+        section = yaml.safe_load((root / params_file).read_text())["extract"]
+        assert set(section) == {*method, "run"}, params_file  # the new layout, every key explicit
+        assert set(section["run"]) == {f.name for f in dataclasses.fields(RunConfig)}, params_file

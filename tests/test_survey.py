@@ -1,4 +1,4 @@
-"""The survey kit (METHOD.md §5): survey images, the three baseline explainers on a hand-built
+"""The survey kit (docs/method.md §5): survey images, the three baseline explainers on a hand-built
 network whose decision is known, the questionnaire, and the form importer feeding Table 2."""
 
 from __future__ import annotations
@@ -9,17 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from inviz.survey.panels import (
-    EXPLAINERS,
-    ITEMS,
-    SurveyConfig,
-    SurveyError,
-    form_columns,
-    form_template,
-    questionnaire_markdown,
-    read_form,
-    survey_images,
-)
+from inviz.survey.forms import form_columns, form_template, questionnaire_markdown, read_form
+from inviz.survey.kit import slug, survey_images
+from inviz.survey.panels import EXPLAINERS, ITEMS, SurveyConfig, SurveyError
 
 SIZE = 32
 
@@ -98,6 +90,12 @@ def test_survey_images_drawn_one_per_class_and_seeded():
     with pytest.raises(SurveyError, match="s99"):
         survey_images(sel, SurveyConfig(images=("s99",)))
     assert len(survey_images(sel, SurveyConfig(n_images=6, one_per_class=False))) == 6
+
+
+def test_method_folders_are_distinct_slugs():
+    assert slug("SHAP (Gradient Explainer)") == "shap_gradient_explainer"
+    slugs = [slug(m) for m in SurveyConfig().methods]
+    assert len(set(slugs)) == len(slugs) and all(s.replace("_", "").isalnum() for s in slugs)
 
 
 def test_config_validation():

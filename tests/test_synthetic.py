@@ -14,7 +14,6 @@ from inviz.core.config import ParamsError, from_dict
 from inviz.data import synthetic
 from inviz.data.index import scan_image_folder
 from inviz.data.synthetic import (
-    PART_PHRASES,
     VOCABULARY,
     PartMasks,
     PartMasksError,
@@ -242,11 +241,3 @@ def test_config_from_params_mapping():
         from_dict(SyntheticConfig, {"image_size": 100}, "data.synthetic")
     with pytest.raises(ParamsError, match="geometry.star_points"):
         from_dict(SyntheticConfig, {"geometry": {"star_points": 2}}, "data.synthetic")
-
-
-def test_phrases_cover_the_vocabulary():
-    assert set(PART_PHRASES) == set(VOCABULARY)
-    for _part, langs in PART_PHRASES.items():
-        assert set(langs) >= {"en", "it"}
-        assert all(langs[lang] for lang in ("en", "it"))
-    assert set(synthetic.COLOUR_PHRASES) == set(synthetic.DEFAULT_PALETTE)

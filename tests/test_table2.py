@@ -1,4 +1,4 @@
-"""Table 2 (METHOD.md §5): hand-computed tests and corrections, the paper's claims, validation, CLI."""
+"""Table 2 (docs/method.md §5): hand-computed tests and corrections, the paper's claims, validation, CLI."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from scipy import stats
 
 from inviz.cli import main
 from inviz.core.config import ParamsError, from_dict
+from inviz.core.stats import adjust_pvalues
 from inviz.survey import table2 as t2
 from inviz.survey.table2 import Claim, Table2Config, Table2Error, Table2InputError
 
@@ -150,9 +151,9 @@ def test_welch_from_summary_by_formula():
 def test_holm_and_bonferroni_by_hand():
     p = [0.01, 0.04, 0.03]
     # Holm: sorted 0.01*3, 0.03*2, 0.04*1 -> running max -> 0.03, 0.06, 0.06
-    np.testing.assert_allclose(t2.adjust_pvalues(p, "holm"), [0.03, 0.06, 0.06])
-    np.testing.assert_allclose(t2.adjust_pvalues(p, "bonferroni"), [0.03, 0.12, 0.09])
-    out = t2.adjust_pvalues([0.01, float("nan"), 0.04], "holm")  # NaN stays out of the family
+    np.testing.assert_allclose(adjust_pvalues(p, "holm"), [0.03, 0.06, 0.06])
+    np.testing.assert_allclose(adjust_pvalues(p, "bonferroni"), [0.03, 0.12, 0.09])
+    out = adjust_pvalues([0.01, float("nan"), 0.04], "holm")  # NaN stays out of the family
     np.testing.assert_allclose(out, [0.02, np.nan, 0.04])
 
 
@@ -513,7 +514,7 @@ def test_params_files_hold_the_paper_defaults(params_file):
 @pytest.mark.parametrize("correction", ["bonferroni", "sidak", "holm-sidak", "holm", "simes-hochberg", "hommel", "fdr_bh", "fdr_by"])
 def test_every_correction_is_monotone_and_bounded(correction):
     p = np.array([0.001, 0.01, 0.02, 0.2, 0.5])
-    adj = t2.adjust_pvalues(p, correction)
+    adj = adjust_pvalues(p, correction)
     assert np.all(adj >= p - 1e-12) and np.all(adj <= 1) and np.all(np.diff(adj) >= -1e-12)
 
 
@@ -534,13 +535,30 @@ def test_markdown_and_latex_bold_best_with_ties_and_escaping():
     assert r"A\&B & \textbf{5.00 $\pm$ 1.00} & 4.00 $\pm$ 1.50 \\" in tex
 
 
-def test_figures_draw():
+def test_figures_show_the_table_and_the_tests():
     from inviz.core.plotting import close
 
     result = t2.analyse_summary(t2.paper_table2())
-    for fig in (t2.ratings_figure(result.table), t2.pvalue_figure(result.tests, t2.WELCH_T)):
-        assert fig.axes
-        close(fig)
+    fig = t2.ratings_figure(result.table)
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == list(t2.PAPER_METHODS)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(t2.PAPER_ASPECTS)
+    assert len(ax.containers) == len(t2.PAPER_METHODS)
+    for method, bars in zip(t2.PAPER_METHODS, ax.containers, strict=True):  # points at the table's means
+        means = result.table[result.table["method"] == method].set_index("aspect")["mean"]
+        np.testing.assert_allclose(bars.lines[0].get_ydata(), means.loc[list(t2.PAPER_ASPECTS)].to_numpy())
+    close(fig)
+
+    fig = t2.pvalue_figure(result.tests, t2.WELCH_T)
+    heatmaps = fig.axes[: len(t2.PAPER_ASPECTS)]
+    assert len(fig.axes) == len(t2.PAPER_ASPECTS) + 1  # + colour bar
+    for ax, aspect in zip(heatmaps, t2.PAPER_ASPECTS, strict=True):
+        assert ax.get_title() == aspect
+        texts = [t.get_text() for t in ax.texts]
+        sub = result.tests[result.tests["aspect"] == aspect]
+        assert len(texts) == len(sub) == 10  # lower triangle of 5 methods
+        assert sum(t.endswith("*") for t in texts) == int(sub["significant"].sum())
+    close(fig)
 
 
 # ------------------------------------------------------------------------------------------
@@ -614,10 +632,8 @@ def test_cli_inputs_are_exclusive(tmp_path):
 def test_dvc_stage_declares_the_outputs():
     stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["table2"]
     outs = {next(iter(o)) if isinstance(o, dict) else o for o in stage["outs"]}
-    from inviz.stages.table2 import OUTPUTS
-
     always = {"table_csv", "table_md", "table_tex", "tests", "claims", "ratings_fig", "pvalues_fig"}
-    expected = {f"reports/table2/{OUTPUTS[k]}" for k in always}
+    expected = {f"reports/table2/{t2.OUTPUTS[k]}" for k in always}
     expected |= {p.replace(".png", ".pdf") for p in expected if p.endswith(".png")}
     assert outs == expected
     assert stage["params"] == ["table2"] and "${root}/src/inviz/resources/paper_table2.csv" in stage["deps"]

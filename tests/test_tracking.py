@@ -1,7 +1,14 @@
 import mlflow
 import pandas as pd
 
-from inviz.core.tracking import TrackingConfig, project_root, resolve_tracking_uri, stage_run
+from inviz.core.tracking import (
+    TrackingConfig,
+    git_commit,
+    pipeline_run_id,
+    project_root,
+    resolve_tracking_uri,
+    stage_run,
+)
 
 
 def test_project_root_inside_dvc_temp_copy(tmp_path):
@@ -32,7 +39,8 @@ def test_stage_run_logs_params_metrics_tags(tracking_uri, monkeypatch):
     assert run.data.params["a.b"] == "2"
     assert run.data.metrics == {"acc": 0.5, "nested.x": 1.0}
     assert run.data.tags["stage"] == "unit" and run.data.tags["dvc_exp_name"] == "exp-test"
-    assert "git_commit" in run.data.tags or True  # only inside a git checkout
+    if git_commit() is not None:  # the test-suite runs inside the project's git checkout
+        assert run.data.tags["git_commit"] == git_commit()
     arts = [a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "tables")]
     assert arts == ["tables/t.csv"]
 
@@ -61,3 +69,42 @@ def test_artifacts_go_next_to_the_sqlite_store_not_the_working_dir(tmp_path, mon
     with stage_run("unit2", TrackingConfig(experiment="where")) as tr:
         tr.log_table(pd.DataFrame({"c": [2]}), "u.csv")
     assert len(list(store.glob("mlartifacts/where/*/artifacts/*.csv"))) == 2 and not (other / "mlruns").exists()
+
+
+def test_stage_runs_of_one_pipeline_execution_share_a_parent(tracking_uri, monkeypatch):
+    monkeypatch.setenv("INVIZ_PIPELINE_RUN", "run-1")
+    ids = []
+    for stage in ("data", "train"):
+        with stage_run(stage, TrackingConfig(experiment="nested")) as tr:
+            ids.append(tr.run_id)
+    monkeypatch.setenv("INVIZ_PIPELINE_RUN", "run-2")
+    with stage_run("data", TrackingConfig(experiment="nested")) as tr:
+        other = tr.run_id
+    runs = [mlflow.get_run(i) for i in ids]
+    parents = {r.data.tags["mlflow.parentRunId"] for r in runs}
+    assert len(parents) == 1 and {r.data.tags["inviz.pipeline_run"] for r in runs} == {"run-1"}
+    parent = mlflow.get_run(parents.pop())
+    assert parent.data.tags["inviz.kind"] == "pipeline" and parent.info.status == "FINISHED"
+    assert mlflow.get_run(other).data.tags["mlflow.parentRunId"] != parent.info.run_id
+
+
+def test_no_pipeline_id_outside_a_pipeline(monkeypatch):
+    monkeypatch.delenv("INVIZ_PIPELINE_RUN", raising=False)
+    assert pipeline_run_id() is None  # pytest does not run under dvc
+
+
+def test_stage_run_starts_when_the_stage_started(tracking_uri):
+    import time
+
+    from inviz.core import tracking
+
+    started = time.time() - 120
+    tracking.mark_stage_start(started)
+    try:
+        with stage_run("slow", TrackingConfig(experiment="t")) as tr:
+            run_id = tr.run_id
+    finally:
+        tracking._stage_started = None
+    info = mlflow.get_run(run_id).info
+    assert abs(info.start_time - 1000 * started) < 1000
+    assert info.end_time - info.start_time >= 119_000

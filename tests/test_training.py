@@ -12,6 +12,7 @@ from inviz.models.training import (
     PhaseConfig,
     RestoreBest,
     TrainConfig,
+    TrainRunConfig,
     fit_phases,
     predict_logits,
     trainable_parameters,
@@ -48,7 +49,7 @@ def test_phases_freeze_what_they_should_and_learn(tiny):
     model, dm = tiny
     before = copy.deepcopy(model.state_dict())
     cfg = TrainConfig(
-        seed=0, batch_size=6, accelerator="cpu", deterministic=True,
+        seed=0, batch_size=6, run=TrainRunConfig(accelerator="cpu"), deterministic=True,
         phases=[PhaseConfig("head", ["head"], lr=3e-3, max_epochs=2, patience=5),
                 PhaseConfig("all", ["all"], lr=1e-3, max_epochs=12, patience=12)],
     )
@@ -94,7 +95,7 @@ def test_training_is_deterministic(image_folder):
         L.seed_everything(5)
         model = build_vgg16(3, ModelConfig(weights="none", input_size=32, width=0.0625, head_hidden=8))
         dm = ImageDataModule(index, image_folder, 32, MEAN, STD, augment=AugmentConfig(), batch_size=6, seed=5)
-        cfg = TrainConfig(seed=5, accelerator="cpu", deterministic=True, phases=[PhaseConfig("all", ["all"], 1e-3, max_epochs=2)])
+        cfg = TrainConfig(seed=5, run=TrainRunConfig(accelerator="cpu"), deterministic=True, phases=[PhaseConfig("all", ["all"], 1e-3, max_epochs=2)])
         fit_phases(model, dm, cfg)
         return model.state_dict()
 

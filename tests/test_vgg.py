@@ -79,8 +79,8 @@ def test_imagenet_weights_from_cached_file(tmp_path, monkeypatch):
 
 def test_checkpoint_round_trip(tmp_path):
     model = build_vgg16(3, ModelConfig(weights="none", input_size=32, width=0.125)).eval()
-    save_checkpoint(tmp_path / "m.pt", model, CLASSES)
-    loaded = load_checkpoint(tmp_path / "m.pt")
+    save_checkpoint(tmp_path / "m.safetensors", model, CLASSES)
+    loaded = load_checkpoint(tmp_path / "m.safetensors")
     x = torch.randn(1, 3, 32, 32)
     assert torch.equal(loaded.model(x), model(x))
     assert loaded.class_names == ["class 0", "class 1", "class 2"] and len(loaded.sha256) == 64
@@ -89,3 +89,32 @@ def test_checkpoint_round_trip(tmp_path):
     torch.save({"x": 1}, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match="not an inviz model checkpoint"):
         load_checkpoint(tmp_path / "bad.pt")
+    (tmp_path / "garbage.safetensors").write_bytes(b"not a model at all")
+    with pytest.raises(CheckpointError, match="garbage.safetensors: not a readable checkpoint"):
+        load_checkpoint(tmp_path / "garbage.safetensors")
+
+
+def test_equal_weights_give_an_equal_file_hash(tmp_path):
+    """Retraining to identical weights must not look like a new model to DVC or the CAV cache."""
+    torch.manual_seed(3)
+    a = build_vgg16(3, ModelConfig(weights="none", input_size=32, width=0.125))
+    b = build_vgg16(3, ModelConfig(weights="none", input_size=32, width=0.125))
+    b.load_state_dict({k: v.clone() for k, v in a.state_dict().items()})
+    save_checkpoint(tmp_path / "a.safetensors", a, CLASSES, extra={"seed": 1})
+    save_checkpoint(tmp_path / "b.safetensors", b, CLASSES, extra={"seed": 1})
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+    with torch.no_grad():
+        b.features[0].weight[0, 0, 0, 0] += 1e-3
+    save_checkpoint(tmp_path / "c.safetensors", b, CLASSES, extra={"seed": 1})
+    assert load_checkpoint(tmp_path / "c.safetensors").sha256 != load_checkpoint(tmp_path / "a.safetensors").sha256
+
+
+def test_legacy_torch_checkpoint_still_loads(tmp_path):
+    model = build_vgg16(3, ModelConfig(weights="none", input_size=32, width=0.125)).eval()
+    from inviz.core.config import to_dict
+
+    torch.save({"format": "inviz-model/1", "model_config": to_dict(model.config), "classes": CLASSES,
+                "state_dict": model.state_dict(), "extra": {}}, tmp_path / "old.pt")
+    loaded = load_checkpoint(tmp_path / "old.pt")
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(loaded.model(x), model(x))

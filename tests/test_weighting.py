@@ -1,22 +1,11 @@
-"""Channel weights, normalisation and the map threshold (inviz.fmaps.weighting)."""
+"""Channel weights and their normalisation (inviz.fmaps.weighting)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from inviz.core.config import ParamsError, from_dict
-from inviz.fmaps.weighting import (
-    NORMALISATIONS,
-    THRESHOLD_RULES,
-    WEIGHTINGS,
-    ThresholdConfig,
-    channel_count_threshold,
-    keep_mask,
-    layer_threshold,
-    layer_total,
-    share_percent,
-)
+from inviz.fmaps.weighting import NORMALISATIONS, WEIGHTINGS, layer_total, normalisation_scale, share_percent
 
 
 def test_guided_and_gradcam_exact_values():
@@ -56,38 +45,11 @@ def test_normalisations():
     assert torch.isfinite(share_percent(-torch.ones(1, 3))).all()
 
 
-@pytest.mark.parametrize(
-    ("channels", "expected"),
-    [(1024, 0.175), (512, 0.175), (511, 0.35), (256, 0.35), (128, 0.7), (64, 1.4), (32, 2.4), (16, 4.8)],
-)
-def test_channel_count_rule_matches_the_authors_code(channels, expected):
-    assert channel_count_threshold(channels, ThresholdConfig()) == pytest.approx(expected)
-
-
-def test_threshold_rules_registry():
-    cfg = ThresholdConfig(rule="values", values={"block5_conv3": 0.5})
-    assert layer_threshold("block5_conv3", 512, cfg) == 0.5
-    with pytest.raises(ValueError, match="no value for layer 'block4_conv1'"):
-        layer_threshold("block4_conv1", 512, cfg)
-    assert layer_threshold("x", 512, ThresholdConfig(rule="none")) is None
-    assert set(THRESHOLD_RULES) == {"channels", "values", "none"}
-
-
-def test_keep_mask_is_strict_and_drops_non_positive():
-    w = torch.tensor([50.0, 30.0, 20.0, 0.0, -5.0])  # shares 50, 30, 20 %
-    assert keep_mask(w, 20.0).tolist() == [True, True, False, False, False]  # strictly greater
-    assert keep_mask(w, None).tolist() == [True, True, True, False, False]
-    assert keep_mask(w, None, keep_nonpositive=True).all()
-    assert not keep_mask(torch.zeros(4), 0.1).any()  # no positive weights: nothing kept
-
-
-def test_threshold_config_from_params_and_validation():
-    cfg = from_dict(ThresholdConfig, {"rule": "channels", "by_channels": [[256, 1.0], [32, 2.0]], "below": 50.0})
-    assert cfg.by_channels == ((256, 1.0), (32, 2.0))
-    assert channel_count_threshold(16, cfg) == pytest.approx(50.0 / 16)
-    with pytest.raises(ParamsError, match="decreasing"):
-        from_dict(ThresholdConfig, {"by_channels": [[32, 2.0], [256, 1.0]]})
-    with pytest.raises(ParamsError, match="keep_nonpositive"):
-        from_dict(ThresholdConfig, {"rule": "channels", "keep_nonpositive": True})
-    with pytest.raises(ParamsError, match="rule"):
-        from_dict(ThresholdConfig, {"rule": "median"})
+@pytest.mark.parametrize("name", sorted(NORMALISATIONS))
+def test_normalisation_scale_is_the_factor_of_every_normalisation(name):
+    w = torch.tensor([[3.0, 1.0, -2.0, 0.0], [0.5, 0.25, 0.0, 0.0], [-1.0, 0.0, 0.0, 0.0]])
+    total = layer_total(w)
+    scale = normalisation_scale(name, total)
+    assert scale.shape == (3,) and scale.dtype == torch.float64
+    torch.testing.assert_close(scale[:, None] * w.double(), NORMALISATIONS[name](w, total).double())
+    assert torch.isfinite(scale).all()

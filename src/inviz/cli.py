@@ -10,9 +10,28 @@ import sys
 from collections.abc import Sequence
 
 from inviz.core.errors import InvizError
-from inviz.stages import STAGES
+from inviz.core.tracking import mark_stage_start
 
 log = logging.getLogger("inviz")
+
+#: stage name -> module (in ``inviz.stages``), in pipeline order.
+STAGES: dict[str, str] = {
+    "data": "data",
+    "train": "train",
+    "select": "select",
+    "extract": "extract",
+    "masks": "masks",
+    "labels_simulate": "labels_simulate",
+    "labels_import": "labels_import",
+    "labels_analyze": "labels_analyze",
+    "figures": "figures",
+    "global": "global_explain",
+    "explorer": "explorer",
+    "survey": "survey",
+    "survey_import": "survey_import",
+    "table2": "table2",
+    "compare": "compare",
+}
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -47,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    mark_stage_start()
     try:
         args._run(args)
     except InvizError as err:

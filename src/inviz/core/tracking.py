@@ -9,15 +9,22 @@ runs can be browsed and compared in the MLflow UI. The tracking store is, in thi
    when DVC runs a queued experiment in a temporary copy under ``.dvc/tmp/exps/``.
 
 Runs are tagged with the git commit, the DVC experiment name (``DVC_EXP_NAME``) and the stage.
+The stage runs of one pipeline execution (one ``dvc repro`` / ``dvc exp run``) share a pipeline-run
+id (tag ``inviz.pipeline_run``) and are nested under one parent run named after it, so the MLflow
+UI shows each execution of the pipeline as a whole (see :func:`pipeline_run_id`). A stage's run
+starts when the stage starts (``inviz`` marks it), so its duration is the stage's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
+import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +35,49 @@ from inviz.core.config import flatten
 log = logging.getLogger(__name__)
 
 _EXPS_MARKER = f"{os.sep}.dvc{os.sep}tmp{os.sep}exps{os.sep}"
+#: environment variable that sets the pipeline-run id explicitly (``make demo`` / ``make reproduce`` do)
+PIPELINE_RUN_ENV = "INVIZ_PIPELINE_RUN"
+PIPELINE_TAG = "inviz.pipeline_run"
+_stage_started: float | None = None
+
+
+def mark_stage_start(when: float | None = None) -> None:
+    """Record when the current stage started (``inviz`` calls it before running a stage)."""
+    global _stage_started
+    _stage_started = time.time() if when is None else when
+
+
+def _dvc_ancestor() -> tuple[int, float] | None:
+    """PID and start time of the ``dvc`` process (repro / exp run) this stage runs under, if any."""
+    try:
+        import psutil
+
+        for proc in psutil.Process().parents():
+            cmd = " ".join(proc.cmdline())
+            if "dvc" in cmd and any(w in cmd.split() for w in ("repro", "exp", "queue")):
+                return proc.pid, proc.create_time()
+    except Exception as err:  # psutil missing, or a process vanished / not readable
+        log.debug("no dvc ancestor process found (%s)", err)
+    return None
+
+
+def pipeline_run_id() -> str | None:
+    """The id shared by the stage runs of one pipeline execution, or ``None`` outside a pipeline.
+
+    ``$INVIZ_PIPELINE_RUN`` when set; otherwise derived from the ``dvc`` process that runs the
+    stages (host, pid, start time) and the DVC experiment name, so two queued experiments served
+    by one worker get different ids.
+    """
+    explicit = os.environ.get(PIPELINE_RUN_ENV)
+    if explicit:
+        return explicit
+    dvc = _dvc_ancestor()
+    if dvc is None:
+        return None
+    pid, started = dvc
+    key = f"{socket.gethostname()}:{pid}:{started:.3f}:{os.environ.get('DVC_EXP_NAME', '')}"
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
+    return f"{stamp}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
 @dataclass(frozen=True)
@@ -172,6 +222,19 @@ def _ensure_experiment(mlflow: Any, name: str, uri: str) -> None:
     mlflow.set_experiment(name)
 
 
+def _parent_run(client: Any, experiment_id: str, pipeline_id: str) -> str:
+    """The id of the parent run of pipeline execution ``pipeline_id`` (created on first use)."""
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{pipeline_id}' "
+                               "and tags.`inviz.kind` = 'pipeline'", max_results=1)
+    if found:
+        return found[0].info.run_id
+    name = f"pipeline {os.environ.get('DVC_EXP_NAME') or pipeline_id}"
+    run = client.create_run(experiment_id, run_name=name, tags={PIPELINE_TAG: pipeline_id, "inviz.kind": "pipeline",
+                                                                "dvc_exp_name": os.environ.get("DVC_EXP_NAME", "")})
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
 @contextlib.contextmanager
 def stage_run(
     stage: str,
@@ -181,8 +244,25 @@ def stage_run(
 ) -> Iterator[Tracker]:
     """Open an MLflow run for one stage execution and yield a :class:`Tracker`.
 
-    The run is tagged with ``stage``, ``git_commit`` (also MLflow's ``mlflow.source.git.commit``)
-    and ``dvc_exp_name``; ``params`` are logged flattened (``train.phases.0.lr``).
+    The run is tagged with ``stage``, ``git_commit`` (also MLflow's ``mlflow.source.git.commit``),
+    ``dvc_exp_name`` and, inside a pipeline, ``inviz.pipeline_run`` (nested under that execution's
+    parent run); ``params`` are logged flattened (``train.phases.0.lr``). The run's start time is
+    the stage's (:func:`mark_stage_start`), not the moment of logging.
+
+    Parameters
+    ----------
+    stage : str
+        Stage name (the run's name).
+    cfg : TrackingConfig
+        The ``mlflow`` section.
+    params : mapping, optional
+        Parameters to log.
+    tags : mapping, optional
+        Extra tags.
+
+    Yields
+    ------
+    Tracker
     """
     if not cfg.enabled:
         yield Tracker(None, None)
@@ -203,7 +283,15 @@ def stage_run(
         all_tags["git_commit"] = commit
         all_tags["mlflow.source.git.commit"] = commit
     all_tags.update(tags or {})
-    with mlflow.start_run(run_name=stage, tags=all_tags) as run:
+    client = mlflow.MlflowClient()
+    experiment_id = mlflow.get_experiment_by_name(cfg.experiment).experiment_id
+    pipeline_id = pipeline_run_id()
+    if pipeline_id:
+        all_tags[PIPELINE_TAG] = pipeline_id
+        all_tags["mlflow.parentRunId"] = _parent_run(client, experiment_id, pipeline_id)
+    start = int(1000 * (_stage_started if _stage_started is not None else time.time()))
+    created = client.create_run(experiment_id, start_time=start, tags=all_tags, run_name=stage)
+    with mlflow.start_run(run_id=created.info.run_id) as run:
         tracker = Tracker(run, uri)
         if params:
             tracker.log_params(params)

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pandas as pd
 
 from inviz.data.imagenette import ImagenetteConfig
 from inviz.data.index import SplitConfig
+
+
+@dataclass(frozen=True)
+class DataRunConfig:
+    """``data.run``: check_workers, threads decoding every image once (not a DVC dependency)."""
+
+    check_workers: int = 4
 
 
 @dataclass(frozen=True)
@@ -23,14 +30,16 @@ class DataConfig:
     source : ``imagenette`` (the paper) or ``synthetic`` (offline demo, see ``synthetic``).
     imagenette : download / local-copy settings. synthetic : generator settings
     (:class:`inviz.data.synthetic.SyntheticConfig`). split : test-pool carving.
-    check_workers : threads used to decode every image once.
+    run : execution settings (:class:`DataRunConfig`; old key ``check_workers`` still accepted).
     """
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = {"check_workers": "run.check_workers"}
 
     source: Literal["imagenette", "synthetic"] = "imagenette"
     imagenette: ImagenetteConfig = field(default_factory=ImagenetteConfig)
     synthetic: dict[str, Any] = field(default_factory=dict)
     split: SplitConfig = field(default_factory=SplitConfig)
-    check_workers: int = 4
+    run: DataRunConfig = field(default_factory=DataRunConfig)
 
 
 @dataclass(frozen=True)
@@ -77,7 +86,7 @@ def prepare_dataset(cfg: DataConfig, images: str | Path, source: str = "params")
         scfg = synthetic_config(cfg, source)
         parts = synthetic.generate_dataset(scfg, images)
         names = synthetic.class_names(scfg)
-    index, skipped = scan_image_folder(images, names, workers=cfg.check_workers)
+    index, skipped = scan_image_folder(images, names, workers=cfg.run.check_workers)
     index = carve_test_pool(index, cfg.split)
     classes = (
         index.drop_duplicates("label").sort_values("label")[["label", "class_folder", "class_name"]].to_dict("records")

@@ -1,1 +1,5 @@
-"""§1 Feature-map analysis: gradients, channel weights and threshold, embedding, clustering, cluster maps, Table 1."""
+"""§1 Feature-map analysis (docs/method.md §1).
+
+Gradients, channel weights, the map threshold, embedding, clustering, cluster maps, the explain
+pipeline, the shard store, the Lightning wrapper, Table 1.
+"""

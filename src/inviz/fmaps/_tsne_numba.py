@@ -1,4 +1,4 @@
-"""Exact t-SNE compiled for the CPU with numba (the ``numba`` backend of :mod:`inviz.fmaps.embedding`).
+"""Exact t-SNE compiled for the CPU with numba (docs/method.md §1.6): the ``numba`` t-SNE backend.
 
 The algorithm is scikit-learn's exact t-SNE step for step (binary search for the perplexity on
 squared Euclidean distances, symmetrised joint probabilities, Student-t kernel with one degree of
@@ -17,7 +17,7 @@ pair arithmetic with float64 accumulation of ``Z`` and float64 optimiser state, 
     q_ij = 1 / (1 + |y_i - y_j|^2).
 
 Compiled with ``cache=True`` (the compiled code is stored next to this file; the first call in a
-fresh environment pays the JIT cost once).
+fresh environment pays the JIT cost once). Called by :func:`inviz.fmaps.embedding.embed_numba`.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _vexp(x: np.ndarray, out: np.ndarray, ibuf: np.ndarray) -> None:
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _vlog(x: np.ndarray, out: np.ndarray, ibuf: np.ndarray) -> None:
-    """``out = log(x)`` elementwise for positive normal ``x`` (1-D float64), vectorisable (abs error < 1e-14)."""
+    """``out = log(x)`` elementwise for positive normal ``x`` (1-D float64), vectorisable (error < 1e-14)."""
     n = x.shape[0]
     bits = x.view(np.int64)
     for j in range(n):
@@ -97,7 +97,7 @@ def _vlog(x: np.ndarray, out: np.ndarray, ibuf: np.ndarray) -> None:
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _conditional_p(dist: np.ndarray, perplexity: float, n_steps: int, tol: float) -> np.ndarray:
-    """sklearn's ``_binary_search_perplexity`` (rows: conditional p_{j|i}; diagonal 0).
+    """Scikit-learn's ``_binary_search_perplexity`` (rows: conditional p_{j|i}; diagonal 0).
 
     Same bisection on the precision ``beta`` and the same stopping rule (``|H - log perplexity|
     <= tol`` nats, at most ``n_steps`` steps). Two changes that do not alter what is computed:
@@ -177,7 +177,8 @@ def _joint_p(cond: np.ndarray) -> np.ndarray:
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _gradient(
-    y0: np.ndarray, y1: np.ndarray, p: np.ndarray, exag: float, g0: np.ndarray, g1: np.ndarray, r0: np.ndarray, r1: np.ndarray
+    y0: np.ndarray, y1: np.ndarray, p: np.ndarray, exag: float, g0: np.ndarray, g1: np.ndarray,
+    r0: np.ndarray, r1: np.ndarray,
 ) -> float:
     """Fill the gradient (g0, g1) of the points (y0, y1); returns Z = sum_{i != j} q_ij (unnormalised).
 
@@ -244,7 +245,7 @@ def _p_stats(p: np.ndarray) -> tuple[float, float]:
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _kl(y0: np.ndarray, y1: np.ndarray, p: np.ndarray, exag: float, p_sum: float, p_logp: float) -> float:
-    """sklearn's error, KL(exag P || Q) over ordered pairs, from the pair sums
+    """Scikit-learn's error, KL(exag P || Q) over ordered pairs, from the pair sums.
 
     KL = exag (sum p log p + log(exag) sum p + sum p log(1 + d^2) + sum p log Z)
 
@@ -277,10 +278,11 @@ def _kl(y0: np.ndarray, y1: np.ndarray, p: np.ndarray, exag: float, p_sum: float
 
 @njit(cache=True, error_model="numpy")
 def _descend(
-    y0: np.ndarray, y1: np.ndarray, p: np.ndarray, exag: float, start: int, stop: int, momentum: float, lr: float,
-    min_gain: float, min_grad_norm: float, n_iter_check: int, n_without_progress: int, p_sum: float, p_logp: float,
+    y0: np.ndarray, y1: np.ndarray, p: np.ndarray, exag: float, start: int, stop: int, momentum: float,
+    lr: float, min_gain: float, min_grad_norm: float, n_iter_check: int, n_without_progress: int,
+    p_sum: float, p_logp: float,
 ) -> tuple[float, int]:
-    """sklearn's ``_gradient_descent`` on (y0, y1) in place; returns (last error, last iteration)."""
+    """Scikit-learn's ``_gradient_descent`` on (y0, y1) in place; returns (last error, last iteration)."""
     n = y0.shape[0]
     ys = (y0, y1)
     p32 = p.astype(np.float32)
@@ -342,7 +344,27 @@ def tsne_one(
     lr: float, momentum_early: float, momentum_final: float, min_gain: float, min_grad_norm: float,
     n_iter_check: int, n_without_progress: int, n_steps: int, tol: float,
 ) -> tuple[float, int]:
-    """Exact t-SNE of ``x`` (n, d) starting from and writing to ``y`` (n, 2); returns (KL, iterations)."""
+    """Exact t-SNE of one problem, in place.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, d), float64, the points (PCA scores).
+    y : ndarray of shape (n, 2), float64, the initial embedding; receives the result.
+    perplexity : the (effective) perplexity.
+    n_iter : total iterations, early exaggeration included.
+    exaggeration, exaggeration_iter : factor on P in the first phase and its length.
+    lr : learning rate.
+    momentum_early, momentum_final : momentum in the first and second phase.
+    min_gain : floor of the per-parameter gains.
+    min_grad_norm : stop when the gradient norm falls below this.
+    n_iter_check : iterations between convergence checks.
+    n_without_progress : stop after this many iterations without a lower KL.
+    n_steps, tol : binary search of the perplexity (steps, tolerance in nats).
+
+    Returns
+    -------
+    (kl, iterations) : the final KL divergence and the iterations run.
+    """
     dist = _sqdist(x)
     p = _joint_p(_conditional_p(dist, perplexity, n_steps, tol))
     y0 = np.ascontiguousarray(y[:, 0])
@@ -365,15 +387,36 @@ def tsne_one(
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def tsne_many(
-    x: np.ndarray, offsets: np.ndarray, dims: np.ndarray, y: np.ndarray, perplexity: np.ndarray, lr: np.ndarray,
-    n_iter: int, exaggeration: float, exaggeration_iter: int, momentum_early: float, momentum_final: float,
-    min_gain: float, min_grad_norm: float, n_iter_check: int, n_without_progress: int, n_steps: int, tol: float,
-    order: np.ndarray,
+    x: np.ndarray, offsets: np.ndarray, dims: np.ndarray, y: np.ndarray, perplexity: np.ndarray,
+    lr: np.ndarray, n_iter: int, exaggeration: float, exaggeration_iter: int, momentum_early: float,
+    momentum_final: float, min_gain: float, min_grad_norm: float, n_iter_check: int, n_without_progress: int,
+    n_steps: int, tol: float, order: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Solve problem ``b`` on rows ``offsets[b]:offsets[b+1]`` and columns ``:dims[b]`` of ``x``.
+    """Exact t-SNE of B problems in parallel, in place: problem ``b`` is rows ``offsets[b]:offsets[b+1]``.
 
-    ``y`` (sum n, 2) holds the initial embeddings and receives the results; ``order`` lists the
-    problems largest first (better load balance). Returns (KL per problem, iterations per problem).
+    Parameters
+    ----------
+    x : ndarray of shape (sum n_b, d_max), float64, the problems' points stacked; problem ``b``
+        uses the columns ``:dims[b]``.
+    offsets : int64 ndarray of shape (B + 1,), row offsets of the problems.
+    dims : int64 ndarray of shape (B,), dimensions of the problems.
+    y : ndarray of shape (sum n_b, 2), float64, the initial embeddings; receives the results.
+    perplexity : ndarray of shape (B,), the (effective) perplexities.
+    lr : ndarray of shape (B,), the learning rates.
+    n_iter : total iterations, early exaggeration included.
+    exaggeration, exaggeration_iter : factor on P in the first phase and its length.
+    momentum_early, momentum_final : momentum in the first and second phase.
+    min_gain : floor of the per-parameter gains.
+    min_grad_norm : stop when the gradient norm falls below this.
+    n_iter_check : iterations between convergence checks.
+    n_without_progress : stop after this many iterations without a lower KL.
+    n_steps, tol : binary search of the perplexity (steps, tolerance in nats).
+    order : int64 ndarray of shape (B,), the problems largest first (better load balance).
+
+    Returns
+    -------
+    kl : ndarray of shape (B,), the final KL divergence per problem.
+    iterations : int64 ndarray of shape (B,), the iterations run per problem.
     """
     nb = offsets.shape[0] - 1
     kl = np.zeros(nb)
@@ -384,8 +427,9 @@ def tsne_many(
         hi = offsets[b + 1]
         xb = np.ascontiguousarray(x[lo:hi, : dims[b]])
         yb = np.ascontiguousarray(y[lo:hi])
-        err, it = tsne_one(xb, yb, perplexity[b], n_iter, exaggeration, exaggeration_iter, lr[b], momentum_early,
-                           momentum_final, min_gain, min_grad_norm, n_iter_check, n_without_progress, n_steps, tol)
+        err, it = tsne_one(xb, yb, perplexity[b], n_iter, exaggeration, exaggeration_iter, lr[b],
+                           momentum_early, momentum_final, min_gain, min_grad_norm, n_iter_check,
+                           n_without_progress, n_steps, tol)
         y[lo:hi] = yb
         kl[b] = err
         iters[b] = it

@@ -1,4 +1,4 @@
-"""Cluster weights, weighted cluster maps and cluster pruning (METHOD.md §1.8-§1.9).
+"""Cluster weights, weighted cluster maps and cluster pruning (docs/method.md §1.8-§1.9).
 
 For the kept maps ``A_j`` (raw activations, native resolution) with weights ``w_j`` and cluster
 labels, cluster ``C`` gets
@@ -24,7 +24,7 @@ Map scalings (:data:`MAP_SCALINGS`), for what later stages display and mask:
 - ``raw`` — ``A_C`` as defined above (the identity holds);
 - ``code`` — the authors' display step: upsample bilinearly to the network input size, min-max
   scale to [0, 1], resize back to the native size (area averaging). Constant maps (up to float
-  rounding, :data:`inviz.fmaps.embedding.CONSTANT_RTOL`) become 0.
+  rounding, :data:`inviz.fmaps.pca.CONSTANT_RTOL`) become 0.
 """
 
 from __future__ import annotations
@@ -34,11 +34,21 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from inviz.fmaps.embedding import CONSTANT_RTOL
+from inviz.fmaps.pca import CONSTANT_RTOL
 
 
 def onehot(labels: torch.Tensor, k: int) -> torch.Tensor:
-    """(n,) integer labels -> (k, n) float membership matrix."""
+    """Membership matrix of integer labels.
+
+    Parameters
+    ----------
+    labels : LongTensor of shape (n,), values in ``0 .. k-1``.
+    k : number of clusters.
+
+    Returns
+    -------
+    float32 Tensor of shape (k, n), 1 where map ``j`` is in cluster ``c``.
+    """
     m = torch.zeros((k, labels.shape[0]), dtype=torch.float32, device=labels.device)
     if labels.numel():
         m[labels, torch.arange(labels.shape[0], device=labels.device)] = 1.0
@@ -46,11 +56,24 @@ def onehot(labels: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def cluster_weights(weights: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
-    """``w_C``: (n,) weights, (n,) labels -> (k,) sums."""
+    """Cluster weights ``w_C``, the sums of the members' weights.
+
+    Parameters
+    ----------
+    weights : Tensor of shape (n,).
+    labels : LongTensor of shape (n,), values in ``0 .. k-1``.
+    k : number of clusters.
+
+    Returns
+    -------
+    Tensor of shape (k,).
+    """
     return onehot(labels, k).to(weights.dtype) @ weights
 
 
-def cluster_maps(maps: torch.Tensor, weights: torch.Tensor, labels: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+def cluster_maps(
+    maps: torch.Tensor, weights: torch.Tensor, labels: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted cluster maps at native size.
 
     Parameters
@@ -58,6 +81,7 @@ def cluster_maps(maps: torch.Tensor, weights: torch.Tensor, labels: torch.Tensor
     maps : Tensor of shape (n, H, W), raw activations of the kept channels.
     weights : Tensor of shape (n,), their (normalised) weights.
     labels : LongTensor of shape (n,), cluster of each map in ``0 .. k-1``.
+    k : number of clusters.
 
     Returns
     -------
@@ -78,14 +102,31 @@ def cluster_maps(maps: torch.Tensor, weights: torch.Tensor, labels: torch.Tensor
 
 
 def weighted_sum(maps: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``sum_j w_j A_j``: (n, H, W), (n,) -> (H, W)."""
+    """Weighted sum ``sum_j w_j A_j`` of maps.
+
+    Parameters
+    ----------
+    maps : Tensor of shape (n, H, W).
+    weights : Tensor of shape (n,).
+
+    Returns
+    -------
+    Tensor of shape (H, W).
+    """
     return torch.einsum("n,nhw->hw", weights.to(maps.dtype), maps)
 
 
 def prune_mask(w_c: torch.Tensor, max_divisor: float = 3.0, mean_divisor: float = 2.0) -> torch.Tensor:
     """Clusters kept after pruning: ``w_C >= max(max(w_C) / max_divisor, mean(w_C) / mean_divisor)``.
 
-    w_c : Tensor of shape (k,). Returns BoolTensor of shape (k,) (all False when k = 0).
+    Parameters
+    ----------
+    w_c : Tensor of shape (k,), the cluster weights of one image and layer.
+    max_divisor, mean_divisor : the rule's divisors (code: 3 and 2).
+
+    Returns
+    -------
+    BoolTensor of shape (k,) (empty when k = 0).
     """
     if w_c.numel() == 0:
         return torch.zeros(0, dtype=torch.bool, device=w_c.device)
@@ -98,10 +139,16 @@ def _raw(maps: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
 
 
 def code_display(maps: torch.Tensor, input_size: tuple[int, int]) -> torch.Tensor:
-    """The authors' display scaling: bilinear upsampling to ``input_size``, min-max, resize back.
+    """Scale maps for display like the authors: bilinear upsampling to ``input_size``, min-max, resize back.
 
-    maps : Tensor of shape (k, H, W); input_size : (height, width) of the network input.
-    Returns a tensor of the same shape with values in [0, 1].
+    Parameters
+    ----------
+    maps : Tensor of shape (k, H, W).
+    input_size : (height, width) of the network input.
+
+    Returns
+    -------
+    Tensor of shape (k, H, W), values in [0, 1].
     """
     if maps.numel() == 0:
         return maps

@@ -1,17 +1,18 @@
-"""Ward clustering of the 2-D t-SNE points with the number of clusters chosen by silhouette (METHOD.md §1.7).
+"""Ward clustering of the 2-D t-SNE points, the number of clusters chosen by silhouette (docs/method.md §1.7).
 
 :class:`WardSilhouette` is a scikit-learn-style estimator: parameters in ``__init__``, work in
 :meth:`~WardSilhouette.fit`, results in trailing-underscore attributes. For every ``k`` in
 ``[k_min, k_max]`` the points are cut into ``k`` Ward clusters (Euclidean) and scored by the mean
 silhouette on the same points; the best ``k`` wins, ties go to the smaller ``k``.
 
-Two implementations, chosen by ``method``:
+Implementations (:data:`CLUSTERINGS`, chosen by ``extract.clustering``) compute the same
+partitions and silhouettes (up to float rounding of the silhouettes):
 
-- ``tree`` (default): one scipy ``linkage(method="ward")`` tree; the partition into ``k`` clusters
+- ``scipy`` (default): one scipy ``linkage(method="ward")`` tree; the partition into ``k`` clusters
   is read off the tree by undoing its last ``k - 1`` merges, for every ``k`` from the same tree;
   silhouettes from one distance matrix. Same partitions as scikit-learn's
   ``AgglomerativeClustering(linkage="ward")``, which cuts its Ward tree the same way.
-- ``reference``: the authors' recipe, ``AgglomerativeClustering(n_clusters=k, linkage="ward")`` and
+- ``sklearn``: the authors' recipe, ``AgglomerativeClustering(n_clusters=k, linkage="ward")`` and
   ``silhouette_score`` refitted for every ``k``.
 
 Defined outcomes for degenerate inputs (``status_``):
@@ -33,7 +34,8 @@ numbered 0, 1, ... in order of first appearance.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
@@ -43,6 +45,15 @@ def silhouette_from_distances(dist: np.ndarray, labels: np.ndarray) -> float:
     """Mean silhouette of ``labels`` given a square distance matrix (scikit-learn's definition).
 
     Points in singleton clusters score 0. Needs ``2 <= n_labels <= n - 1``.
+
+    Parameters
+    ----------
+    dist : ndarray of shape (n, n), pairwise distances.
+    labels : ndarray of shape (n,), cluster labels.
+
+    Returns
+    -------
+    float, the mean silhouette.
     """
     labels = np.asarray(labels)
     _, inv = np.unique(labels, return_inverse=True)
@@ -64,7 +75,16 @@ def silhouette_from_distances(dist: np.ndarray, labels: np.ndarray) -> float:
 
 
 def canonical_labels(labels: np.ndarray) -> np.ndarray:
-    """Renumber labels 0, 1, ... in order of first appearance."""
+    """Renumber labels 0, 1, ... in order of first appearance.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n,), any hashable labels.
+
+    Returns
+    -------
+    int64 ndarray of shape (n,).
+    """
     labels = np.asarray(labels)
     _, first, inv = np.unique(labels, return_index=True, return_inverse=True)
     rank = np.empty(len(first), dtype=np.int64)
@@ -77,6 +97,16 @@ def cut_ward_tree(linkage_matrix: np.ndarray, n: int, ks: list[int]) -> dict[int
 
     The partition into ``k`` clusters applies the first ``n - k`` merges (what scikit-learn's
     ``AgglomerativeClustering`` does), via a union-find over the merge list.
+
+    Parameters
+    ----------
+    linkage_matrix : ndarray of shape (n - 1, 4), a scipy linkage matrix.
+    n : number of points.
+    ks : cluster counts wanted (those outside ``1..n`` are skipped).
+
+    Returns
+    -------
+    dict ``k -> canonical labels``, ndarray of shape (n,).
     """
     parent = np.arange(2 * n - 1)
 
@@ -103,6 +133,74 @@ def cut_ward_tree(linkage_matrix: np.ndarray, n: int, ks: list[int]) -> dict[int
     return out
 
 
+class WardCuts(NamedTuple):
+    """Ward partitions of one point set and their silhouettes.
+
+    Attributes
+    ----------
+    partitions : dict ``k -> canonical labels`` (ndarray of shape (n,)), one per ``k`` tried.
+    scores : list of float, the silhouette of each ``k`` in the order asked for.
+    linkage : ndarray of shape (n - 1, 4), the scipy linkage matrix, or None when not built.
+    """
+
+    partitions: dict[int, np.ndarray]
+    scores: list[float]
+    linkage: np.ndarray | None
+
+
+def _distances(X: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.maximum(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1), 0.0))
+
+
+def ward_scipy(X: np.ndarray, ks: list[int]) -> WardCuts:
+    """One scipy Ward tree cut at every ``k``; silhouettes from one distance matrix.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float64, at least ``max(ks) + 1`` distinct points.
+    ks : the cluster counts to try.
+
+    Returns
+    -------
+    :class:`WardCuts` (with the linkage matrix).
+    """
+    from scipy.cluster.hierarchy import linkage
+
+    tree = linkage(X, method="ward", metric="euclidean")
+    partitions = cut_ward_tree(tree, X.shape[0], ks)
+    dist = _distances(X)
+    return WardCuts(partitions, [silhouette_from_distances(dist, partitions[k]) for k in ks], tree)
+
+
+def ward_sklearn(X: np.ndarray, ks: list[int]) -> WardCuts:
+    """Cluster like the authors: ``AgglomerativeClustering`` and ``silhouette_score`` refitted per ``k``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float64, at least ``max(ks) + 1`` distinct points.
+    ks : the cluster counts to try.
+
+    Returns
+    -------
+    :class:`WardCuts` (no linkage matrix).
+    """
+    from sklearn.cluster import AgglomerativeClustering
+    from sklearn.metrics import silhouette_score
+
+    partitions = {
+        k: canonical_labels(AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(X)) for k in ks
+    }
+    scores = [float(silhouette_score(X, partitions[k], metric="euclidean")) for k in ks]
+    return WardCuts(partitions, scores, None)
+
+
+#: name -> ``f(X (n, d), ks) -> WardCuts``; chosen by ``extract.clustering``
+CLUSTERINGS: dict[str, Callable[[np.ndarray, list[int]], WardCuts]] = {
+    "scipy": ward_scipy,
+    "sklearn": ward_sklearn,
+}
+
+
 class WardSilhouette(ClusterMixin, BaseEstimator):
     """Ward clustering with ``k`` chosen by the silhouette score.
 
@@ -110,7 +208,8 @@ class WardSilhouette(ClusterMixin, BaseEstimator):
     ----------
     k_min, k_max : range of cluster counts tried (paper: 3..8).
     few_points : outcome when no ``k`` of the range can be scored: ``singletons`` or ``one_cluster``.
-    method : ``tree`` (one scipy Ward tree for every ``k``) or ``reference`` (scikit-learn refitted per ``k``).
+    implementation : a key of :data:`CLUSTERINGS`: ``scipy`` (one Ward tree for every ``k``) or
+        ``sklearn`` (scikit-learn refitted per ``k``).
 
     Attributes
     ----------
@@ -120,7 +219,7 @@ class WardSilhouette(ClusterMixin, BaseEstimator):
     silhouette_scores_ : tuple of float, silhouette per ``k`` in ``ks_``.
     silhouette_ : float, silhouette of the chosen ``k`` (NaN when none was scored).
     status_ : ``ok`` | ``empty`` | ``identical`` | ``few_points``.
-    linkage_ : the scipy linkage matrix (``tree`` method with at least 2 points), else None.
+    linkage_ : the scipy linkage matrix (``scipy`` implementation, some ``k`` scored), else None.
     """
 
     def __init__(
@@ -128,23 +227,35 @@ class WardSilhouette(ClusterMixin, BaseEstimator):
         k_min: int = 3,
         k_max: int = 8,
         few_points: Literal["singletons", "one_cluster"] = "singletons",
-        method: Literal["tree", "reference"] = "tree",
+        implementation: str = "scipy",
     ):
         self.k_min = k_min
         self.k_max = k_max
         self.few_points = few_points
-        self.method = method
+        self.implementation = implementation
 
     def _validate(self) -> None:
         if self.k_min < 2 or self.k_max < self.k_min:
             raise ValueError(f"expected 2 <= k_min <= k_max, got k_min={self.k_min}, k_max={self.k_max}")
         if self.few_points not in ("singletons", "one_cluster"):
             raise ValueError(f"few_points: expected 'singletons' or 'one_cluster', got {self.few_points!r}")
-        if self.method not in ("tree", "reference"):
-            raise ValueError(f"method: expected 'tree' or 'reference', got {self.method!r}")
+        if self.implementation not in CLUSTERINGS:
+            raise ValueError(
+                f"implementation: expected one of {', '.join(CLUSTERINGS)}, got {self.implementation!r}"
+            )
 
     def fit(self, X: np.ndarray, y: None = None) -> WardSilhouette:
-        """Cluster ``X`` (n, d) (the 2-D t-SNE points)."""
+        """Cluster the points.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, d), finite (the 2-D t-SNE points).
+        y : ignored.
+
+        Returns
+        -------
+        self, with the attributes above set.
+        """
         self._validate()
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2:
@@ -177,33 +288,13 @@ class WardSilhouette(ClusterMixin, BaseEstimator):
                 self.n_clusters_ = 1
             self.status_ = "few_points"
             return self
-        partitions = self._partitions(X, ks)
-        dist = np.sqrt(np.maximum(((X[:, None, :] - X[None, :, :]) ** 2).sum(-1), 0.0))
-        scores = []
-        for k in ks:
-            if self.method == "reference":
-                from sklearn.metrics import silhouette_score
-
-                scores.append(float(silhouette_score(X, partitions[k], metric="euclidean")))
-            else:
-                scores.append(silhouette_from_distances(dist, partitions[k]))
-        best = int(np.argmax(scores))  # first maximum: ties -> smaller k
+        cuts = CLUSTERINGS[self.implementation](X, ks)
+        best = int(np.argmax(cuts.scores))  # first maximum: ties -> smaller k
+        self.linkage_ = cuts.linkage
         self.ks_ = tuple(ks)
-        self.silhouette_scores_ = tuple(scores)
-        self.silhouette_ = scores[best]
-        self.labels_ = partitions[ks[best]]
+        self.silhouette_scores_ = tuple(cuts.scores)
+        self.silhouette_ = cuts.scores[best]
+        self.labels_ = cuts.partitions[ks[best]]
         self.n_clusters_ = int(ks[best])
         self.status_ = "ok"
         return self
-
-    def _partitions(self, X: np.ndarray, ks: list[int]) -> dict[int, np.ndarray]:
-        if self.method == "reference":
-            from sklearn.cluster import AgglomerativeClustering
-
-            return {
-                k: canonical_labels(AgglomerativeClustering(n_clusters=k, linkage="ward").fit_predict(X)) for k in ks
-            }
-        from scipy.cluster.hierarchy import linkage
-
-        self.linkage_ = linkage(X, method="ward", metric="euclidean")
-        return cut_ward_tree(self.linkage_, X.shape[0], ks)

@@ -1,10 +1,10 @@
-"""Activations and gradients of named layers from one forward and one backward pass (METHOD.md §1.1).
+"""Activations and gradients of named layers from one forward and one backward pass (docs/method.md §1.1).
 
 Layers are addressed by their ``named_modules()`` name (``features.28``, ``layer4.1.conv2``,
 ``_blocks.15``), so any torch CNN works; a VGG-style model with a ``features`` Sequential also
 accepts the paper's Keras names (``block5_conv3``, see :func:`inviz.models.vgg.keras_layer_names`).
 
-What is captured for a layer (``A_k`` of METHOD.md):
+What is captured for a layer (``A_k`` of docs/method.md §1):
 
 - a ``Conv2d`` directly followed by an ``nn.ReLU`` inside an ``nn.Sequential`` (VGG) is captured
   at the ReLU's output, because Keras' convolution layers include their activation: ``A_k`` is the
@@ -52,6 +52,8 @@ class NonFiniteError(InvizError, FloatingPointError):
 class ResolvedLayer:
     """A requested layer name and the module whose output is captured.
 
+    Parameters
+    ----------
     name : the name as requested (``block5_conv3`` or ``features.28``); results are keyed by it.
     module : ``named_modules()`` name of the addressed module (``features.28``).
     capture : ``named_modules()`` name of the module whose output is ``A`` (``features.29``, the
@@ -74,6 +76,15 @@ def _alias_table(model: nn.Module) -> dict[str, str]:
 
 def resolve_layers(model: nn.Module, layers: Sequence[str]) -> list[ResolvedLayer]:
     """Resolve layer names (module names or Keras aliases) to the modules to hook.
+
+    Parameters
+    ----------
+    model : the CNN.
+    layers : layer names: ``named_modules()`` names, or Keras-style aliases for a VGG-style model.
+
+    Returns
+    -------
+    list of :class:`ResolvedLayer`, in request order.
 
     Raises
     ------
@@ -101,7 +112,7 @@ def resolve_layers(model: nn.Module, layers: Sequence[str]) -> list[ResolvedLaye
 
 
 def _capture_point(model: nn.Module, modules: dict[str, nn.Module], module: str) -> str:
-    """The following ReLU for a Conv2d inside a Sequential, else the module itself."""
+    """Return the following ReLU for a Conv2d inside a Sequential, else the module itself."""
     if not isinstance(modules[module], nn.Conv2d):
         return module
     parent_name, child = module.rsplit(".", 1) if "." in module else ("", module)
@@ -119,6 +130,8 @@ def _capture_point(model: nn.Module, modules: dict[str, nn.Module], module: str)
 class Captured:
     """Result of one forward/backward pass.
 
+    Parameters
+    ----------
     logits : Tensor of shape (N, K), detached.
     targets : LongTensor of shape (N,), the differentiated class per image.
     activations, gradients : ``{layer name: Tensor of shape (N, C, H, W)}``, detached, on the
@@ -155,6 +168,7 @@ class LayerCapture:
         self._calls: dict[str, int] = {}
 
     def __enter__(self) -> LayerCapture:
+        """Register the hooks (removed again if registering one fails)."""
         modules = dict(self.model.named_modules())
         by_capture: dict[str, list[ResolvedLayer]] = {}
         for layer in self.layers:
@@ -168,6 +182,7 @@ class LayerCapture:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        """Remove the hooks and drop the captured tensors."""
         self._remove()
         self._store.clear()
 
@@ -180,7 +195,9 @@ class LayerCapture:
         def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
             if not isinstance(output, torch.Tensor) or output.dim() != 4:
                 shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-                raise LayerError(f"layer {group[0].name!r} ({capture}): expected a (N, C, H, W) tensor output, got {shape}")
+                raise LayerError(
+                    f"layer {group[0].name!r} ({capture}): expected a (N, C, H, W) tensor output, got {shape}"
+                )
             self._calls[capture] = self._calls.get(capture, 0) + 1
             if self._calls[capture] > 1:
                 raise LayerError(
@@ -200,7 +217,12 @@ class LayerCapture:
         Parameters
         ----------
         images : Tensor of shape (N, 3, H, W), already normalised for the model.
-        targets : (N,) class per image, or ``None`` for the predicted (arg-max logit) class.
+        targets : Tensor or sequence of shape (N,), the class per image, or ``None`` for the predicted
+            (arg-max logit) class.
+
+        Returns
+        -------
+        :class:`Captured`: logits (N, K), targets (N,), activations and gradients (N, C, H, W) per layer.
 
         Raises
         ------
@@ -230,7 +252,9 @@ class LayerCapture:
                 if tgt.numel() != logits.shape[0]:
                     raise ValueError(f"targets: expected {logits.shape[0]} class indices, got {tgt.numel()}")
                 if tgt.numel() and (int(tgt.min()) < 0 or int(tgt.max()) >= logits.shape[1]):
-                    raise ValueError(f"targets: class indices must be in [0, {logits.shape[1]}), got {tgt.tolist()}")
+                    raise ValueError(
+                        f"targets: class indices must be in [0, {logits.shape[1]}), got {tgt.tolist()}"
+                    )
             score = logits.gather(1, tgt[:, None]).sum()
             tensors = [self._store[layer.name] for layer in self.layers]
             grads = torch.autograd.grad(score, tensors, allow_unused=True)
@@ -256,8 +280,23 @@ def _check_finite(t: torch.Tensor, layer: ResolvedLayer, what: str) -> None:
 
 
 def capture(
-    model: nn.Module, images: torch.Tensor, layers: Sequence[str], targets: torch.Tensor | Sequence[int] | None = None
+    model: nn.Module,
+    images: torch.Tensor,
+    layers: Sequence[str],
+    targets: torch.Tensor | Sequence[int] | None = None,
 ) -> Captured:
-    """Convenience wrapper: ``with LayerCapture(model, layers) as c: return c.run(images, targets)``."""
+    """Capture one batch: ``with LayerCapture(model, layers) as c: return c.run(images, targets)``.
+
+    Parameters
+    ----------
+    model : the CNN, logits of shape (N, K).
+    images : Tensor of shape (N, 3, H, W), normalised for the model.
+    layers : layer names.
+    targets : Tensor or sequence of shape (N,), the class per image; default the predicted class.
+
+    Returns
+    -------
+    :class:`Captured`
+    """
     with LayerCapture(model, layers) as cap:
         return cap.run(images, targets)

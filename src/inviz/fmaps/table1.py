@@ -1,4 +1,4 @@
-"""Table 1 of the paper (METHOD.md §1.10): per-layer averages of the INV analysis over images.
+"""Table 1 of the paper (docs/method.md §1.10): per-layer averages of the INV analysis over images.
 
 Columns, per layer, averaged over the explained images (one row of ``layer_stats`` per image):
 
@@ -41,7 +41,16 @@ TABLE1_COLUMNS = ["fmaps_threshold", "leftover_clusters", "leftover_fmaps", "lef
 
 
 def threshold_label(value: float) -> str:
-    """``0.175 -> "<0.175%"``; NaN (no threshold) -> ``"none"``."""
+    """Format a threshold for display: ``0.175 -> "<0.175%"``; NaN (no threshold) -> ``"none"``.
+
+    Parameters
+    ----------
+    value : the threshold in percent, or NaN/None.
+
+    Returns
+    -------
+    str
+    """
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "none"
     return f"<{value:.3g}%"
@@ -49,7 +58,14 @@ def threshold_label(value: float) -> str:
 
 def table1(layer_stats: pd.DataFrame, layers: Sequence[str] | None = None,
            weight_base: Literal["layer", "kept"] = "layer") -> pd.DataFrame:
-    """Table 1 from ``layer_stats`` (one row per image and layer, see :mod:`inviz.fmaps.extraction`).
+    """Table 1 from ``layer_stats`` (one row per image and layer, see :mod:`inviz.fmaps.store`).
+
+    Parameters
+    ----------
+    layer_stats : DataFrame, one row per image and layer (``sample_id, layer, n_channels, threshold,
+        n_clusters_kept, leftover_fmaps_pct, leftover_weight_pct, leftover_weight_of_kept_pct``).
+    layers : the rows' order (default: order of appearance).
+    weight_base : ``leftover_weight`` as % of the layer's weight (``layer``) or of the kept maps' (``kept``).
 
     Returns
     -------
@@ -78,15 +94,22 @@ def table1(layer_stats: pd.DataFrame, layers: Sequence[str] | None = None,
         row["threshold_label"] = threshold_label(row["fmaps_threshold"])
         rows.append(row)
     cols = ["layer", "n_images", "n_channels", "fmaps_threshold", "threshold_label", "leftover_clusters",
-            "leftover_fmaps", "leftover_weight", "leftover_clusters_sd", "leftover_fmaps_sd", "leftover_weight_sd"]
+            "leftover_fmaps", "leftover_weight", "leftover_clusters_sd", "leftover_fmaps_sd",
+            "leftover_weight_sd"]
     return pd.DataFrame(rows, columns=cols).set_index("layer")
 
 
 def paper_table1() -> pd.DataFrame:
-    """The published Table 1 as a DataFrame with the columns of :func:`table1`."""
+    """Return the published Table 1.
+
+    Returns
+    -------
+    DataFrame indexed by layer with the columns ``fmaps_threshold, threshold_label,
+    leftover_clusters, leftover_fmaps, leftover_weight`` of :func:`table1`.
+    """
     rows = [
-        {"layer": k, "fmaps_threshold": v[0], "threshold_label": threshold_label(v[0]), "leftover_clusters": v[1],
-         "leftover_fmaps": v[2], "leftover_weight": v[3]}
+        {"layer": k, "fmaps_threshold": v[0], "threshold_label": threshold_label(v[0]),
+         "leftover_clusters": v[1], "leftover_fmaps": v[2], "leftover_weight": v[3]}
         for k, v in PAPER_TABLE1.items()
     ]
     return pd.DataFrame(rows).set_index("layer")
@@ -96,6 +119,15 @@ def compare_with_paper(ours: pd.DataFrame) -> pd.DataFrame:
     """Ours beside the paper, per layer: ``<col>_ours``, ``<col>_paper``, ``<col>_diff`` (ours - paper).
 
     Layers the paper does not have get NaN paper values (e.g. other module names).
+
+    Parameters
+    ----------
+    ours : DataFrame from :func:`table1`.
+
+    Returns
+    -------
+    DataFrame indexed like ``ours``: ``threshold_ours, threshold_paper`` and, for ``leftover_clusters,
+    leftover_fmaps, leftover_weight``, the ``_ours``, ``_paper`` and ``_diff`` columns.
     """
     paper = paper_table1()
     out = pd.DataFrame(index=ours.index)
@@ -117,7 +149,18 @@ def _fmt(v: object, digits: int = 1, pct: bool = False) -> str:
 
 
 def display_rows(table: pd.DataFrame, with_sd: bool = True) -> tuple[list[str], list[list[str]]]:
-    """Header and formatted rows in the paper's layout (mean ± sd when ``with_sd``)."""
+    """Header and formatted rows in the paper's layout (mean ± sd when ``with_sd``).
+
+    Parameters
+    ----------
+    table : DataFrame from :func:`table1`.
+    with_sd : add ``± sd`` to the cells.
+
+    Returns
+    -------
+    header : list of 5 str.
+    rows : list of rows, one per layer, each a list of 5 str.
+    """
     header = ["layer", "fmaps threshold", "leftover clusters", "leftover fmaps", "leftover weight"]
     rows = []
     for layer, r in table.iterrows():
@@ -134,6 +177,17 @@ def display_rows(table: pd.DataFrame, with_sd: bool = True) -> tuple[list[str], 
 
 
 def to_markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Format a Markdown table.
+
+    Parameters
+    ----------
+    header : the column names.
+    rows : the rows, each as many cells as ``header``.
+
+    Returns
+    -------
+    str, ending with a newline.
+    """
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines) + "\n"
@@ -144,8 +198,21 @@ def _tex_escape(s: str) -> str:
             .replace("#", r"\#").replace("±", r"$\pm$").replace("<", r"$<$").replace("–", "--"))
 
 
-def to_latex(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "", label: str = "tab:table1") -> str:
-    """A booktabs ``table`` environment."""
+def to_latex(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "",
+             label: str = "tab:table1") -> str:
+    """Format a booktabs ``table`` environment.
+
+    Parameters
+    ----------
+    header : the column names.
+    rows : the rows, each as many cells as ``header``.
+    caption : the caption (none when empty).
+    label : the LaTeX label.
+
+    Returns
+    -------
+    str, ending with a newline.
+    """
     cols = "l" + "r" * (len(header) - 1)
     lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
              " & ".join(_tex_escape(h) for h in header) + r" \\", r"\midrule"]
@@ -157,17 +224,31 @@ def to_latex(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str 
     return "\n".join(lines) + "\n"
 
 
-def comparison_markdown(cmp: pd.DataFrame, n_images: int | None = None, n_cluster_maps: int | None = None) -> str:
-    """Side-by-side Markdown table: ours | paper | difference for each Table 1 column."""
-    header = ["layer", "threshold (ours / paper)", "clusters ours", "paper", "diff", "fmaps % ours", "paper", "diff",
-              "weight % ours", "paper", "diff"]
+def comparison_markdown(cmp: pd.DataFrame, n_images: int | None = None,
+                        n_cluster_maps: int | None = None) -> str:
+    """Side-by-side Markdown table: ours | paper | difference for each Table 1 column.
+
+    Parameters
+    ----------
+    cmp : DataFrame from :func:`compare_with_paper`.
+    n_images : images explained (for the note on kept cluster maps).
+    n_cluster_maps : kept cluster maps (no note when None).
+
+    Returns
+    -------
+    str, a Markdown document.
+    """
+    header = ["layer", "threshold (ours / paper)", "clusters ours", "paper", "diff", "fmaps % ours", "paper",
+              "diff", "weight % ours", "paper", "diff"]
     rows = []
     for layer, r in cmp.iterrows():
         rows.append([
             str(layer), f"{r['threshold_ours']} / {r['threshold_paper'] or '–'}",
-            _fmt(r["leftover_clusters_ours"]), _fmt(r["leftover_clusters_paper"]), _fmt(r["leftover_clusters_diff"]),
+            _fmt(r["leftover_clusters_ours"]), _fmt(r["leftover_clusters_paper"]),
+            _fmt(r["leftover_clusters_diff"]),
             _fmt(r["leftover_fmaps_ours"]), _fmt(r["leftover_fmaps_paper"]), _fmt(r["leftover_fmaps_diff"]),
-            _fmt(r["leftover_weight_ours"]), _fmt(r["leftover_weight_paper"]), _fmt(r["leftover_weight_diff"]),
+            _fmt(r["leftover_weight_ours"]), _fmt(r["leftover_weight_paper"]),
+            _fmt(r["leftover_weight_diff"]),
         ])
     text = "# Table 1: this run vs. the paper\n\n"
     text += ("Paper: VGG-16 (ImageNet weights, fine-tuned on Imagenette), 50 images. Differences are "

@@ -1,4 +1,4 @@
-"""Masked images for the label game *Deep Reveal* (METHOD.md §2).
+"""Masked images for the label game *Deep Reveal* (docs/method.md §2).
 
 A player first sees only the most salient ``levels[0]`` percent of a cluster map laid over the
 image, then may ask for up to five hints, each revealing a larger share. For one cluster map
@@ -16,6 +16,10 @@ image, then may ask for up to five hints, each revealing a larger share. For one
 Ties make a mask show more than ``Q`` percent (a constant map reveals everything): the share
 actually shown is returned with every level so manifests can report it.
 
+Steps 2-4 are composed in one place, :func:`reveal_masks`: the game's masked images
+(:func:`reveal`), the overlays people look at (:func:`reveal_mask` at any size) and what simulated
+players see of a part (:mod:`inviz.game.coverage`) all call it.
+
 Everything here is a pure function over arrays; the ``masks`` stage does the I/O.
 """
 
@@ -24,11 +28,25 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 
 Resample = Literal["nearest", "bilinear", "bicubic", "lanczos"]
+
+
+@dataclass(frozen=True)
+class MasksRunConfig:
+    """``masks.run``: how the ``masks`` stage runs; the outputs do not depend on it.
+
+    workers : processes rendering and encoding masked images (1: none).
+    """
+
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers: expected >= 1, got {self.workers}")
 
 
 @dataclass(frozen=True)
@@ -48,12 +66,14 @@ class RevealConfig:
     jpeg_quality : JPEG quality 1-95 when ``image_format`` is ``jpeg``.
     figure_maps : cluster maps shown in the six-level strip figure.
     figure_seed : which cluster maps the figure shows (seeded draw).
-    workers : processes rendering and encoding masked images in the ``masks`` stage (1: none;
-        the output does not depend on it).
     map_kind : which cluster map of the ``extract`` output is masked: ``map`` (the stored map,
         scaled as ``extract.map_scaling`` says; ``code`` = the authors' display map) or ``raw``
         (``A_C``). Min-max scaling does not move percentiles; the ``code`` resampling can.
+    run : run settings (:class:`MasksRunConfig`; ``masks.workers`` of older params files is
+        read as ``masks.run.workers``).
     """
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = {"workers": "run.workers"}
 
     game_size: int = 512
     levels: tuple[float, ...] = (2.0, 4.5, 8.0, 13.0, 20.0, 30.0)
@@ -67,11 +87,9 @@ class RevealConfig:
     figure_maps: int = 4
     figure_seed: int = 432
     map_kind: Literal["map", "raw"] = "map"
-    workers: int = 1
+    run: MasksRunConfig = field(default_factory=MasksRunConfig)
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ValueError(f"workers: expected >= 1, got {self.workers}")
         if self.game_size < 1:
             raise ValueError(f"game_size: expected >= 1, got {self.game_size}")
         if not self.levels:
@@ -113,7 +131,19 @@ class Reveal:
 
 
 def upscale_factor(map_shape: Sequence[int], game_size: int) -> float:
-    """Game size / map side for a square map of shape (h, w); raises for non-square maps."""
+    """Compute the upscale factor game size / map side of a square map.
+
+    Parameters
+    ----------
+    map_shape : sequence of int
+        The map's shape (h, w); a non-square map raises ``ValueError``.
+    game_size : int
+        Side of the game image in pixels.
+
+    Returns
+    -------
+    float
+    """
     h, w = int(map_shape[0]), int(map_shape[1])
     if h != w:
         raise ValueError(f"cluster maps must be square, got shape {(h, w)}")
@@ -121,10 +151,21 @@ def upscale_factor(map_shape: Sequence[int], game_size: int) -> float:
 
 
 def blur_sigma(factor: float, table: dict[int, float]) -> float:
-    """Blur sigma for upscale ``factor`` (see :class:`RevealConfig` ``sigma`` for the rule).
+    """Look up the blur sigma of an upscale factor (see :class:`RevealConfig` ``sigma`` for the rule).
 
     Exact table entries are returned as they are; any other factor scales the nearest entry
     (log scale, ties to the smaller factor) by ``sqrt(factor / entry)``.
+
+    Parameters
+    ----------
+    factor : float
+        The upscale factor.
+    table : dict of int to float
+        Factor -> sigma (``masks.sigma``).
+
+    Returns
+    -------
+    float
     """
     if factor in table:
         return float(table[factor])  # type: ignore[index]
@@ -133,10 +174,21 @@ def blur_sigma(factor: float, table: dict[int, float]) -> float:
 
 
 def upscale_nearest(cmap: np.ndarray, size: int) -> np.ndarray:
-    """Nearest-neighbour upscaling of a (h, w) map to (size, size).
+    """Upscale a map by nearest neighbours.
 
     Pixel ``(y, x)`` of the result takes map pixel ``(y * h // size, x * w // size)``: for an
     integer factor this is exact block replication (``np.kron`` with a block of ones).
+
+    Parameters
+    ----------
+    cmap : ndarray of shape (h, w)
+        The map.
+    size : int
+        Side of the result.
+
+    Returns
+    -------
+    ndarray of shape (size, size), the dtype of ``cmap``
     """
     cmap = np.asarray(cmap)
     if cmap.ndim != 2:
@@ -148,10 +200,21 @@ def upscale_nearest(cmap: np.ndarray, size: int) -> np.ndarray:
 
 
 def percentile_mask(values: np.ndarray, q: float) -> np.ndarray:
-    """Binary mask of the top ``q`` percent: ``values >= np.percentile(values, 100 - q)``.
+    """Select the top ``q`` percent: ``values >= np.percentile(values, 100 - q)``.
 
     Ties at the threshold are all included, so the mask can cover more than ``q`` percent.
     Non-finite values raise ``ValueError``.
+
+    Parameters
+    ----------
+    values : ndarray
+        Any shape.
+    q : float
+        Percentage in (0, 100].
+
+    Returns
+    -------
+    ndarray of bool, the shape of ``values``
     """
     values = np.asarray(values, dtype=np.float64)
     if not np.all(np.isfinite(values)):
@@ -160,7 +223,23 @@ def percentile_mask(values: np.ndarray, q: float) -> np.ndarray:
 
 
 def soft_mask(binary: np.ndarray, sigma: float, truncate: float = 1.5, mode: str = "reflect") -> np.ndarray:
-    """Gaussian-blurred binary mask (float32 in [0, 1]); ``sigma == 0`` returns the mask as float."""
+    """Blur a binary mask with a Gaussian (step 4 of the module docstring).
+
+    Parameters
+    ----------
+    binary : ndarray of bool, shape (G, G)
+        The mask.
+    sigma : float
+        Gaussian sigma in pixels; 0 returns the mask as float.
+    truncate : float
+        Kernel radius in sigmas.
+    mode : str
+        Border handling (``scipy.ndimage`` mode).
+
+    Returns
+    -------
+    ndarray of float32, shape (G, G), values in [0, 1]
+    """
     from scipy.ndimage import gaussian_filter
 
     m = np.asarray(binary, dtype=np.float32)
@@ -170,7 +249,19 @@ def soft_mask(binary: np.ndarray, sigma: float, truncate: float = 1.5, mode: str
 
 
 def apply_mask(image: np.ndarray, soft: np.ndarray) -> np.ndarray:
-    """Masked image ``round(soft * image)``: image (G, G, 3) uint8, soft (G, G) -> uint8 (G, G, 3)."""
+    """Mask an image: ``round(soft * image)``.
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (G, G, 3)
+        The game image.
+    soft : ndarray of shape (G, G)
+        The soft mask, values in [0, 1].
+
+    Returns
+    -------
+    ndarray of uint8, shape (G, G, 3)
+    """
     out = np.asarray(image, dtype=np.float32) * np.asarray(soft, dtype=np.float32)[..., None]
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
@@ -178,8 +269,10 @@ def apply_mask(image: np.ndarray, soft: np.ndarray) -> np.ndarray:
 _PIL_FILTERS = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3}
 
 
-def game_image(image: np.ndarray, input_size: int, game_size: int, resample: Resample = "bilinear") -> np.ndarray:
-    """The game's picture: ``image`` resized to the network input, then upscaled to ``game_size``.
+def game_image(
+    image: np.ndarray, input_size: int, game_size: int, resample: Resample = "bilinear"
+) -> np.ndarray:
+    """Make the game's picture: ``image`` resized to the network input, then upscaled to ``game_size``.
 
     The first resize matches :func:`inviz.data.datamodule.eval_transform` (bilinear with
     antialiasing on a PIL image), so players see what the network saw.
@@ -203,10 +296,82 @@ def game_image(image: np.ndarray, input_size: int, game_size: int, resample: Res
     return np.asarray(pil, dtype=np.uint8)
 
 
-def binary_levels(cmap: np.ndarray, cfg: RevealConfig) -> np.ndarray:
-    """Binary reveal masks of shape (L, G, G) of one (h, w) cluster map, one per level."""
-    up = upscale_nearest(np.asarray(cmap, dtype=np.float64), cfg.game_size)
-    return np.stack([percentile_mask(up, q) for q in cfg.levels])
+def binary_levels(
+    cmap: np.ndarray, cfg: RevealConfig, levels: Sequence[float] | None = None, size: int | None = None
+) -> np.ndarray:
+    """Binary reveal masks of one cluster map, one per level (steps 2-3 of the module docstring).
+
+    Parameters
+    ----------
+    cmap : ndarray of shape (h, w), the cluster map.
+    cfg : reveal settings. levels : revealed percentages (default ``cfg.levels``).
+    size : side of the masks in pixels (default ``cfg.game_size``).
+
+    Returns
+    -------
+    ndarray of bool, shape (L, size, size)
+    """
+    up = upscale_nearest(np.asarray(cmap, dtype=np.float64), cfg.game_size if size is None else size)
+    return np.stack([percentile_mask(up, q) for q in (cfg.levels if levels is None else levels)])
+
+
+def mask_sigma(map_shape: Sequence[int], cfg: RevealConfig, size: int | None = None) -> float:
+    """Compute the blur sigma of the soft masks of a square map drawn at ``size`` pixels.
+
+    The game's sigma (:func:`blur_sigma` of the upscale factor to ``cfg.game_size``), scaled by
+    ``size / game_size`` when the masks are drawn at another size.
+
+    Parameters
+    ----------
+    map_shape : sequence of int
+        The map's shape (h, h).
+    cfg : RevealConfig
+        ``game_size`` and ``sigma``.
+    size : int, optional
+        Side of the masks (default: the game size).
+
+    Returns
+    -------
+    float
+    """
+    sigma = blur_sigma(upscale_factor(map_shape, cfg.game_size), cfg.sigma)
+    return sigma if size is None or size == cfg.game_size else sigma * size / cfg.game_size
+
+
+def reveal_masks(
+    cmap: np.ndarray, cfg: RevealConfig, levels: Sequence[float] | None = None, size: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Compose the game's binary and soft reveal masks of one cluster map (steps 2-4 of the module docstring).
+
+    Parameters
+    ----------
+    cmap : ndarray of shape (h, h), the cluster map at the layer's native resolution.
+    cfg : reveal settings. levels : revealed percentages (default ``cfg.levels``).
+    size : side of the masks in pixels (default ``cfg.game_size``; the blur scales with it).
+
+    Returns
+    -------
+    binary : ndarray of bool, shape (L, size, size).
+    soft : ndarray of float32, shape (L, size, size), values in [0, 1].
+    """
+    sigma = mask_sigma(np.shape(cmap), cfg, size)
+    binary = binary_levels(cmap, cfg, levels, size)
+    return binary, np.stack([soft_mask(b, sigma, cfg.truncate, cfg.blur_mode) for b in binary])
+
+
+def reveal_mask(cmap: np.ndarray, size: int, level: float, cfg: RevealConfig) -> np.ndarray:
+    """Draw the game's soft reveal mask of a cluster map at ``level`` % with ``size`` pixels.
+
+    Parameters
+    ----------
+    cmap : ndarray of shape (h, h). size : output side in pixels. level : revealed percentage.
+    cfg : reveal settings.
+
+    Returns
+    -------
+    ndarray of float32, shape (size, size), values in [0, 1].
+    """
+    return reveal_masks(cmap, cfg, (level,), size)[1][0]
 
 
 def reveal(cmap: np.ndarray, image: np.ndarray, cfg: RevealConfig) -> Reveal:
@@ -226,16 +391,13 @@ def reveal(cmap: np.ndarray, image: np.ndarray, cfg: RevealConfig) -> Reveal:
     g = cfg.game_size
     if image.shape != (g, g, 3):
         raise ValueError(f"image: expected shape {(g, g, 3)}, got {image.shape}")
-    factor = upscale_factor(np.shape(cmap), g)
-    sigma = blur_sigma(factor, cfg.sigma)
-    binary = binary_levels(cmap, cfg)
-    soft = np.stack([soft_mask(b, sigma, cfg.truncate, cfg.blur_mode) for b in binary])
+    binary, soft = reveal_masks(cmap, cfg)
     masked = np.stack([apply_mask(image, s) for s in soft])
     return Reveal(
         masked=masked,
         soft=soft,
         binary=binary,
         revealed_share=binary.reshape(len(binary), -1).mean(axis=1),
-        factor=factor,
-        sigma=sigma,
+        factor=upscale_factor(np.shape(cmap), g),
+        sigma=mask_sigma(np.shape(cmap), cfg),
     )

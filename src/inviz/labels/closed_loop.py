@@ -1,10 +1,10 @@
-"""Closed-loop check of label analysis on the synthetic demo (ground-truth parts known).
+"""Closed-loop check of label analysis on the synthetic demo (docs/method.md §3; ground-truth parts known).
 
 Simulated players describe the parts they saw; label analysis should therefore give a cluster
 map a top label that *names a part the map actually covers*. For each cluster map with labels:
 
 - covered parts: parts of its image whose coverage at reveal level ``level`` (mean soft mask
-  over the part's pixels, :func:`inviz.game.simulate.part_coverage`) is at least
+  over the part's pixels, :func:`inviz.game.coverage.part_coverage`) is at least
   ``min_coverage``;
 - named parts of a label: parts with an English phrase containing a word of the same lemma
   (``"lines"`` names stripes and zigzag, ``"moon"`` crescent); colour and vague words name none;
@@ -15,6 +15,9 @@ map a top label that *names a part the map actually covers*. For each cluster ma
 ``accuracy`` is the mean hit over labelled maps (``accuracy_rank1``: the rank-1 label alone, ties
 broken alphabetically); ``baseline`` the same after shuffling the best labels across maps
 (seeded), i.e. what labels unrelated to the map would score.
+
+:func:`closed_loop` is the whole check in one call (the ``labels_analyze`` stage runs it); the
+words that name parts come from the players' vocabulary (:mod:`inviz.game.simulate.vocabulary`).
 """
 
 from __future__ import annotations
@@ -26,8 +29,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from inviz.data.parts import PartMasks
+from inviz.game.coverage import maps_part_coverage
+from inviz.game.reveal import RevealConfig
+from inviz.game.simulate.vocabulary import COLOUR_PHRASES, PART_PHRASES
 from inviz.labels.cluster import lemma
 from inviz.labels.text import words
+
+#: Columns of the closed-loop table (one row per labelled cluster map).
+TABLE_COLUMNS = ["cluster_id", "layer", "labels", "named_parts", "covered_parts", "hit_share", "hit_rank1"]
+
+#: The metrics when there is nothing to check (no part masks, no labelled map).
+SKIPPED: dict[str, Any] = {"accuracy": None, "accuracy_rank1": None, "baseline": None, "n_maps": 0}
 
 
 @dataclass(frozen=True)
@@ -53,10 +66,26 @@ def part_lexicon(
     max_parts_per_word: int = 2,
     exclude: Iterable[str] = (),
 ) -> dict[str, set[str]]:
-    """lemma -> parts whose ``lang`` phrases contain a word with that lemma.
+    """Map each lemma to the parts whose ``lang`` phrases contain a word with that lemma.
 
     Generic words (in more than ``max_parts_per_word`` parts) and the words of ``exclude``
     (e.g. colour names: "red" of "red cross" does not name a cross) are dropped.
+
+    Parameters
+    ----------
+    phrases : mapping
+        Part -> language -> phrases (:data:`inviz.game.simulate.vocabulary.PART_PHRASES`).
+    lang : str
+        The language of the labels.
+    max_parts_per_word : int
+        Words of more parts' phrases name none.
+    exclude : iterable of str
+        Words that name no part.
+
+    Returns
+    -------
+    dict of str to set of str
+        Lemma -> parts.
     """
     out: dict[str, set[str]] = {}
     for part, by_lang in phrases.items():
@@ -70,7 +99,19 @@ def part_lexicon(
 
 
 def named_parts(label: str, lexicon: Mapping[str, set[str]]) -> set[str]:
-    """Parts a label names (see the module docstring)."""
+    """Find the parts a label names (see the module docstring).
+
+    Parameters
+    ----------
+    label : str
+        The label (one or more words).
+    lexicon : mapping of str to set of str
+        From :func:`part_lexicon`.
+
+    Returns
+    -------
+    set of str
+    """
     out: set[str] = set()
     for w in words(str(label).lower()):
         for piece in {w, *w.split("-"), w.replace("-", "")}:
@@ -101,7 +142,6 @@ def evaluate(
         ``by_layer``.
     table : per map ``cluster_id, layer, labels, named_parts, covered_parts, hit_share, hit_rank1``.
     """
-    cols = ["cluster_id", "layer", "labels", "named_parts", "covered_parts", "hit_share", "hit_rank1"]
     groups = [(cid, g.sort_values("rank")) for cid, g in best.groupby("cluster_id", sort=True)]
     covered_of: dict[int, set[str]] = {}
     for cid, _ in groups:
@@ -109,7 +149,8 @@ def evaluate(
         covered_of[cid] = {p for p, c in zip(parts, cov[cfg.level], strict=True) if c >= cfg.min_coverage}
 
     def share(labels: Sequence[str], covered: set[str]) -> float:
-        return float(np.mean([bool(named_parts(lab, lexicon) & covered) for lab in labels])) if labels else 0.0
+        hits = [bool(named_parts(lab, lexicon) & covered) for lab in labels]
+        return float(np.mean(hits)) if labels else 0.0
 
     rows = []
     for cid, g in groups:
@@ -121,9 +162,9 @@ def evaluate(
             "covered_parts": "|".join(sorted(covered)), "hit_share": share(labels, covered),
             "hit_rank1": bool(named_parts(labels[0], lexicon) & covered),
         })
-    table = pd.DataFrame(rows, columns=cols)
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     if table.empty:
-        return {"accuracy": None, "accuracy_rank1": None, "baseline": None, "n_maps": 0, "by_layer": {}}, table
+        return {**SKIPPED, "by_layer": {}}, table
     rng = np.random.default_rng(cfg.seed)
     label_sets = [g["label"].tolist() for _, g in groups]
     order = rng.permutation(len(label_sets))
@@ -134,6 +175,51 @@ def evaluate(
         "baseline": float(np.mean(base)),
         "n_maps": int(len(table)),
         "n_maps_covering_a_part": int((table["covered_parts"] != "").sum()),
-        "by_layer": {str(k): float(v) for k, v in table.groupby("layer", sort=False)["hit_share"].mean().items()},
+        "by_layer": {str(k): float(v)
+                     for k, v in table.groupby("layer", sort=False)["hit_share"].mean().items()},
     }
     return metrics, table
+
+
+def closed_loop(
+    cluster_labels: pd.DataFrame,
+    clusters: pd.DataFrame,
+    maps: Mapping[int, np.ndarray],
+    parts: PartMasks,
+    reveal_cfg: RevealConfig,
+    cfg: ClosedLoopConfig = ClosedLoopConfig(),
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Run the closed loop: check whether the labelled maps' best labels name parts the maps cover.
+
+    Parameters
+    ----------
+    cluster_labels : DataFrame
+        Ranked labels per cluster map (``cluster_id, layer, label, rank, is_best``;
+        :attr:`inviz.labels.analyze.Analysis.cluster_labels`).
+    clusters : DataFrame
+        One row per cluster map (``cluster_id, image``).
+    maps : mapping of int to ndarray of shape (h, h)
+        Cluster id -> the cluster map the game masked.
+    parts : PartMasks
+        Ground-truth part masks; empty (real data): the check is skipped.
+    reveal_cfg : RevealConfig
+        The game's reveal settings (coverage is measured with the game's soft masks).
+    cfg : ClosedLoopConfig
+        ``labels_analyze.closed_loop``.
+
+    Returns
+    -------
+    metrics : dict
+        As :func:`evaluate`; ``accuracy``, ``accuracy_rank1``, ``baseline`` None and ``n_maps`` 0
+        without part masks.
+    table : DataFrame
+        One row per labelled map (:data:`TABLE_COLUMNS`); empty without part masks.
+    """
+    if not len(parts):
+        return dict(SKIPPED), pd.DataFrame(columns=TABLE_COLUMNS)
+    best = cluster_labels[cluster_labels["is_best"].eq(True)][["cluster_id", "layer", "label", "rank"]]
+    images = clusters.set_index("cluster_id").loc[best["cluster_id"].unique(), "image"]
+    coverage = maps_part_coverage(maps, dict(images.items()), parts, reveal_cfg)
+    colours = [w for by_lang in COLOUR_PHRASES.values() for w in by_lang.get("en", [])]
+    lexicon = part_lexicon(PART_PHRASES, max_parts_per_word=cfg.max_parts_per_word, exclude=colours)
+    return evaluate(best, coverage, lexicon, cfg)

@@ -1,11 +1,18 @@
 """Model checkpoints written by ``inviz train`` and read by every later stage.
 
-A checkpoint is one ``torch.save`` file holding the state dict, the :class:`ModelConfig` it was
-built from and the class list, so a stage can rebuild the exact network without params.
+A checkpoint is one `safetensors <https://huggingface.co/docs/safetensors>`_ file: the state
+dict's tensors plus, in its metadata, the :class:`ModelConfig` it was built from, the class list
+and a few extra facts (JSON). Safetensors files hold no pickle and their bytes depend only on
+their content, so a model retrained to identical weights has the identical file hash: DVC and
+the CAV cache (keyed by :attr:`LoadedModel.sha256`) then see the same model. ``torch.save`` files
+carry a random serialization id and would not.
+
+Checkpoints of the earlier format (a ``torch.save`` dict tagged ``inviz-model/1``) still load.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,8 +22,12 @@ from torch import nn
 
 from inviz.core.config import from_dict, to_dict
 from inviz.core.errors import InvizError
-from inviz.core.io import save_torch, sha256_file
+from inviz.core.io import atomic_path, sha256_file
 from inviz.models.vgg import ModelConfig, VGG16Classifier
+
+FORMAT = "inviz-model/2"
+_LEGACY_FORMAT = "inviz-model/1"
+_META_KEY = "inviz"
 
 
 class CheckpointError(InvizError, ValueError):
@@ -25,7 +36,19 @@ class CheckpointError(InvizError, ValueError):
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model ready for inference: ``model`` (eval mode), its config, classes and file hash."""
+    """A model ready for inference.
+
+    Attributes
+    ----------
+    model : nn.Module
+        The network, in eval mode.
+    config : ModelConfig
+        The config it was built from.
+    classes : list of dict
+        ``[{label, class_folder, class_name}]`` in label order.
+    sha256 : str
+        The checkpoint file's sha256 (equal weights and config give equal hashes).
+    """
 
     model: nn.Module
     config: ModelConfig
@@ -34,35 +57,82 @@ class LoadedModel:
 
     @property
     def class_names(self) -> list[str]:
+        """Class names in label order."""
         return [c["class_name"] for c in self.classes]
 
 
-def save_checkpoint(path: str | Path, model: VGG16Classifier, classes: list[dict[str, Any]], extra: dict | None = None) -> Path:
-    """Write ``model`` with its config and ``classes`` (``[{label, class_folder, class_name}]``)."""
-    payload = {
-        "format": "inviz-model/1",
-        "model_config": to_dict(model.config),
-        "classes": classes,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "extra": extra or {},
-    }
-    return save_torch(path, payload)
+def save_checkpoint(path: str | Path, model: VGG16Classifier, classes: list[dict[str, Any]],
+                    extra: dict | None = None) -> Path:
+    """Write ``model`` with its config and ``classes`` as one safetensors file (atomically).
+
+    Parameters
+    ----------
+    path : str or Path
+        Output file (conventionally ``*.safetensors``).
+    model : VGG16Classifier
+        The trained network.
+    classes : list of dict
+        ``[{label, class_folder, class_name}]``.
+    extra : dict, optional
+        JSON-able facts kept with the model (e.g. validation accuracy, seed).
+
+    Returns
+    -------
+    Path
+    """
+    from safetensors.torch import save_file
+
+    meta = {"format": FORMAT, "model_config": to_dict(model.config), "classes": classes, "extra": extra or {}}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    # one metadata key with sorted JSON: the header (and so the file's bytes) is deterministic
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(meta, sort_keys=True)})
+    return Path(path)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild the model saved by :func:`save_checkpoint` (in eval mode, on ``map_location``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: model checkpoint not found (run the 'train' stage first)")
+def _read(path: Path, map_location: str | torch.device) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The metadata and state dict of a checkpoint file (current or legacy format)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = json.loads((fh.metadata() or {}).get(_META_KEY, "{}"))
+        return meta, load_file(str(path), device=str(map_location))
+    except (SafetensorError, OSError, ValueError):
+        pass  # not a safetensors file: try the legacy torch.save format
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
         raise CheckpointError(f"{path}: not a readable checkpoint ({err})") from err
-    if not isinstance(payload, dict) or payload.get("format") != "inviz-model/1":
-        raise CheckpointError(f"{path}: not an inviz model checkpoint (expected format 'inviz-model/1')")
-    cfg = from_dict(ModelConfig, {**payload["model_config"], "weights": "none"}, "model_config", str(path))
-    classes = list(payload["classes"])
+    if not isinstance(payload, dict) or payload.get("format") != _LEGACY_FORMAT:
+        raise CheckpointError(f"{path}: not an inviz model checkpoint (expected format '{FORMAT}')")
+    return payload, payload["state_dict"]
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the model saved by :func:`save_checkpoint` (in eval mode, on ``map_location``).
+
+    Parameters
+    ----------
+    path : str or Path
+        A checkpoint written by :func:`save_checkpoint` (or the legacy ``torch.save`` format).
+    map_location : str or torch.device
+        Device of the returned model.
+
+    Returns
+    -------
+    LoadedModel
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: model checkpoint not found (run the 'train' stage first)")
+    meta, state = _read(path, map_location)
+    if meta.get("format") not in (FORMAT, _LEGACY_FORMAT):
+        raise CheckpointError(f"{path}: not an inviz model checkpoint (expected format '{FORMAT}')")
+    cfg = from_dict(ModelConfig, {**meta["model_config"], "weights": "none"}, "model_config", str(path))
+    classes = list(meta["classes"])
     model = VGG16Classifier(len(classes), cfg)
-    model.load_state_dict(payload["state_dict"])
+    model.load_state_dict(state)
     model.to(map_location).eval()
     return LoadedModel(model, cfg, classes, sha256_file(path))

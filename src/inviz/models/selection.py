@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -21,20 +21,30 @@ class SelectionError(InvizError, ValueError):
 
 
 @dataclass(frozen=True)
+class SelectRunConfig:
+    """``select.run``: batch_size of the inference pass (not a DVC dependency)."""
+
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
 class SelectConfig:
     """``select`` section.
 
     per_class : images per class (paper: 5, giving 50). seed : draws among the correct ones.
-    split : pool to draw from (the test pool carved out of val). batch_size : inference batch.
+    split : pool to draw from (the test pool carved out of val).
     on_shortfall : ``error`` when a class has fewer correct images than ``per_class``, or
         ``warn`` to take all it has (the shortfall is reported in the metrics).
+    run : execution settings (:class:`SelectRunConfig`; old key ``batch_size`` still accepted).
     """
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = {"batch_size": "run.batch_size"}
 
     per_class: int = 5
     seed: int = 432
     split: str = "test"
-    batch_size: int = 32
     on_shortfall: Literal["error", "warn"] = "error"
+    run: SelectRunConfig = field(default_factory=SelectRunConfig)
 
     def __post_init__(self) -> None:
         if self.per_class < 1:

@@ -13,7 +13,7 @@ import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import lightning as L
 import torch
@@ -62,27 +62,42 @@ def _paper_phases() -> list[PhaseConfig]:
 
 
 @dataclass(frozen=True)
+class TrainRunConfig:
+    """``train.run``: how training is executed (not what it computes; not a DVC dependency).
+
+    num_workers : data-loader processes (0 = load in the main process).
+    accelerator : Lightning accelerator (``auto`` uses a GPU when present).
+    threads : torch CPU threads (0 = torch default).
+    """
+
+    num_workers: int = 0
+    accelerator: str = "auto"
+    threads: int = 0
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """``train`` section of ``params.yaml``.
 
     seed : seeds weights init, shuffling, augmentation and dropout.
-    batch_size, num_workers : loader settings (num_workers 0 = load in the main process).
+    batch_size : training batch size (paper: 32).
     phases : the fine-tuning phases, run in order (default: the paper's two).
     augment : training augmentation.
-    accelerator : Lightning accelerator (``auto`` uses a GPU when present).
     deterministic : Lightning's flag; ``warn`` because some CUDA kernels have no deterministic
         version.
-    threads : torch CPU threads (0 = torch default).
+    run : execution settings (:class:`TrainRunConfig`); the old top-level keys
+        ``num_workers``, ``accelerator`` and ``threads`` are still accepted.
     """
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = {"num_workers": "run.num_workers", "accelerator": "run.accelerator",
+                                            "threads": "run.threads"}
 
     seed: int = 432
     batch_size: int = 32
-    num_workers: int = 0
     phases: list[PhaseConfig] = field(default_factory=_paper_phases)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    accelerator: str = "auto"
     deterministic: bool | Literal["warn"] = "warn"
-    threads: int = 0
+    run: TrainRunConfig = field(default_factory=TrainRunConfig)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -240,7 +255,7 @@ def fit_phases(
         )
         trainer = L.Trainer(
             max_epochs=phase.max_epochs,
-            accelerator=cfg.accelerator,
+            accelerator=cfg.run.accelerator,
             devices=1,
             deterministic=cfg.deterministic,
             callbacks=[stop, best, hist],

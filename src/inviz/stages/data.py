@@ -1,12 +1,13 @@
-"""``inviz data``: get the dataset (Imagenette or synthetic), index it, carve the test pool."""
+"""``inviz data``: get the dataset (Imagenette or synthetic), index it, carve the test pool (method §0).
+
+The step is :func:`inviz.data.dataset.prepare_dataset` (docs/method.md §0).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 from typing import Any
-
 
 HELP = "download/verify Imagenette or generate the synthetic dataset; index it and carve the test pool"
 log = logging.getLogger(__name__)
@@ -17,7 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", required=True, help="output: index CSV (one row per usable image)")
     p.add_argument("--skipped", required=True, help="output: CSV of files not used, with the reason")
     p.add_argument("--classes", required=True, help="output: class list JSON")
-    p.add_argument("--parts", required=True, help="output: ground-truth part masks (.npz; empty for real data)")
+    p.add_argument("--parts", required=True,
+                   help="output: ground-truth part masks (.npz; empty for real data)")
     p.add_argument("--metrics", required=True, help="output: metrics JSON")
 
 

@@ -1,14 +1,15 @@
-"""``inviz extract``: INV feature-map analysis (METHOD.md §1) of the selected images, and Table 1.
+"""``inviz extract``: INV feature-map analysis (docs/method.md §1) of the selected images, and Table 1.
 
 Inputs: the selected images (``data/selected.csv`` from ``inviz select``: ``sample_id, path,
 label, …``; ``path`` relative to ``--images``) and the model checkpoint. Parameters: the
-``extract`` section (:class:`inviz.fmaps.extraction.ExtractConfig`).
+``extract`` section (:class:`inviz.fmaps.explain.ExtractConfig`; run settings under ``extract.run``).
 
 Outputs
 -------
 ``--out`` (``data/extract/``), the extraction folder, resumable (declared ``persist`` in dvc.yaml):
 
-- ``manifest.json`` — format, fingerprint of config + model, config, model hash, layers;
+- ``manifest.json`` — format, fingerprint of config (+ ``run.batch_size``) and model, config, model hash,
+  layers;
 - ``clusters.parquet`` — one row per cluster: ``cluster_id`` (``"<sample_id>|<layer>|<cluster>"``,
   cluster 0 = heaviest), ``sample_id, layer, module, cluster, weight, n_fmaps, channels, k,
   silhouette, pruned, target, height, width, map_file, map_index``;
@@ -19,10 +20,10 @@ Outputs
   ``map_scaling: raw``, ``map__<layer>`` (maps as the authors displayed them), indexed by the
   cluster table's ``map_index``.
 
-Read it with :func:`inviz.fmaps.extraction.load_results` (``.clusters``, ``.layers``,
+Read it with :func:`inviz.fmaps.store.load_results` (``.clusters``, ``.layers``,
 ``.cluster_map(cluster_id)``, ``.explanations()``).
 
-``--table1-csv/--table1-md/--table1-tex``: Table 1 (METHOD.md §1.10) per layer (mean ± sd over
+``--table1-csv/--table1-md/--table1-tex``: Table 1 (docs/method.md §1.10) per layer (mean ± sd over
 images); ``--comparison``: Markdown table beside the paper's values; ``--metrics``: JSON (DVC metrics).
 """
 
@@ -32,7 +33,8 @@ import argparse
 import logging
 from typing import Any
 
-HELP = "INV feature-map analysis (Grad-CAM weights, t-SNE, Ward clusters, pruning) of the selected images + Table 1"
+HELP = ("INV feature-map analysis (Grad-CAM weights, t-SNE, Ward clusters, pruning) of the selected images "
+        "+ Table 1")
 log = logging.getLogger(__name__)
 
 
@@ -62,43 +64,38 @@ def read_selected(path: str) -> Any:
         raise InvizError(f"{path}: selected images file not found (run the 'select' stage first)") from err
     missing = [c for c in SELECTED_COLUMNS if c not in frame.columns]
     if missing:
-        raise InvizError(f"{path}: missing column(s) {', '.join(missing)}; expected at least {', '.join(SELECTED_COLUMNS)}")
+        raise InvizError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected at least {', '.join(SELECTED_COLUMNS)}"
+        )
     dup = frame["sample_id"].duplicated()
     if dup.any():
         raise InvizError(f"{path}: duplicate sample_id(s): {', '.join(frame.loc[dup, 'sample_id'].head(5))}")
     return frame
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    from pathlib import Path
+def _set_threads(threads: int) -> None:
+    """CPU threads for torch and numba (``extract.run.threads``; 0 keeps the libraries' defaults)."""
+    if threads:
+        import numba
+        import torch
 
+        torch.set_num_threads(threads)
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.core.config import load_section
-    from inviz.core.io import write_csv, write_json, write_text
     from inviz.core.tracking import TrackingConfig, stage_run
     from inviz.data.datamodule import IndexedImageDataset, eval_transform
-    from inviz.fmaps.embedding import resolve_backend
-    from inviz.fmaps.extraction import ExtractConfig, resolve_device, run_extraction
+    from inviz.fmaps.explain import ExtractConfig, resolve_device
     from inviz.fmaps.gradients import resolve_layers
-    from inviz.fmaps.table1 import (
-        PAPER_N_CLUSTER_MAPS,
-        compare_with_paper,
-        comparison_markdown,
-        display_rows,
-        table1,
-        to_latex,
-        to_markdown,
-    )
+    from inviz.fmaps.lightning import run_extraction
     from inviz.models.checkpoint import load_checkpoint
 
     cfg = load_section(args.params, "extract", ExtractConfig)
     tracking = load_section(args.params, "mlflow", TrackingConfig)
-    if cfg.threads:
-        import numba
-        import torch
-
-        torch.set_num_threads(cfg.threads)
-        numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
-    device = resolve_device(cfg.device)
+    _set_threads(cfg.run.threads)
+    device = resolve_device(cfg.run.device)
     loaded = load_checkpoint(args.model)
     resolve_layers(loaded.model, cfg.layers)  # unknown layer names fail before any output is written
     selected = read_selected(args.selected)
@@ -110,48 +107,71 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         result = run_extraction(loaded.model, dataset, ids, args.out, cfg, model_sha256=loaded.sha256)
         if result.layers is None:  # a non-zero DDP rank: rank 0 writes the reports
             return {}
-        layers = result.layers
-        table = table1(layers, cfg.layers, cfg.table1_weight_base)
-        header, rows = display_rows(table)
-        write_csv(args.table1_csv, table.reset_index())
-        n_images = int(layers["sample_id"].nunique())
-        caption = (f"INV analysis per layer, mean ± sd over {n_images} images (weights: {cfg.weights}, "
-                   f"threshold: {cfg.threshold.rule}, pruning: {'on' if cfg.prune else 'off'}).")
-        write_text(args.table1_md, f"# Table 1\n\n{caption}\n\n" + to_markdown(header, rows))
-        write_text(args.table1_tex, to_latex(header, rows, caption=caption))
-        cmp = compare_with_paper(table)
-        n_kept_maps = int((~result.clusters["pruned"].astype(bool)).sum())
-        write_text(args.comparison, comparison_markdown(cmp, n_images, n_kept_maps))
-        known = cmp.dropna(subset=["leftover_clusters_paper"])
-        metrics: dict[str, Any] = {
-            "n_images": n_images,
-            "n_layers": len(cfg.layers),
-            "n_clusters": int(len(result.clusters)),
-            "n_cluster_maps_kept": n_kept_maps,
-            "paper_n_cluster_maps": PAPER_N_CLUSTER_MAPS,
-            "n_resumed": result.n_skipped,
-            "n_missing": int(len(ids) - n_images),
-            "seconds": round(result.seconds, 3),
-            "seconds_per_image": round(result.seconds / result.n_new, 4) if result.n_new else None,
-            "tsne_backend": resolve_backend(cfg.tsne.backend, device),
-            "device": str(device),
-            "status_counts": {str(k): int(v) for k, v in layers["status"].value_counts().items()},
-            "table1": {
-                layer: {"fmaps_threshold": r["fmaps_threshold"], "leftover_clusters": r["leftover_clusters"],
-                        "leftover_fmaps": r["leftover_fmaps"], "leftover_weight": r["leftover_weight"]}
-                for layer, r in table.iterrows()
-            },
+        metrics = _write_reports(args, cfg, result, len(ids), str(device), tr)
+    log.info("extract: %d images, %d cluster maps kept (paper: %d)", metrics["n_images"],
+             metrics["n_cluster_maps_kept"], metrics["paper_n_cluster_maps"])
+    return metrics
+
+
+def _write_reports(args: argparse.Namespace, cfg: Any, result: Any, n_requested: int, device: str,
+                   tr: Any) -> dict[str, Any]:
+    """Table 1 (CSV, Markdown, LaTeX), the comparison with the paper and the metrics; logged to MLflow."""
+    from pathlib import Path
+
+    from inviz.core.io import write_csv, write_json, write_text
+    from inviz.fmaps.embedding import resolve_backend
+    from inviz.fmaps.table1 import (
+        PAPER_N_CLUSTER_MAPS,
+        compare_with_paper,
+        comparison_markdown,
+        display_rows,
+        table1,
+        to_latex,
+        to_markdown,
+    )
+
+    layers = result.layers
+    table = table1(layers, cfg.layers, cfg.table1_weight_base)
+    header, rows = display_rows(table)
+    write_csv(args.table1_csv, table.reset_index())
+    n_images = int(layers["sample_id"].nunique())
+    caption = (f"INV analysis per layer, mean ± sd over {n_images} images (weights: {cfg.weights}, "
+               f"threshold: {cfg.threshold.rule}, pruning: {'on' if cfg.prune else 'off'}).")
+    write_text(args.table1_md, f"# Table 1\n\n{caption}\n\n" + to_markdown(header, rows))
+    write_text(args.table1_tex, to_latex(header, rows, caption=caption))
+    cmp = compare_with_paper(table)
+    n_kept_maps = int((~result.clusters["pruned"].astype(bool)).sum())
+    write_text(args.comparison, comparison_markdown(cmp, n_images, n_kept_maps))
+    known = cmp.dropna(subset=["leftover_clusters_paper"])
+    metrics: dict[str, Any] = {
+        "n_images": n_images,
+        "n_layers": len(cfg.layers),
+        "n_clusters": int(len(result.clusters)),
+        "n_cluster_maps_kept": n_kept_maps,
+        "paper_n_cluster_maps": PAPER_N_CLUSTER_MAPS,
+        "n_resumed": result.n_skipped,
+        "n_missing": int(n_requested - n_images),
+        "seconds": round(result.seconds, 3),
+        "seconds_per_image": round(result.seconds / result.n_new, 4) if result.n_new else None,
+        "tsne_backend": resolve_backend(cfg.tsne.backend, device),
+        "device": device,
+        "status_counts": {str(k): int(v) for k, v in layers["status"].value_counts().items()},
+        "table1": {
+            layer: {"fmaps_threshold": r["fmaps_threshold"], "leftover_clusters": r["leftover_clusters"],
+                    "leftover_fmaps": r["leftover_fmaps"], "leftover_weight": r["leftover_weight"]}
+            for layer, r in table.iterrows()
+        },
+    }
+    if len(known):
+        metrics["vs_paper_mean_abs_diff"] = {
+            col: float(known[f"{col}_diff"].abs().mean())
+            for col in ("leftover_clusters", "leftover_fmaps", "leftover_weight")
         }
-        if len(known):
-            metrics["vs_paper_mean_abs_diff"] = {
-                col: float(known[f"{col}_diff"].abs().mean()) for col in ("leftover_clusters", "leftover_fmaps", "leftover_weight")
-            }
-        write_json(args.metrics, metrics)
-        tr.log_metrics({k: v for k, v in metrics.items() if k not in ("status_counts",)})
-        tr.log_table(table.reset_index(), "table1.csv")
-        for path in (args.table1_md, args.table1_tex, args.comparison, args.metrics):
-            tr.log_artifact(path, "extract")
-        tr.log_artifact(Path(args.out) / "layer_stats.parquet", "extract")
-        tr.log_artifact(Path(args.out) / "clusters.parquet", "extract")
-    log.info("extract: %d images, %d cluster maps kept (paper: %d)", n_images, n_kept_maps, PAPER_N_CLUSTER_MAPS)
+    write_json(args.metrics, metrics)
+    tr.log_metrics({k: v for k, v in metrics.items() if k not in ("status_counts",)})
+    tr.log_table(table.reset_index(), "table1.csv")
+    for path in (args.table1_md, args.table1_tex, args.comparison, args.metrics):
+        tr.log_artifact(path, "extract")
+    tr.log_artifact(Path(args.out) / "layer_stats.parquet", "extract")
+    tr.log_artifact(Path(args.out) / "clusters.parquet", "extract")
     return metrics

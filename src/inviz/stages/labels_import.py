@@ -1,4 +1,4 @@
-"""``inviz labels_import``: read, validate and screen a Deep Reveal game export.
+"""``inviz labels_import``: read, validate and screen a Deep Reveal game export (docs/method.md §3, input).
 
 Both the canonical long format and the authors' export layout are accepted (see
 :mod:`inviz.game.export` and the README). Structural problems stop the stage; row problems
@@ -17,9 +17,12 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--game-dir", required=True, help="folder holding the game export (labels_import.source_dir)")
-    p.add_argument("--class-map", required=True, help="game class list CSV (game_id, game_name, class_folder, class_name)")
-    p.add_argument("--manifest", required=True, help="masks manifest written by 'inviz masks' (known cluster ids)")
+    p.add_argument("--game-dir", required=True,
+                   help="folder holding the game export (labels_import.source_dir)")
+    p.add_argument("--class-map", required=True,
+                   help="game class list CSV (game_id, game_name, class_folder, class_name)")
+    p.add_argument("--manifest", required=True,
+                   help="masks manifest written by 'inviz masks' (known cluster ids)")
     p.add_argument("--classes", required=True, help="class list JSON written by 'inviz data'")
     p.add_argument("--out", required=True, help="output: canonical guesses CSV")
     p.add_argument("--classes-out", required=True, help="output: class names CSV used to clean texts")
@@ -29,24 +32,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    import pandas as pd
-
     from inviz.core.config import load_section
     from inviz.core.io import read_json, write_csv, write_json
     from inviz.core.tracking import TrackingConfig, stage_run
-    from inviz.game.assets import read_manifest
-    from inviz.game.export import (
-        GameExportError,
-        ImportConfig,
-        cluster_table,
-        import_game,
-        load_class_map,
-    )
+    from inviz.game.export import GameExportError, ImportConfig, cluster_table, import_game, load_class_map
+    from inviz.game.manifest import read_manifest
 
     cfg = load_section(args.params, "labels_import", ImportConfig)
     tracking = load_section(args.params, "mlflow", TrackingConfig)
-    classes = read_json(args.classes)
-    class_map = load_class_map(args.class_map, classes, cfg.encoding)
+    class_map = load_class_map(args.class_map, read_json(args.classes), cfg.encoding)
     clusters = cluster_table(read_manifest(args.manifest))
     try:
         result = import_game(args.game_dir, class_map, clusters, cfg)
@@ -54,24 +48,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if err.problems is not None:  # strict mode: leave the list for the user
             write_csv(args.problems, err.problems)
         raise
+    r = result.report
     write_csv(args.out, result.guesses)
-    t = class_map.table
-    write_csv(args.classes_out, pd.DataFrame({
-        "label": t["label"], "class_folder": t["class_folder"], "class_name": t["class_name"],
-        "game_id": t["game_id"], "game_name": t["game_name"],
-    }).sort_values("label"))
+    write_csv(args.classes_out, result.class_names)
     write_csv(args.translations_out, result.translations)
     write_csv(args.problems, result.problems)
-    write_json(args.report, result.report)
+    write_json(args.report, r)
     with stage_run("labels_import", tracking, {"labels_import": cfg}) as tr:
-        r = result.report
-        tr.log_metrics({"rows_read": r["rows_read"], "rows_dropped": r["rows_dropped"], "rows_kept": r["kept"]["rows"],
-                        "n_guesses": r["n_guesses"], "n_players": r["n_players"],
+        tr.log_metrics({"rows_read": r["rows_read"], "rows_dropped": r["rows_dropped"],
+                        "rows_kept": r["kept"]["rows"], "n_guesses": r["n_guesses"],
+                        "n_players": r["n_players"],
                         "excluded_players": r["screening"]["excluded_players"],
                         "excluded_rows": r["screening"]["excluded_rows"]})
         tr.log_metrics(r["dropped_by_reason"], prefix="dropped")
         tr.log_artifact(args.problems)
         tr.log_artifact(args.report)
-    log.info("labels_import: kept %d of %d rows (%d dropped, %d excluded by screening)", result.report["kept"]["rows"],
-             result.report["rows_read"], result.report["rows_dropped"], result.report["screening"]["excluded_rows"])
-    return result.report
+    log.info("labels_import: kept %d of %d rows (%d dropped, %d excluded by screening)", r["kept"]["rows"],
+             r["rows_read"], r["rows_dropped"], r["screening"]["excluded_rows"])
+    return r

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     pool = index[index["split"] == cfg.split]
     dm = ImageDataModule(
         index, args.images, loaded.config.input_size, loaded.config.mean, loaded.config.std,
-        batch_size=cfg.batch_size, predict_ids=pool["sample_id"].tolist(),
+        batch_size=cfg.run.batch_size, predict_ids=pool["sample_id"].tolist(),
     )
     preds = predict_logits(loaded.model, dm.predict_dataloader())
     table, shortfall = select_correct(preds["sample_id"], preds["label"].numpy(), preds["logits"], loaded.class_names, cfg)

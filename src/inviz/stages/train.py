@@ -39,8 +39,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model_cfg = load_section(args.params, "model", ModelConfig)
     cfg = load_section(args.params, "train", TrainConfig)
     tracking = load_section(args.params, "mlflow", TrackingConfig)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
     classes = read_json(args.classes)
     names = [c["class_name"] for c in classes]
     index = read_index(args.index)
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model = build_vgg16(len(classes), model_cfg)
     dm = ImageDataModule(
         index, args.images, model_cfg.input_size, model_cfg.mean, model_cfg.std,
-        augment=cfg.augment, batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=cfg.seed,
+        augment=cfg.augment, batch_size=cfg.batch_size, num_workers=cfg.run.num_workers, seed=cfg.seed,
     )
 
     with stage_run("train", tracking, {"model": model_cfg, "train": cfg}) as tr:
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         phases = fit_phases(model, dm, cfg, logger_factory=logger_factory)
         train_seconds = time.perf_counter() - start
 
-        preds = predict_logits(model, dm.val_dataloader(), accelerator=cfg.accelerator)
+        preds = predict_logits(model, dm.val_dataloader(), accelerator=cfg.run.accelerator)
         y = preds["label"].numpy()
         yhat = preds["logits"].argmax(1).numpy()
         metrics = classification_metrics(y, yhat, names)

@@ -1,46 +1,39 @@
-"""The comparative survey kit (METHOD.md §5): what participants saw, the questionnaire, the responses.
+"""The survey's explanation panels (docs/method.md §5): the baseline explainers and how they are drawn.
 
-For the survey images (paper: 4 of the 50 explained images, one per class, drawn at random) the
-five explanations of the paper, on the same model:
+The five explanations of the paper's survey, on the same model:
 
-- **Grad-CAM** — pytorch-grad-cam's ``GradCAM`` on ``gradcam_layer`` for the predicted class;
-- **LIME** — ``lime``'s ``LimeImageExplainer`` (quickshift superpixels, seeded), the
+- **Grad-CAM**: pytorch-grad-cam's ``GradCAM`` on ``gradcam_layer`` for the predicted class;
+- **LIME**: ``lime``'s ``LimeImageExplainer`` (quickshift superpixels, seeded), the
   ``lime_features`` superpixels that support the predicted class the most;
-- **SHAP (Gradient Explainer)** — ``shap``'s ``GradientExplainer`` (expected gradients) against
+- **SHAP (Gradient Explainer)**: ``shap``'s ``GradientExplainer`` (expected gradients) against
   background images from the training split, seeded, summed over colour channels;
-- **INV (Simplified)** and **INV** — :mod:`inviz.views.figures`.
+- **INV (Simplified)** and **INV**: :mod:`inviz.views.figures`.
 
-:func:`questionnaire_markdown` / :func:`form_template` write the questionnaire (five 7-point items
-per method, after Aechtner et al. 2022, plus the AI-background question) and a fill-in form with
-one column per method and aspect; :func:`read_form` turns filled-in forms into the long
-responses table of ``inviz table2 --responses`` (input A), validating every cell.
-
-Explanations are pure functions ``(model, x, target, cfg) -> ndarray (H, W)``, registered in
-:data:`EXPLAINERS` by the method names of Table 2.
+Explanations are pure functions ``(model, x, target, cfg, context) -> ndarray (H, W)``, registered
+in :data:`EXPLAINERS` by the method names of Table 2; :func:`draw_explanation` shows one as the
+participants saw it. :class:`SurveyConfig` is the ``survey`` section (also read by
+:mod:`inviz.survey.forms` and :mod:`inviz.survey.kit`).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
 from inviz.core.errors import InvizError
 
-log = logging.getLogger(__name__)
-
+#: the rated aspects and their statements (after Aechtner et al. 2022), in questionnaire order
 ITEMS: dict[str, str] = {
     "Understandability": "The explanation is easy to understand.",
     "Usefulness": "The explanation is useful to understand why the model made this prediction.",
     "Trustworthiness": "The explanation makes me trust the model's prediction.",
-    "Informativeness": "The explanation gives me enough information about how the model reached its prediction.",
+    "Informativeness": "The explanation gives me enough information about how the model reached its "
+                       "prediction.",
     "Satisfaction": "Overall, I am satisfied with the explanation.",
 }
 
@@ -53,21 +46,51 @@ class SurveyError(InvizError, ValueError):
 class SurveyConfig:
     """``survey`` section: the survey images, the baseline explainers and the questionnaire.
 
-    images : sample ids of the survey images (``null``: drawn from the selected images).
-    n_images : images drawn (paper: 4). one_per_class : draw from distinct classes (paper: yes).
-    seed : the draw, LIME's sampling and segmentation, SHAP's sampling.
-    gradcam_layer : layer of Grad-CAM (module name or VGG Keras alias; paper: the last conv).
-    lime_samples : perturbed images per explanation (LIME's default 1000).
-    lime_features : superpixels shown. lime_positive_only : only superpixels supporting the class.
-    lime_kernel_size, lime_max_dist, lime_ratio : quickshift segmentation (LIME's defaults 4, 200, 0.2).
-    lime_batch_size : images per forward pass.
-    shap_background : background images for expected gradients, from ``shap_background_split``.
-    shap_samples : samples per explanation (shap's default 200). shap_batch_size : per pass.
-    shap_local_smoothing : Gaussian noise sd added to the input samples (0 = none).
-    panel_size : inches of one panel. dpi : raster resolution. formats : files per panel.
-    methods : the methods in questionnaire order (Table 2 names; keys of :data:`EXPLAINERS`
-        plus ``INV (Simplified)`` and ``INV``). scale : points of the rating scale (7).
-    items : aspect -> statement rated on the scale.
+    Parameters
+    ----------
+    images : tuple of str or None
+        Sample ids of the survey images (``null``: drawn from the selected images).
+    n_images : int
+        Images drawn (paper: 4).
+    one_per_class : bool
+        Draw from distinct classes (paper: yes).
+    seed : int
+        The draw, LIME's sampling and segmentation, SHAP's sampling.
+    gradcam_layer : str
+        Layer of Grad-CAM (module name or VGG Keras alias; paper: the last conv).
+    lime_samples : int
+        Perturbed images per explanation (LIME's default 1000).
+    lime_features : int
+        Superpixels shown.
+    lime_positive_only : bool
+        Only superpixels supporting the class.
+    lime_kernel_size, lime_max_dist, lime_ratio : float
+        Quickshift segmentation (LIME's defaults 4, 200, 0.2).
+    lime_batch_size : int
+        Images per forward pass.
+    shap_background : int
+        Background images for expected gradients, from ``shap_background_split``.
+    shap_background_split : str
+        The split of the dataset index the background images come from.
+    shap_samples : int
+        Samples per explanation (shap's default 200).
+    shap_batch_size : int
+        Samples per pass.
+    shap_local_smoothing : float
+        Gaussian noise sd added to the input samples (0 = none).
+    panel_size : float
+        Inches of one panel.
+    dpi : int
+        Raster resolution.
+    formats : tuple of str
+        Files per panel (the first decides the questionnaire's links).
+    methods : tuple of str
+        The methods in questionnaire order (Table 2 names; keys of :data:`EXPLAINERS` plus
+        ``INV (Simplified)`` and ``INV``).
+    scale : int
+        Points of the rating scale (7).
+    items : dict of str to str
+        Aspect -> statement rated on the scale.
     """
 
     images: tuple[str, ...] | None = None
@@ -101,43 +124,18 @@ class SurveyConfig:
             raise ValueError(f"scale: expected >= 2 points, got {self.scale}")
         unknown = sorted(set(self.methods) - set(EXPLAINERS) - {"INV (Simplified)", "INV"})
         if unknown:
-            raise ValueError(f"methods: unknown {unknown}; expected some of {[*EXPLAINERS, 'INV (Simplified)', 'INV']}")
+            known = [*EXPLAINERS, "INV (Simplified)", "INV"]
+            raise ValueError(f"methods: unknown {unknown}; expected some of {known}")
         if not self.items:
             raise ValueError("items: expected at least one aspect")
-
-
-# ----------------------------------------------------------------------------------------------
-# which images
-
-
-def survey_images(selected: pd.DataFrame, cfg: SurveyConfig) -> pd.DataFrame:
-    """The survey images: ``cfg.images`` in that order, or a seeded draw of ``n_images`` rows of
-    ``selected`` (from distinct classes when ``one_per_class``), in ``selected`` order."""
-    selected = selected.assign(sample_id=selected["sample_id"].astype(str)).reset_index(drop=True)
-    if cfg.images:
-        missing = [s for s in cfg.images if s not in set(selected["sample_id"])]
-        if missing:
-            raise SurveyError(f"survey.images: {', '.join(missing)} not among the selected images")
-        return selected.set_index("sample_id").loc[list(cfg.images)].reset_index()
-    rng = np.random.default_rng(cfg.seed)
-    if cfg.one_per_class:
-        classes = sorted(selected["label"].unique())
-        if len(classes) < cfg.n_images:
-            raise SurveyError(f"survey.n_images: {cfg.n_images} images from distinct classes, but only {len(classes)} classes")
-        chosen = rng.choice(classes, size=cfg.n_images, replace=False)
-        rows = [int(rng.choice(selected.index[selected["label"] == c])) for c in sorted(chosen)]
-    else:
-        if len(selected) < cfg.n_images:
-            raise SurveyError(f"survey.n_images: {cfg.n_images} images requested, {len(selected)} selected")
-        rows = list(rng.choice(len(selected), size=cfg.n_images, replace=False))
-    return selected.loc[sorted(rows)].reset_index(drop=True)
 
 
 # ----------------------------------------------------------------------------------------------
 # explanations: (model, x (3, H, W) normalised, target, cfg, context) -> (H, W)
 
 
-def _grad_cam(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig, ctx: dict[str, Any]) -> np.ndarray:
+def _grad_cam(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig,
+              ctx: dict[str, Any]) -> np.ndarray:
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -151,7 +149,8 @@ def _grad_cam(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig,
     return np.asarray(out[0], dtype=np.float32)
 
 
-def _lime(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig, ctx: dict[str, Any]) -> np.ndarray:
+def _lime(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig,
+          ctx: dict[str, Any]) -> np.ndarray:
     from lime import lime_image
     from lime.wrappers.scikit_image import SegmentationAlgorithm
 
@@ -168,8 +167,8 @@ def _lime(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig, ctx
                                 ratio=cfg.lime_ratio, random_seed=cfg.seed)
     explainer = lime_image.LimeImageExplainer(random_state=cfg.seed)
     exp = explainer.explain_instance(image, predict, labels=(int(target),), top_labels=None, hide_color=0,
-                                     num_samples=cfg.lime_samples, batch_size=cfg.lime_batch_size, segmentation_fn=seg,
-                                     random_seed=cfg.seed)
+                                     num_samples=cfg.lime_samples, batch_size=cfg.lime_batch_size,
+                                     segmentation_fn=seg, random_seed=cfg.seed)
     # signed superpixel weights as a map; the panel shows the top `lime_features` of them
     weights = dict(exp.local_exp[int(target)])
     ranked = sorted(weights.items(), key=lambda kv: -kv[1] if cfg.lime_positive_only else -abs(kv[1]))
@@ -181,7 +180,8 @@ def _lime(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig, ctx
     return out
 
 
-def _shap(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig, ctx: dict[str, Any]) -> np.ndarray:
+def _shap(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig,
+          ctx: dict[str, Any]) -> np.ndarray:
     import shap
 
     from inviz.concepts.tcav import working_copy
@@ -219,18 +219,30 @@ EXPLAINERS: dict[str, Callable[..., np.ndarray]] = {
 # panels
 
 
-def draw_explanation(ax: Any, method: str, image: np.ndarray, attribution: np.ndarray, segments: np.ndarray | None = None) -> None:
+def draw_explanation(ax: Any, method: str, image: np.ndarray, attribution: np.ndarray,
+                     segments: np.ndarray | None = None) -> None:
     """Draw one baseline explanation into ``ax`` as participants saw it.
 
     Grad-CAM: the map (viridis) over the image; LIME: the image with only the chosen superpixels
     bright and their boundaries drawn; SHAP: positive (red) and negative (blue) attributions over
     a grey version of the image, symmetric colour scale.
+
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    method : a key of :data:`EXPLAINERS`.
+    image : ndarray of uint8 of shape (H, W, 3)
+    attribution : ndarray of shape (H, W)
+        The explainer's map.
+    segments : ndarray of int of shape (H, W), optional
+        LIME's superpixels (their boundaries are drawn).
     """
     from inviz.core.plotting import MAP_CMAP
 
     if method == "Grad-CAM":
         ax.imshow(image)
-        ax.imshow(attribution, cmap=MAP_CMAP, alpha=0.5, extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5))
+        extent = (-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5)
+        ax.imshow(attribution, cmap=MAP_CMAP, alpha=0.5, extent=extent)
     elif method == "LIME":
         from skimage.segmentation import mark_boundaries
 
@@ -249,7 +261,18 @@ def draw_explanation(ax: Any, method: str, image: np.ndarray, attribution: np.nd
 
 def panel_figure(method: str, image: np.ndarray, attribution: np.ndarray, title: str, cfg: SurveyConfig,
                  segments: np.ndarray | None = None) -> Any:
-    """One explanation panel (:func:`draw_explanation`) with a title, ``cfg.panel_size`` inches wide."""
+    """One explanation panel (:func:`draw_explanation`) with a title, ``cfg.panel_size`` inches wide.
+
+    Parameters
+    ----------
+    method, image, attribution, segments : as :func:`draw_explanation`.
+    title : the panel's title.
+    cfg : ``panel_size``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     import matplotlib.pyplot as plt
 
     from inviz.core.plotting import apply_style
@@ -266,7 +289,22 @@ def panel_figure(method: str, image: np.ndarray, attribution: np.ndarray, title:
 
 def overview_figure(images: Sequence[np.ndarray], maps: dict[str, list[np.ndarray]], titles: Sequence[str],
                     segments: Sequence[np.ndarray | None]) -> Any:
-    """Rows = survey images, columns = the image and each baseline method's panel."""
+    """Rows = survey images, columns = the image and each baseline method's panel.
+
+    Parameters
+    ----------
+    images : sequence of N ndarray of uint8 of shape (H, W, 3)
+    maps : dict of str to list of N ndarray of shape (H, W)
+        Baseline method -> its map of each image, in column order.
+    titles : sequence of N str
+        Row labels.
+    segments : sequence of N (ndarray of shape (H, W) or None)
+        LIME's superpixels of each image.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     import matplotlib.pyplot as plt
 
     from inviz.core.plotting import apply_style
@@ -283,98 +321,8 @@ def overview_figure(images: Sequence[np.ndarray], maps: dict[str, list[np.ndarra
         for j, meth in enumerate(methods, start=1):
             draw_explanation(axes[i, j], meth, img, maps[meth][i], segments[i] if meth == "LIME" else None)
             if i == 0:
-                axes[i, j].set_title(meth.replace(" (Gradient Explainer)", "\n(GradientExplainer)"), fontsize=7)
+                title = meth.replace(" (Gradient Explainer)", "\n(GradientExplainer)")
+                axes[i, j].set_title(title, fontsize=7)
     axes[0, 0].set_title("image", fontsize=7)
     fig.tight_layout(pad=0.3)
     return fig
-
-
-# ----------------------------------------------------------------------------------------------
-# questionnaire and responses
-
-
-def form_columns(methods: Sequence[str], aspects: Sequence[str]) -> list[str]:
-    """Columns of the fill-in form: ``participant, ai_background`` then ``<method> | <aspect>``."""
-    return ["participant", "ai_background", *[f"{m} | {a}" for m in methods for a in aspects]]
-
-
-def form_template(cfg: SurveyConfig) -> pd.DataFrame:
-    """An empty fill-in form (header only) with one column per method and aspect."""
-    return pd.DataFrame(columns=form_columns(cfg.methods, list(cfg.items)))
-
-
-def questionnaire_markdown(cfg: SurveyConfig, images: pd.DataFrame, panel_files: dict[str, list[str]]) -> str:
-    """The questionnaire as Markdown: per method its panels and the rated statements."""
-    scale = " · ".join(str(i) for i in range(1, cfg.scale + 1))
-    lines = ["# Survey: explanations of a CNN's predictions", "",
-             "Thank you for taking part. You will see explanations of the same "
-             f"{len(images)} predictions made by five explanation methods. For each method, look at its "
-             f"explanations, then rate each statement from 1 (strongly disagree) to {cfg.scale} (strongly agree).", "",
-             "**Do you have a background in AI / machine learning?** yes / no", ""]
-    for i, method in enumerate(cfg.methods, start=1):
-        lines += [f"## {i}. {method}", ""]
-        for f in panel_files.get(method, []):
-            lines.append(f"![{method}]({f})")
-        lines += ["", "| statement | " + " | ".join(str(k) for k in range(1, cfg.scale + 1)) + " |",
-                  "|---|" + "---|" * cfg.scale]
-        for aspect, text in cfg.items.items():
-            lines.append(f"| **{aspect}** — {text} |" + " ◯ |" * cfg.scale)
-        lines.append("")
-    lines += ["---", f"Scale: {scale}. Record the answers in `questionnaire_form.csv` (one row per participant; "
-              "columns `<method> | <aspect>`), then run `inviz survey_import --form questionnaire_form.csv --out "
-              "responses.csv` and `inviz table2 --responses responses.csv --out table2/`.", ""]
-    return "\n".join(lines)
-
-
-def read_form(path: str | Path, cfg: SurveyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Filled-in forms -> the long responses table of ``inviz table2 --responses``.
-
-    Every cell is checked: a missing column or an unknown extra column stops with the file and the
-    column; ``ai_background`` must be yes/no; a rating must be an integer 1..``scale`` — anything
-    else stops naming file, row (CSV line) and column. An **empty** rating cell is a missing answer:
-    it is counted and listed in the second table (the paired tests of ``table2`` then drop that
-    participant from that aspect and count it too).
-
-    Returns
-    -------
-    responses : DataFrame ``participant, ai_background, method, aspect, rating`` (long).
-    missing : DataFrame ``participant, method, aspect, line`` of the empty cells.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SurveyError(f"{path}: survey form not found")
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    expected = form_columns(cfg.methods, list(cfg.items))
-    missing_cols = [c for c in expected if c not in frame.columns]
-    extra = [c for c in frame.columns if c not in expected]
-    if missing_cols or extra:
-        raise SurveyError(f"{path}: missing column(s) {missing_cols or '-'}; unexpected column(s) {extra or '-'}; "
-                          f"expected {expected[:3]} … (one column '<method> | <aspect>' per method and aspect)")
-    rows, empty, problems = [], [], []
-    for i, r in frame.iterrows():
-        line = int(i) + 2
-        pid = r["participant"].strip()
-        if not pid:
-            problems.append(f"row {line}, column participant: empty")
-            continue
-        bg = r["ai_background"].strip().lower()
-        if bg not in ("yes", "no"):
-            problems.append(f"row {line}, column ai_background: expected yes or no, got {r['ai_background']!r}")
-        for col in expected[2:]:
-            method, aspect = col.split(" | ", 1)
-            cell = r[col].strip()
-            if cell == "":
-                empty.append({"participant": pid, "method": method, "aspect": aspect, "line": line})
-                continue
-            if not cell.lstrip("+").isdigit() or not 1 <= int(cell) <= cfg.scale:
-                problems.append(f"row {line}, column {col!r}: expected an integer 1..{cfg.scale}, got {cell!r}")
-                continue
-            rows.append({"participant": pid, "ai_background": bg, "method": method, "aspect": aspect, "rating": int(cell)})
-    if frame["participant"].str.strip().duplicated().any():
-        dup = sorted(set(frame.loc[frame["participant"].str.strip().duplicated(), "participant"]))
-        problems.append(f"participant(s) {', '.join(dup[:5])} appear in more than one row")
-    if problems:
-        more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
-        raise SurveyError(f"{path}: " + "; ".join(problems[:10]) + more)
-    responses = pd.DataFrame(rows, columns=["participant", "ai_background", "method", "aspect", "rating"])
-    return responses, pd.DataFrame(empty, columns=["participant", "method", "aspect", "line"])

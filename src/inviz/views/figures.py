@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -30,6 +31,17 @@ from inviz.views.records import Card, ImageINV
 
 #: colour of labels beyond the palette and of unlabelled cards
 OTHER_COLOUR = (0.6, 0.6, 0.6)
+
+
+@dataclass(frozen=True)
+class FigureRunConfig:
+    """``figures.run``: workers, processes drawing figures in parallel (1: in the stage's process)."""
+
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers: expected >= 1, got {self.workers}")
 
 
 @dataclass(frozen=True)
@@ -44,8 +56,10 @@ class FigureConfig:
     card_width : inches per layer column. font_size : points of card text.
     images : INV figures for the first N selected images (``null``: every selected image).
     formats : files written per figure (``png``, ``pdf``, ``svg``). dpi : raster resolution.
-    workers : processes drawing figures in parallel (1: in the stage's process).
+    run : execution settings (:class:`FigureRunConfig`; old key ``workers`` still accepted).
     """
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = {"workers": "run.workers"}
 
     overlay: OverlayConfig = field(default_factory=OverlayConfig)
     merged: bool = True
@@ -58,11 +72,9 @@ class FigureConfig:
     images: int | None = None
     formats: tuple[str, ...] = ("png", "pdf")
     dpi: int = 200
-    workers: int = 1
+    run: FigureRunConfig = field(default_factory=FigureRunConfig)
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ValueError(f"workers: expected >= 1, got {self.workers}")
         if self.top_labels < 1 or self.simplified_labels < 1:
             raise ValueError("top_labels and simplified_labels: expected >= 1")
         if self.max_cards is not None and self.max_cards < 1:
@@ -315,3 +327,62 @@ def global_figure(
     fig.text(0.9 / width, 1 - 0.36 / height, f"top-{len(rows)} labels of its images' cluster maps{tcav_note}; "
              "example maps on the right", fontsize=font_size, va="top")
     return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# every image's figures
+
+INDEX_COLUMNS = ["image", "class_name", "pred_name", "confidence", "file", "simplified_file", "n_cards", "n_labelled"]
+
+
+def _draw_one(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig, out: Path) -> dict[str, Any]:
+    """Draw and save the INV and simplified INV of one image; its row of ``index.csv``."""
+    from inviz.core.io import save_figure
+    from inviz.core.plotting import close
+    from inviz.views.records import safe_name
+
+    name = safe_name(inv.sample_id)
+    for fig_fn, folder in ((inv_figure, out), (simplified_inv_figure, out / "simplified")):
+        fig = fig_fn(inv, cfg, reveal_cfg)
+        save_figure(fig, folder / f"{name}.{cfg.formats[0]}", formats=cfg.formats, dpi=cfg.dpi, tight=False)
+        close(fig)
+    cards = inv.cards(cfg.merged)
+    return {"image": inv.sample_id, "class_name": inv.true_class, "pred_name": inv.pred_name,
+            "confidence": inv.confidence, "file": f"{name}.{cfg.formats[0]}",
+            "simplified_file": f"simplified/{name}.{cfg.formats[0]}",
+            "n_cards": sum(len(v) for v in cards.values()),
+            "n_labelled": sum(1 for v in cards.values() for c in v if c.labels)}
+
+
+def draw_inv_figures(invs: Sequence[ImageINV], cfg: FigureConfig, reveal_cfg: RevealConfig, out: Path) -> pd.DataFrame:
+    """Save the INV and the simplified INV of every image into ``out`` and ``out/simplified``.
+
+    Parameters
+    ----------
+    invs : sequence of ImageINV
+        The images to draw (``cfg.images`` is applied by the caller).
+    cfg : FigureConfig
+        Figure settings; ``cfg.run.workers`` > 1 draws in that many processes (same files).
+    reveal_cfg : RevealConfig
+        The game's reveal settings (overlays).
+    out : Path
+        Existing output folder.
+
+    Returns
+    -------
+    DataFrame with columns :data:`INDEX_COLUMNS`, one row per image, in the order of ``invs``.
+    """
+    from functools import partial
+
+    from tqdm.auto import tqdm
+
+    (out / "simplified").mkdir(exist_ok=True)
+    draw = partial(_draw_one, cfg=cfg, reveal_cfg=reveal_cfg, out=out)
+    if cfg.run.workers > 1 and len(invs) > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(cfg.run.workers) as pool:
+            rows = list(tqdm(pool.imap(draw, invs), total=len(invs), desc="INV figures", unit="image"))
+    else:
+        rows = [draw(inv) for inv in tqdm(invs, desc="INV figures", unit="image")]
+    return pd.DataFrame(rows, columns=INDEX_COLUMNS)

@@ -1,9 +1,9 @@
-"""Drawing a cluster map over its image (pure functions over arrays).
+"""Drawing a cluster map over its image (pure functions over arrays; docs/method.md §2).
 
-:func:`reveal_mask` is the game's reveal at a chosen level, drawn at any size (the soft mask of
-:mod:`inviz.game.reveal`); :func:`overlay` shows a card either as ``reveal`` (the image seen through
-that mask, as players saw it) or as ``heatmap`` (the upsampled map in a colour-blind-safe colormap
-over the dimmed image); :func:`thumbnail` resizes an image for a tile.
+:func:`overlay` shows a card either as ``reveal`` (the image seen through the game's soft mask at a
+chosen level, :func:`inviz.game.reveal.reveal_mask`, as players saw it) or as ``heatmap`` (the
+upsampled map in a colour-blind-safe colormap over the dimmed image); :func:`thumbnail` resizes an
+image for a tile.
 """
 
 from __future__ import annotations
@@ -13,14 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from inviz.game.reveal import (
-    RevealConfig,
-    blur_sigma,
-    percentile_mask,
-    soft_mask,
-    upscale_factor,
-    upscale_nearest,
-)
+from inviz.game.reveal import RevealConfig, reveal_mask
 
 
 @dataclass(frozen=True)
@@ -47,45 +40,32 @@ class OverlayConfig:
             raise ValueError("background and alpha: expected values in [0, 1]")
 
 
-def reveal_mask(cmap: np.ndarray, size: int, level: float, reveal_cfg: RevealConfig) -> np.ndarray:
-    """The game's soft reveal mask of a cluster map at ``level`` %, drawn at ``size`` pixels.
-
-    Same geometry as the masked images of :func:`inviz.game.reveal.reveal` at the game size
-    (nearest-neighbour upscaling, top ``level`` % of the map, Gaussian blur with the game's
-    sigma), with the blur scaled by ``size / game_size``.
-
-    Parameters
-    ----------
-    cmap : ndarray of shape (h, w). size : output side. level : revealed percentage.
-
-    Returns
-    -------
-    ndarray of float32, shape (size, size), values in [0, 1].
-    """
-    factor = upscale_factor(np.shape(cmap), reveal_cfg.game_size)
-    sigma = blur_sigma(factor, reveal_cfg.sigma) * size / reveal_cfg.game_size
-    binary = percentile_mask(upscale_nearest(np.asarray(cmap, dtype=np.float64), size), level)
-    return soft_mask(binary, sigma, reveal_cfg.truncate, reveal_cfg.blur_mode).astype(np.float32)
-
-
 def _resize(a: np.ndarray, size: int, mode: str) -> np.ndarray:
     import torch
     import torch.nn.functional as F
 
     t = torch.as_tensor(np.asarray(a, dtype=np.float32))[None, None]
-    return F.interpolate(t, size=(size, size), mode=mode, **({"align_corners": False} if mode == "bilinear" else {}))[0, 0].numpy()
+    extra = {"align_corners": False} if mode == "bilinear" else {}
+    return F.interpolate(t, size=(size, size), mode=mode, **extra)[0, 0].numpy()
 
 
 def overlay(image: np.ndarray, cmap: np.ndarray, cfg: OverlayConfig, reveal_cfg: RevealConfig) -> np.ndarray:
-    """A cluster map drawn over its image.
+    """Draw a cluster map over its image.
 
     Parameters
     ----------
-    image : ndarray of uint8, shape (S, S, 3). cmap : ndarray of shape (h, w).
+    image : ndarray of uint8, shape (S, S, 3)
+        The image.
+    cmap : ndarray of shape (h, w)
+        The cluster map.
+    cfg : OverlayConfig
+        How to draw it (``reveal`` or ``heatmap``).
+    reveal_cfg : RevealConfig
+        The game's reveal settings (the ``reveal`` overlay uses the game's soft mask).
 
     Returns
     -------
-    ndarray of uint8, shape (S, S, 3).
+    ndarray of uint8, shape (S, S, 3)
     """
     import matplotlib
 
@@ -106,7 +86,19 @@ def overlay(image: np.ndarray, cmap: np.ndarray, cfg: OverlayConfig, reveal_cfg:
 
 
 def thumbnail(image: np.ndarray, size: int) -> np.ndarray:
-    """``image`` (uint8, (S, S, 3)) resized to (size, size, 3) (antialiased)."""
+    """Resize an image for a tile (antialiased).
+
+    Parameters
+    ----------
+    image : ndarray of uint8, shape (S, S, 3)
+        The image.
+    size : int
+        The tile side.
+
+    Returns
+    -------
+    ndarray of uint8, shape (size, size, 3)
+    """
     from PIL import Image
 
     if image.shape[0] == size:

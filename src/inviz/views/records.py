@@ -172,6 +172,40 @@ def _ranked(scores: pd.DataFrame, key: str) -> dict[int, tuple[tuple[tuple[str, 
     return {k: (tuple(v[0]), tuple(v[1])) for k, v in acc.items()}
 
 
+def _merged_cards(
+    paths: INVPaths, inv: pd.DataFrame, merged_scores: pd.DataFrame, cluster_cards: dict[int, Card],
+    lidx: dict[str, int], wanted: set[str] | None,
+) -> dict[int, Card]:
+    """Build the merged cards (§3.8): members' evidence summed, maps from the merged-maps folder."""
+    from inviz.labels.merged_maps import read_merged_maps
+
+    mranked = _ranked(merged_scores, "merged_id")
+    mmaps = read_merged_maps(paths.merged_maps, dict.fromkeys(inv["layer"].astype(str)))
+    merged_cards: dict[int, Card] = {}
+    for r in inv.itertuples():
+        if wanted is not None and str(r.image) not in wanted:
+            continue
+        mid = int(r.merged_id)
+        members = tuple(int(m) for m in str(r.members).split(";") if m)
+        parts = [cluster_cards[m] for m in members if m in cluster_cards]
+        if len(parts) != len(members):
+            raise INVDataError(f"{paths.inv}: merged map {mid} lists cluster ids missing from {paths.manifest}")
+        if mid not in mmaps:
+            raise INVDataError(f"{paths.merged_maps}: no map for merged id {mid}")
+        plays = sum(p.plays for p in parts)
+        hints = [(p.mean_hints, p.plays) for p in parts if p.plays and np.isfinite(p.mean_hints)]
+        lab, best = mranked.get(mid, ((), ()))
+        merged_cards[mid] = Card(
+            kind="merged", id=mid, members=members, image=str(r.image), layer=str(r.layer),
+            layer_index=lidx[str(r.layer)], weight=float(r.weight), n_fmaps=sum(p.n_fmaps for p in parts),
+            labels=lab, best=best, plays=plays, wins=sum(p.wins for p in parts),
+            losses=sum(p.losses for p in parts), resigns=sum(p.resigns for p in parts),
+            mean_hints=float(sum(h * n for h, n in hints) / sum(n for _, n in hints)) if hints else float("nan"),
+            map=mmaps[mid],
+        )
+    return merged_cards
+
+
 def load_inv(
     paths: INVPaths,
     input_size: int,
@@ -192,8 +226,8 @@ def load_inv(
     -------
     list of :class:`ImageINV`, in ``selected.csv`` order.
     """
-    from inviz.fmaps.extraction import load_results
-    from inviz.game.assets import read_manifest
+    from inviz.fmaps.store import load_results
+    from inviz.game.manifest import read_manifest
 
     selected = _read_csv(paths.selected, "selected images", ["sample_id", "path", "label", "class_name", "pred", "pred_name"])
     selected["sample_id"] = selected["sample_id"].astype(str)
@@ -232,36 +266,7 @@ def load_inv(
             map=np.asarray(results.cluster_map(str(r.extract_id), map_kind), dtype=np.float32),
         )
 
-    # merged cards
-    mranked = _ranked(merged_scores, "merged_id")
-    mmaps: dict[int, np.ndarray] = {}
-    for layer in dict.fromkeys(inv["layer"].astype(str)):
-        f = paths.merged_maps / f"{layer}.npz"
-        if not f.is_file():
-            raise INVDataError(f"{f}: merged maps of layer {layer} not found ('inviz labels_analyze' writes them)")
-        with np.load(f) as z:
-            mmaps.update({int(i): np.asarray(m, dtype=np.float32) for i, m in zip(z["merged_id"], z["maps"], strict=True)})
-    merged_cards: dict[int, Card] = {}
-    for r in inv.itertuples():
-        if wanted is not None and str(r.image) not in wanted:
-            continue
-        mid = int(r.merged_id)
-        members = tuple(int(m) for m in str(r.members).split(";") if m)
-        parts = [cluster_cards[m] for m in members if m in cluster_cards]
-        if len(parts) != len(members):
-            raise INVDataError(f"{paths.inv}: merged map {mid} lists cluster ids missing from {paths.manifest}")
-        if mid not in mmaps:
-            raise INVDataError(f"{paths.merged_maps}: no map for merged id {mid}")
-        plays = sum(p.plays for p in parts)
-        hints = [(p.mean_hints, p.plays) for p in parts if p.plays and np.isfinite(p.mean_hints)]
-        lab, best = mranked.get(mid, ((), ()))
-        merged_cards[mid] = Card(
-            kind="merged", id=mid, members=members, image=str(r.image), layer=str(r.layer), layer_index=lidx[str(r.layer)],
-            weight=float(r.weight), n_fmaps=sum(p.n_fmaps for p in parts), labels=lab, best=best, plays=plays,
-            wins=sum(p.wins for p in parts), losses=sum(p.losses for p in parts), resigns=sum(p.resigns for p in parts),
-            mean_hints=float(sum(h * n for h, n in hints) / sum(n for _, n in hints)) if hints else float("nan"),
-            map=mmaps[mid],
-        )
+    merged_cards = _merged_cards(paths, inv, merged_scores, cluster_cards, lidx, wanted)
 
     def by_layer(cards: Iterable[Card], sample_id: str) -> dict[str, list[Card]]:
         out: dict[str, list[Card]] = {name: [] for name in layer_order}
