@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("command", choices=["list", "queue", "run", "report"])
     p.add_argument("--profile", choices=["demo", "paper"], default="demo")
     p.add_argument("--sweep", action="append", help="sweep name (repeatable; default: every sweep)")
-    p.add_argument("--target", default="labels_analyze", help="last stage each experiment runs ('' = whole pipeline)")
+    p.add_argument(
+        "--target", default="labels_analyze", help="last stage each experiment runs ('' = whole pipeline)"
+    )
     p.add_argument("--jobs", type=int, default=1, help="parallel queue workers (dvc queue start -j)")
     p.add_argument("--out", default=None, help="report folder (default: <profile folder>/reports/ablations)")
     args = p.parse_args(argv)
@@ -86,18 +88,36 @@ def main(argv: list[str] | None = None) -> int:
             sh(["dvc", "queue", "start", "-j", str(args.jobs)], cwd)
             wait_for_queue(cwd)
         if args.command == "queue":
-            print("queued; start with: (cd", cwd.relative_to(ROOT) if cwd != ROOT else ".", "&& dvc queue start)")
+            print(
+                "queued; start with: (cd",
+                cwd.relative_to(ROOT) if cwd != ROOT else ".",
+                "&& dvc queue start)",
+            )
             return 0
     # report (also after run)
-    shown = json.loads(sh(["dvc", "exp", "show", "--json", "--all-commits"], cwd, capture=True).stdout or "[]")
+    shown = json.loads(
+        sh(["dvc", "exp", "show", "--json", "--all-commits"], cwd, capture=True).stdout or "[]"
+    )
     frame = collect(shown, folder="demo/" if args.profile == "demo" else "")
     if frame.empty:
         print("no experiments with results yet (dvc exp show lists none)")
         return 1
     out = Path(args.out) if args.out else cwd / "reports" / "ablations"
     files = write_report(frame, out)
-    print(frame[["name", "sweep", "variant", "leftover_clusters", "leftover_fmaps", "leftover_weight",
-                 "n_cluster_maps_kept", "closed_loop_accuracy"]].to_string(index=False))
+    print(
+        frame[
+            [
+                "name",
+                "sweep",
+                "variant",
+                "leftover_clusters",
+                "leftover_fmaps",
+                "leftover_weight",
+                "n_cluster_maps_kept",
+                "closed_loop_accuracy",
+            ]
+        ].to_string(index=False)
+    )
     try:  # the report in MLflow too (same store as the pipeline)
         from inviz.core.config import from_dict, read_params
         from inviz.core.tracking import TrackingConfig, stage_run

@@ -35,7 +35,16 @@ from typing import Any
 import numpy as np
 import torch
 
-PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "immunohistochemistry", "hubble_deep_field", "retina", "colorwheel")
+PHOTOS = (
+    "chelsea",
+    "coffee",
+    "astronaut",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+    "colorwheel",
+)
 
 
 def photos(n: int, size: int) -> torch.Tensor:
@@ -53,7 +62,9 @@ def photos(n: int, size: int) -> torch.Tensor:
     return torch.stack(out)
 
 
-def synthetic_maps(n_groups: int, per_group: int, side: int, noise: float, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+def synthetic_maps(
+    n_groups: int, per_group: int, side: int, noise: float, seed: int
+) -> tuple[torch.Tensor, np.ndarray]:
     """Maps with known groups: a Gaussian blob at a group-specific position (evenly spaced on a
     circle), jittered, with a random amplitude, plus Gaussian noise of sd ``noise``, rectified."""
     rng = np.random.default_rng(seed)
@@ -71,7 +82,9 @@ def synthetic_maps(n_groups: int, per_group: int, side: int, noise: float, seed:
     return torch.tensor(np.array(maps), dtype=torch.float32), np.array(labels)
 
 
-def run_path(model: torch.nn.Module, images: torch.Tensor, cfg: Any) -> tuple[list[Any], dict[str, float], float]:
+def run_path(
+    model: torch.nn.Module, images: torch.Tensor, cfg: Any
+) -> tuple[list[Any], dict[str, float], float]:
     from inviz.fmaps.explain import explain
 
     timings: dict[str, float] = {}
@@ -95,9 +108,13 @@ def agreement(ref: list[Any], fast: list[Any]) -> dict[str, Any]:
                 ari = adjusted_rand_score(la.labels, lb.labels)
                 aris.append(ari)
                 per_layer.setdefault(name, []).append(ari)
-    return {"n": n, "same_k": same_k, "ari_mean": float(np.mean(aris)) if aris else float("nan"),
-            "ari_median": float(np.median(aris)) if aris else float("nan"),
-            "ari_per_layer": {k: float(np.mean(v)) for k, v in per_layer.items()}}
+    return {
+        "n": n,
+        "same_k": same_k,
+        "ari_mean": float(np.mean(aris)) if aris else float("nan"),
+        "ari_median": float(np.median(aris)) if aris else float("nan"),
+        "ari_per_layer": {k: float(np.mean(v)) for k, v in per_layer.items()},
+    }
 
 
 def table1_of(expls: list[Any], layers: tuple[str, ...]) -> Any:
@@ -116,7 +133,14 @@ def synthetic_recovery(paths: dict[str, Any], seeds: int = 3) -> list[dict[str, 
     from inviz.fmaps.embedding import embed
     from inviz.fmaps.pca import minmax_rows
 
-    cases = [(3, 40, 32, 0.1), (4, 60, 16, 0.3), (5, 50, 64, 0.2), (6, 40, 32, 0.4), (8, 30, 16, 0.2), (5, 80, 32, 0.6)]
+    cases = [
+        (3, 40, 32, 0.1),
+        (4, 60, 16, 0.3),
+        (5, 50, 64, 0.2),
+        (6, 40, 32, 0.4),
+        (8, 30, 16, 0.2),
+        (5, 80, 32, 0.6),
+    ]
     rows = []
     for name, cfg in paths.items():
         for n_groups, per_group, side, noise in cases:
@@ -126,9 +150,19 @@ def synthetic_recovery(paths: dict[str, Any], seeds: int = 3) -> list[dict[str, 
                 start = time.perf_counter()
                 emb = embed([x], cfg.tsne, cfg.pca_components, cfg.seed + seed)[0]
                 est = WardSilhouette(cfg.k_min, cfg.k_max, implementation=cfg.clustering).fit(emb.points)
-                rows.append({"path": name, "groups": n_groups, "n": len(truth), "side": side, "noise": noise,
-                             "seed": seed, "k": est.n_clusters_, "ari": adjusted_rand_score(truth, est.labels_),
-                             "seconds": time.perf_counter() - start})
+                rows.append(
+                    {
+                        "path": name,
+                        "groups": n_groups,
+                        "n": len(truth),
+                        "side": side,
+                        "noise": noise,
+                        "seed": seed,
+                        "k": est.n_clusters_,
+                        "ari": adjusted_rand_score(truth, est.labels_),
+                        "seconds": time.perf_counter() - start,
+                    }
+                )
     return rows
 
 
@@ -138,12 +172,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=256, help="input size (paper: 256)")
     p.add_argument("--repeat", type=int, default=2, help="timed repetitions of each path (median reported)")
     p.add_argument("--quick", action="store_true", help="2 images, 1 repetition, fewer synthetic cases")
-    p.add_argument("--torch", action="store_true", help="also time the batched torch t-SNE backend (on this device)")
+    p.add_argument(
+        "--torch", action="store_true", help="also time the batched torch t-SNE backend (on this device)"
+    )
     p.add_argument("--threads", type=int, default=0, help="CPU threads for every library (0: their defaults)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--self-check", action="store_true",
-                   help="also run the reference with another seed: how far the reference is from itself")
+    p.add_argument(
+        "--self-check",
+        action="store_true",
+        help="also run the reference with another seed: how far the reference is from itself",
+    )
     args = p.parse_args(argv)
     if args.quick:
         args.images, args.repeat = min(args.images, 2), 1
@@ -171,8 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     base = ExtractConfig(run={"batch_size": args.batch_size}, seed=args.seed)
     cfg_fast = base.replace(tsne={"backend": "numba"}, clustering="scipy")
     cfg_ref = base.replace(tsne={"backend": "reference"}, clustering="sklearn")
-    print(f"VGG-16 (random init), {args.size} px, {args.images} photo(s), 9 layers; torch threads "
-          f"{torch.get_num_threads()}, numba threads {numba.get_num_threads()}; batch {args.batch_size}")
+    print(
+        f"VGG-16 (random init), {args.size} px, {args.images} photo(s), 9 layers; torch threads "
+        f"{torch.get_num_threads()}, numba threads {numba.get_num_threads()}; batch {args.batch_size}"
+    )
     print("NOTE: wall-clock on a possibly shared machine; medians over repetitions, still noisy.\n")
 
     # numba first call: JIT compile, or load from the on-disk cache (cache=True), on a tiny problem
@@ -182,7 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     embed([torch.rand(6, 16)], cfg_fast.tsne, 50, backend="numba")
     jit = time.perf_counter() - start
-    how = "loaded from the on-disk cache" if _tsne_numba.tsne_many.stats.cache_hits else "compiled (now cached on disk)"
+    how = (
+        "loaded from the on-disk cache"
+        if _tsne_numba.tsne_many.stats.cache_hits
+        else "compiled (now cached on disk)"
+    )
     print(f"numba first call: {jit:.2f} s, {how}; not included below")
     run_path(model, images[:1], cfg_fast)  # warm-up of torch and the rest (untimed)
 
@@ -222,12 +267,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nbare forward+backward: {fwd_bwd:.3f} s/image")
     for name in paths:
         if name != "reference":
-            print(f"{name}: speedup vs reference {med['reference'] / med[name]:.1f}x; "
-                  f"ratio to forward+backward {med[name] / fwd_bwd:.1f}x")
+            print(
+                f"{name}: speedup vs reference {med['reference'] / med[name]:.1f}x; "
+                f"ratio to forward+backward {med[name] / fwd_bwd:.1f}x"
+            )
     print(f"reference: ratio to forward+backward {med['reference'] / fwd_bwd:.1f}x")
-    print("non-network part (total minus forward_backward) per image: " + ", ".join(
-        f"{name} {med[name] - statistics.median(s.get('forward_backward', 0.0) for s in steps[name]):.3f} s"
-        for name in paths))
+    print(
+        "non-network part (total minus forward_backward) per image: "
+        + ", ".join(
+            f"{name} {med[name] - statistics.median(s.get('forward_backward', 0.0) for s in steps[name]):.3f} s"
+            for name in paths
+        )
+    )
 
     kept = [le.n_kept for ex in results["fast"] for le in ex.layers.values()]
     print(f"\nkept maps per image: {sum(kept) / args.images:.0f} (per layer {min(kept)}..{max(kept)})")
@@ -235,8 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         if name == "reference":
             continue
         ag = agreement(results["reference"], results[name])
-        print(f"\nagreement reference vs {name} over {ag['n']} image-layers: same k {ag['same_k']}/{ag['n']}, "
-              f"ARI mean {ag['ari_mean']:.2f} (median {ag['ari_median']:.2f})")
+        print(
+            f"\nagreement reference vs {name} over {ag['n']} image-layers: same k {ag['same_k']}/{ag['n']}, "
+            f"ARI mean {ag['ari_mean']:.2f} (median {ag['ari_median']:.2f})"
+        )
         print("  ARI per layer: " + ", ".join(f"{k}: {v:.2f}" for k, v in ag["ari_per_layer"].items()))
         t_ref = table1_of(results["reference"], PAPER_LAYERS)
         t_new = table1_of(results[name], PAPER_LAYERS)
@@ -264,9 +317,11 @@ def main(argv: list[str] | None = None) -> int:
         by_noise = {}
         for r in part:
             by_noise.setdefault(r["noise"], []).append(r["ari"])
-        print(f"  {name:<10} ARI mean {np.mean([r['ari'] for r in part]):.2f} (min {min(r['ari'] for r in part):.2f}), "
-              f"right k {right_k}/{len(part)}, {np.mean([r['seconds'] for r in part]):.2f} s/problem; ARI by noise "
-              + ", ".join(f"{k}: {np.mean(v):.2f}" for k, v in sorted(by_noise.items())))
+        print(
+            f"  {name:<10} ARI mean {np.mean([r['ari'] for r in part]):.2f} (min {min(r['ari'] for r in part):.2f}), "
+            f"right k {right_k}/{len(part)}, {np.mean([r['seconds'] for r in part]):.2f} s/problem; ARI by noise "
+            + ", ".join(f"{k}: {np.mean(v):.2f}" for k, v in sorted(by_noise.items()))
+        )
     return 0
 
 

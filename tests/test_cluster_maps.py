@@ -56,7 +56,11 @@ def test_pruning_rule():
     assert prune_mask(torch.tensor([9.0, 10.0 / 3, 1.0]), 3.0, 2.0).tolist() == [True, True, False]
     assert prune_mask(torch.tensor([5.0, 5.0, 5.0])).all()
     assert prune_mask(torch.zeros(0)).shape == (0,)
-    assert prune_mask(torch.tensor([10.0, 6.0, 4.0]), max_divisor=2.0, mean_divisor=2.0).tolist() == [True, True, False]
+    assert prune_mask(torch.tensor([10.0, 6.0, 4.0]), max_divisor=2.0, mean_divisor=2.0).tolist() == [
+        True,
+        True,
+        False,
+    ]
 
 
 def test_code_display_scaling():

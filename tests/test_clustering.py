@@ -131,7 +131,12 @@ def test_edge_cases_have_defined_outcomes():
 
 def test_sklearn_estimator_conventions():
     est = WardSilhouette(k_min=2, k_max=5, few_points="one_cluster", implementation="sklearn")
-    assert est.get_params() == {"k_min": 2, "k_max": 5, "few_points": "one_cluster", "implementation": "sklearn"}
+    assert est.get_params() == {
+        "k_min": 2,
+        "k_max": 5,
+        "few_points": "one_cluster",
+        "implementation": "sklearn",
+    }
     copy = clone(est).set_params(k_max=6)
     assert copy.k_max == 6 and est.k_max == 5
     x, _ = make_blobs(50, centers=3, random_state=0)

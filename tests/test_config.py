@@ -80,5 +80,6 @@ def test_demo_runs_the_same_pipeline_as_the_paper():
 
     root = Path(__file__).resolve().parents[1]
     assert not (root / "demo" / "dvc.yaml").is_symlink()
-    assert (root / "demo" / "dvc.yaml").read_text() == (root / "dvc.yaml").read_text(), \
+    assert (root / "demo" / "dvc.yaml").read_text() == (root / "dvc.yaml").read_text(), (
         "demo/dvc.yaml differs from dvc.yaml: cp dvc.yaml demo/dvc.yaml"
+    )

@@ -21,7 +21,9 @@ from inviz.data.index import DatasetLayoutError, SplitConfig, carve_test_pool, s
 @pytest.fixture
 def fake_imagenette(tmp_path):
     """An 'imagenette2-320' folder and .tgz with the 10 WNID folders and 3+2 images each."""
-    folder = write_image_folder(tmp_path / "src" / "imagenette2-320", sorted(IMAGENETTE_CLASSES), {"train": 3, "val": 2})
+    folder = write_image_folder(
+        tmp_path / "src" / "imagenette2-320", sorted(IMAGENETTE_CLASSES), {"train": 3, "val": 2}
+    )
     archive = tmp_path / "imagenette2-320.tgz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(folder, arcname="imagenette2-320")
@@ -36,7 +38,10 @@ def test_local_folder_and_archive(fake_imagenette, tmp_path):
     index, skipped = scan_image_folder(out, IMAGENETTE_CLASSES)
     assert len(index) == 50 and skipped.empty
     assert index.drop_duplicates("label").sort_values("label")["class_name"].tolist()[:3] == [
-        "tench", "English springer", "cassette player"]
+        "tench",
+        "English springer",
+        "cassette player",
+    ]
 
 
 def test_archive_checksum_mismatch(fake_imagenette, tmp_path):
@@ -104,7 +109,11 @@ def test_test_pool_is_stratified_and_seeded(image_folder):
     pd.testing.assert_frame_equal(a, b)
     assert not a.equals(c)
     counts = a.groupby(["split", "label"]).size()
-    assert (counts.loc["test"] == 2).all() and (counts.loc["val"] == 2).all() and (counts.loc["train"] == 6).all()
+    assert (
+        (counts.loc["test"] == 2).all()
+        and (counts.loc["val"] == 2).all()
+        and (counts.loc["train"] == 6).all()
+    )
     with pytest.raises(ValueError, match="test_fraction"):
         SplitConfig(test_fraction=1.0)
 

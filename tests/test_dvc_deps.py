@@ -88,13 +88,12 @@ def dep_paths(deps: list, root: Path) -> list[Path]:
     for d in deps:
         d = d if isinstance(d, str) else next(iter(d))
         if d.startswith("${root}/"):
-            out.append((root / d[len("${root}/"):]).resolve())
+            out.append((root / d[len("${root}/") :]).resolve())
     return out
 
 
 def uncovered(files: frozenset[Path], deps: list[Path]) -> list[str]:
-    return sorted(str(f.relative_to(ROOT)) for f in files
-                  if not any(f == d or d in f.parents for d in deps))
+    return sorted(str(f.relative_to(ROOT)) for f in files if not any(f == d or d in f.parents for d in deps))
 
 
 def dvc_stages(path: Path = ROOT / "dvc.yaml") -> dict:
@@ -108,7 +107,9 @@ def test_stage_deps_cover_its_import_closure(stage):
     files = closure(stage_module(cmd))
     assert files, stage
     missing = uncovered(files, dep_paths(spec.get("deps", []), ROOT))
-    assert not missing, f"dvc.yaml stage '{stage}' runs code it does not depend on: add to its deps: {missing}"
+    assert not missing, (
+        f"dvc.yaml stage '{stage}' runs code it does not depend on: add to its deps: {missing}"
+    )
 
 
 def test_code_deps_exist():
@@ -133,7 +134,12 @@ def test_closure_follows_function_level_and_submodule_imports(tmp_path):
     """Stage modules import inside ``run``; ``from pkg import module`` imports the module."""
     files = closure("inviz.stages.data")
     rel = {str(f.relative_to(SRC)) for f in files}
-    assert {"inviz/data/dataset.py", "inviz/core/io.py", "inviz/__init__.py", "inviz/stages/__init__.py"} <= rel
+    assert {
+        "inviz/data/dataset.py",
+        "inviz/core/io.py",
+        "inviz/__init__.py",
+        "inviz/stages/__init__.py",
+    } <= rel
 
 
 def test_run_settings_are_never_params_deps():

@@ -29,7 +29,9 @@ from inviz.fmaps.pca import minmax_rows, pca_scores
 BACKENDS = [b if b == "numba" else pytest.param(b, marks=pytest.mark.slow) for b in sorted(TSNE_BACKENDS)]
 
 
-def blob_maps(n_groups: int, per_group: int, side: int = 16, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
+def blob_maps(
+    n_groups: int, per_group: int, side: int = 16, seed: int = 0
+) -> tuple[torch.Tensor, np.ndarray]:
     """Feature maps with known groups: a blob at a group-specific position (on a circle) plus noise."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:side, 0:side]
@@ -85,16 +87,22 @@ def test_numba_kernels_equal_sklearn_internals():
     d = pairwise_distances(x, squared=True)
     p_sk = _joint_probabilities(d, 20.0, 0)
     p_nb = nb._joint_p(nb._conditional_p(nb._sqdist(x), 20.0, 100, 1e-5))
-    np.testing.assert_allclose(p_nb, squareform(p_sk), rtol=1e-4, atol=1e-12)  # sklearn uses float32 distances
+    np.testing.assert_allclose(
+        p_nb, squareform(p_sk), rtol=1e-4, atol=1e-12
+    )  # sklearn uses float32 distances
     y = rng.normal(size=(80, 2))
     for exag in (1.0, 12.0):
         kl_sk, grad_sk = _kl_divergence(y.ravel(), p_nb[np.triu_indices(80, 1)] * exag, 1, 80, 2)
         g0, g1, r0, r1 = (np.zeros(80) for _ in range(4))
         y32, p32 = y.astype(np.float32), p_nb.astype(np.float32)
         nb._gradient(y32[:, 0].copy(), y32[:, 1].copy(), p32, exag, g0, g1, r0, r1)  # float32 pair arithmetic
-        np.testing.assert_allclose(np.stack([g0, g1], 1), grad_sk.reshape(-1, 2), rtol=1e-5, atol=1e-5 * np.abs(grad_sk).max())
+        np.testing.assert_allclose(
+            np.stack([g0, g1], 1), grad_sk.reshape(-1, 2), rtol=1e-5, atol=1e-5 * np.abs(grad_sk).max()
+        )
         p_sum, p_logp = nb._p_stats(p_nb)
-        assert nb._kl(y[:, 0].copy(), y[:, 1].copy(), p_nb, exag, p_sum, p_logp) == pytest.approx(kl_sk, rel=1e-9)
+        assert nb._kl(y[:, 0].copy(), y[:, 1].copy(), p_nb, exag, p_sum, p_logp) == pytest.approx(
+            kl_sk, rel=1e-9
+        )
 
 
 def test_vectorised_exp_and_log():
@@ -121,9 +129,15 @@ def test_numba_tsne_reaches_sklearn_exact_kl():
         x = torch.tensor(np.random.default_rng(seed).normal(size=(80, 20)))  # no structure: KL well above 0
         (scores,) = pca_scores([x], 50)
         init = tsne_init(scores).numpy()
-        ref.append(TSNE(perplexity=20, init=init.copy(), method="exact", random_state=0).fit(scores.numpy()).kl_divergence_)
+        ref.append(
+            TSNE(perplexity=20, init=init.copy(), method="exact", random_state=0)
+            .fit(scores.numpy())
+            .kl_divergence_
+        )
         y = init.copy()
-        kl, _ = nb.tsne_one(scores.numpy(), y, 20.0, 1000, 12.0, 250, 50.0, 0.5, 0.8, 0.01, 1e-7, 50, 300, 100, 1e-5)
+        kl, _ = nb.tsne_one(
+            scores.numpy(), y, 20.0, 1000, 12.0, 250, 50.0, 0.5, 0.8, 0.01, 1e-7, 50, 300, 100, 1e-5
+        )
         ours.append(kl)
         assert np.isfinite(y).all()
         assert kl == pytest.approx(ref[-1], rel=0.15)  # different local optima of the same objective

@@ -59,7 +59,9 @@ class BlobNet(nn.Module):
         return self.head(a.flatten(1))
 
 
-def blob_channels(n_groups: int, per_group: int, side: int = 16, seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
+def blob_channels(
+    n_groups: int, per_group: int, side: int = 16, seed: int = 0
+) -> tuple[torch.Tensor, np.ndarray]:
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:side, 0:side]
     angles = 2 * np.pi * np.arange(n_groups) / n_groups
@@ -78,7 +80,12 @@ def blob_channels(n_groups: int, per_group: int, side: int = 16, seed: int = 0) 
 def test_config_defaults_are_the_authors_code_and_round_trip():
     cfg = ExtractConfig()
     assert cfg.layers[0] == "block3_conv1" and cfg.layers[-1] == "block5_conv3" and len(cfg.layers) == 9
-    assert (cfg.weights, cfg.normalisation, cfg.threshold.rule, cfg.prune) == ("guided", "percent", "channels", True)
+    assert (cfg.weights, cfg.normalisation, cfg.threshold.rule, cfg.prune) == (
+        "guided",
+        "percent",
+        "channels",
+        True,
+    )
     assert (cfg.pca_components, cfg.tsne.perplexity, cfg.k_min, cfg.k_max) == (50, 30.0, 3, 8)
     assert (cfg.clustering, cfg.run.batch_size, cfg.run.threads) == ("scipy", 8, 0)
     assert from_dict(ExtractConfig, to_dict(cfg)) == cfg
@@ -112,8 +119,14 @@ def test_gradcam_identity_against_captum(vgg, images):
     """weights: gradcam, no threshold, no pruning: the cluster maps add up to Grad-CAM (captum)."""
     from captum.attr import LayerGradCam
 
-    cfg = ExtractConfig(layers=("block5_conv3", "block4_conv1"), weights="gradcam", normalisation="none",
-                        threshold={"rule": "none", "keep_nonpositive": True}, prune=False, map_scaling="raw")
+    cfg = ExtractConfig(
+        layers=("block5_conv3", "block4_conv1"),
+        weights="gradcam",
+        normalisation="none",
+        threshold={"rule": "none", "keep_nonpositive": True},
+        prune=False,
+        map_scaling="raw",
+    )
     cfg = from_dict(ExtractConfig, to_dict(cfg))
     expls = explain(vgg, images, cfg=cfg)
     for name, module in (("block5_conv3", vgg.features[29]), ("block4_conv1", vgg.features[18])):
@@ -126,7 +139,9 @@ def test_gradcam_identity_against_captum(vgg, images):
             ours = sum(c.weight * c.raw_map.astype(np.float64) for c in le.clusters)
             np.testing.assert_allclose(ours, ref[i].detach().numpy(), rtol=1e-4, atol=1e-6)
             # Grad-CAM proper is the rectified sum
-            np.testing.assert_allclose(np.maximum(ours, 0), torch.relu(ref[i]).detach().numpy(), rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(
+                np.maximum(ours, 0), torch.relu(ref[i]).detach().numpy(), rtol=1e-4, atol=1e-6
+            )
 
 
 def test_gradcam_weights_equal_pytorch_grad_cam(vgg, images):
@@ -207,7 +222,10 @@ def test_deterministic_and_explicit_targets(vgg, images):
     c = explain(vgg, images, cfg=cfg, targets=other)
     assert [ex.target for ex in c] == other
     assert [ex.pred for ex in c] == [ex.pred for ex in a]
-    assert any(not np.array_equal(x.layers["block5_conv3"].channels, y.layers["block5_conv3"].channels) for x, y in zip(a, c, strict=True))
+    assert any(
+        not np.array_equal(x.layers["block5_conv3"].channels, y.layers["block5_conv3"].channels)
+        for x, y in zip(a, c, strict=True)
+    )
 
 
 def test_batch_size_changes_only_rounding(vgg, images):
@@ -216,7 +234,9 @@ def test_batch_size_changes_only_rounding(vgg, images):
     all_ = explain(vgg, images, cfg=ExtractConfig(layers=("block4_conv3",), run={"batch_size": 8}))
     for x, y in zip(one, all_, strict=True):
         np.testing.assert_array_equal(x.layers["block4_conv3"].channels, y.layers["block4_conv3"].channels)
-        np.testing.assert_allclose(x.layers["block4_conv3"].weights, y.layers["block4_conv3"].weights, rtol=1e-4)
+        np.testing.assert_allclose(
+            x.layers["block4_conv3"].weights, y.layers["block4_conv3"].weights, rtol=1e-4
+        )
 
 
 def test_no_positive_weights():
@@ -236,7 +256,9 @@ def test_no_positive_weights():
 def test_fewer_kept_maps_than_k_min():
     maps, _ = blob_channels(2, 1)
     net = BlobNet(maps).eval()
-    (ex,) = explain(net, torch.full((1, 3, 8, 8), 0.8), cfg=ExtractConfig(layers=("act",), threshold={"rule": "none"}))
+    (ex,) = explain(
+        net, torch.full((1, 3, 8, 8), 0.8), cfg=ExtractConfig(layers=("act",), threshold={"rule": "none"})
+    )
     le = ex.layers["act"]
     assert (le.status, le.n_kept, le.k, le.embedding_method) == ("few_points", 2, 2, "pca")
     assert [c.n_fmaps for c in le.clusters] == [1, 1]
@@ -260,7 +282,9 @@ def test_constant_maps_form_one_cluster(seed):
 def test_perplexity_above_the_point_count_is_lowered():
     maps, truth = blob_channels(3, 4)  # 12 maps: perplexity 30 -> 11/3
     net = BlobNet(maps).eval()
-    (ex,) = explain(net, torch.full((1, 3, 8, 8), 0.8), cfg=ExtractConfig(layers=("act",), threshold={"rule": "none"}))
+    (ex,) = explain(
+        net, torch.full((1, 3, 8, 8), 0.8), cfg=ExtractConfig(layers=("act",), threshold={"rule": "none"})
+    )
     le = ex.layers["act"]
     assert le.embedding_method == "tsne" and le.perplexity == pytest.approx(11 / 3)
     assert np.isfinite(le.embedding).all() and le.status == "ok"
@@ -282,7 +306,9 @@ def test_tables_shards_and_loading(tmp_path, vgg, images):
     assert finished_ids(tmp_path) == {"s/0", "s/1", "s/2"}
     clusters, layers = consolidate(tmp_path, ["s/2", "s/0", "s/1"])
     assert layers["sample_id"].tolist()[:3] == ["s/2"] * 3
-    assert len(layers) == 9 and len(clusters) == sum(len(le.clusters) for ex in expls for le in ex.layers.values())
+    assert len(layers) == 9 and len(clusters) == sum(
+        len(le.clusters) for ex in expls for le in ex.layers.values()
+    )
     assert clusters["cluster_id"].is_unique
     res = load_results(tmp_path)
     row = res.clusters.iloc[0]
@@ -315,13 +341,19 @@ def test_prepare_output_resets_on_other_config(tmp_path, vgg, images):
     assert not (tmp_path / "shards" / "r000-b-00000.maps.npz").exists()
     assert prepare_output(tmp_path, cfg.replace(k_max=6), "m1") == set()  # another config: afresh
     write_shard(tmp_path, "r000-c-00000", ex)
-    assert prepare_output(tmp_path, cfg.replace(run={"batch_size": 3}), "m1") == set()  # batch size can: afresh
+    assert (
+        prepare_output(tmp_path, cfg.replace(run={"batch_size": 3}), "m1") == set()
+    )  # batch size can: afresh
     assert prepare_output(tmp_path, cfg, "m2") == set()  # another model: afresh
 
 
 def test_to_tables_columns(vgg, images):
-    clusters, layers, maps = to_tables(explain(vgg, images[:1], cfg=ExtractConfig(layers=LAYERS)), "shards/x.maps.npz")
-    assert {"cluster_id", "weight", "n_fmaps", "channels", "k", "silhouette", "pruned", "map_index"} <= set(clusters)
+    clusters, layers, maps = to_tables(
+        explain(vgg, images[:1], cfg=ExtractConfig(layers=LAYERS)), "shards/x.maps.npz"
+    )
+    assert {"cluster_id", "weight", "n_fmaps", "channels", "k", "silhouette", "pruned", "map_index"} <= set(
+        clusters
+    )
     assert {"threshold", "ks", "silhouettes", "embedding_x", "labels", "leftover_fmaps_pct"} <= set(layers)
     for name in LAYERS:
         assert maps[f"raw__{name}"].shape[0] == (clusters["layer"] == name).sum()
@@ -331,12 +363,30 @@ def test_to_tables_columns(vgg, images):
 
 def test_run_settings_are_a_nested_section_and_old_keys_still_load(caplog):
     """``threads``, ``device``, ``batch_size`` … live under ``extract.run``; an old flat section still loads."""
-    old = {"layers": ["block5_conv3"], "k_max": 6, "device": "cpu", "devices": 2, "num_nodes": 1, "strategy": "ddp",
-           "batch_size": 4, "num_workers": 3, "shard_size": 16, "threads": 2}
+    old = {
+        "layers": ["block5_conv3"],
+        "k_max": 6,
+        "device": "cpu",
+        "devices": 2,
+        "num_nodes": 1,
+        "strategy": "ddp",
+        "batch_size": 4,
+        "num_workers": 3,
+        "shard_size": 16,
+        "threads": 2,
+    }
     with caplog.at_level("WARNING"):
         cfg = from_dict(ExtractConfig, old, "extract", "params.yaml")
-    assert cfg.run == RunConfig(device="cpu", devices=2, num_nodes=1, strategy="ddp", batch_size=4, num_workers=3,
-                                shard_size=16, threads=2)
+    assert cfg.run == RunConfig(
+        device="cpu",
+        devices=2,
+        num_nodes=1,
+        strategy="ddp",
+        batch_size=4,
+        num_workers=3,
+        shard_size=16,
+        threads=2,
+    )
     assert cfg.k_max == 6 and cfg.layers == ("block5_conv3",)
     assert "extract.threads is now extract.run.threads" in caplog.text
     new = {"layers": ["block5_conv3"], "k_max": 6, "run": to_dict(cfg.run)}
@@ -350,11 +400,24 @@ def test_run_settings_are_a_nested_section_and_old_keys_still_load(caplog):
 
 def test_fingerprint_covers_the_method_and_the_batch_size_only():
     cfg = ExtractConfig(layers=("block5_conv3",))
-    same = cfg.replace(run={"threads": 4, "num_workers": 2, "shard_size": 5, "device": "cpu", "devices": 2,
-                            "num_nodes": 2, "strategy": "ddp"})
+    same = cfg.replace(
+        run={
+            "threads": 4,
+            "num_workers": 2,
+            "shard_size": 5,
+            "device": "cpu",
+            "devices": 2,
+            "num_nodes": 2,
+            "strategy": "ddp",
+        }
+    )
     assert fingerprint(same, "m") == fingerprint(cfg, "m")
-    others = [cfg.replace(run={"batch_size": 3}), cfg.replace(k_max=6), cfg.replace(clustering="sklearn"),
-              cfg.replace(tsne={"perplexity": 20.0})]
+    others = [
+        cfg.replace(run={"batch_size": 3}),
+        cfg.replace(k_max=6),
+        cfg.replace(clustering="sklearn"),
+        cfg.replace(tsne={"perplexity": 20.0}),
+    ]
     prints = {fingerprint(c, "m") for c in others} | {fingerprint(cfg, "m"), fingerprint(cfg, "m2")}
     assert len(prints) == len(others) + 2
 

@@ -60,15 +60,28 @@ def test_batch_gives_per_image_gradients():
     for i in range(3):
         single = capture(model, x[i : i + 1], layers)
         for name in layers:
-            torch.testing.assert_close(batch.activations[name][i], single.activations[name][0], rtol=1e-4, atol=1e-5)
-            torch.testing.assert_close(batch.gradients[name][i], single.gradients[name][0], rtol=1e-4, atol=1e-6)
+            torch.testing.assert_close(
+                batch.activations[name][i], single.activations[name][0], rtol=1e-4, atol=1e-5
+            )
+            torch.testing.assert_close(
+                batch.gradients[name][i], single.gradients[name][0], rtol=1e-4, atol=1e-6
+            )
 
 
 def test_keras_aliases_resolve_to_post_relu_of_the_convolution():
     model = small_vgg()
-    resolved = {r.name: r for r in resolve_layers(model, ["block3_conv1", "block5_conv3", "features.28", "classifier.2"])}
-    assert (resolved["block3_conv1"].module, resolved["block3_conv1"].capture) == ("features.10", "features.11")
-    assert (resolved["block5_conv3"].module, resolved["block5_conv3"].capture) == ("features.28", "features.29")
+    resolved = {
+        r.name: r
+        for r in resolve_layers(model, ["block3_conv1", "block5_conv3", "features.28", "classifier.2"])
+    }
+    assert (resolved["block3_conv1"].module, resolved["block3_conv1"].capture) == (
+        "features.10",
+        "features.11",
+    )
+    assert (resolved["block5_conv3"].module, resolved["block5_conv3"].capture) == (
+        "features.28",
+        "features.29",
+    )
     assert resolved["features.28"].capture == "features.29"
     assert resolved["classifier.2"].capture == "classifier.2"  # not a conv: its own output
 
@@ -109,7 +122,9 @@ def test_resnet_block_with_inplace_residual_add():
     assert out.gradients["layer4.1.bn2"].abs().sum() > 0
     blk = model.layer4[1]
     with torch.no_grad():
-        inp = model.layer4[0](model.layer3(model.layer2(model.layer1(model.maxpool(model.relu(model.bn1(model.conv1(x))))))))
+        inp = model.layer4[0](
+            model.layer3(model.layer2(model.layer1(model.maxpool(model.relu(model.bn1(model.conv1(x)))))))
+        )
     bn2 = out.activations["layer4.1.bn2"].clone().requires_grad_(True)
     logits = model.fc(torch.flatten(model.avgpool(torch.relu(bn2 + inp)), 1))
     (g,) = torch.autograd.grad(logits[0, out.targets[0]], bn2)

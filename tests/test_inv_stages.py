@@ -34,11 +34,27 @@ def labelled(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     demo = yaml.safe_load((ROOT / "demo" / "params.yaml").read_text())
     glob = demo["global"]
-    glob = {**glob, "concepts": {**glob["concepts"], "random_split": "train", "random_pool": 15, "class_images": 5},
-            "tcav": {**glob["tcav"], "layers": ["block5_conv3"], "n_runs": 4, "min_examples": 4, "max_examples": 6,
-                     "n_random_examples": 4, "batch_size": 8}}
-    params = write_params(out / "params.yaml", out / "game", out / "game" / "game_classes.csv",
-                          figures={**demo["figures"], "dpi": 50, "run": {"workers": 1}}, explorer=demo["explorer"], **{"global": glob})
+    glob = {
+        **glob,
+        "concepts": {**glob["concepts"], "random_split": "train", "random_pool": 15, "class_images": 5},
+        "tcav": {
+            **glob["tcav"],
+            "layers": ["block5_conv3"],
+            "n_runs": 4,
+            "min_examples": 4,
+            "max_examples": 6,
+            "n_random_examples": 4,
+            "batch_size": 8,
+        },
+    }
+    params = write_params(
+        out / "params.yaml",
+        out / "game",
+        out / "game" / "game_classes.csv",
+        figures={**demo["figures"], "dpi": 50, "run": {"workers": 1}},
+        explorer=demo["explorer"],
+        **{"global": glob},
+    )
     run_masks(w, params, out)
     assert run_simulate(w, params, out) == 0
     assert run_import(w, params, out) == 0
@@ -48,14 +64,45 @@ def labelled(tmp_path_factory):
 
 
 def inv_args(w, out) -> list[str]:
-    return ["--selected", str(w["selected"]), "--images", str(w["images"]), "--extract", str(w["extract"]),
-            "--manifest", str(out / "masks.csv"), "--cluster-labels", str(out / "cluster_labels.csv"), "--inv", str(out / "inv.csv"),
-            "--merged-scores", str(out / "merged_scores.csv"), "--merged-maps", str(out / "merged_maps")]
+    return [
+        "--selected",
+        str(w["selected"]),
+        "--images",
+        str(w["images"]),
+        "--extract",
+        str(w["extract"]),
+        "--manifest",
+        str(out / "masks.csv"),
+        "--cluster-labels",
+        str(out / "cluster_labels.csv"),
+        "--inv",
+        str(out / "inv.csv"),
+        "--merged-scores",
+        str(out / "merged_scores.csv"),
+        "--merged-maps",
+        str(out / "merged_maps"),
+    ]
 
 
 def run_global(w, out, params, cache, dest, model=None):
-    return main(["global", "--params", str(params), *inv_args(w, out), "--model", str(model or w["model"]),
-                 "--index", str(w["index"]), "--cav-cache", str(cache), "--out", str(dest), "--metrics", str(dest) + ".json"])
+    return main(
+        [
+            "global",
+            "--params",
+            str(params),
+            *inv_args(w, out),
+            "--model",
+            str(model or w["model"]),
+            "--index",
+            str(w["index"]),
+            "--cav-cache",
+            str(cache),
+            "--out",
+            str(dest),
+            "--metrics",
+            str(dest) + ".json",
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +116,16 @@ def test_load_inv_matches_the_tables(labelled):
     from inviz.views.records import INVPaths, load_inv
 
     w, out, _ = labelled
-    paths = INVPaths(w["selected"], w["images"], w["extract"], out / "masks.csv", out / "cluster_labels.csv", out / "inv.csv",
-                     out / "merged_scores.csv", out / "merged_maps")
+    paths = INVPaths(
+        w["selected"],
+        w["images"],
+        w["extract"],
+        out / "masks.csv",
+        out / "cluster_labels.csv",
+        out / "inv.csv",
+        out / "merged_scores.csv",
+        out / "merged_maps",
+    )
     invs = load_inv(paths, 128)
     inv = pd.read_csv(out / "inv.csv")
     manifest = pd.read_csv(out / "masks.csv").drop_duplicates("cluster_id")
@@ -81,7 +136,11 @@ def test_load_inv_matches_the_tables(labelled):
         for cards in i.merged.values():
             assert [c.weight for c in cards] == sorted((c.weight for c in cards), reverse=True)
     # a merged card sums its members' weights, feature maps and plays
-    one = next(c for i in invs for cs in i.merged.values() for c in cs if len(c.members) > 1) if (inv["n_members"] > 1).any() else None
+    one = (
+        next(c for i in invs for cs in i.merged.values() for c in cs if len(c.members) > 1)
+        if (inv["n_members"] > 1).any()
+        else None
+    )
     if one is not None:
         members = [c for i in invs for cs in i.clusters.values() for c in cs if c.id in one.members]
         assert one.weight == pytest.approx(sum(m.weight for m in members))
@@ -101,14 +160,24 @@ def test_figure_contents(labelled):
     from inviz.views.records import INVPaths, load_inv
 
     w, out, params = labelled
-    paths = INVPaths(w["selected"], w["images"], w["extract"], out / "masks.csv", out / "cluster_labels.csv", out / "inv.csv",
-                     out / "merged_scores.csv", out / "merged_maps")
+    paths = INVPaths(
+        w["selected"],
+        w["images"],
+        w["extract"],
+        out / "masks.csv",
+        out / "cluster_labels.csv",
+        out / "inv.csv",
+        out / "merged_scores.csv",
+        out / "merged_maps",
+    )
     inv = load_inv(paths, 128)[0]
     cfg = load_section(params, "figures", FigureConfig)
     fig = inv_figure(inv, cfg, load_section(params, "masks", RevealConfig))
     gids = [a.get_gid() for a in fig.axes]
     assert gids.count("header") == 1
-    assert sorted(g for g in gids if g.startswith("card:")) == sorted(f"card:{c.key}" for cs in inv.merged.values() for c in cs)
+    assert sorted(g for g in gids if g.startswith("card:")) == sorted(
+        f"card:{c.key}" for cs in inv.merged.values() for c in cs
+    )
     texts = {t.get_text() for a in fig.axes for t in a.texts} | {t.get_text() for t in fig.texts}
     for cs in inv.merged.values():
         for c in cs:
@@ -121,16 +190,34 @@ def test_figure_contents(labelled):
     assert sum(1 for a in simp.axes if (a.get_gid() or "").startswith("card:")) == len(deepest)
     stexts = {t.get_text() for a in simp.axes for t in a.texts}
     assert all(c.labels[0][0] in stexts for c in deepest if c.labels)
-    assert not any(c.labels[1][0] in stexts and c.labels[1][0] not in {d.labels[0][0] for d in deepest}
-                   for c in deepest if len(c.labels) > 1)  # one label per card
+    assert not any(
+        c.labels[1][0] in stexts and c.labels[1][0] not in {d.labels[0][0] for d in deepest}
+        for c in deepest
+        if len(c.labels) > 1
+    )  # one label per card
     close(simp)
 
 
 def test_figures_stage(labelled, tmp_path, tracking_uri):
     w, out, params = labelled
     dest = tmp_path / "inv"
-    assert main(["figures", "--params", str(params), *inv_args(w, out), "--model", str(w["model"]), "--out", str(dest),
-                 "--metrics", str(tmp_path / "figures.json")]) == 0
+    assert (
+        main(
+            [
+                "figures",
+                "--params",
+                str(params),
+                *inv_args(w, out),
+                "--model",
+                str(w["model"]),
+                "--out",
+                str(dest),
+                "--metrics",
+                str(tmp_path / "figures.json"),
+            ]
+        )
+        == 0
+    )
     index = pd.read_csv(dest / "index.csv")
     assert len(index) == 5
     inv = pd.read_csv(out / "inv.csv")
@@ -146,9 +233,23 @@ def test_figures_stage(labelled, tmp_path, tracking_uri):
 def test_global_stage_tables_tcav_and_figures(labelled, global_run):
     w, out, params = labelled
     g = pd.read_csv(global_run / "global.csv")
-    assert {"class_label", "layer", "rank", "label", "importance", "n_maps", "examples", "tcav_status", "tcav_score",
-            "p_adjusted", "significant"} <= set(g.columns)
-    assert set(g["layer"]) == {"block4_conv1", "block5_conv3"} and g.groupby(["class_label", "layer"]).size().max() <= 5
+    assert {
+        "class_label",
+        "layer",
+        "rank",
+        "label",
+        "importance",
+        "n_maps",
+        "examples",
+        "tcav_status",
+        "tcav_score",
+        "p_adjusted",
+        "significant",
+    } <= set(g.columns)
+    assert (
+        set(g["layer"]) == {"block4_conv1", "block5_conv3"}
+        and g.groupby(["class_label", "layer"]).size().max() <= 5
+    )
     for _, grp in g.groupby(["class_label", "layer"]):
         assert list(grp["rank"]) == list(range(1, len(grp) + 1))
         assert list(grp["importance"]) == sorted(grp["importance"], reverse=True)
@@ -165,7 +266,9 @@ def test_global_stage_tables_tcav_and_figures(labelled, global_run):
     runs = pd.read_csv(global_run / "tcav_runs.csv")
     assert set(runs["kind"]) == {"concept", "random"} and runs["run"].max() == 3
     figs = sorted(p.stem for p in (global_run / "figures").glob("*.png"))
-    assert len(figs) == g[g["layer"] == "block5_conv3"]["class_label"].nunique() and all(f.endswith("__block5_conv3") for f in figs)
+    assert len(figs) == g[g["layer"] == "block5_conv3"]["class_label"].nunique() and all(
+        f.endswith("__block5_conv3") for f in figs
+    )
     assert "## " in (global_run / "global.md").read_text()
     m = json.loads(Path(f"{global_run}.json").read_text())
     assert m["tcav"]["n_tested"] == len(deep) and m["tcav"]["cavs_trained"] > 0
@@ -211,9 +314,25 @@ def test_global_bad_layer_is_a_clear_error(labelled, tmp_path, capsys):
 def site(labelled, global_run, tmp_path_factory):
     w, out, params = labelled
     dest = tmp_path_factory.mktemp("site") / "explorer"
-    assert main(["explorer", "--params", str(params), *inv_args(w, out), "--model", str(w["model"]),
-                 "--global-table", str(global_run / "global.csv"), "--out", str(dest),
-                 "--metrics", str(dest) + ".json"]) == 0
+    assert (
+        main(
+            [
+                "explorer",
+                "--params",
+                str(params),
+                *inv_args(w, out),
+                "--model",
+                str(w["model"]),
+                "--global-table",
+                str(global_run / "global.csv"),
+                "--out",
+                str(dest),
+                "--metrics",
+                str(dest) + ".json",
+            ]
+        )
+        == 0
+    )
     return dest
 
 
@@ -222,7 +341,7 @@ def test_explorer_files_and_data(labelled, site):
     assert {p.name for p in site.iterdir()} == {"index.html", "explorer.js", "style.css", "data.js", "img"}
     text = (site / "data.js").read_text()
     assert text.startswith("window.INVIZ = ")
-    data = json.loads(text[len("window.INVIZ = "):].rstrip().rstrip(";"))
+    data = json.loads(text[len("window.INVIZ = ") :].rstrip().rstrip(";"))
     assert len(data["images"]) == 5 and len(list((site / "img").glob("*.jpg"))) == 5
     inv = pd.read_csv(out / "inv.csv")
     n_merged = sum(len(cs) for im in data["images"].values() for cs in im["cards"]["merged"].values())
@@ -248,8 +367,10 @@ def test_explorer_in_a_headless_browser(labelled, site):
     from playwright.sync_api import sync_playwright
 
     exe = chromium()
-    assert exe, "no headless Chromium: `make install` puts one at .venv/bin/inviz-chromium (.ci/install-browser)"
-    data = json.loads((site / "data.js").read_text()[len("window.INVIZ = "):].rstrip().rstrip(";"))
+    assert exe, (
+        "no headless Chromium: `make install` puts one at .venv/bin/inviz-chromium (.ci/install-browser)"
+    )
+    data = json.loads((site / "data.js").read_text()[len("window.INVIZ = ") :].rstrip().rstrip(";"))
     cls = data["classes"][2]
     image_id = cls["images"][0]
     im = data["images"][image_id]
@@ -285,7 +406,10 @@ def test_explorer_in_a_headless_browser(labelled, site):
         page.goto("about:blank")
         page.goto(deep)
         page.wait_for_selector("[data-testid=detail] h3")
-        assert page.locator(f"[data-key='{card['key']}']").get_attribute("class").split() == ["card", "selected"]
+        assert page.locator(f"[data-key='{card['key']}']").get_attribute("class").split() == [
+            "card",
+            "selected",
+        ]
         # the global view with TCAV results
         page.click("[data-testid=tab-global]")
         rows = data["global"].get(str(cls["label"]), {}).get(layer, [])
@@ -306,13 +430,37 @@ def test_survey_stage_writes_every_panel_and_the_questionnaire(labelled, tmp_pat
     w, out, params = labelled
     p = yaml.safe_load(params.read_text())
     demo = yaml.safe_load((ROOT / "demo" / "params.yaml").read_text())
-    p["survey"] = {**demo["survey"], "n_images": 2, "lime_samples": 30, "shap_samples": 8, "shap_background": 4, "dpi": 50,
-                   "gradcam_layer": "block5_conv3"}
+    p["survey"] = {
+        **demo["survey"],
+        "n_images": 2,
+        "lime_samples": 30,
+        "shap_samples": 8,
+        "shap_background": 4,
+        "dpi": 50,
+        "gradcam_layer": "block5_conv3",
+    }
     small = tmp_path / "params.yaml"
     small.write_text(yaml.safe_dump(p, sort_keys=False))
     dest = tmp_path / "survey"
-    assert main(["survey", "--params", str(small), *inv_args(w, out), "--model", str(w["model"]), "--index", str(w["index"]),
-                 "--out", str(dest), "--metrics", str(tmp_path / "survey.json")]) == 0
+    assert (
+        main(
+            [
+                "survey",
+                "--params",
+                str(small),
+                *inv_args(w, out),
+                "--model",
+                str(w["model"]),
+                "--index",
+                str(w["index"]),
+                "--out",
+                str(dest),
+                "--metrics",
+                str(tmp_path / "survey.json"),
+            ]
+        )
+        == 0
+    )
     chosen = pd.read_csv(dest / "survey_images.csv")
     assert len(chosen) == 2 and chosen["label"].is_unique
     for method in demo["survey"]["methods"]:
@@ -323,10 +471,18 @@ def test_survey_stage_writes_every_panel_and_the_questionnaire(labelled, tmp_pat
         assert list(z["sample_id"]) == list(chosen["sample_id"])
     md = (dest / "questionnaire.md").read_text()
     assert md.count("![LIME](panels/lime/") == 2 and "INV (Simplified)" in md
-    assert list(pd.read_csv(dest / "questionnaire_form.csv").columns)[:3] == ["participant", "ai_background", "Grad-CAM | Understandability"]
+    assert list(pd.read_csv(dest / "questionnaire_form.csv").columns)[:3] == [
+        "participant",
+        "ai_background",
+        "Grad-CAM | Understandability",
+    ]
     assert (dest / "survey_panels.png").is_file()
     m = json.loads((tmp_path / "survey.json").read_text())
-    assert m["n_panels"] == 10 and set(m["seconds_per_image"]) == {"Grad-CAM", "LIME", "SHAP (Gradient Explainer)"}
+    assert m["n_panels"] == 10 and set(m["seconds_per_image"]) == {
+        "Grad-CAM",
+        "LIME",
+        "SHAP (Gradient Explainer)",
+    }
 
 
 def test_notebook_runs_on_pipeline_outputs(labelled, tmp_path, monkeypatch):
@@ -337,14 +493,24 @@ def test_notebook_runs_on_pipeline_outputs(labelled, tmp_path, monkeypatch):
 
     w, out, params = labelled
     pipe = tmp_path / "pipe"
-    for src, dst in [(w["selected"], "data/selected.csv"), (w["images"], "data/images"), (w["extract"], "data/extract"),
-                     (out / "masks.csv", "data/masks.csv"), (out / "cluster_labels.csv", "data/labels/cluster_labels.csv"),
-                     (out / "inv.csv", "data/labels/inv.csv"), (out / "merged_scores.csv", "data/labels/merged_scores.csv"),
-                     (out / "merged_maps", "data/labels/merged_maps"), (w["model"], "models/model.safetensors"), (params, "params.yaml")]:
+    for src, dst in [
+        (w["selected"], "data/selected.csv"),
+        (w["images"], "data/images"),
+        (w["extract"], "data/extract"),
+        (out / "masks.csv", "data/masks.csv"),
+        (out / "cluster_labels.csv", "data/labels/cluster_labels.csv"),
+        (out / "inv.csv", "data/labels/inv.csv"),
+        (out / "merged_scores.csv", "data/labels/merged_scores.csv"),
+        (out / "merged_maps", "data/labels/merged_maps"),
+        (w["model"], "models/model.safetensors"),
+        (params, "params.yaml"),
+    ]:
         (pipe / dst).parent.mkdir(parents=True, exist_ok=True)
         (pipe / dst).symlink_to(src)
     (pipe / "reports").mkdir()
-    table1(load_results(w["extract"]).layers).reset_index().to_csv(pipe / "reports" / "table1.csv", index=False)
+    table1(load_results(w["extract"]).layers).reset_index().to_csv(
+        pipe / "reports" / "table1.csv", index=False
+    )
     nb = json.loads((ROOT / "notebooks" / "explore_inv.ipynb").read_text())
     monkeypatch.setenv("INVIZ_PIPELINE", str(pipe))
     monkeypatch.chdir(ROOT / "notebooks")
@@ -353,8 +519,10 @@ def test_notebook_runs_on_pipeline_outputs(labelled, tmp_path, monkeypatch):
         if cell["cell_type"] == "code":
             src = "".join(cell["source"])
             assert "import " not in src or all(
-                ln.startswith(("import os", "from pathlib", "import pandas", "from inviz")) for ln in src.splitlines()
-                if ln.startswith(("import ", "from "))), "notebooks only call the library"
+                ln.startswith(("import os", "from pathlib", "import pandas", "from inviz"))
+                for ln in src.splitlines()
+                if ln.startswith(("import ", "from "))
+            ), "notebooks only call the library"
             exec(compile(src, "explore_inv.ipynb", "exec"), ns)
     assert len(ns["invs"]) == 5 and len(ns["cards"]) == ns["invs"][0].n_merged
     assert len(ns["table"]) and set(ns["table"]["layer"]) == {"block4_conv1", "block5_conv3"}

@@ -50,7 +50,7 @@ def test_agrees_with_scikit_learn_for_every_k(seed):
 
 
 def test_small_inputs_and_k_range():
-    assert TextClusterer().fit(np.eye(2)).labels_.tolist() == [0, 1]        # N <= k_min: no k to choose
+    assert TextClusterer().fit(np.eye(2)).labels_.tolist() == [0, 1]  # N <= k_min: no k to choose
     assert TextClusterer().fit(np.eye(1)).n_clusters_ == 1
     three = TextClusterer().fit(np.array([[1.0, 0.0], [0.99, 0.1], [0.0, 1.0]]))
     assert three.n_clusters_ == 2 and three.labels_.tolist() == [0, 0, 1]
@@ -71,8 +71,12 @@ def test_labels_numbered_by_first_appearance_and_deterministic():
 # --- naming ---------------------------------------------------------------------------------
 
 WORDS = {  # hand-made 3-d "embeddings"
-    "wheel": [1.0, 0.0, 0.0], "spoked": [0.6, 0.8, 0.0], "round": [0.5, 0.0, 0.866], "tyre": [0.9, 0.1, 0.42],
-    "the": [1.0, 0.0, 0.0], "of": [0.0, -1.0, 0.0],
+    "wheel": [1.0, 0.0, 0.0],
+    "spoked": [0.6, 0.8, 0.0],
+    "round": [0.5, 0.0, 0.866],
+    "tyre": [0.9, 0.1, 0.42],
+    "the": [1.0, 0.0, 0.0],
+    "of": [0.0, -1.0, 0.0],
 }
 
 
@@ -94,7 +98,10 @@ def test_name_is_the_word_nearest_the_weighted_centroid_and_never_a_stop_word():
     two = ["spoked", "round"]
     assert name_cluster(two, [5, 1], fake_embed(two), fake_embed, stops) == "spoked"
     assert name_cluster(two, [1, 5], fake_embed(two), fake_embed, stops) == "round"
-    assert name_cluster(["the wheel"], [1], fake_embed(["the wheel"]), fake_embed, frozenset({"the", "wheel"})) is None
+    assert (
+        name_cluster(["the wheel"], [1], fake_embed(["the wheel"]), fake_embed, frozenset({"the", "wheel"}))
+        is None
+    )
     assert name_cluster(["the"], [1], fake_embed(["the"]), fake_embed, stops) is None
 
 
@@ -103,13 +110,15 @@ def test_name_ties_prefer_frequent_then_alphabetical():
     assert name_cluster(texts, [1, 1], fake_embed(texts), fake_embed, frozenset({"the"})) == "wheel"
     same = lambda ws: np.tile([1.0, 0.0, 0.0], (len(ws), 1))  # noqa: E731  every word equally near
     assert name_cluster(["bb aa", "bb"], [1, 1], same(["x", "y"]), same, frozenset()) == "bb"  # more frequent
-    assert name_cluster(["bb aa"], [1], same(["x"]), same, frozenset()) == "aa"               # alphabetical
+    assert name_cluster(["bb aa"], [1], same(["x"]), same, frozenset()) == "aa"  # alphabetical
     assert name_cluster(["bb a"], [1], same(["x"]), same, frozenset(), min_word_length=2) == "bb"
 
 
 def test_lemma_unification_keeps_most_frequent_surface_form():
     assert lemma("wheels") == "wheel" and lemma("Stripes") == "stripe"
-    m = unify_lemmas(["wheels", "wheel", "wheels", "stripes", None, "stripe", "stripes"], [1, 1, 1, 1, 5, 1, 1])
+    m = unify_lemmas(
+        ["wheels", "wheel", "wheels", "stripes", None, "stripe", "stripes"], [1, 1, 1, 1, 5, 1, 1]
+    )
     assert m == {"wheels": "wheels", "wheel": "wheels", "stripes": "stripes", "stripe": "stripes"}
     assert unify_lemmas(["dots", "dot"], [1, 1]) == {"dots": "dot", "dot": "dot"}  # tie: alphabetical
 
@@ -126,12 +135,23 @@ def test_stop_word_sources_ship_their_data():
 
 
 def test_label_texts_per_guessed_class_with_global_unification():
-    table = pd.DataFrame({
-        "guessed_class": ["bike"] * 5 + ["car"] * 3,
-        "text": ["spoked wheel", "round wheel", "tyre", "tyre", "of", "wheel", "wheel", "round"],
-    })
+    table = pd.DataFrame(
+        {
+            "guessed_class": ["bike"] * 5 + ["car"] * 3,
+            "text": ["spoked wheel", "round wheel", "tyre", "tyre", "of", "wheel", "wheel", "round"],
+        }
+    )
     out = label_texts(table, fake_embed, ClusterConfig(stop_words=("sklearn",)), progress=False)
-    assert list(out.columns) == ["guessed_class", "text", "count", "text_cluster", "n_text_clusters", "silhouette", "name", "label"]
+    assert list(out.columns) == [
+        "guessed_class",
+        "text",
+        "count",
+        "text_cluster",
+        "n_text_clusters",
+        "silhouette",
+        "name",
+        "label",
+    ]
     tyre = out[(out["guessed_class"] == "bike") & (out["text"] == "tyre")].iloc[0]
     assert tyre["count"] == 2
     of = out[out["text"] == "of"].iloc[0]  # a cluster of stop-words only has no name

@@ -24,15 +24,17 @@ CLASSES = [
     {"label": 2, "class_folder": "n03", "class_name": "church"},
 ]
 CLASS_MAP = "game_id,game_name,class_folder,class_name\n1,Church,n03,church\n2,Dog,n02,English springer\n3,Fish,n01,tench\n"
-MANIFEST = pd.DataFrame({
-    "cluster_id": [1, 2, 3],
-    "image": ["test/n01/img_a", "test/n01/img_a", "test/n02/img_b"],
-    "layer": ["block5_conv3", "block5_conv3", "block4_conv1"],
-    "cluster": [0, 1, 0],
-    "label": [0, 0, 1],
-    "true_class": ["tench", "tench", "English springer"],
-    "weight": [40.0, 20.0, 30.0],
-})
+MANIFEST = pd.DataFrame(
+    {
+        "cluster_id": [1, 2, 3],
+        "image": ["test/n01/img_a", "test/n01/img_a", "test/n02/img_b"],
+        "layer": ["block5_conv3", "block5_conv3", "block4_conv1"],
+        "cluster": [0, 1, 0],
+        "label": [0, 0, 1],
+        "true_class": ["tench", "tench", "English springer"],
+        "weight": [40.0, 20.0, 30.0],
+    }
+)
 
 FEATURES_HEADER = "characteristic,guess_id,percentile,guessed_label_id,layer,cluster,cluster_id,image,label_en,language_en,player_id\n"
 GOOD_FEATURES = (
@@ -51,8 +53,14 @@ def class_map(tmp_path):
     return load_class_map(p, CLASSES)
 
 
-def authors_dir(tmp_path, features=GOOD_FEATURES, resigns="cluster_id,number_of_resigns\n2,2\n",
-                no_text="cluster_id,label,guessed_label_id,percentile\n3,2,2,3\n1,3,1,0\n", players=None, header=FEATURES_HEADER):
+def authors_dir(
+    tmp_path,
+    features=GOOD_FEATURES,
+    resigns="cluster_id,number_of_resigns\n2,2\n",
+    no_text="cluster_id,label,guessed_label_id,percentile\n3,2,2,3\n1,3,1,0\n",
+    players=None,
+    header=FEATURES_HEADER,
+):
     d = tmp_path / "game"
     d.mkdir(exist_ok=True)
     if isinstance(features, bytes):
@@ -69,7 +77,9 @@ def authors_dir(tmp_path, features=GOOD_FEATURES, resigns="cluster_id,number_of_
 
 
 def run(tmp_path, class_map, cfg=None, **files):
-    return import_game(authors_dir(tmp_path, **files), class_map, cluster_table(MANIFEST), cfg or ImportConfig())
+    return import_game(
+        authors_dir(tmp_path, **files), class_map, cluster_table(MANIFEST), cfg or ImportConfig()
+    )
 
 
 def problems_of(result, reason):
@@ -117,7 +127,9 @@ def test_read_back_round_trip(tmp_path, class_map):
     path = tmp_path / "guesses.csv"
     res.guesses.to_csv(path, index=False)
     back = read_guesses(path)
-    pd.testing.assert_frame_equal(back.reset_index(drop=True), res.guesses.reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        back.reset_index(drop=True), res.guesses.reset_index(drop=True), check_dtype=False
+    )
 
 
 # --- structural problems stop the import ----------------------------------------------------
@@ -125,15 +137,22 @@ def test_read_back_round_trip(tmp_path, class_map):
 
 def test_missing_column_is_an_error_naming_file_and_column(tmp_path, class_map):
     header = FEATURES_HEADER.replace("percentile,", "")
-    rows = "\n".join(",".join(r.split(",")[:2] + r.split(",")[3:]) for r in GOOD_FEATURES.strip().split("\n")) + "\n"
+    rows = (
+        "\n".join(",".join(r.split(",")[:2] + r.split(",")[3:]) for r in GOOD_FEATURES.strip().split("\n"))
+        + "\n"
+    )
     with pytest.raises(GameExportError, match=r"features.csv: missing column 'percentile'"):
         run(tmp_path, class_map, header=header, features=rows)
 
 
 def test_misspelt_column_is_an_error_with_a_suggestion(tmp_path, class_map):
-    with pytest.raises(GameExportError, match=r"missing column 'guessed_label_id' \(found 'guesed_label_id': misspelt\?\)"):
+    with pytest.raises(
+        GameExportError, match=r"missing column 'guessed_label_id' \(found 'guesed_label_id': misspelt\?\)"
+    ):
         run(tmp_path, class_map, header=FEATURES_HEADER.replace("guessed_label_id", "guesed_label_id"))
-    with pytest.raises(GameExportError, match=r"unknown column 'charactristic_en' \(did you mean 'characteristic_en'\?\)"):
+    with pytest.raises(
+        GameExportError, match=r"unknown column 'charactristic_en' \(did you mean 'characteristic_en'\?\)"
+    ):
         run(tmp_path, class_map, header=FEATURES_HEADER.replace("player_id", "charactristic_en"))
 
 
@@ -151,8 +170,10 @@ def test_missing_files_and_empty_tables(tmp_path, class_map):
     other = tmp_path / "other"
     other.mkdir()
     res = run(other, class_map, resigns=None, no_text=None)  # the two smaller tables are optional
-    assert res.report["warnings"] == ["guesses_without_text.csv: not found; treated as empty",
-                                      "resigns.csv: not found; treated as empty"]
+    assert res.report["warnings"] == [
+        "guesses_without_text.csv: not found; treated as empty",
+        "resigns.csv: not found; treated as empty",
+    ]
 
 
 def test_bad_class_map(tmp_path):
@@ -178,7 +199,10 @@ BAD_ROWS = {
     "unknown_class": ("fins,g9,0,11,block5_conv3,0,1,img_a.JPEG,Fish,English,p1\n", "guessed_label_id"),
     "true_class_mismatch": ("fins,g9,0,3,block5_conv3,0,1,img_a.JPEG,Dog,English,p1\n", "label_en"),
     "empty_text": ("  ,g9,0,3,block5_conv3,0,1,img_a.JPEG,Fish,English,p1\n", "characteristic"),
-    "text_too_long": (("x" * 201) + ",g9,0,3,block5_conv3,0,1,img_a.JPEG,Fish,English,p1\n", "characteristic"),
+    "text_too_long": (
+        ("x" * 201) + ",g9,0,3,block5_conv3,0,1,img_a.JPEG,Fish,English,p1\n",
+        "characteristic",
+    ),
     "missing_value": ("fins,,0,3,block5_conv3,0,1,img_a.JPEG,Fish,English,p1\n", "guess_id"),
     "duplicate_row": ("fins,g1,0,3,block5_conv3,0,1,img_a.JPEG,Fish,English,p1\n", ""),
     "inconsistent_guess": ("gills,g1,3,3,block5_conv3,0,1,img_a.JPEG,Fish,English,p1\n", "guess_id"),
@@ -194,7 +218,9 @@ def test_each_row_problem_is_dropped_counted_and_located(tmp_path, class_map, re
     probs = problems_of(res, reason)
     assert len(probs) == 1, res.problems
     p = probs.iloc[0]
-    assert p["file"] == "features.csv" and p["row"] == 7 and p["column"] == column  # header = line 1, 5 good rows
+    assert (
+        p["file"] == "features.csv" and p["row"] == 7 and p["column"] == column
+    )  # header = line 1, 5 good rows
     assert res.report["dropped_by_reason"] == {reason: 1}
     assert res.report["kept"]["feature"] == 5  # the good rows all survive
     with pytest.raises(GameExportError, match=f"features.csv row 7 column {column or '-'}: {reason}"):
@@ -206,23 +232,38 @@ def test_every_reason_is_covered_by_a_test():
 
 
 def test_undecodable_bytes_are_a_row_problem(tmp_path, class_map):
-    res = run(tmp_path, class_map, features=GOOD_FEATURES.encode() + b"pinne \xe8 belle,g9,0,3,block5_conv3,0,1,img_a.JPEG,Fish,English,p1\n")
+    res = run(
+        tmp_path,
+        class_map,
+        features=GOOD_FEATURES.encode()
+        + b"pinne \xe8 belle,g9,0,3,block5_conv3,0,1,img_a.JPEG,Fish,English,p1\n",
+    )
     p = problems_of(res, "bad_encoding").iloc[0]
     assert p["row"] == 7 and p["column"] == "characteristic" and "undecodable" in p["message"]
     # a Latin-1 file is fine when its encoding is declared
-    d = authors_dir(tmp_path, features=GOOD_FEATURES.encode() + "pinne \u00e8 belle,g9,0,3,block5_conv3,0,1,img_a.JPEG,Fish,Italian,p1\n".encode("latin-1"))
+    d = authors_dir(
+        tmp_path,
+        features=GOOD_FEATURES.encode()
+        + "pinne \u00e8 belle,g9,0,3,block5_conv3,0,1,img_a.JPEG,Fish,Italian,p1\n".encode("latin-1"),
+    )
     ok = import_game(d, class_map, cluster_table(MANIFEST), ImportConfig(encoding="latin-1"))
     assert ok.problems.empty and "pinne \u00e8 belle" in set(ok.guesses["text"])
 
 
 def test_problems_in_the_other_tables(tmp_path, class_map):
-    res = run(tmp_path, class_map,
-              resigns="cluster_id,number_of_resigns\n2,two\n7,1\n",
-              no_text="cluster_id,label,guessed_label_id,percentile\n3,2,2,9\n3,1,2,0\n")
+    res = run(
+        tmp_path,
+        class_map,
+        resigns="cluster_id,number_of_resigns\n2,two\n7,1\n",
+        no_text="cluster_id,label,guessed_label_id,percentile\n3,2,2,9\n3,1,2,0\n",
+    )
     got = set(zip(res.problems["file"], res.problems["row"], res.problems["reason"], strict=False))
-    assert got == {("resigns.csv", 2, "bad_value"), ("resigns.csv", 3, "unknown_cluster"),
-                   ("guesses_without_text.csv", 2, "hints_out_of_range"),
-                   ("guesses_without_text.csv", 3, "true_class_mismatch")}
+    assert got == {
+        ("resigns.csv", 2, "bad_value"),
+        ("resigns.csv", 3, "unknown_cluster"),
+        ("guesses_without_text.csv", 2, "hints_out_of_range"),
+        ("guesses_without_text.csv", 3, "true_class_mismatch"),
+    }
     assert res.report["kept"]["resign"] == 0 and res.report["kept"]["guess"] == 0
 
 
@@ -235,7 +276,7 @@ def test_cluster_identity_check_can_be_switched_off(tmp_path, class_map):
 def test_max_text_length_and_hints_are_params(tmp_path, class_map):
     res = run(tmp_path, class_map, ImportConfig(max_text_length=5, max_hints=1), features=GOOD_FEATURES)
     feats = res.problems[res.problems["file"] == "features.csv"]
-    assert set(feats.loc[feats["reason"] == "text_too_long", "row"]) == {3}          # 'scales' has 6 characters
+    assert set(feats.loc[feats["reason"] == "text_too_long", "row"]) == {3}  # 'scales' has 6 characters
     assert set(feats.loc[feats["reason"] == "hints_out_of_range", "row"]) == {4, 6}  # hints 2 and 5
 
 
@@ -250,14 +291,21 @@ def test_screening_by_param_and_by_export_flag(tmp_path, class_map):
     s = res.report["screening"]
     assert s["excluded_players"] == 1 and s["excluded_rows"] == 3 and s["excluded_by_kind"]["feature"] == 3
     assert s["rows_without_player"] == 4  # no-text guesses and resigns carry no player id here
-    res = run(tmp_path, class_map, ImportConfig(use_export_screening=False),
-              players="player_id,passed_screening\np1,false\n")
+    res = run(
+        tmp_path,
+        class_map,
+        ImportConfig(use_export_screening=False),
+        players="player_id,passed_screening\np1,false\n",
+    )
     assert res.report["screening"]["excluded_rows"] == 0
 
 
 def test_players_table_problems_are_reported(tmp_path, class_map):
     res = run(tmp_path, class_map, players="player_id,passed_screening\np1,maybe\n,true\n")
-    assert set(zip(res.problems["file"], res.problems["reason"], strict=False)) == {("players.csv", "bad_value"), ("players.csv", "missing_value")}
+    assert set(zip(res.problems["file"], res.problems["reason"], strict=False)) == {
+        ("players.csv", "bad_value"),
+        ("players.csv", "missing_value"),
+    }
 
 
 def test_import_is_deterministic(tmp_path, class_map):
@@ -272,7 +320,9 @@ def test_manual_translations_are_passed_on(tmp_path, class_map):
     d = authors_dir(tmp_path)
     (d / "translations.csv").write_text("text,language,translation\npinne,Italian,fins\n", encoding="utf-8")
     res = import_game(d, class_map, cluster_table(MANIFEST))
-    assert res.translations.to_dict("records") == [{"text": "pinne", "language": "it", "translation": "fins", "context": ""}]
+    assert res.translations.to_dict("records") == [
+        {"text": "pinne", "language": "it", "translation": "fins", "context": ""}
+    ]
 
 
 def test_paper_class_map_resource_matches_imagenette():
@@ -281,7 +331,10 @@ def test_paper_class_map_resource_matches_imagenette():
     from inviz.data.imagenette import IMAGENETTE_CLASSES
 
     path = files("inviz") / "resources" / "game_classes_imagenette.csv"
-    classes = [{"label": i, "class_folder": w, "class_name": n} for i, (w, n) in enumerate(sorted(IMAGENETTE_CLASSES.items()))]
+    classes = [
+        {"label": i, "class_folder": w, "class_name": n}
+        for i, (w, n) in enumerate(sorted(IMAGENETTE_CLASSES.items()))
+    ]
     cm = load_class_map(path, classes)
     assert cm.resolve("Dog") == 1 and cm.resolve("4") == 1 and cm.resolve("Fish") == 0 and cm.resolve(10) == 0
     assert cm.resolve("chainsaw") == 3 and cm.resolve("chain saw") == 3 and cm.resolve("nothing") is None
@@ -289,7 +342,11 @@ def test_paper_class_map_resource_matches_imagenette():
 
 def test_game_classes_are_alphabetical():
     t = game_classes_frame(["night sky", "bicycle", "castle"], ["c00_night_sky", "c01_bicycle", "c02_castle"])
-    assert t["game_name"].tolist() == ["Bicycle", "Castle", "Night Sky"] and t["game_id"].tolist() == [1, 2, 3]
+    assert t["game_name"].tolist() == ["Bicycle", "Castle", "Night Sky"] and t["game_id"].tolist() == [
+        1,
+        2,
+        3,
+    ]
 
 
 def test_read_table_keeps_line_numbers_across_blank_lines(tmp_path):
@@ -329,7 +386,10 @@ def test_every_column_map_drives_the_header_check(tmp_path, name):
         header = [c for c in layout.required_columns if c != col] + list(layout.optional_columns)
         p = tmp_path / f"{name}.csv"
         p.write_text(",".join(header) + "\n" + ",".join("x" for _ in header) + "\n", encoding="utf-8")
-        with pytest.raises(GameExportError, match=f"missing column '{col}'.*Expected columns: {', '.join(layout.required_columns)}"):
+        with pytest.raises(
+            GameExportError,
+            match=f"missing column '{col}'.*Expected columns: {', '.join(layout.required_columns)}",
+        ):
             check_columns(read_table(p), layout, p)
     p.write_text(",".join(layout.required_columns) + ",zzz_unrelated\n", encoding="utf-8")
     assert check_columns(read_table(p), layout, p) == ["zzz_unrelated"]

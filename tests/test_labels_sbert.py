@@ -53,7 +53,9 @@ def labels_of(out):
 
 
 def test_known_synonyms_end_in_one_label_and_unrelated_words_do_not(sbert_embed):
-    table = pd.DataFrame([("bicycle", t) for ts in GROUPS.values() for t in ts], columns=["guessed_class", "text"])
+    table = pd.DataFrame(
+        [("bicycle", t) for ts in GROUPS.values() for t in ts], columns=["guessed_class", "text"]
+    )
     lab = labels_of(label_texts(table, sbert_embed, ClusterConfig(), progress=False))
     per_group = {g: {lab[t] for t in ts} for g, ts in GROUPS.items()}
     assert all(len(v) == 1 for v in per_group.values()), per_group
@@ -62,7 +64,15 @@ def test_known_synonyms_end_in_one_label_and_unrelated_words_do_not(sbert_embed)
 
 
 def test_class_name_removal_before_embedding_groups_features_not_the_class(sbert_embed):
-    typed = ["the dog's ears", "ears of the dog", "Dog ear", "dog paws", "paws", "the tail of the dog", "dog tail"]
+    typed = [
+        "the dog's ears",
+        "ears of the dog",
+        "Dog ear",
+        "dog paws",
+        "paws",
+        "the tail of the dog",
+        "dog tail",
+    ]
     cleaned = [clean_text(t, ["English springer", "Dog"]) for t in typed]
     table = pd.DataFrame({"guessed_class": "English springer", "text": cleaned})
     lab = labels_of(label_texts(table, sbert_embed, ClusterConfig(), progress=False))
@@ -71,8 +81,12 @@ def test_class_name_removal_before_embedding_groups_features_not_the_class(sbert
 
 
 def test_labels_are_unified_across_guessed_classes(sbert_embed):
-    table = pd.DataFrame({"guessed_class": ["tractor"] * 4 + ["bicycle"] * 4,
-                          "text": ["wheels", "big wheels", "grid", "windows", "wheel", "spoked wheel", "triangle", "frame"]})
+    table = pd.DataFrame(
+        {
+            "guessed_class": ["tractor"] * 4 + ["bicycle"] * 4,
+            "text": ["wheels", "big wheels", "grid", "windows", "wheel", "spoked wheel", "triangle", "frame"],
+        }
+    )
     out = label_texts(table, sbert_embed, ClusterConfig(), progress=False)
     wheel = out[out["text"].str.contains("wheel")]
     assert wheel["label"].nunique() == 1

@@ -17,28 +17,39 @@ from inviz.labels.scoring import (
 
 
 def feature(cid, gid, label, hints, correct):
-    return {"cluster_id": cid, "guess_id": gid, "label": label, "hints": hints, "correct": correct, "kind": "feature"}
+    return {
+        "cluster_id": cid,
+        "guess_id": gid,
+        "label": label,
+        "hints": hints,
+        "correct": correct,
+        "kind": "feature",
+    }
 
 
 # Image A, layer L: maps 1, 2, 3, 4 (weights 5, 3, 2, 1). Image A, layer M: map 5 (weight 4).
-FEATURES = pd.DataFrame([
-    feature(1, "g1", "wheel", 0, True),    # 1.0
-    feature(1, "g2", "wheel", 2, True),    # 0.8            -> wheel 1.8 on map 1
-    feature(1, "g3", "grass", 1, False),   # 0.9, wrong only -> grass 0.9 / 4 = 0.225
-    feature(2, "g4", "wheel", 1, True),    # 0.9            -> wheel 0.9
-    feature(2, "g5", "spokes", 1, True),   # 0.9            -> spokes 0.9 (tie with wheel)
-    feature(3, "g6", "spokes", 0, True),   # 1.0
-    feature(3, "g7", "spokes", 0, False),  # 1.0 (a right guesser also gave it: no /4) -> 2.0
-    feature(3, "g8", "wheel", 3, False),   # 0.7 wrong only -> 0.175
-    feature(4, "g9", "sky", 2, False),     # 0.8 / 4 = 0.2
-    feature(5, "g10", "wheel", 5, True),   # 0.5
-])
-CLUSTERS = pd.DataFrame({
-    "cluster_id": [1, 2, 3, 4, 5],
-    "image": ["A", "A", "A", "A", "A"],
-    "layer": ["L", "L", "L", "L", "M"],
-    "weight": [5.0, 3.0, 2.0, 1.0, 4.0],
-})
+FEATURES = pd.DataFrame(
+    [
+        feature(1, "g1", "wheel", 0, True),  # 1.0
+        feature(1, "g2", "wheel", 2, True),  # 0.8            -> wheel 1.8 on map 1
+        feature(1, "g3", "grass", 1, False),  # 0.9, wrong only -> grass 0.9 / 4 = 0.225
+        feature(2, "g4", "wheel", 1, True),  # 0.9            -> wheel 0.9
+        feature(2, "g5", "spokes", 1, True),  # 0.9            -> spokes 0.9 (tie with wheel)
+        feature(3, "g6", "spokes", 0, True),  # 1.0
+        feature(3, "g7", "spokes", 0, False),  # 1.0 (a right guesser also gave it: no /4) -> 2.0
+        feature(3, "g8", "wheel", 3, False),  # 0.7 wrong only -> 0.175
+        feature(4, "g9", "sky", 2, False),  # 0.8 / 4 = 0.2
+        feature(5, "g10", "wheel", 5, True),  # 0.5
+    ]
+)
+CLUSTERS = pd.DataFrame(
+    {
+        "cluster_id": [1, 2, 3, 4, 5],
+        "image": ["A", "A", "A", "A", "A"],
+        "layer": ["L", "L", "L", "L", "M"],
+        "weight": [5.0, 3.0, 2.0, 1.0, 4.0],
+    }
+)
 
 
 def test_score_formula_with_hint_penalty_and_wrong_only_divisor():
@@ -54,13 +65,17 @@ def test_score_formula_with_hint_penalty_and_wrong_only_divisor():
 
 
 def test_score_parameters_change_the_numbers():
-    s = score_labels(FEATURES, ScoreConfig(hint_penalty=0.2, wrong_only_divisor=2)).set_index(["cluster_id", "label"])["score"]
+    s = score_labels(FEATURES, ScoreConfig(hint_penalty=0.2, wrong_only_divisor=2)).set_index(
+        ["cluster_id", "label"]
+    )["score"]
     assert s[(1, "wheel")] == pytest.approx(1.0 + 0.6)
     assert s[(1, "grass")] == pytest.approx(0.8 / 2)
 
 
 def test_count_per_guess_counts_a_guess_once():
-    f = pd.concat([FEATURES, pd.DataFrame([feature(1, "g1", "wheel", 0, True)])], ignore_index=True)  # g1 typed two 'wheel' texts
+    f = pd.concat(
+        [FEATURES, pd.DataFrame([feature(1, "g1", "wheel", 0, True)])], ignore_index=True
+    )  # g1 typed two 'wheel' texts
     per_text = score_labels(f).set_index(["cluster_id", "label"])["score"]
     per_guess = score_labels(f, ScoreConfig(count_per="guess")).set_index(["cluster_id", "label"])["score"]
     assert per_text[(1, "wheel")] == pytest.approx(2.8)
@@ -126,7 +141,13 @@ def test_merged_maps_are_weight_averages():
 def test_evidence_counts():
     rows = [
         {"cluster_id": 1, "guess_id": "g1", "kind": "feature", "correct": True, "hints": 0.0},
-        {"cluster_id": 1, "guess_id": "g1", "kind": "feature", "correct": True, "hints": 0.0},  # second text of g1
+        {
+            "cluster_id": 1,
+            "guess_id": "g1",
+            "kind": "feature",
+            "correct": True,
+            "hints": 0.0,
+        },  # second text of g1
         {"cluster_id": 1, "guess_id": "g2", "kind": "feature", "correct": True, "hints": 2.0},
         {"cluster_id": 1, "guess_id": "g3", "kind": "feature", "correct": False, "hints": 1.0},
         {"cluster_id": 1, "guess_id": "g11", "kind": "guess", "correct": True, "hints": 4.0},
@@ -136,11 +157,23 @@ def test_evidence_counts():
     ]
     ev = evidence(pd.DataFrame(rows)).set_index("cluster_id")
     e1 = ev.loc[1]
-    assert (e1["plays"], e1["guesses"], e1["wins"], e1["losses"], e1["resigns"], e1["n_texts"]) == (6, 4, 3, 1, 2, 4)
+    assert (e1["plays"], e1["guesses"], e1["wins"], e1["losses"], e1["resigns"], e1["n_texts"]) == (
+        6,
+        4,
+        3,
+        1,
+        2,
+        4,
+    )
     assert e1["mean_hints"] == pytest.approx((0 + 2 + 1 + 4) / 4)
     assert e1["mean_hints_with_resigns"] == pytest.approx((7 + 2 * 5) / 6)  # resigns count as 5 hints
     e2 = ev.loc[2]
-    assert e2["guesses"] == 0 and e2["resigns"] == 1 and np.isnan(e2["mean_hints"]) and e2["mean_hints_with_resigns"] == 5
+    assert (
+        e2["guesses"] == 0
+        and e2["resigns"] == 1
+        and np.isnan(e2["mean_hints"])
+        and e2["mean_hints_with_resigns"] == 5
+    )
 
 
 def test_union_find_is_transitive():

@@ -32,8 +32,19 @@ def game_maps(n_per_class=6, seed=0):
             cov = np.zeros((6, len(parts)))
             shown = rng.integers(1, len(parts) + 1)  # this map covers some of the class's parts
             cov[1:, :shown] = np.linspace(0.4, 1.0, 5)[:, None]
-            maps.append(GameMap(cid, f"val/{FOLDERS[label]}/{i}", f"{i}.png", ["block4_conv1", "block5_conv3"][i % 2], i % 3,
-                                label, tuple(parts), cov, {p: "red" for p in parts}))
+            maps.append(
+                GameMap(
+                    cid,
+                    f"val/{FOLDERS[label]}/{i}",
+                    f"{i}.png",
+                    ["block4_conv1", "block5_conv3"][i % 2],
+                    i % 3,
+                    label,
+                    tuple(parts),
+                    cov,
+                    {p: "red" for p in parts},
+                )
+            )
     return maps
 
 
@@ -61,13 +72,15 @@ def test_texts_are_messy_like_real_ones():
     texts = feats["text"].tolist()
     it = feats[feats["language"] == "it"]
     assert len(it) > 0 and set(it["text"].str.strip().str.lower().str.rstrip("!.")) & set(IT_EN)
-    assert any(" " in t.strip() for t in texts)                                  # multi-word phrases
-    assert any(n in t.lower() for t in texts for n in NAMES)                      # class name inside the text
-    assert any(t != t.lower() for t in texts)                                     # capitals
+    assert any(" " in t.strip() for t in texts)  # multi-word phrases
+    assert any(n in t.lower() for t in texts for n in NAMES)  # class name inside the text
+    assert any(t != t.lower() for t in texts)  # capitals
     all_phrases = {p.lower() for d in PART_PHRASES.values() for ps in d.values() for p in ps}
-    assert any(t.strip().lower().rstrip("!.") not in all_phrases for t in texts)  # typos, colours, class names
+    assert any(
+        t.strip().lower().rstrip("!.") not in all_phrases for t in texts
+    )  # typos, colours, class names
     answered = games[games["kind"] != "resign"].drop_duplicates("guess_id")
-    assert (answered["guessed_label"] != answered["label"]).any()               # wrong guesses
+    assert (answered["guessed_label"] != answered["label"]).any()  # wrong guesses
     assert (games["kind"] == "resign").any() and (games["kind"] == "guess").any()
     assert answered["hints"].between(0, 5).all() and answered["hints"].nunique() > 2
     s = summary(games, players, export)
@@ -79,7 +92,10 @@ def test_players_describe_what_they_can_see():
     honest = games[(games["kind"] == "feature")]
     en = honest[(honest["language"] == "en")]
     # most English texts describe a part of the image's class
-    hits = [any(any(w in t.lower() for w in (p, *PART_PHRASES[p]["en"])) for p in PARTS[lab]) for t, lab in zip(en["text"], en["label"], strict=False)]
+    hits = [
+        any(any(w in t.lower() for w in (p, *PART_PHRASES[p]["en"])) for p in PARTS[lab])
+        for t, lab in zip(en["text"], en["label"], strict=False)
+    ]
     assert np.mean(hits) > 0.6
     # nothing is visible at level 0, so nobody guesses correctly there except by luck of the untrustworthy
     first = games[(games["kind"] != "resign") & (games["hints"] == 0)].drop_duplicates("guess_id")
@@ -89,15 +105,36 @@ def test_players_describe_what_they_can_see():
 def test_export_is_the_authors_layout_and_imports_with_the_injected_defects(tmp_path):
     cfg = SimulateConfig(enabled=True, n_players=30, plays_per_map=5, defect_rows=0.05)
     games, players, export, classes = simulate(cfg)
-    assert list(export.features.columns[:9]) == ["characteristic", "guess_id", "percentile", "guessed_label_id", "layer",
-                                                 "cluster", "cluster_id", "image", "label_en"]
+    assert list(export.features.columns[:9]) == [
+        "characteristic",
+        "guess_id",
+        "percentile",
+        "guessed_label_id",
+        "layer",
+        "cluster",
+        "cluster_id",
+        "image",
+        "label_en",
+    ]
     assert list(export.resigns.columns[:2]) == ["cluster_id", "number_of_resigns"]
     assert list(export.no_text.columns[:4]) == ["cluster_id", "label", "guessed_label_id", "percentile"]
     assert export.game_classes["game_name"].tolist() == sorted(export.game_classes["game_name"])
     assert sum(export.defects.values()) == round(0.05 * (games["kind"] == "feature").sum())
     # import it
-    clusters = pd.DataFrame([{"cluster_id": m.cluster_id, "image": m.image, "layer": m.layer, "cluster": m.cluster,
-                              "label": m.label, "true_class": NAMES[m.label], "weight": 1.0} for m in game_maps()])
+    clusters = pd.DataFrame(
+        [
+            {
+                "cluster_id": m.cluster_id,
+                "image": m.image,
+                "layer": m.layer,
+                "cluster": m.cluster,
+                "label": m.label,
+                "true_class": NAMES[m.label],
+                "weight": 1.0,
+            }
+            for m in game_maps()
+        ]
+    )
     t = tmp_path
     export.features.to_csv(t / "features.csv", index=False)
     export.no_text.to_csv(t / "guesses_without_text.csv", index=False)
@@ -131,9 +168,9 @@ def test_part_coverage_grows_with_the_level():
     yy, xx = np.mgrid[:8, :8]
     cmap = -np.hypot(yy, xx + 0.1 * yy)  # the map peaks in the top-left corner (no ties)
     part_a = np.zeros((32, 32), bool)
-    part_a[:8, :8] = True     # under the highlight
+    part_a[:8, :8] = True  # under the highlight
     part_b = np.zeros((32, 32), bool)
-    part_b[24:, 24:] = True   # far away
+    part_b[24:, 24:] = True  # far away
     names, cov = part_coverage(cmap, {"b": part_b, "a": part_a}, cfg)
     assert names == ["a", "b"] and cov.shape == (6, 2)
     assert np.all(np.diff(cov[:, 0]) >= -1e-9) and cov[-1, 0] > 0.8 and cov[-1, 1] < 0.05
@@ -146,8 +183,8 @@ def test_maps_part_coverage_measures_each_map_over_its_images_parts():
     from inviz.data.parts import PartMasks
 
     masks = np.zeros((2, 32, 32), np.uint16)
-    masks[0, :8, :8] = 1          # image a: part "p" top-left
-    masks[1, 24:, 24:] = 2        # image b: part "q" bottom-right
+    masks[0, :8, :8] = 1  # image a: part "p" top-left
+    masks[1, 24:, 24:] = 2  # image b: part "q" bottom-right
     parts = PartMasks(np.array(["a", "b"]), masks, ("p", "q"))
     rng = np.random.default_rng(1)
     maps = {1: rng.random((8, 8)), 2: rng.random((8, 8)), 3: rng.random((8, 8))}
@@ -188,13 +225,17 @@ def test_closed_loop_scores_named_and_covered_parts():
     assert named_parts("lines", lex) == {"stripes", "zigzag"}
     assert named_parts("shape", lex) == set() and named_parts("red", lex) == set()  # generic / colour
     cov_wheel = (["triangle", "wheel"], np.array([[0.0, 0.0], [0.1, 0.9]]))
-    best = pd.DataFrame({
-        "cluster_id": [1, 2, 2, 3],
-        "layer": ["a", "a", "a", "b"],
-        "label": ["tyre", "frame", "spokes", "moon"],  # map 2: a tie, half right
-        "rank": [1, 1, 2, 1],
-    })
-    m, table = evaluate(best, {1: cov_wheel, 2: cov_wheel, 3: cov_wheel}, lex, ClosedLoopConfig(min_coverage=0.5))
+    best = pd.DataFrame(
+        {
+            "cluster_id": [1, 2, 2, 3],
+            "layer": ["a", "a", "a", "b"],
+            "label": ["tyre", "frame", "spokes", "moon"],  # map 2: a tie, half right
+            "rank": [1, 1, 2, 1],
+        }
+    )
+    m, table = evaluate(
+        best, {1: cov_wheel, 2: cov_wheel, 3: cov_wheel}, lex, ClosedLoopConfig(min_coverage=0.5)
+    )
     assert table["hit_share"].tolist() == [1.0, 0.5, 0.0]
     assert table["hit_rank1"].tolist() == [True, False, False]
     assert m["accuracy"] == pytest.approx(0.5) and m["accuracy_rank1"] == pytest.approx(1 / 3)
@@ -206,8 +247,15 @@ def test_closed_loop_in_one_call_skips_real_data_and_measures_the_demo():
     from inviz.labels.closed_loop import TABLE_COLUMNS, ClosedLoopConfig, closed_loop
 
     cfg = RevealConfig(game_size=64)
-    labels = pd.DataFrame({"cluster_id": [1, 2, 3], "layer": ["a", "a", "b"], "label": ["tyre", "moon", None],
-                           "rank": [1, 1, None], "is_best": [True, True, None]})
+    labels = pd.DataFrame(
+        {
+            "cluster_id": [1, 2, 3],
+            "layer": ["a", "a", "b"],
+            "label": ["tyre", "moon", None],
+            "rank": [1, 1, None],
+            "is_best": [True, True, None],
+        }
+    )
     clusters = pd.DataFrame({"cluster_id": [1, 2, 3], "image": ["x", "x", "x"]})
     yy, xx = np.mgrid[:8, :8]
     peak = -np.hypot(yy, xx + 0.1 * yy)  # lights the top-left corner

@@ -51,37 +51,127 @@ def fake_sbert(monkeypatch):
 
 
 def run_masks(w, params, out):
-    code = main(["masks", "--params", str(params), "--extract", str(w["extract"]), "--selected", str(w["selected"]),
-                 "--images", str(w["images"]), "--model", str(w["model"]), "--out", str(out / "masks"),
-                 "--manifest", str(out / "masks.csv"), "--figure", str(out / "levels.png"), "--metrics", str(out / "masks.json")])
+    code = main(
+        [
+            "masks",
+            "--params",
+            str(params),
+            "--extract",
+            str(w["extract"]),
+            "--selected",
+            str(w["selected"]),
+            "--images",
+            str(w["images"]),
+            "--model",
+            str(w["model"]),
+            "--out",
+            str(out / "masks"),
+            "--manifest",
+            str(out / "masks.csv"),
+            "--figure",
+            str(out / "levels.png"),
+            "--metrics",
+            str(out / "masks.json"),
+        ]
+    )
     assert code == 0
 
 
 def run_simulate(w, params, out):
-    return main(["labels_simulate", "--params", str(params), "--extract", str(w["extract"]), "--manifest", str(out / "masks.csv"),
-                 "--selected", str(w["selected"]), "--images", str(w["images"]), "--parts", str(w["parts"]),
-                 "--classes", str(w["classes"]), "--out", str(out / "game"), "--metrics", str(out / "simulate.json")])
+    return main(
+        [
+            "labels_simulate",
+            "--params",
+            str(params),
+            "--extract",
+            str(w["extract"]),
+            "--manifest",
+            str(out / "masks.csv"),
+            "--selected",
+            str(w["selected"]),
+            "--images",
+            str(w["images"]),
+            "--parts",
+            str(w["parts"]),
+            "--classes",
+            str(w["classes"]),
+            "--out",
+            str(out / "game"),
+            "--metrics",
+            str(out / "simulate.json"),
+        ]
+    )
 
 
 def run_import(w, params, out):
     import yaml
 
     p = yaml.safe_load(params.read_text())["labels_import"]
-    return main(["labels_import", "--params", str(params), "--game-dir", p["source_dir"], "--class-map", p["class_map"],
-                 "--manifest", str(out / "masks.csv"), "--classes", str(w["classes"]), "--out", str(out / "guesses.csv"),
-                 "--classes-out", str(out / "classes.csv"), "--translations-out", str(out / "manual.csv"),
-                 "--problems", str(out / "problems.csv"), "--report", str(out / "import.json")])
+    return main(
+        [
+            "labels_import",
+            "--params",
+            str(params),
+            "--game-dir",
+            p["source_dir"],
+            "--class-map",
+            p["class_map"],
+            "--manifest",
+            str(out / "masks.csv"),
+            "--classes",
+            str(w["classes"]),
+            "--out",
+            str(out / "guesses.csv"),
+            "--classes-out",
+            str(out / "classes.csv"),
+            "--translations-out",
+            str(out / "manual.csv"),
+            "--problems",
+            str(out / "problems.csv"),
+            "--report",
+            str(out / "import.json"),
+        ]
+    )
 
 
 def run_analyze(w, params, out, tag=""):
-    return main(["labels_analyze", "--params", str(params), "--guesses", str(out / "guesses.csv"),
-                 "--classes", str(out / "classes.csv"), "--translations", str(out / "manual.csv"),
-                 "--manifest", str(out / "masks.csv"), "--extract", str(w["extract"]), "--parts", str(w["parts"]),
-                 "--translation-cache", str(out / "tcache.csv"), "--embedding-cache", str(out / "emb.parquet"),
-                 "--texts", str(out / f"texts{tag}.csv"), "--cluster-labels", str(out / f"cluster_labels{tag}.csv"),
-                 "--inv", str(out / f"inv{tag}.csv"), "--merged-scores", str(out / f"merged_scores{tag}.csv"),
-                 "--merged-maps", str(out / f"merged_maps{tag}"), "--closed-loop", str(out / f"closed_loop{tag}.csv"),
-                 "--metrics", str(out / f"analyze{tag}.json")])
+    return main(
+        [
+            "labels_analyze",
+            "--params",
+            str(params),
+            "--guesses",
+            str(out / "guesses.csv"),
+            "--classes",
+            str(out / "classes.csv"),
+            "--translations",
+            str(out / "manual.csv"),
+            "--manifest",
+            str(out / "masks.csv"),
+            "--extract",
+            str(w["extract"]),
+            "--parts",
+            str(w["parts"]),
+            "--translation-cache",
+            str(out / "tcache.csv"),
+            "--embedding-cache",
+            str(out / "emb.parquet"),
+            "--texts",
+            str(out / f"texts{tag}.csv"),
+            "--cluster-labels",
+            str(out / f"cluster_labels{tag}.csv"),
+            "--inv",
+            str(out / f"inv{tag}.csv"),
+            "--merged-scores",
+            str(out / f"merged_scores{tag}.csv"),
+            "--merged-maps",
+            str(out / f"merged_maps{tag}"),
+            "--closed-loop",
+            str(out / f"closed_loop{tag}.csv"),
+            "--metrics",
+            str(out / f"analyze{tag}.json"),
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +194,10 @@ def test_masks_stage_writes_zips_manifest_and_figure(world, masked):
     assert ids["cluster_id"].tolist() == list(range(1, len(kept) + 1))
     # order: selected images, then layers, then cluster index
     sel = pd.read_csv(world["selected"])["sample_id"].tolist()
-    keys = [(sel.index(i), list(LAYERS).index(layer), c) for i, layer, c in zip(ids["image"], ids["layer"], ids["cluster"], strict=False)]
+    keys = [
+        (sel.index(i), list(LAYERS).index(layer), c)
+        for i, layer, c in zip(ids["image"], ids["layer"], ids["cluster"], strict=False)
+    ]
     assert keys == sorted(keys)
     assert set(manifest["shard"]) == {f"{name}.zip" for name in LAYERS}
     assert set(manifest["factor"]) == {16.0, 32.0} and set(manifest["sigma"]) == {16.0, 24.0}
@@ -123,26 +216,40 @@ def test_masks_are_reproducible(world, masked, tmp_path):
     run_masks(world, params, tmp_path)
     assert (tmp_path / "masks.csv").read_bytes() == (out / "masks.csv").read_bytes()
     for name in LAYERS:
-        assert (tmp_path / "masks" / f"{name}.zip").read_bytes() == (out / "masks" / f"{name}.zip").read_bytes()
+        assert (tmp_path / "masks" / f"{name}.zip").read_bytes() == (
+            out / "masks" / f"{name}.zip"
+        ).read_bytes()
 
 
 def test_simulate_import_analyze_end_to_end(world, masked, fake_sbert, tmp_path, tracking_uri):
     out, params = masked
     for f in ("masks.csv",):
         (tmp_path / f).write_bytes((out / f).read_bytes())
-    params = write_params(tmp_path / "params.yaml", tmp_path / "game", tmp_path / "game" / "game_classes.csv",
-                          mlflow={"enabled": True, "experiment": "labels-test"})
+    params = write_params(
+        tmp_path / "params.yaml",
+        tmp_path / "game",
+        tmp_path / "game" / "game_classes.csv",
+        mlflow={"enabled": True, "experiment": "labels-test"},
+    )
     assert run_simulate(world, params, tmp_path) == 0
     game = tmp_path / "game"
-    assert {p.name for p in game.iterdir()} >= {"features.csv", "resigns.csv", "guesses_without_text.csv", "players.csv",
-                                               "translations.csv", "game_classes.csv"}
+    assert {p.name for p in game.iterdir()} >= {
+        "features.csv",
+        "resigns.csv",
+        "guesses_without_text.csv",
+        "players.csv",
+        "translations.csv",
+        "game_classes.csv",
+    }
     sim = json.loads((tmp_path / "simulate.json").read_text())
     assert sim["n_texts"] > 30 and sim["n_failed_screening"] >= 0
 
     assert run_import(world, params, tmp_path) == 0
     report = json.loads((tmp_path / "import.json").read_text())
     assert report["format"] == "authors" and report["kept"]["feature"] > 0
-    assert report["rows_dropped"] == sum(sim["defects"].values()) == len(pd.read_csv(tmp_path / "problems.csv"))
+    assert (
+        report["rows_dropped"] == sum(sim["defects"].values()) == len(pd.read_csv(tmp_path / "problems.csv"))
+    )
 
     assert run_analyze(world, params, tmp_path) == 0
     m = json.loads((tmp_path / "analyze.json").read_text())
@@ -151,7 +258,18 @@ def test_simulate_import_analyze_end_to_end(world, masked, fake_sbert, tmp_path,
     cl = pd.read_csv(tmp_path / "cluster_labels.csv")
     manifest = pd.read_csv(tmp_path / "masks.csv").drop_duplicates("cluster_id")
     assert set(cl["cluster_id"]) == set(manifest["cluster_id"])  # every map, labelled or not
-    for col in ("plays", "guesses", "wins", "losses", "resigns", "mean_hints", "score", "rank", "is_best", "merged_id"):
+    for col in (
+        "plays",
+        "guesses",
+        "wins",
+        "losses",
+        "resigns",
+        "mean_hints",
+        "score",
+        "rank",
+        "is_best",
+        "merged_id",
+    ):
         assert col in cl.columns
     inv = pd.read_csv(tmp_path / "inv.csv")
     # merging keeps the total weight of each image and layer
@@ -186,7 +304,9 @@ def test_simulation_is_seeded(world, masked, tmp_path):
 
 def test_simulate_disabled_writes_a_note(world, masked, tmp_path):
     out, _ = masked
-    params = write_params(tmp_path / "params.yaml", tmp_path / "game", tmp_path / "x.csv", labels_simulate={"enabled": False})
+    params = write_params(
+        tmp_path / "params.yaml", tmp_path / "game", tmp_path / "x.csv", labels_simulate={"enabled": False}
+    )
     assert run_simulate(world, params, tmp_path) == 0
     assert [p.name for p in (tmp_path / "game").iterdir()] == ["README.txt"]
     assert json.loads((tmp_path / "simulate.json").read_text()) == {"enabled": False}
@@ -195,8 +315,13 @@ def test_simulate_disabled_writes_a_note(world, masked, tmp_path):
 def test_import_strict_mode_fails_and_lists_problems(world, masked, tmp_path, capsys):
     out, _ = masked
     (tmp_path / "masks.csv").write_bytes((out / "masks.csv").read_bytes())
-    params = write_params(tmp_path / "params.yaml", tmp_path / "game", tmp_path / "game" / "game_classes.csv",
-                          labels_simulate={"defect_rows": 0.05}, labels_import={"strict": True})
+    params = write_params(
+        tmp_path / "params.yaml",
+        tmp_path / "game",
+        tmp_path / "game" / "game_classes.csv",
+        labels_simulate={"defect_rows": 0.05},
+        labels_import={"strict": True},
+    )
     assert run_simulate(world, params, tmp_path) == 0
     assert run_import(world, params, tmp_path) == 2
     assert "strict mode" in capsys.readouterr().err
@@ -205,12 +330,18 @@ def test_import_strict_mode_fails_and_lists_problems(world, masked, tmp_path, ca
 
 def test_import_missing_game_folder_is_a_clear_error(world, masked, tmp_path, capsys):
     out, _ = masked
-    params = write_params(tmp_path / "params.yaml", tmp_path / "nothing", tmp_path / "nothing" / "game_classes.csv")
+    params = write_params(
+        tmp_path / "params.yaml", tmp_path / "nothing", tmp_path / "nothing" / "game_classes.csv"
+    )
     (tmp_path / "nothing").mkdir()
     (tmp_path / "nothing" / "game_classes.csv").write_text(
-        "game_id,game_name,class_folder,class_name\n" + "".join(
+        "game_id,game_name,class_folder,class_name\n"
+        + "".join(
             f"{c['label'] + 1},{c['class_name']},{c['class_folder']},{c['class_name']}\n"
-            for c in json.loads(world["classes"].read_text())), encoding="utf-8")
+            for c in json.loads(world["classes"].read_text())
+        ),
+        encoding="utf-8",
+    )
     (tmp_path / "masks.csv").write_bytes((out / "masks.csv").read_bytes())
     assert run_import(world, params, tmp_path) == 2
     assert "no game export found" in capsys.readouterr().err
@@ -218,8 +349,12 @@ def test_import_missing_game_folder_is_a_clear_error(world, masked, tmp_path, ca
 
 def test_masks_with_worker_processes_are_identical(world, masked, tmp_path):
     out, _ = masked
-    params = write_params(tmp_path / "params.yaml", tmp_path / "game", tmp_path / "game" / "game_classes.csv",
-                          masks={"run": {"workers": 2}})
+    params = write_params(
+        tmp_path / "params.yaml",
+        tmp_path / "game",
+        tmp_path / "game" / "game_classes.csv",
+        masks={"run": {"workers": 2}},
+    )
     run_masks(world, params, tmp_path)
     for z in sorted((out / "masks").glob("*.zip")):
         assert (tmp_path / "masks" / z.name).read_bytes() == z.read_bytes(), z.name

@@ -17,7 +17,7 @@ from inviz.labels.text import TextConfig, clean_text, name_aliases, normalize, r
         ("churches windows", ["church"], "windows"),
         ("garbage-truck wheels", ["garbage truck"], "wheels"),
         ("GARBAGE TRUCK", ["garbage truck"], ""),
-        ("hotdog bun", ["dog"], "hotdog bun"),            # only whole words
+        ("hotdog bun", ["dog"], "hotdog bun"),  # only whole words
         ("dogma", ["dog"], "dogma"),
         ("the fish eye", ["tench", "Fish"], "the eye"),
     ],

@@ -18,12 +18,14 @@ from inviz.labels.translate import (
     translate_texts,
 )
 
-DICT = pd.DataFrame({
-    "text": ["ruota", "strisce", "coda"],
-    "language": ["it", "Italian", "it"],
-    "translation": ["wheel", "stripes", "tail"],
-    "context": ["", "", "kite"],
-})
+DICT = pd.DataFrame(
+    {
+        "text": ["ruota", "strisce", "coda"],
+        "language": ["it", "Italian", "it"],
+        "translation": ["wheel", "stripes", "tail"],
+        "context": ["", "", "kite"],
+    }
+)
 
 
 class FakeResult:
@@ -62,16 +64,31 @@ def test_unknown_method_is_a_params_error():
 
 
 def test_language_codes():
-    assert [language_code(v) for v in ("Italian", "IT", "it-IT", "english", None, "", "fr")] == ["it", "it", "it", "en", "en", "en", "fr"]
+    assert [language_code(v) for v in ("Italian", "IT", "it-IT", "english", None, "", "fr")] == [
+        "it",
+        "it",
+        "it",
+        "en",
+        "en",
+        "en",
+        "fr",
+    ]
     assert language_code(None, default="it") == "it"
 
 
 def test_dictionary_translator_context_and_normalisation():
     cfg = TranslateConfig(method="dictionary")
     tr = make_translator(cfg, DICT)
-    res = translate_texts(["Ruota ", "coda", "coda", "sconosciuto"], ["it"] * 4, ["bicycle", "kite", "castle", "kite"], cfg, tr)
+    res = translate_texts(
+        ["Ruota ", "coda", "coda", "sconosciuto"], ["it"] * 4, ["bicycle", "kite", "castle", "kite"], cfg, tr
+    )
     assert res.texts[:2] == ["wheel", "tail"]
-    assert res.status == ["translated", "translated", "untranslated", "untranslated"]  # 'coda' only for 'kite'
+    assert res.status == [
+        "translated",
+        "translated",
+        "untranslated",
+        "untranslated",
+    ]  # 'coda' only for 'kite'
     assert res.texts[3] == "sconosciuto"  # kept as typed
     assert res.counts["untranslated"] == 2
 
@@ -81,13 +98,25 @@ def test_deepl_sends_class_name_as_context_and_fills_the_cache(tmp_path):
     client = FakeDeepL()
     tr = DeepLTranslator(client=client)
     cache = TranslationCache(tmp_path / "cache.csv")
-    res = translate_texts(["ruota", "ruota", "coda"], ["it", "it", "it"], ["bicycle", "bicycle", "kite"], cfg, tr, cache)
+    res = translate_texts(
+        ["ruota", "ruota", "coda"], ["it", "it", "it"], ["bicycle", "bicycle", "kite"], cfg, tr, cache
+    )
     assert res.texts == ["RUOTA", "RUOTA", "CODA"]
-    assert sorted(client.calls) == [(("coda",), "IT", "EN-US", "kite"), (("ruota",), "IT", "EN-US", "bicycle")]
+    assert sorted(client.calls) == [
+        (("coda",), "IT", "EN-US", "kite"),
+        (("ruota",), "IT", "EN-US", "bicycle"),
+    ]
     cache.save()
     # a later run offline: answered from the cache file, no request
     offline = DeepLTranslator(client=FakeDeepL(fail=True))
-    again = translate_texts(["ruota", "coda"], ["it", "it"], ["bicycle", "kite"], cfg, offline, TranslationCache(tmp_path / "cache.csv"))
+    again = translate_texts(
+        ["ruota", "coda"],
+        ["it", "it"],
+        ["bicycle", "kite"],
+        cfg,
+        offline,
+        TranslationCache(tmp_path / "cache.csv"),
+    )
     assert again.texts == ["RUOTA", "CODA"] and again.status == ["cached", "cached"]
 
 
@@ -111,7 +140,14 @@ def test_context_can_be_switched_off():
 
 def test_translation_provided_by_the_export_wins():
     cfg = TranslateConfig(method="none")
-    res = translate_texts(["ruota", "wheel"], ["it", "en"], [None, None], cfg, make_translator(cfg), provided=["wheel (provided)", "x"])
+    res = translate_texts(
+        ["ruota", "wheel"],
+        ["it", "en"],
+        [None, None],
+        cfg,
+        make_translator(cfg),
+        provided=["wheel (provided)", "x"],
+    )
     assert res.texts == ["wheel (provided)", "wheel"] and res.status == ["provided", "target"]
 
 

@@ -25,5 +25,7 @@ def test_write_then_read_gives_every_map_back_per_layer(tmp_path):
 
 def test_a_missing_layer_names_the_file_and_the_stage(tmp_path):
     (tmp_path / "mm").mkdir()
-    with pytest.raises(MergedMapsError, match=r"b4\.npz: merged maps of layer b4 not found \('inviz labels_analyze'"):
+    with pytest.raises(
+        MergedMapsError, match=r"b4\.npz: merged maps of layer b4 not found \('inviz labels_analyze'"
+    ):
         read_merged_maps(tmp_path / "mm", ["b4"])

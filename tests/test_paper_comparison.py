@@ -14,8 +14,18 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
 def paper_table1_csv() -> pd.DataFrame:
-    return pd.DataFrame([{"layer": k, "threshold_label": f"<{v[0]}%", "leftover_clusters": v[1], "leftover_fmaps": v[2],
-                          "leftover_weight": v[3]} for k, v in PAPER_TABLE1.items()])
+    return pd.DataFrame(
+        [
+            {
+                "layer": k,
+                "threshold_label": f"<{v[0]}%",
+                "leftover_clusters": v[1],
+                "leftover_fmaps": v[2],
+                "leftover_weight": v[3],
+            }
+            for k, v in PAPER_TABLE1.items()
+        ]
+    )
 
 
 def test_every_deviation_key_exists_in_both_profiles_with_its_default():
@@ -32,7 +42,9 @@ def test_changed_choices_are_flagged():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["extract"]["weights"] = "gradcam"
     table = deviations_table(params).set_index("param")
-    assert not table.loc["extract.weights", "is_default"] and table.loc["extract.weights", "ours"] == "gradcam"
+    assert (
+        not table.loc["extract.weights", "is_default"] and table.loc["extract.weights", "ours"] == "gradcam"
+    )
     text = paper_comparison(params, None, None, [], {})
     assert "| `extract.weights` | `guided` | `gradcam` ⚠ changed |" in text
 
@@ -50,7 +62,10 @@ def test_tables_next_to_the_paper():
     claims = [("On informativeness INV is significantly above every other method.", "holds")]
     metrics = {"extract": {"n_cluster_maps_kept": 1954, "n_images": 50}, "train": {"val_accuracy": 0.9}}
     text = paper_comparison(params, paper_table1_csv(), t2, claims, metrics)
-    assert "| block5_conv3 | <0.175% / <0.175% | 3.3 | 3.3 | 0.0 | 14.6 | 14.6 | 0.0 | 78.4 | 78.4 | 0.0 |" in text
+    assert (
+        "| block5_conv3 | <0.175% / <0.175% | 3.3 | 3.3 | 0.0 | 14.6 | 14.6 | 0.0 | 78.4 | 78.4 | 0.0 |"
+        in text
+    )
     assert "Mean absolute difference over layers: clusters 0.00, fmaps 0.00, weight 0.00" in text
     assert "| INV | 5.92 ± 1.40 (5.92, +0.00) |" in text
     assert "| On informativeness INV is significantly above every other method. | holds |" in text
@@ -77,8 +92,23 @@ def test_compare_stage(tmp_path, tracking_uri):
     (tmp_path / "t2").mkdir()
     paper_table2().assign(best=False).to_csv(tmp_path / "t2" / "table2.csv", index=False)
     (tmp_path / "t2" / "table2_claims.md").write_text("| 1 | C. | holds |\n")
-    assert main(["compare", "--params", str(ROOT / "demo" / "params.yaml"), "--table1", str(tmp_path / "table1.csv"),
-                 "--table2", str(tmp_path / "t2"), "--metrics-dir", str(tmp_path / "metrics"),
-                 "--out", str(tmp_path / "cmp.md")]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--params",
+                str(ROOT / "demo" / "params.yaml"),
+                "--table1",
+                str(tmp_path / "table1.csv"),
+                "--table2",
+                str(tmp_path / "t2"),
+                "--metrics-dir",
+                str(tmp_path / "metrics"),
+                "--out",
+                str(tmp_path / "cmp.md"),
+            ]
+        )
+        == 0
+    )
     text = (tmp_path / "cmp.md").read_text()
     assert "## Table 1" in text and "| C. | holds |" in text and "10 kept cluster maps over 2 images" in text

@@ -53,9 +53,15 @@ def run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def demo_repo(tmp_path_factory):
     repo = tmp_path_factory.mktemp("e2e")
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}", "GIT_AUTHOR_NAME": "t",
-           "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
     # the Sentence-BERT model assembled by `make install` (a code dependency of labels_analyze)
@@ -85,16 +91,38 @@ def test_demo_pipeline_runs_offline(demo_repo):
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     for stage in stages:
         assert f"Running stage '{stage}'" in first.stdout, stage
-    for path in ["data/index.csv", "data/parts.npz", "models/model.safetensors", "data/selected.csv",
-                 "reports/train/confusion.png", "reports/train/history.csv", "reports/table1.csv",
-                 "data/masks.csv", "data/labels/inv.csv", "reports/table2/table2_tests.csv", "reports/inv/index.csv",
-                 "reports/global/global.csv", "reports/explorer/index.html", "reports/survey/questionnaire.md",
-                 "reports/paper_comparison.md"]:
+    for path in [
+        "data/index.csv",
+        "data/parts.npz",
+        "models/model.safetensors",
+        "data/selected.csv",
+        "reports/train/confusion.png",
+        "reports/train/history.csv",
+        "reports/table1.csv",
+        "data/masks.csv",
+        "data/labels/inv.csv",
+        "reports/table2/table2_tests.csv",
+        "reports/inv/index.csv",
+        "reports/global/global.csv",
+        "reports/explorer/index.html",
+        "reports/survey/questionnaire.md",
+        "reports/paper_comparison.md",
+    ]:
         assert (repo / path).is_file(), path
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], repo, env).stdout)
     flat = json.dumps(metrics)
-    for key in ("n_images", "val_accuracy", "n_selected", "n_clusters", "n_files", "n_cluster_maps_labelled", "n_figures",
-                "n_labels", "n_cards", "n_panels"):
+    for key in (
+        "n_images",
+        "val_accuracy",
+        "n_selected",
+        "n_clusters",
+        "n_files",
+        "n_cluster_maps_labelled",
+        "n_figures",
+        "n_labels",
+        "n_cards",
+        "n_panels",
+    ):
         assert f'"{key}"' in flat, key
     # a 2-epoch model classifies few test images right: selection takes only correct ones, at most
     # one per class, and reports the shortfall of the rest
@@ -125,13 +153,17 @@ def test_runs_are_in_mlflow(demo_repo):
 
     repo, env, _ = demo_repo
     client = mlflow.MlflowClient(tracking_uri=env["MLFLOW_TRACKING_URI"])
-    exp = client.get_experiment_by_name(yaml.safe_load((repo / "params.yaml").read_text())["mlflow"]["experiment"])
+    exp = client.get_experiment_by_name(
+        yaml.safe_load((repo / "params.yaml").read_text())["mlflow"]["experiment"]
+    )
     runs = client.search_runs([exp.experiment_id])
     stages = {r.data.tags.get("stage") for r in runs}
     assert {"data", "train", "select"} <= stages
     train = next(r for r in runs if r.data.tags["stage"] == "train")
     assert "val_accuracy" in train.data.metrics and train.data.tags.get("git_commit")
-    assert train.data.params["train.seed"] == str(yaml.safe_load((repo / "params.yaml").read_text())["train"]["seed"])
+    assert train.data.params["train.seed"] == str(
+        yaml.safe_load((repo / "params.yaml").read_text())["train"]["seed"]
+    )
     # the stage runs of the first `dvc repro` form one pipeline execution, nested under one parent run
     stage_runs = [r for r in runs if r.data.tags.get("inviz.kind") != "pipeline"]
     first = [r for r in stage_runs if r.data.tags.get("dvc_exp_name", "") == ""]
@@ -140,7 +172,10 @@ def test_runs_are_in_mlflow(demo_repo):
     parent_ids = {r.data.tags.get("mlflow.parentRunId") for r in first}
     assert len(parent_ids) == 1
     parent = client.get_run(parent_ids.pop())
-    assert parent.data.tags["inviz.kind"] == "pipeline" and parent.data.tags["inviz.pipeline_run"] in pipeline_ids
+    assert (
+        parent.data.tags["inviz.kind"] == "pipeline"
+        and parent.data.tags["inviz.pipeline_run"] in pipeline_ids
+    )
     # a stage run lasts as long as its stage (it starts with the stage, not at the logging step)
     tr = next(r for r in first if r.data.tags["stage"] == "train")
     assert tr.info.end_time - tr.info.start_time > 1000

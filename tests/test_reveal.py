@@ -41,7 +41,7 @@ def test_paper_sigmas_and_rule_for_other_factors():
     table = RevealConfig().sigma
     assert [blur_sigma(f, table) for f in (8, 16, 32)] == [12.0, 16.0, 24.0]
     assert blur_sigma(8.0, table) == 12.0
-    assert blur_sigma(4, table) == pytest.approx(12 * np.sqrt(0.5))   # nearest entry 8, sqrt scaling
+    assert blur_sigma(4, table) == pytest.approx(12 * np.sqrt(0.5))  # nearest entry 8, sqrt scaling
     assert blur_sigma(64, table) == pytest.approx(24 * np.sqrt(2))
     assert blur_sigma(12, table) == pytest.approx(16 * np.sqrt(12 / 16))  # log-nearer to 16 than to 8
     assert blur_sigma(10, table) == pytest.approx(12 * np.sqrt(10 / 8))
@@ -49,9 +49,9 @@ def test_paper_sigmas_and_rule_for_other_factors():
 
 def test_percentile_mask_top_share_and_ties():
     v = np.arange(100, dtype=float)
-    assert percentile_mask(v, 2).sum() == 2          # 98, 99
+    assert percentile_mask(v, 2).sum() == 2  # 98, 99
     assert percentile_mask(v, 30).sum() == 30
-    assert percentile_mask(np.ones(50), 2).all()     # a constant map reveals everything
+    assert percentile_mask(np.ones(50), 2).all()  # a constant map reveals everything
     with pytest.raises(ValueError, match="NaN"):
         percentile_mask(np.array([0.0, np.nan]), 2)
 
@@ -76,12 +76,14 @@ def test_apply_mask():
 
 def test_reveal_levels_exact_on_a_ramp_map():
     cfg = RevealConfig(game_size=80, sigma={8: 0.0})
-    cmap = np.arange(100, dtype=float).reshape(10, 10)   # x8 to 80 px, every value appears 64 times
+    cmap = np.arange(100, dtype=float).reshape(10, 10)  # x8 to 80 px, every value appears 64 times
     img = np.full((80, 80, 3), 100, np.uint8)
     r = reveal(cmap, img, cfg)
     assert r.factor == 8 and r.sigma == 0.0
     assert r.masked.shape == (6, 80, 80, 3) and r.masked.dtype == np.uint8
-    np.testing.assert_allclose(r.revealed_share, [0.02, 0.05, 0.08, 0.13, 0.20, 0.30])  # 4.5 % -> 5 whole cells
+    np.testing.assert_allclose(
+        r.revealed_share, [0.02, 0.05, 0.08, 0.13, 0.20, 0.30]
+    )  # 4.5 % -> 5 whole cells
     top2 = np.zeros((10, 10), bool)
     top2.flat[98:] = True
     np.testing.assert_array_equal(r.binary[0], np.kron(top2, np.ones((8, 8), bool)))
@@ -155,8 +157,11 @@ def test_one_soft_mask_for_the_game_the_overlays_and_the_players(seed):
         np.testing.assert_array_equal(reveal_mask(cmap, 64, q, cfg), r.soft[i])
     # at another size the blur scales with it: step 4 of the method on a 32-px grid
     half = reveal_mask(cmap, 32, 30.0, cfg)
-    expected = gaussian_filter(percentile_mask(upscale_nearest(cmap, 32), 30.0).astype(np.float32),
-                               blur_sigma(8, cfg.sigma) / 2, truncate=cfg.truncate)
+    expected = gaussian_filter(
+        percentile_mask(upscale_nearest(cmap, 32), 30.0).astype(np.float32),
+        blur_sigma(8, cfg.sigma) / 2,
+        truncate=cfg.truncate,
+    )
     np.testing.assert_allclose(half, np.clip(expected, 0, 1), atol=1e-6)
     assert mask_sigma(cmap.shape, cfg, 32) == blur_sigma(8, cfg.sigma) / 2
 

@@ -33,8 +33,17 @@ def make_inputs(root: Path, n: int = 5) -> tuple[Path, Path, Path, torch.nn.Modu
         rel = Path("test") / f"c{i % 3}" / f"img{i}.png"
         (images / rel).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(images / rel)
-        rows.append({"sample_id": f"test/c{i % 3}/img{i}", "path": str(rel), "label": i % 3,
-                     "class_name": f"class {i % 3}", "pred": i % 3, "pred_name": f"class {i % 3}", "confidence": 0.9})
+        rows.append(
+            {
+                "sample_id": f"test/c{i % 3}/img{i}",
+                "path": str(rel),
+                "label": i % 3,
+                "class_name": f"class {i % 3}",
+                "pred": i % 3,
+                "pred_name": f"class {i % 3}",
+                "confidence": 0.9,
+            }
+        )
     selected = root / "selected.csv"
     pd.DataFrame(rows).to_csv(selected, index=False)
     torch.manual_seed(0)
@@ -67,7 +76,8 @@ def test_run_extraction_writes_shards_and_resumes(tmp_path):
     second = run_extraction(model, ds, ids, out, cfg, model_sha256="m", progress=False)
     assert (second.n_new, second.n_skipped) == (len(lost), 5 - len(lost))
     pd.testing.assert_frame_equal(
-        first.layers.drop(columns=["embedding_x", "embedding_y"]), second.layers.drop(columns=["embedding_x", "embedding_y"])
+        first.layers.drop(columns=["embedding_x", "embedding_y"]),
+        second.layers.drop(columns=["embedding_x", "embedding_y"]),
     )
     third = run_extraction(model, ds, ids, out, cfg, model_sha256="m", progress=False)
     assert third.n_new == 0 and third.n_skipped == 5
@@ -75,15 +85,23 @@ def test_run_extraction_writes_shards_and_resumes(tmp_path):
     assert res.manifest["model_sha256"] == "m"
     assert len(res.explanations()) == 5
     # the true class as target
-    by_label = run_extraction(model, ds, ids, tmp_path / "by_label", cfg.replace(target="label"), "m", progress=False)
-    assert by_label.layers.groupby("sample_id")["target"].first().loc[ids].tolist() == [i % 3 for i in range(5)]
+    by_label = run_extraction(
+        model, ds, ids, tmp_path / "by_label", cfg.replace(target="label"), "m", progress=False
+    )
+    assert by_label.layers.groupby("sample_id")["target"].first().loc[ids].tolist() == [
+        i % 3 for i in range(5)
+    ]
 
 
 def write_params(path: Path, **extract) -> Path:
     params = {
         "mlflow": {"experiment": "test-extract", "tracking_uri": None, "enabled": True},
-        "extract": {"layers": LAYERS, "tsne": {"backend": "numba"},
-                    "run": {"batch_size": 2, "shard_size": 3, "device": "cpu", "num_workers": 0}, **extract},
+        "extract": {
+            "layers": LAYERS,
+            "tsne": {"backend": "numba"},
+            "run": {"batch_size": 2, "shard_size": 3, "device": "cpu", "num_workers": 0},
+            **extract,
+        },
     }
     path.write_text(yaml.safe_dump(params))
     return path
@@ -91,11 +109,29 @@ def write_params(path: Path, **extract) -> Path:
 
 def stage_args(tmp_path: Path, images: Path, selected: Path, ckpt: Path, params: Path) -> list[str]:
     r = tmp_path / "reports"
-    return ["extract", "--params", str(params), "--images", str(images), "--selected", str(selected),
-            "--model", str(ckpt), "--out", str(tmp_path / "data" / "extract"),
-            "--table1-csv", str(r / "table1.csv"), "--table1-md", str(r / "table1.md"),
-            "--table1-tex", str(r / "table1.tex"), "--comparison", str(r / "table1_vs_paper.md"),
-            "--metrics", str(tmp_path / "metrics" / "extract.json")]
+    return [
+        "extract",
+        "--params",
+        str(params),
+        "--images",
+        str(images),
+        "--selected",
+        str(selected),
+        "--model",
+        str(ckpt),
+        "--out",
+        str(tmp_path / "data" / "extract"),
+        "--table1-csv",
+        str(r / "table1.csv"),
+        "--table1-md",
+        str(r / "table1.md"),
+        "--table1-tex",
+        str(r / "table1.tex"),
+        "--comparison",
+        str(r / "table1_vs_paper.md"),
+        "--metrics",
+        str(tmp_path / "metrics" / "extract.json"),
+    ]
 
 
 @pytest.mark.slow
@@ -156,8 +192,10 @@ def test_two_process_ddp_writes_rank_shards(tmp_path):
     """Two CPU processes (DDP, gloo): each rank writes its own shards; padding duplicates are merged away."""
     images, selected, _, model = make_inputs(tmp_path)
     ds, ids = dataset(images, selected)
-    cfg = ExtractConfig(layers=LAYERS, run={"batch_size": 2, "shard_size": 2, "device": "cpu", "devices": 2,
-                                            "strategy": "ddp_spawn"})
+    cfg = ExtractConfig(
+        layers=LAYERS,
+        run={"batch_size": 2, "shard_size": 2, "device": "cpu", "devices": 2, "strategy": "ddp_spawn"},
+    )
     run = run_extraction(model, ds, ids, tmp_path / "out", cfg, model_sha256="m", progress=False)
     ranks = {name.split("-")[0] for name in complete_shards(tmp_path / "out")}
     assert ranks == {"r000", "r001"}

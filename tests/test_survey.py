@@ -54,8 +54,15 @@ def setting():
     assert int(model(x[None]).argmax()) == 0
     bg = torch.as_tensor(np.random.default_rng(1).random((8, 3, SIZE, SIZE)) * 0.1, dtype=torch.float32)
     ctx = {"image": img, "mean": (0.0, 0.0, 0.0), "std": (1.0, 1.0, 1.0), "background": bg}
-    cfg = SurveyConfig(gradcam_layer="features.0", lime_samples=150, lime_kernel_size=1.0, lime_max_dist=5.0,
-                       lime_features=2, shap_samples=64, shap_background=8)
+    cfg = SurveyConfig(
+        gradcam_layer="features.0",
+        lime_samples=150,
+        lime_kernel_size=1.0,
+        lime_max_dist=5.0,
+        lime_features=2,
+        shap_samples=64,
+        shap_background=8,
+    )
     return model, x, mask, ctx, cfg
 
 
@@ -82,7 +89,11 @@ def test_explainers_are_seeded(setting):
 def test_survey_images_drawn_one_per_class_and_seeded():
     sel = pd.DataFrame({"sample_id": [f"s{i}" for i in range(20)], "label": [i // 4 for i in range(20)]})
     a = survey_images(sel, SurveyConfig(n_images=4, seed=1))
-    assert len(a) == 4 and a["label"].is_unique and list(a["sample_id"]) == sorted(a["sample_id"], key=lambda s: int(s[1:]))
+    assert (
+        len(a) == 4
+        and a["label"].is_unique
+        and list(a["sample_id"]) == sorted(a["sample_id"], key=lambda s: int(s[1:]))
+    )
     assert list(a["sample_id"]) == list(survey_images(sel, SurveyConfig(n_images=4, seed=1))["sample_id"])
     assert list(survey_images(sel, SurveyConfig(images=("s7", "s2")))["sample_id"]) == ["s7", "s2"]
     with pytest.raises(SurveyError, match="distinct classes"):
@@ -114,7 +125,11 @@ def test_questionnaire_and_form():
         assert md.count(f"**{aspect}** — {text}") == len(cfg.methods)
     assert "![LIME](panels/lime/a.png)" in md and "background in AI" in md
     cols = list(form_template(cfg).columns)
-    assert cols[:2] == ["participant", "ai_background"] and len(cols) == 2 + 25 and "INV | Informativeness" in cols
+    assert (
+        cols[:2] == ["participant", "ai_background"]
+        and len(cols) == 2 + 25
+        and "INV | Informativeness" in cols
+    )
 
 
 def write_form(path, rows):
@@ -140,8 +155,16 @@ def test_read_form_to_long_responses_and_table2(tmp_path):
     rows[3]["LIME | Usefulness"] = ""  # a missing answer
     write_form(tmp_path / "form.csv", rows)
     responses, missing = read_form(tmp_path / "form.csv", cfg)
-    assert len(responses) == 12 * 25 - 1 and list(responses.columns) == ["participant", "ai_background", "method", "aspect", "rating"]
-    assert missing.to_dict("records") == [{"participant": "p3", "method": "LIME", "aspect": "Usefulness", "line": 5}]
+    assert len(responses) == 12 * 25 - 1 and list(responses.columns) == [
+        "participant",
+        "ai_background",
+        "method",
+        "aspect",
+        "rating",
+    ]
+    assert missing.to_dict("records") == [
+        {"participant": "p3", "method": "LIME", "aspect": "Usefulness", "line": 5}
+    ]
     assert responses["rating"].between(1, 7).all() and set(responses["ai_background"]) == {"yes", "no"}
     result = analyse_responses(responses)
     # feeds Table 2's paired tests directly; the participant with a missing answer is dropped from that aspect
@@ -149,11 +172,14 @@ def test_read_form_to_long_responses_and_table2(tmp_path):
     assert result.dropped[["participant", "aspect"]].values.tolist() == [["p3", "Usefulness"]]
 
 
-@pytest.mark.parametrize(("cell", "column", "message"), [
-    ("8", "Grad-CAM | Usefulness", "expected an integer 1..7, got '8'"),
-    ("good", "INV | Satisfaction", "expected an integer 1..7, got 'good'"),
-    ("maybe", "ai_background", "expected yes or no"),
-])
+@pytest.mark.parametrize(
+    ("cell", "column", "message"),
+    [
+        ("8", "Grad-CAM | Usefulness", "expected an integer 1..7, got '8'"),
+        ("good", "INV | Satisfaction", "expected an integer 1..7, got 'good'"),
+        ("maybe", "ai_background", "expected yes or no"),
+    ],
+)
 def test_read_form_errors_name_row_and_column(tmp_path, cell, column, message):
     cfg = SurveyConfig()
     cols = form_columns(cfg.methods, list(cfg.items))
@@ -173,7 +199,9 @@ def test_read_form_structure_errors(tmp_path):
     with pytest.raises(SurveyError, match="not found"):
         read_form(tmp_path / "none.csv", cfg)
     cols = form_columns(cfg.methods, list(cfg.items))
-    write_form(tmp_path / "d.csv", [{"participant": "p", "ai_background": "no", **{c: "3" for c in cols[2:]}}] * 2)
+    write_form(
+        tmp_path / "d.csv", [{"participant": "p", "ai_background": "no", **{c: "3" for c in cols[2:]}}] * 2
+    )
     with pytest.raises(SurveyError, match="more than one row"):
         read_form(tmp_path / "d.csv", cfg)
 
@@ -183,9 +211,23 @@ def test_survey_import_command(tmp_path, capsys):
 
     cfg = SurveyConfig()
     cols = form_columns(cfg.methods, list(cfg.items))
-    write_form(tmp_path / "form.csv", [{"participant": "p1", "ai_background": "yes", **{c: "5" for c in cols[2:]}}])
-    assert main(["survey_import", "--form", str(tmp_path / "form.csv"), "--out", str(tmp_path / "r.csv"),
-                 "--missing", str(tmp_path / "m.csv")]) == 0
+    write_form(
+        tmp_path / "form.csv", [{"participant": "p1", "ai_background": "yes", **{c: "5" for c in cols[2:]}}]
+    )
+    assert (
+        main(
+            [
+                "survey_import",
+                "--form",
+                str(tmp_path / "form.csv"),
+                "--out",
+                str(tmp_path / "r.csv"),
+                "--missing",
+                str(tmp_path / "m.csv"),
+            ]
+        )
+        == 0
+    )
     assert len(pd.read_csv(tmp_path / "r.csv")) == 25 and len(pd.read_csv(tmp_path / "m.csv")) == 0
     (tmp_path / "bad.csv").write_text("participant,ai_background\np,no\n")
     assert main(["survey_import", "--form", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "x.csv")]) == 2

@@ -28,7 +28,10 @@ SMALL = dict(image_size=128, n_train_per_class=2, n_val_per_class=1)
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.png"))}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*.png"))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +144,12 @@ def test_masks_align_with_drawn_pixels(dataset):
         sid = str(parts.sample_ids[row])
         split, folder, stem = sid.split("/")
         spec, i = spec_of[folder], int(stem.rsplit("_", 1)[1])
-        clean, mask = synthetic.render_image(clean_cfg, spec.parts, synthetic.image_rng(cfg, split, spec.label, i))
-        bare, bare_mask = synthetic.render_image(clean_cfg, (), synthetic.image_rng(cfg, split, spec.label, i))
+        clean, mask = synthetic.render_image(
+            clean_cfg, spec.parts, synthetic.image_rng(cfg, split, spec.label, i)
+        )
+        bare, bare_mask = synthetic.render_image(
+            clean_cfg, (), synthetic.image_rng(cfg, split, spec.label, i)
+        )
         np.testing.assert_array_equal(mask, parts.masks[row])
         assert bare_mask.max() == 0
 
@@ -235,7 +242,9 @@ def test_config_validation_names_the_key(change, key):
 
 
 def test_config_from_params_mapping():
-    cfg = from_dict(SyntheticConfig, {"image_size": 160, "part_scale": [0.3, 0.4], "geometry": {"star_points": 6}})
+    cfg = from_dict(
+        SyntheticConfig, {"image_size": 160, "part_scale": [0.3, 0.4], "geometry": {"star_points": 6}}
+    )
     assert cfg.image_size == 160 and cfg.part_scale == (0.3, 0.4) and cfg.geometry.star_points == 6
     with pytest.raises(ParamsError, match="data.synthetic.*image_size"):
         from_dict(SyntheticConfig, {"image_size": 100}, "data.synthetic")

@@ -22,12 +22,34 @@ from inviz.fmaps.table1 import (
 
 def stats() -> pd.DataFrame:
     rows = []
-    for sid, (clusters, fmaps, weight, kept_w) in {"a": (4, 50.0, 70.0, 80.0), "b": (2, 30.0, 60.0, 90.0)}.items():
-        rows.append({"sample_id": sid, "layer": "block5_conv3", "n_channels": 512, "threshold": 0.175,
-                     "n_clusters_kept": clusters, "leftover_fmaps_pct": fmaps, "leftover_weight_pct": weight,
-                     "leftover_weight_of_kept_pct": kept_w})
-    rows.append({"sample_id": "a", "layer": "block3_conv1", "n_channels": 256, "threshold": 0.35, "n_clusters_kept": 5,
-                 "leftover_fmaps_pct": 40.0, "leftover_weight_pct": 65.0, "leftover_weight_of_kept_pct": 75.0})
+    for sid, (clusters, fmaps, weight, kept_w) in {
+        "a": (4, 50.0, 70.0, 80.0),
+        "b": (2, 30.0, 60.0, 90.0),
+    }.items():
+        rows.append(
+            {
+                "sample_id": sid,
+                "layer": "block5_conv3",
+                "n_channels": 512,
+                "threshold": 0.175,
+                "n_clusters_kept": clusters,
+                "leftover_fmaps_pct": fmaps,
+                "leftover_weight_pct": weight,
+                "leftover_weight_of_kept_pct": kept_w,
+            }
+        )
+    rows.append(
+        {
+            "sample_id": "a",
+            "layer": "block3_conv1",
+            "n_channels": 256,
+            "threshold": 0.35,
+            "n_clusters_kept": 5,
+            "leftover_fmaps_pct": 40.0,
+            "leftover_weight_pct": 65.0,
+            "leftover_weight_of_kept_pct": 75.0,
+        }
+    )
     return pd.DataFrame(rows)
 
 
@@ -35,7 +57,12 @@ def test_table1_exact_values():
     t = table1(stats(), ["block3_conv1", "block5_conv3"])
     assert list(t.index) == ["block3_conv1", "block5_conv3"]
     r = t.loc["block5_conv3"]
-    assert (r["n_images"], r["n_channels"], r["fmaps_threshold"], r["threshold_label"]) == (2, 512, 0.175, "<0.175%")
+    assert (r["n_images"], r["n_channels"], r["fmaps_threshold"], r["threshold_label"]) == (
+        2,
+        512,
+        0.175,
+        "<0.175%",
+    )
     assert (r["leftover_clusters"], r["leftover_fmaps"], r["leftover_weight"]) == (3.0, 40.0, 65.0)
     assert r["leftover_clusters_sd"] == pytest.approx(math.sqrt(2))
     assert math.isnan(t.loc["block3_conv1", "leftover_fmaps_sd"])  # one image: no sd

@@ -29,14 +29,24 @@ def free(**kw) -> Table2Config:
     return Table2Config(methods=None, aspects=None, claims=(), **kw)
 
 
-def responses(ratings: dict[str, dict[str, list[float]]], background: list[str] | None = None) -> pd.DataFrame:
+def responses(
+    ratings: dict[str, dict[str, list[float]]], background: list[str] | None = None
+) -> pd.DataFrame:
     """Long responses from ``{aspect: {method: [rating of participant 0, 1, ...]}}``."""
     rows = []
     for aspect, by_method in ratings.items():
         for method, values in by_method.items():
             for p, r in enumerate(values):
                 bg = background[p] if background else "yes"
-                rows.append({"participant": f"p{p}", "ai_background": bg, "method": method, "aspect": aspect, "rating": r})
+                rows.append(
+                    {
+                        "participant": f"p{p}",
+                        "ai_background": bg,
+                        "method": method,
+                        "aspect": aspect,
+                        "rating": r,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -52,7 +62,13 @@ def paper_responses(n: int = 30, seed: int = 0) -> pd.DataFrame:
     scipy's ``wilcoxon(method="auto")`` runs an exhaustive permutation test (~0.7 s per pair).
     """
     rng = np.random.default_rng(seed)
-    base = {"Grad-CAM": 5.5, "LIME": 4.0, "SHAP (Gradient Explainer)": 4.0, "INV (Simplified)": 5.5, "INV": 5.5}
+    base = {
+        "Grad-CAM": 5.5,
+        "LIME": 4.0,
+        "SHAP (Gradient Explainer)": 4.0,
+        "INV (Simplified)": 5.5,
+        "INV": 5.5,
+    }
     rows = []
     for p in range(n):
         person = rng.normal(0, 0.5)
@@ -60,8 +76,15 @@ def paper_responses(n: int = 30, seed: int = 0) -> pd.DataFrame:
             for method, mu in base.items():
                 mu = mu + (1.2 if (aspect == "Informativeness" and method == "INV") else 0)
                 r = float(np.clip(np.round(mu + person + rng.normal(0, 0.6)), 1, 7))
-                rows.append({"participant": f"s{p:02d}", "ai_background": "yes" if p % 2 else "no",
-                             "method": method, "aspect": aspect, "rating": r})
+                rows.append(
+                    {
+                        "participant": f"s{p:02d}",
+                        "ai_background": "yes" if p % 2 else "no",
+                        "method": method,
+                        "aspect": aspect,
+                        "rating": r,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -99,8 +122,8 @@ def test_paired_d_av_effect_size():
     ("diff", "zero_method", "expected"),
     [
         ([1, -2, 3, 4], "wilcox", (8 - 2) / 10),
-        ([0, 1, -2], "wilcox", (1 - 2) / 3),   # zero dropped, then ranks 1, 2
-        ([0, 1, -2], "pratt", (2 - 3) / 5),    # ranked with the zero (1, 2, 3), zero's rank dropped
+        ([0, 1, -2], "wilcox", (1 - 2) / 3),  # zero dropped, then ranks 1, 2
+        ([0, 1, -2], "pratt", (2 - 3) / 5),  # ranked with the zero (1, 2, 3), zero's rank dropped
         ([0, 1, -2], "zsplit", (2.5 - 3.5) / 6),
         ([0, 0], "wilcox", float("nan")),
     ],
@@ -143,9 +166,15 @@ def test_welch_from_summary_by_formula():
     assert res["p_value"] == pytest.approx(p) and res["effect_size"] == pytest.approx(g)
     assert t2.welch_from_summary(m1, s1, n1, m2, s2, n2, "cohens_d")["effect_size"] == pytest.approx(d)
     # the table function gives the same numbers
-    summary = pd.DataFrame({"method": ["A", "B"], "aspect": ["x", "x"], "mean": [m1, m2], "sd": [s1, s2], "n": [n1, n2]})
+    summary = pd.DataFrame(
+        {"method": ["A", "B"], "aspect": ["x", "x"], "mean": [m1, m2], "sd": [s1, s2], "n": [n1, n2]}
+    )
     row = t2.welch_tests(t2.validate_summary(summary, free()), free()).iloc[0]
-    assert row["test"] == t2.WELCH_T and row["statistic"] == pytest.approx(t) and row["p_value"] == pytest.approx(p)
+    assert (
+        row["test"] == t2.WELCH_T
+        and row["statistic"] == pytest.approx(t)
+        and row["p_value"] == pytest.approx(p)
+    )
 
 
 def test_holm_and_bonferroni_by_hand():
@@ -173,10 +202,15 @@ def test_correction_method_is_passed_explicitly(monkeypatch):
 
 
 def test_family_aspect_vs_all():
-    summary = pd.DataFrame({
-        "method": ["A", "B", "A", "B"], "aspect": ["x", "x", "y", "y"],
-        "mean": [5.0, 4.6, 5.0, 4.0], "sd": [1.0, 1.0, 1.0, 1.0], "n": [40, 40, 40, 40],
-    })
+    summary = pd.DataFrame(
+        {
+            "method": ["A", "B", "A", "B"],
+            "aspect": ["x", "x", "y", "y"],
+            "mean": [5.0, 4.6, 5.0, 4.0],
+            "sd": [1.0, 1.0, 1.0, 1.0],
+            "n": [40, 40, 40, 40],
+        }
+    )
     per_aspect = t2.welch_tests(summary, free(correction="bonferroni"))
     whole = t2.welch_tests(summary, free(correction="bonferroni", family="all"))
     assert (per_aspect["family_size"] == 1).all() and (whole["family_size"] == 2).all()
@@ -185,8 +219,15 @@ def test_family_aspect_vs_all():
 
 
 def test_significance_uses_adjusted_p_and_alpha():
-    summary = pd.DataFrame({"method": ["A", "B", "C"], "aspect": ["x"] * 3,
-                            "mean": [5.0, 4.5, 4.45], "sd": [1.0] * 3, "n": [60] * 3})
+    summary = pd.DataFrame(
+        {
+            "method": ["A", "B", "C"],
+            "aspect": ["x"] * 3,
+            "mean": [5.0, 4.5, 4.45],
+            "sd": [1.0] * 3,
+            "n": [60] * 3,
+        }
+    )
     tests = t2.welch_tests(summary, free())
     np.testing.assert_array_equal(tests["significant"], tests["p_adjusted"] < 0.05)
     strict = t2.welch_tests(summary, free(alpha=0.001))
@@ -203,7 +244,9 @@ def test_packaged_paper_table_is_method_md():
     assert list(dict.fromkeys(paper["method"])) == list(t2.PAPER_METHODS)
     row = paper[(paper["method"] == "INV") & (paper["aspect"] == "Informativeness")].iloc[0]
     assert (row["mean"], row["sd"]) == (5.82, 1.50)
-    row = paper[(paper["method"] == "SHAP (Gradient Explainer)") & (paper["aspect"] == "Satisfaction")].iloc[0]
+    row = paper[(paper["method"] == "SHAP (Gradient Explainer)") & (paper["aspect"] == "Satisfaction")].iloc[
+        0
+    ]
     assert (row["mean"], row["sd"]) == (4.18, 2.06)
 
 
@@ -216,7 +259,7 @@ def test_paper_summaries_welch_holm_claims():
     verdict = {c.claim.name: c.holds for c in result.claims}
     assert verdict == {
         "inv_best_informativeness": True,
-        "inv_simplified_informativeness": False,   # fails on Grad-CAM only after Holm
+        "inv_simplified_informativeness": False,  # fails on Grad-CAM only after Holm
         "top3_tied_other_aspects": True,
         "lime_shap_trail_other_aspects": True,
     }
@@ -227,20 +270,32 @@ def test_paper_summaries_welch_holm_claims():
 
     inv_vs_simplified = row("INV (Simplified)", "INV")
     assert inv_vs_simplified["p_value"] == pytest.approx(0.0142, abs=5e-4)
-    assert inv_vs_simplified["p_adjusted"] == pytest.approx(0.0425, abs=5e-4) and inv_vs_simplified["significant"]
+    assert (
+        inv_vs_simplified["p_adjusted"] == pytest.approx(0.0425, abs=5e-4)
+        and inv_vs_simplified["significant"]
+    )
     gc_vs_simplified = row("Grad-CAM", "INV (Simplified)")
     assert gc_vs_simplified["p_value"] == pytest.approx(0.0293, abs=5e-4)  # significant uncorrected ...
     assert gc_vs_simplified["p_adjusted"] == pytest.approx(0.0585, abs=5e-4)  # ... but not after Holm
     assert not gc_vs_simplified["significant"]
     failing = [c for c in result.claims if c.holds is False][0]
-    assert [(x.higher, x.lower) for x in failing.comparisons if not x.holds] == [("INV (Simplified)", "Grad-CAM")]
+    assert [(x.higher, x.lower) for x in failing.comparisons if not x.holds] == [
+        ("INV (Simplified)", "Grad-CAM")
+    ]
     assert int(tests["significant"].sum()) == 32
     # LIME vs SHAP never differ; every top-3 vs LIME/SHAP comparison does
-    assert not tests[(tests["method_a"] == "LIME") & (tests["method_b"] == "SHAP (Gradient Explainer)")]["significant"].any()
+    assert not tests[(tests["method_a"] == "LIME") & (tests["method_b"] == "SHAP (Gradient Explainer)")][
+        "significant"
+    ].any()
     # best mean per aspect (bold)
     best = result.table[result.table["best"]].set_index("aspect")["method"].to_dict()
-    assert best == {"Understandability": "INV (Simplified)", "Usefulness": "INV", "Trustworthiness": "INV (Simplified)",
-                    "Informativeness": "INV", "Satisfaction": "INV"}
+    assert best == {
+        "Understandability": "INV (Simplified)",
+        "Usefulness": "INV",
+        "Trustworthiness": "INV (Simplified)",
+        "Informativeness": "INV",
+        "Satisfaction": "INV",
+    }
 
 
 def test_paper_claims_depend_on_the_correction():
@@ -277,8 +332,14 @@ def test_input_type_chooses_the_test():
 def test_pairing_gains_power_on_correlated_ratings():
     rng = np.random.default_rng(3)
     person = rng.normal(4, 1.2, 30)
-    frame = responses({"x": {"A": list(np.clip(person + 0.3 + rng.normal(0, 0.2, 30), 1, 7)),
-                             "B": list(np.clip(person + rng.normal(0, 0.2, 30), 1, 7))}})
+    frame = responses(
+        {
+            "x": {
+                "A": list(np.clip(person + 0.3 + rng.normal(0, 0.2, 30), 1, 7)),
+                "B": list(np.clip(person + rng.normal(0, 0.2, 30), 1, 7)),
+            }
+        }
+    )
     paired = t2.analyse_responses(frame, free())
     welch = t2.analyse_summary(paired.table[["method", "aspect", "mean", "sd", "n"]], free())
     p_paired = paired.tests.loc[paired.tests["test"] == t2.PAIRED_T, "p_value"].iloc[0]
@@ -302,7 +363,9 @@ def test_responses_claims_both_tests_and_by_background():
     # the group table equals describing the group alone
     yes_only = t2.analyse_responses(raw[raw["ai_background"] == "yes"])
     pd.testing.assert_frame_equal(
-        by[by["group"] == "yes"].drop(columns="group").reset_index(drop=True), yes_only.table, check_dtype=False
+        by[by["group"] == "yes"].drop(columns="group").reset_index(drop=True),
+        yes_only.table,
+        check_dtype=False,
     )
 
 
@@ -311,7 +374,11 @@ def test_responses_claims_both_tests_and_by_background():
 
 
 def _valid_a_lines() -> list[str]:
-    return [f"p{p},yes,{m},clarity,{r}" for p, (ra, rb) in enumerate([(5, 3), (6, 5), (7, 4)]) for m, r in (("A", ra), ("B", rb))]
+    return [
+        f"p{p},yes,{m},clarity,{r}"
+        for p, (ra, rb) in enumerate([(5, 3), (6, 5), (7, 4)])
+        for m, r in (("A", ra), ("B", rb))
+    ]
 
 
 @pytest.mark.parametrize(
@@ -321,9 +388,17 @@ def _valid_a_lines() -> list[str]:
         (7, "p2,yes,B,clarity,0.5", "responses.csv: row 7, column rating: 0.5 is outside 1-7"),
         (7, "p2,yes,B,clarity,good", "responses.csv: row 7, column rating: expected a number, got 'good'"),
         (7, "p2,yes,B,clarity,", "responses.csv: row 7, column rating: missing value"),
-        (7, "p2,yes,B,clarity,nan", "responses.csv: row 7, column rating: expected a finite number, got 'nan'"),
+        (
+            7,
+            "p2,yes,B,clarity,nan",
+            "responses.csv: row 7, column rating: expected a finite number, got 'nan'",
+        ),
         (7, ",yes,B,clarity,4", "responses.csv: row 7, column participant: missing value"),
-        (7, "p2,maybe,B,clarity,4", "responses.csv: row 7, column ai_background: expected yes or no, got 'maybe'"),
+        (
+            7,
+            "p2,maybe,B,clarity,4",
+            "responses.csv: row 7, column ai_background: expected yes or no, got 'maybe'",
+        ),
         (7, "p2,yes,B,clarity,4,extra", "responses.csv: row 7: expected 5 fields (as in the header), got 6"),
     ],
 )
@@ -345,7 +420,10 @@ def test_unknown_method_and_aspect_names(tmp_path):
         t2.read_responses(path, Table2Config())
     msg = str(err.value)
     assert "responses.csv: row 5, column method: unknown method 'GradCAM' (did you mean 'Grad-CAM'?)" in msg
-    assert "responses.csv: row 6, column aspect: unknown aspect 'Informative' (did you mean 'Informativeness'?)" in msg
+    assert (
+        "responses.csv: row 6, column aspect: unknown aspect 'Informative' (did you mean 'Informativeness'?)"
+        in msg
+    )
     assert "set table2.methods: null to accept any name" in msg
     # methods/aspects null: any name is accepted
     assert len(t2.read_responses(path, free())) == 6
@@ -354,7 +432,10 @@ def test_unknown_method_and_aspect_names(tmp_path):
 def test_duplicate_responses_name_their_rows(tmp_path):
     lines = _valid_a_lines() + ["p0,yes,A,clarity,4"]
     path = write(tmp_path / "responses.csv", HEADER_A, lines)
-    with pytest.raises(Table2InputError, match=r"responses.csv: rows 2, 8: duplicate rows for participant='p0', method='A', aspect='clarity'"):
+    with pytest.raises(
+        Table2InputError,
+        match=r"responses.csv: rows 2, 8: duplicate rows for participant='p0', method='A', aspect='clarity'",
+    ):
         t2.read_responses(path, free())
 
 
@@ -362,7 +443,9 @@ def test_participant_with_two_backgrounds(tmp_path):
     lines = _valid_a_lines()
     lines[1] = "p0,no,B,clarity,3"
     path = write(tmp_path / "responses.csv", HEADER_A, lines)
-    with pytest.raises(Table2InputError, match=r"participant 'p0' is both 'yes' \(row 2\) and 'no' \(row 3\)"):
+    with pytest.raises(
+        Table2InputError, match=r"participant 'p0' is both 'yes' \(row 2\) and 'no' \(row 3\)"
+    ):
         t2.read_responses(path, free())
 
 
@@ -374,9 +457,11 @@ def test_background_is_case_insensitive():
 @pytest.mark.parametrize(
     ("header", "message"),
     [
-        ("participant,ai_background,method,aspect,ratings",
-         "responses.csv: missing column(s) rating; expected header columns participant, ai_background, method, aspect, rating "
-         "(found: participant, ai_background, method, aspect, ratings); found 'ratings' for 'rating'"),
+        (
+            "participant,ai_background,method,aspect,ratings",
+            "responses.csv: missing column(s) rating; expected header columns participant, ai_background, method, aspect, rating "
+            "(found: participant, ai_background, method, aspect, ratings); found 'ratings' for 'rating'",
+        ),
         (HEADER_B, "this file looks like summaries (use --summary)"),
     ],
 )
@@ -428,7 +513,11 @@ def test_summary_errors(tmp_path, line, message):
 
 
 def test_summary_unknown_names_and_several_problems(tmp_path):
-    path = write(tmp_path / "summary.csv", HEADER_B, ["Grad-CAM,Usefulness,5,1,0", "LIME,Usefulness,5,-1,30", "Lime,Usefulness,5,1,30"])
+    path = write(
+        tmp_path / "summary.csv",
+        HEADER_B,
+        ["Grad-CAM,Usefulness,5,1,0", "LIME,Usefulness,5,-1,30", "Lime,Usefulness,5,1,30"],
+    )
     with pytest.raises(Table2InputError) as err:
         t2.read_summary(path)
     msg = str(err.value).splitlines()
@@ -439,10 +528,12 @@ def test_summary_unknown_names_and_several_problems(tmp_path):
 
 
 def test_participants_missing_a_method_are_dropped_and_counted():
-    frame = responses({
-        "x": {"A": [5, 6, 7, 4], "B": [3, 5, 4, 4]},
-        "y": {"A": [5, 6, 7, 4], "B": [3, 5, 4, 4]},
-    })
+    frame = responses(
+        {
+            "x": {"A": [5, 6, 7, 4], "B": [3, 5, 4, 4]},
+            "y": {"A": [5, 6, 7, 4], "B": [3, 5, 4, 4]},
+        }
+    )
     frame = frame[~((frame["participant"] == "p3") & (frame["aspect"] == "y") & (frame["method"] == "B"))]
     result = t2.analyse_responses(frame, free())
     assert result.dropped.to_dict("records") == [{"participant": "p3", "aspect": "y", "missing": "B"}]
@@ -457,7 +548,9 @@ def test_participants_missing_a_method_are_dropped_and_counted():
 def test_fewer_than_two_complete_participants_is_an_error():
     frame = responses({"x": {"A": [5, 6], "B": [3, 5]}})
     frame = frame.drop(index=frame.index[-1])  # p1 lacks B
-    with pytest.raises(Table2Error, match=r"responses: aspect 'x': 1 participant\(s\) rated every method \(A, B\), 1 dropped"):
+    with pytest.raises(
+        Table2Error, match=r"responses: aspect 'x': 1 participant\(s\) rated every method \(A, B\), 1 dropped"
+    ):
         t2.analyse_responses(frame, free())
 
 
@@ -474,8 +567,15 @@ def test_small_background_group_is_skipped_and_counted():
 
 
 def test_claim_kinds_and_untestable():
-    summary = pd.DataFrame({"method": ["A", "B", "C"], "aspect": ["x"] * 3,
-                            "mean": [6.0, 4.0, 5.9], "sd": [1.0] * 3, "n": [50] * 3})
+    summary = pd.DataFrame(
+        {
+            "method": ["A", "B", "C"],
+            "aspect": ["x"] * 3,
+            "mean": [6.0, 4.0, 5.9],
+            "sd": [1.0] * 3,
+            "n": [50] * 3,
+        }
+    )
     claims = (
         Claim("a_top", "A above B and C", "greater", ("x",), ("A",), ("B", "C")),
         Claim("b_low", "B above A", "greater", ("x",), ("B",), ("A",)),
@@ -511,7 +611,10 @@ def test_params_files_hold_the_paper_defaults(params_file):
     assert from_dict(Table2Config, section, "table2", params_file) == Table2Config()
 
 
-@pytest.mark.parametrize("correction", ["bonferroni", "sidak", "holm-sidak", "holm", "simes-hochberg", "hommel", "fdr_bh", "fdr_by"])
+@pytest.mark.parametrize(
+    "correction",
+    ["bonferroni", "sidak", "holm-sidak", "holm", "simes-hochberg", "hommel", "fdr_bh", "fdr_by"],
+)
 def test_every_correction_is_monotone_and_bounded(correction):
     p = np.array([0.001, 0.01, 0.02, 0.2, 0.5])
     adj = adjust_pvalues(p, correction)
@@ -523,10 +626,17 @@ def test_every_correction_is_monotone_and_bounded(correction):
 
 
 def test_markdown_and_latex_bold_best_with_ties_and_escaping():
-    table = t2.mark_best(pd.DataFrame({
-        "method": ["A&B", "C", "A&B", "C"], "aspect": ["x_1", "x_1", "y", "y"],
-        "mean": [5.004, 5.0, 4.0, 6.0], "sd": [1.0, 1.25, 1.5, 0.5], "n": [10, 10, 10, 10],
-    }))
+    table = t2.mark_best(
+        pd.DataFrame(
+            {
+                "method": ["A&B", "C", "A&B", "C"],
+                "aspect": ["x_1", "x_1", "y", "y"],
+                "mean": [5.004, 5.0, 4.0, 6.0],
+                "sd": [1.0, 1.25, 1.5, 0.5],
+                "n": [10, 10, 10, 10],
+            }
+        )
+    )
     md = t2.table_markdown(table, free())
     assert "| A&B | **5.00 ± 1.00** | 4.00 ± 1.50 |" in md
     assert "| C | **5.00 ± 1.25** | **6.00 ± 0.50** |" in md  # 5.004 and 5.0 tie at 2 decimals
@@ -571,12 +681,30 @@ def test_cli_default_is_the_paper_table(tmp_path, tracking_uri, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no params.yaml here: defaults
     assert main(["table2", "--out", "out", "--metrics", "m.json"]) == 0
     out = tmp_path / "out"
-    for name in ("table2.csv", "table2.md", "table2.tex", "table2_tests.csv", "table2_claims.md",
-                 "table2_ratings.png", "table2_ratings.pdf", "table2_pvalues.png", "table2_pvalues.pdf"):
+    for name in (
+        "table2.csv",
+        "table2.md",
+        "table2.tex",
+        "table2_tests.csv",
+        "table2_claims.md",
+        "table2_ratings.png",
+        "table2_ratings.pdf",
+        "table2_pvalues.png",
+        "table2_pvalues.pdf",
+    ):
         assert (out / name).is_file(), name
     assert not (out / "table2_by_background.csv").exists()
     tests = pd.read_csv(out / "table2_tests.csv")
-    assert {"aspect", "method_a", "method_b", "test", "statistic", "p_value", "p_adjusted", "significant"} <= set(tests.columns)
+    assert {
+        "aspect",
+        "method_a",
+        "method_b",
+        "test",
+        "statistic",
+        "p_value",
+        "p_adjusted",
+        "significant",
+    } <= set(tests.columns)
     assert len(tests) == 50 and set(tests["test"]) == {"welch_t"}
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["claims"]["inv_simplified_informativeness"] == 0 and metrics["claims_hold"] == 3
@@ -597,11 +725,27 @@ def test_cli_responses_with_params(tmp_path, tracking_uri):
     raw.to_csv(tmp_path / "responses.csv", index=False)
     params = tmp_path / "p.yaml"
     params.write_text("table2:\n  correction: bonferroni\nmlflow:\n  enabled: false\n")
-    code = main(["table2", "--params", str(params), "--responses", str(tmp_path / "responses.csv"),
-                 "--out", str(tmp_path / "out"), "--metrics", str(tmp_path / "m.json")])
+    code = main(
+        [
+            "table2",
+            "--params",
+            str(params),
+            "--responses",
+            str(tmp_path / "responses.csv"),
+            "--out",
+            str(tmp_path / "out"),
+            "--metrics",
+            str(tmp_path / "m.json"),
+        ]
+    )
     assert code == 0
     out = tmp_path / "out"
-    for name in ("table2_by_background.csv", "table2_by_background.md", "table2_by_background_tests.csv", "table2_dropped.csv"):
+    for name in (
+        "table2_by_background.csv",
+        "table2_by_background.md",
+        "table2_by_background_tests.csv",
+        "table2_dropped.csv",
+    ):
         assert (out / name).is_file(), name
     tests = pd.read_csv(out / "table2_tests.csv")
     assert set(tests["test"]) == {"paired_t", "wilcoxon"} and set(tests["correction"]) == {"bonferroni"}
@@ -615,7 +759,17 @@ def test_cli_bad_input_is_a_clear_error(tmp_path, capsys):
     write(tmp_path / "summary.csv", HEADER_B, ["INV,Usefulness,5.9,1.3,165", "LIME,Usefulness,4.9,1.5,1"])
     params = tmp_path / "p.yaml"
     params.write_text("mlflow:\n  enabled: false\n")
-    code = main(["table2", "--params", str(params), "--summary", str(tmp_path / "summary.csv"), "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "table2",
+            "--params",
+            str(params),
+            "--summary",
+            str(tmp_path / "summary.csv"),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 2
     assert "summary.csv: row 3, column n: n = 1" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
@@ -641,5 +795,9 @@ def test_dvc_stage_declares_the_outputs():
 
 def test_every_pair_once_in_table_order():
     result = t2.analyse_summary(t2.paper_table2())
-    pairs = result.tests[result.tests["aspect"] == "Usefulness"][["method_a", "method_b"]].apply(tuple, axis=1).tolist()
+    pairs = (
+        result.tests[result.tests["aspect"] == "Usefulness"][["method_a", "method_b"]]
+        .apply(tuple, axis=1)
+        .tolist()
+    )
     assert pairs == list(itertools.combinations(t2.PAPER_METHODS, 2))

@@ -53,7 +53,11 @@ class RedNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(3, 3, 1), nn.ReLU(inplace=True), nn.MaxPool2d(2), nn.Conv2d(3, 3, 1), nn.ReLU(inplace=True)
+            nn.Conv2d(3, 3, 1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+            nn.Conv2d(3, 3, 1),
+            nn.ReLU(inplace=True),
         )
         with torch.no_grad():
             for conv, bias in ((self.features[0], -0.5), (self.features[3], 0.0)):
@@ -167,8 +171,15 @@ def test_relevant_concept_significant_irrelevant_not(data, tmp_path):
     null = runs[runs["kind"] == "random"]["score"]
     blue_runs = runs[runs["concept"] == "blue square"]["score"]
     assert blue["p_value"] == pytest.approx(ttest_ind(blue_runs, null).pvalue)
-    assert blue["tcav_score"] == pytest.approx(blue_runs.mean()) and blue["random_score_mean"] == pytest.approx(null.mean())
-    print("\n" + table[["concept", "tcav_score", "tcav_std", "random_score_mean", "p_value", "p_adjusted"]].to_string())
+    assert blue["tcav_score"] == pytest.approx(blue_runs.mean()) and blue[
+        "random_score_mean"
+    ] == pytest.approx(null.mean())
+    print(
+        "\n"
+        + table[
+            ["concept", "tcav_score", "tcav_std", "random_score_mean", "p_value", "p_adjusted"]
+        ].to_string()
+    )
 
 
 def test_too_few_examples_reported_not_scored(data, tmp_path):
@@ -195,7 +206,9 @@ def test_random_pool_too_small(data, tmp_path):
     assert set(res.table["status"]) == {"too_few_random"}
     assert (res.table["n_random"] == 15).all() and res.table["tcav_score"].isna().all()
     # a pool for two sets of 20 (>= min_examples): the sets shrink, and it is reported
-    res = run_tcav(RedNet(), TARGET, data["concepts"], data["pool"][:41], data["inputs"], cfg(n_runs=3), tmp_path, HASH_A)
+    res = run_tcav(
+        RedNet(), TARGET, data["concepts"], data["pool"][:41], data["inputs"], cfg(n_runs=3), tmp_path, HASH_A
+    )
     assert set(res.table["status"]) == {"ok"} and (res.table["n_random"] == 20).all()
 
 
@@ -290,7 +303,9 @@ def test_scores_agree_with_captum_tcav_interpret(data, tmp_path):
             pos, neg = Concept(int(id_a), "concept", None), Concept(int(id_b), "random", None)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                tcav = TCAV(model, [layer], model_id=res.cache_path.name, save_path=str(res.cache_path.parent))
+                tcav = TCAV(
+                    model, [layer], model_id=res.cache_path.name, save_path=str(res.cache_path.parent)
+                )
                 out = tcav.interpret(data["inputs"], [[pos, neg]], target=TARGET)
             ref = float(out[f"{id_a}-{id_b}"][layer][score_type][0])
             assert rec.score == pytest.approx(ref, abs=1e-5)
@@ -343,8 +358,16 @@ def test_non_converged_cavs_are_reported(data, tmp_path, caplog):
 
 def test_input_errors(data, tmp_path):
     def call(**kw):
-        args = dict(model=RedNet(), target_class=TARGET, concepts=data["concepts"], random_pool=data["pool"],
-                    class_inputs=data["inputs"], cfg=cfg(n_runs=2), cache_dir=tmp_path, model_hash=HASH_A)
+        args = dict(
+            model=RedNet(),
+            target_class=TARGET,
+            concepts=data["concepts"],
+            random_pool=data["pool"],
+            class_inputs=data["inputs"],
+            cfg=cfg(n_runs=2),
+            cache_dir=tmp_path,
+            model_hash=HASH_A,
+        )
         return run_tcav(**{**args, **kw})
 
     with pytest.raises(TCAVError, match="target_class"):
@@ -365,8 +388,15 @@ def test_input_errors(data, tmp_path):
 
 @pytest.mark.parametrize(
     "kw",
-    [dict(n_runs=1), dict(min_examples=30, max_examples=20), dict(alpha=1.0), dict(classifier="svm"),
-     dict(layers=()), dict(test_split=1.0), dict(n_random_examples=2)],
+    [
+        dict(n_runs=1),
+        dict(min_examples=30, max_examples=20),
+        dict(alpha=1.0),
+        dict(classifier="svm"),
+        dict(layers=()),
+        dict(test_split=1.0),
+        dict(n_random_examples=2),
+    ],
 )
 def test_config_validation(kw):
     with pytest.raises(ValueError):

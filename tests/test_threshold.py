@@ -51,7 +51,9 @@ def test_keep_mask_is_strict_and_drops_non_positive():
 
 
 def test_threshold_config_from_params_and_validation():
-    cfg = from_dict(ThresholdConfig, {"rule": "channels", "by_channels": [[256, 1.0], [32, 2.0]], "below": 50.0})
+    cfg = from_dict(
+        ThresholdConfig, {"rule": "channels", "by_channels": [[256, 1.0], [32, 2.0]], "below": 50.0}
+    )
     assert cfg.by_channels == ((256, 1.0), (32, 2.0))
     assert channel_count_threshold(16, cfg) == pytest.approx(50.0 / 16)
     with pytest.raises(ParamsError, match="decreasing"):

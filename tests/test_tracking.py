@@ -68,7 +68,9 @@ def test_artifacts_go_next_to_the_sqlite_store_not_the_working_dir(tmp_path, mon
     monkeypatch.chdir(other)
     with stage_run("unit2", TrackingConfig(experiment="where")) as tr:
         tr.log_table(pd.DataFrame({"c": [2]}), "u.csv")
-    assert len(list(store.glob("mlartifacts/where/*/artifacts/*.csv"))) == 2 and not (other / "mlruns").exists()
+    assert (
+        len(list(store.glob("mlartifacts/where/*/artifacts/*.csv"))) == 2 and not (other / "mlruns").exists()
+    )
 
 
 def test_stage_runs_of_one_pipeline_execution_share_a_parent(tracking_uri, monkeypatch):

@@ -27,8 +27,12 @@ def tiny(image_folder):
     index, _ = scan_image_folder(image_folder)
     index = carve_test_pool(index, SplitConfig(seed=0))
     L.seed_everything(0)
-    model = build_vgg16(3, ModelConfig(weights="none", input_size=32, width=0.0625, head_hidden=16, dropout=0.0))
-    dm = ImageDataModule(index, image_folder, 32, MEAN, STD, augment=AugmentConfig(enabled=False), batch_size=6, seed=0)
+    model = build_vgg16(
+        3, ModelConfig(weights="none", input_size=32, width=0.0625, head_hidden=16, dropout=0.0)
+    )
+    dm = ImageDataModule(
+        index, image_folder, 32, MEAN, STD, augment=AugmentConfig(enabled=False), batch_size=6, seed=0
+    )
     return model, dm
 
 
@@ -49,9 +53,14 @@ def test_phases_freeze_what_they_should_and_learn(tiny):
     model, dm = tiny
     before = copy.deepcopy(model.state_dict())
     cfg = TrainConfig(
-        seed=0, batch_size=6, run=TrainRunConfig(accelerator="cpu"), deterministic=True,
-        phases=[PhaseConfig("head", ["head"], lr=3e-3, max_epochs=2, patience=5),
-                PhaseConfig("all", ["all"], lr=1e-3, max_epochs=12, patience=12)],
+        seed=0,
+        batch_size=6,
+        run=TrainRunConfig(accelerator="cpu"),
+        deterministic=True,
+        phases=[
+            PhaseConfig("head", ["head"], lr=3e-3, max_epochs=2, patience=5),
+            PhaseConfig("all", ["all"], lr=1e-3, max_epochs=12, patience=12),
+        ],
     )
     # phase 1 alone changes only the head
     head_only = TrainConfig(**{**cfg.__dict__, "phases": cfg.phases[:1]})
@@ -94,8 +103,15 @@ def test_training_is_deterministic(image_folder):
         index = carve_test_pool(index, SplitConfig(seed=0))
         L.seed_everything(5)
         model = build_vgg16(3, ModelConfig(weights="none", input_size=32, width=0.0625, head_hidden=8))
-        dm = ImageDataModule(index, image_folder, 32, MEAN, STD, augment=AugmentConfig(), batch_size=6, seed=5)
-        cfg = TrainConfig(seed=5, run=TrainRunConfig(accelerator="cpu"), deterministic=True, phases=[PhaseConfig("all", ["all"], 1e-3, max_epochs=2)])
+        dm = ImageDataModule(
+            index, image_folder, 32, MEAN, STD, augment=AugmentConfig(), batch_size=6, seed=5
+        )
+        cfg = TrainConfig(
+            seed=5,
+            run=TrainRunConfig(accelerator="cpu"),
+            deterministic=True,
+            phases=[PhaseConfig("all", ["all"], 1e-3, max_epochs=2)],
+        )
         fit_phases(model, dm, cfg)
         return model.state_dict()
 
@@ -107,15 +123,21 @@ def test_select_correct_per_class_seeded():
     ids = [f"s{i}" for i in range(12)]
     labels = np.array([0] * 6 + [1] * 6)
     logits = torch.zeros(12, 2)
-    logits[:, 0] = torch.tensor([3.0] * 5 + [-3.0] + [-3.0] * 4 + [3.0] * 2)  # 5 right in class 0, 4 in class 1
+    logits[:, 0] = torch.tensor(
+        [3.0] * 5 + [-3.0] + [-3.0] * 4 + [3.0] * 2
+    )  # 5 right in class 0, 4 in class 1
     table, short = select_correct(ids, labels, logits, ["zero", "one"], SelectConfig(per_class=3, seed=1))
     assert short == {} and len(table) == 6
-    assert (table["pred"] == table["label"]).all() and table["class_name"].tolist() == ["zero"] * 3 + ["one"] * 3
+    assert (table["pred"] == table["label"]).all() and table["class_name"].tolist() == ["zero"] * 3 + [
+        "one"
+    ] * 3
     assert list(table.columns[-2:]) == ["logit_0", "logit_1"]
     np.testing.assert_allclose(table["confidence"], torch.sigmoid(torch.tensor(3.0)).item(), rtol=1e-6)
     again, _ = select_correct(ids, labels, logits, ["zero", "one"], SelectConfig(per_class=3, seed=1))
     assert table.equals(again)
     with pytest.raises(SelectionError, match="class 'one': only 4 correctly classified"):
         select_correct(ids, labels, logits, ["zero", "one"], SelectConfig(per_class=5))
-    table, short = select_correct(ids, labels, logits, ["zero", "one"], SelectConfig(per_class=5, on_shortfall="warn"))
+    table, short = select_correct(
+        ids, labels, logits, ["zero", "one"], SelectConfig(per_class=5, on_shortfall="warn")
+    )
     assert short == {"one": 1} and len(table) == 9

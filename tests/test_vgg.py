@@ -19,8 +19,17 @@ CLASSES = [{"label": i, "class_folder": f"c{i}", "class_name": f"class {i}"} for
 
 def test_keras_names_match_torchvision_indices():
     names = keras_layer_names(vgg16().features)
-    paper = ["block3_conv1", "block3_conv2", "block3_conv3", "block4_conv1", "block4_conv2",
-             "block4_conv3", "block5_conv1", "block5_conv2", "block5_conv3"]
+    paper = [
+        "block3_conv1",
+        "block3_conv2",
+        "block3_conv3",
+        "block4_conv1",
+        "block4_conv2",
+        "block4_conv3",
+        "block5_conv1",
+        "block5_conv2",
+        "block5_conv3",
+    ]
     assert [names[n] for n in paper] == [f"features.{i}" for i in (10, 12, 14, 17, 19, 21, 24, 26, 28)]
     assert names["block1_conv1"] == "features.0" and names["block5_pool"] == "features.30"
     assert block_of("features.28", vgg16().features) == "block5"
@@ -35,7 +44,26 @@ def test_paper_head_shapes_and_width():
     assert [type(m) for m in head] == [nn.Flatten, nn.Dropout, nn.Linear, nn.ReLU, nn.Dropout, nn.Linear]
     assert head[2].in_features == 128 * 2 * 2 and head[2].out_features == 256 and head[1].p == 0.3
     assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 10)
-    assert scaled_cfg(1.0) == [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+    assert scaled_cfg(1.0) == [
+        64,
+        64,
+        "M",
+        128,
+        128,
+        "M",
+        256,
+        256,
+        256,
+        "M",
+        512,
+        512,
+        512,
+        "M",
+        512,
+        512,
+        512,
+        "M",
+    ]
 
 
 def test_state_dict_file_weights(tmp_path):
@@ -106,15 +134,26 @@ def test_equal_weights_give_an_equal_file_hash(tmp_path):
     with torch.no_grad():
         b.features[0].weight[0, 0, 0, 0] += 1e-3
     save_checkpoint(tmp_path / "c.safetensors", b, CLASSES, extra={"seed": 1})
-    assert load_checkpoint(tmp_path / "c.safetensors").sha256 != load_checkpoint(tmp_path / "a.safetensors").sha256
+    assert (
+        load_checkpoint(tmp_path / "c.safetensors").sha256
+        != load_checkpoint(tmp_path / "a.safetensors").sha256
+    )
 
 
 def test_legacy_torch_checkpoint_still_loads(tmp_path):
     model = build_vgg16(3, ModelConfig(weights="none", input_size=32, width=0.125)).eval()
     from inviz.core.config import to_dict
 
-    torch.save({"format": "inviz-model/1", "model_config": to_dict(model.config), "classes": CLASSES,
-                "state_dict": model.state_dict(), "extra": {}}, tmp_path / "old.pt")
+    torch.save(
+        {
+            "format": "inviz-model/1",
+            "model_config": to_dict(model.config),
+            "classes": CLASSES,
+            "state_dict": model.state_dict(),
+            "extra": {},
+        },
+        tmp_path / "old.pt",
+    )
     loaded = load_checkpoint(tmp_path / "old.pt")
     x = torch.randn(1, 3, 32, 32)
     assert torch.equal(loaded.model(x), model(x))

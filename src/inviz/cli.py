@@ -44,7 +44,17 @@ def setup_logging(verbose: bool = False) -> None:
         handlers=[RichHandler(rich_tracebacks=True, show_path=False)],
         force=True,
     )
-    for noisy in ("matplotlib", "fontTools", "PIL", "urllib3", "httpx", "alembic", "numba", "git", "filelock"):
+    for noisy in (
+        "matplotlib",
+        "fontTools",
+        "PIL",
+        "urllib3",
+        "httpx",
+        "alembic",
+        "numba",
+        "git",
+        "filelock",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

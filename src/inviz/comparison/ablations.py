@@ -31,8 +31,10 @@ _BELOW = 76.8
 
 
 def _scaled(f: float) -> dict[str, Any]:
-    return {"extract.threshold.by_channels": [[c, round(t * f, 6)] for c, t in _RULE],
-            "extract.threshold.below": round(_BELOW * f, 6)}
+    return {
+        "extract.threshold.by_channels": [[c, round(t * f, 6)] for c, t in _RULE],
+        "extract.threshold.below": round(_BELOW * f, 6),
+    }
 
 
 @dataclass(frozen=True)
@@ -46,24 +48,38 @@ class Variant:
 
 #: sweep name -> (what it varies, variants). The baseline is the committed params file.
 SWEEPS: dict[str, tuple[str, tuple[Variant, ...]]] = {
-    "threshold": ("feature-map threshold: the channel-count rule scaled, or no threshold", (
-        Variant("x0.5", _scaled(0.5), "rule x0.5"),
-        Variant("x2", _scaled(2.0), "rule x2"),
-        Variant("x4", _scaled(4.0), "rule x4"),
-        Variant("none", {"extract.threshold.rule": "none"}, "no threshold"),
-    )),
+    "threshold": (
+        "feature-map threshold: the channel-count rule scaled, or no threshold",
+        (
+            Variant("x0.5", _scaled(0.5), "rule x0.5"),
+            Variant("x2", _scaled(2.0), "rule x2"),
+            Variant("x4", _scaled(4.0), "rule x4"),
+            Variant("none", {"extract.threshold.rule": "none"}, "no threshold"),
+        ),
+    ),
     "prune": ("cluster pruning on/off", (Variant("off", {"extract.prune": False}, "no pruning"),)),
-    "k_range": ("cluster counts tried by the silhouette", (
-        Variant("2-6", {"extract.k_min": 2, "extract.k_max": 6}, "k 2-6"),
-        Variant("4-10", {"extract.k_min": 4, "extract.k_max": 10}, "k 4-10"),
-    )),
-    "weights": ("channel weights: guided (code) vs Grad-CAM (paper text)",
-                (Variant("gradcam", {"extract.weights": "gradcam"}, "Grad-CAM weights"),)),
-    "embedding": ("t-SNE vs Ward directly on the PCA scores", (Variant("pca", {"extract.embedding": "pca"}, "no t-SNE"),)),
-    "pca": ("PCA dimensions before t-SNE", (
-        Variant("10", {"extract.pca_components": 10}, "PCA 10"),
-        Variant("100", {"extract.pca_components": 100}, "PCA 100"),
-    )),
+    "k_range": (
+        "cluster counts tried by the silhouette",
+        (
+            Variant("2-6", {"extract.k_min": 2, "extract.k_max": 6}, "k 2-6"),
+            Variant("4-10", {"extract.k_min": 4, "extract.k_max": 10}, "k 4-10"),
+        ),
+    ),
+    "weights": (
+        "channel weights: guided (code) vs Grad-CAM (paper text)",
+        (Variant("gradcam", {"extract.weights": "gradcam"}, "Grad-CAM weights"),),
+    ),
+    "embedding": (
+        "t-SNE vs Ward directly on the PCA scores",
+        (Variant("pca", {"extract.embedding": "pca"}, "no t-SNE"),),
+    ),
+    "pca": (
+        "PCA dimensions before t-SNE",
+        (
+            Variant("10", {"extract.pca_components": 10}, "PCA 10"),
+            Variant("100", {"extract.pca_components": 100}, "PCA 100"),
+        ),
+    ),
 }
 
 #: the outcome columns of :func:`collect`, with their axis labels
@@ -100,8 +116,18 @@ def queue_commands(sweeps: Iterable[str], target: str | None = "labels_analyze")
         if sweep not in SWEEPS:
             raise KeyError(f"unknown sweep {sweep!r}; expected one of {', '.join(SWEEPS)}")
         for v in SWEEPS[sweep][1]:
-            cmds.append(["dvc", "exp", "run", "--queue", "-n", experiment_name(sweep, v), *set_arguments(v),
-                         *([target] if target else [])])
+            cmds.append(
+                [
+                    "dvc",
+                    "exp",
+                    "run",
+                    "--queue",
+                    "-n",
+                    experiment_name(sweep, v),
+                    *set_arguments(v),
+                    *([target] if target else []),
+                ]
+            )
     return cmds
 
 
@@ -117,7 +143,11 @@ def _records(node: Any) -> Iterable[dict[str, Any]]:
     elif isinstance(node, dict):
         data = node.get("data")
         if isinstance(data, dict) and ("params" in data or "metrics" in data):
-            yield {"rev": node.get("rev") or data.get("rev"), "name": node.get("name") or data.get("name"), "data": data}
+            yield {
+                "rev": node.get("rev") or data.get("rev"),
+                "name": node.get("name") or data.get("name"),
+                "data": data,
+            }
         for key in ("experiments", "revs"):
             if node.get(key):
                 yield from _records(node[key])
@@ -158,8 +188,12 @@ def collect(exp_show: Any, keys: Sequence[str] | None = None, folder: str = "") 
         lab = _file_data(data.get("metrics"), f"{folder}metrics/labels_analyze.json")
         name = str(rec["name"] or rec["rev"] or "")
         m = _EXP_NAME.match(name)
-        row: dict[str, Any] = {"name": name, "rev": rec["rev"], "sweep": m["sweep"] if m else "baseline",
-                               "variant": m["variant"] if m else "baseline"}
+        row: dict[str, Any] = {
+            "name": name,
+            "rev": rec["rev"],
+            "sweep": m["sweep"] if m else "baseline",
+            "variant": m["variant"] if m else "baseline",
+        }
         for k in keys:
             v = _get(params, k)
             row[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
@@ -179,12 +213,17 @@ def collect(exp_show: Any, keys: Sequence[str] | None = None, folder: str = "") 
     if frame.empty:
         return frame
     # the same baseline shows up as workspace and as its commit: keep one
-    return frame.drop_duplicates(subset=[c for c in frame.columns if c not in ("name", "rev")], keep="first").reset_index(drop=True)
+    return frame.drop_duplicates(
+        subset=[c for c in frame.columns if c not in ("name", "rev")], keep="first"
+    ).reset_index(drop=True)
 
 
 def _ordered(frame: pd.DataFrame, sweep: str) -> pd.DataFrame:
     """The rows of ``sweep`` in the order its variants are defined (unknown variants last)."""
-    order = {experiment_name(sweep, v).split(f"abl-{sweep}-", 1)[1]: i for i, v in enumerate(SWEEPS.get(sweep, ("", ()))[1])}
+    order = {
+        experiment_name(sweep, v).split(f"abl-{sweep}-", 1)[1]: i
+        for i, v in enumerate(SWEEPS.get(sweep, ("", ()))[1])
+    }
     part = frame[frame["sweep"] == sweep]
     return part.iloc[sorted(range(len(part)), key=lambda i: order.get(part["variant"].iloc[i], len(order)))]
 
@@ -200,13 +239,24 @@ def sweep_figure(frame: pd.DataFrame, sweep: str) -> Any:
     base = frame[frame["sweep"] == "baseline"].head(1)
     part = pd.concat([base, _ordered(frame, sweep)], ignore_index=True)
     labels = {v.name: (v.label or v.name) for v in SWEEPS.get(sweep, ("", ()))[1]}
-    part = part.assign(variant=[("baseline" if s == "baseline" else labels.get(v, v)) for s, v in zip(part["sweep"], part["variant"], strict=True)])
+    part = part.assign(
+        variant=[
+            ("baseline" if s == "baseline" else labels.get(v, v))
+            for s, v in zip(part["sweep"], part["variant"], strict=True)
+        ]
+    )
     outcomes = [c for c in OUTCOMES if c in part and part[c].notna().any()]
     fig, axes = plt.subplots(1, len(outcomes), figsize=(1.9 * len(outcomes) + 0.4, 2.4), squeeze=False)
     colours = ["0.6"] + palette(max(1, len(part) - 1))[: len(part) - 1]
     for ax, col in zip(axes[0], outcomes, strict=True):
-        sns.barplot(x=part["variant"], y=part[col].astype(float), hue=part["variant"], palette=colours[: len(part)], ax=ax,
-                    legend=False)
+        sns.barplot(
+            x=part["variant"],
+            y=part[col].astype(float),
+            hue=part["variant"],
+            palette=colours[: len(part)],
+            ax=ax,
+            legend=False,
+        )
         ax.set_title(OUTCOMES[col], fontsize=7)
         ax.set_xlabel("")
         ax.set_ylabel("")
@@ -218,8 +268,13 @@ def sweep_figure(frame: pd.DataFrame, sweep: str) -> Any:
 
 def report_markdown(frame: pd.DataFrame) -> str:
     """The comparison tables (one per sweep, the baseline first) as Markdown."""
-    lines = ["# Ablations", "", "Each row is one DVC experiment (`dvc exp show`); outcomes are the Table 1 means over "
-             "layers, cluster-map counts and label outcomes. Differences are to the baseline (the committed params).", ""]
+    lines = [
+        "# Ablations",
+        "",
+        "Each row is one DVC experiment (`dvc exp show`); outcomes are the Table 1 means over "
+        "layers, cluster-map counts and label outcomes. Differences are to the baseline (the committed params).",
+        "",
+    ]
     base = frame[frame["sweep"] == "baseline"].head(1)
     outcomes = [c for c in OUTCOMES if c in frame and frame[c].notna().any()]
 
@@ -229,8 +284,12 @@ def report_markdown(frame: pd.DataFrame) -> str:
         return (f"{v:+.0f}" if signed else f"{v:.0f}") if v == int(v) and abs(v) >= 100 else text
 
     for sweep in [s for s in SWEEPS if s in set(frame["sweep"])]:
-        lines += [f"## {sweep}: {SWEEPS[sweep][0]}", "", "| variant | experiment | " + " | ".join(OUTCOMES[c] for c in outcomes) + " |",
-                  "|---|---|" + "---|" * len(outcomes)]
+        lines += [
+            f"## {sweep}: {SWEEPS[sweep][0]}",
+            "",
+            "| variant | experiment | " + " | ".join(OUTCOMES[c] for c in outcomes) + " |",
+            "|---|---|" + "---|" * len(outcomes),
+        ]
         for r in pd.concat([base, _ordered(frame, sweep)]).itertuples():
             cells = []
             for c in outcomes:

@@ -42,33 +42,92 @@ class Deviation:
 
 #: METHOD.md's list of differences between the paper text and the authors' code (and our choices)
 DEVIATIONS: tuple[Deviation, ...] = (
-    Deviation("Differentiated logit", "the predicted class's pre-softmax score",
-              "notebook hard-codes class index 2 for every image (a bug)", "extract.target", "predicted",
-              "inviz never hard-codes a class: predicted class by default, or the true label."),
-    Deviation("Channel weights", "Grad-CAM: spatial mean of the gradient; maps with w <= 0 removed",
-              "guided: mean of grad * 1[A>0] * 1[grad>0]", "extract.weights", "guided"),
-    Deviation("Weight normalisation", "unit normalisation (weights sum to 1)", "percent of the L1 sum (sum to 100)",
-              "extract.normalisation", "percent", "Thresholds are in % of the layer's weight either way."),
-    Deviation("Feature-map threshold", "Table 1: <0.35 % (block3), <0.175 % (block4/5)",
-              "rule by channel count: 0.175 (>=512), 0.35 (>=256), 0.7 (>=128), 1.4 (>=64), else 76.8/C",
-              "extract.threshold.rule", "channels", "The rule reproduces the paper's values on VGG-16 and scales to narrower nets."),
-    Deviation("Cluster-map scaling", "weighted mean of the members' maps",
-              "upsampled bilinearly to the input, min-max scaled, resized back", "extract.map_scaling", "code",
-              "The raw weighted maps are always stored; the identity sum_C w_C A_C = sum_k w_k A_k holds on them."),
-    Deviation("Cluster pruning", "clusters with low weight are dropped", "th = max(max w_C / 3, mean w_C / 2)",
-              "extract.prune", True),
-    Deviation("t-SNE with few maps", "perplexity 30", "perplexity 30 (scikit-learn refuses perplexity >= the number of points)",
-              "extract.tsne.perplexity", 30,
-              "Lowered to (n - 1) / 3 when a layer keeps few maps."),
-    Deviation("Image preprocessing", "—", "Keras 'caffe' preprocessing (BGR, mean subtraction)", "model.mean", [0.485, 0.456, 0.406],
-              "torchvision weights need torchvision's ImageNet mean/std."),
-    Deviation("Test split", "50 test images, 5 per class", "not published (Imagenette has train/val only)",
-              "data.split.test_fraction", 0.5, "A seeded, stratified half of val is the test pool; the rest drives early stopping."),
-    Deviation("Survey tests (Table 2)", "t-tests on the raw ratings (paired: everybody rated all methods)",
-              "not published; only mean ± sd are", "table2.correction", "holm",
-              "From summaries only Welch's t is possible; the paper names no multiple-comparison correction, inviz applies Holm."),
-    Deviation("TCAV gradient", "TCAV uses the gradient of the loss (paper §5.2)", "—", None, None,
-              "captum's TCAV (used here) differentiates the class logit, as INV does; not selectable."),
+    Deviation(
+        "Differentiated logit",
+        "the predicted class's pre-softmax score",
+        "notebook hard-codes class index 2 for every image (a bug)",
+        "extract.target",
+        "predicted",
+        "inviz never hard-codes a class: predicted class by default, or the true label.",
+    ),
+    Deviation(
+        "Channel weights",
+        "Grad-CAM: spatial mean of the gradient; maps with w <= 0 removed",
+        "guided: mean of grad * 1[A>0] * 1[grad>0]",
+        "extract.weights",
+        "guided",
+    ),
+    Deviation(
+        "Weight normalisation",
+        "unit normalisation (weights sum to 1)",
+        "percent of the L1 sum (sum to 100)",
+        "extract.normalisation",
+        "percent",
+        "Thresholds are in % of the layer's weight either way.",
+    ),
+    Deviation(
+        "Feature-map threshold",
+        "Table 1: <0.35 % (block3), <0.175 % (block4/5)",
+        "rule by channel count: 0.175 (>=512), 0.35 (>=256), 0.7 (>=128), 1.4 (>=64), else 76.8/C",
+        "extract.threshold.rule",
+        "channels",
+        "The rule reproduces the paper's values on VGG-16 and scales to narrower nets.",
+    ),
+    Deviation(
+        "Cluster-map scaling",
+        "weighted mean of the members' maps",
+        "upsampled bilinearly to the input, min-max scaled, resized back",
+        "extract.map_scaling",
+        "code",
+        "The raw weighted maps are always stored; the identity sum_C w_C A_C = sum_k w_k A_k holds on them.",
+    ),
+    Deviation(
+        "Cluster pruning",
+        "clusters with low weight are dropped",
+        "th = max(max w_C / 3, mean w_C / 2)",
+        "extract.prune",
+        True,
+    ),
+    Deviation(
+        "t-SNE with few maps",
+        "perplexity 30",
+        "perplexity 30 (scikit-learn refuses perplexity >= the number of points)",
+        "extract.tsne.perplexity",
+        30,
+        "Lowered to (n - 1) / 3 when a layer keeps few maps.",
+    ),
+    Deviation(
+        "Image preprocessing",
+        "—",
+        "Keras 'caffe' preprocessing (BGR, mean subtraction)",
+        "model.mean",
+        [0.485, 0.456, 0.406],
+        "torchvision weights need torchvision's ImageNet mean/std.",
+    ),
+    Deviation(
+        "Test split",
+        "50 test images, 5 per class",
+        "not published (Imagenette has train/val only)",
+        "data.split.test_fraction",
+        0.5,
+        "A seeded, stratified half of val is the test pool; the rest drives early stopping.",
+    ),
+    Deviation(
+        "Survey tests (Table 2)",
+        "t-tests on the raw ratings (paired: everybody rated all methods)",
+        "not published; only mean ± sd are",
+        "table2.correction",
+        "holm",
+        "From summaries only Welch's t is possible; the paper names no multiple-comparison correction, inviz applies Holm.",
+    ),
+    Deviation(
+        "TCAV gradient",
+        "TCAV uses the gradient of the loss (paper §5.2)",
+        "—",
+        None,
+        None,
+        "captum's TCAV (used here) differentiates the class logit, as INV does; not selectable.",
+    ),
 )
 
 
@@ -94,8 +153,18 @@ def deviations_table(params: Mapping[str, Any]) -> pd.DataFrame:
     rows = []
     for d in DEVIATIONS:
         ours = _param(params, d.key)
-        rows.append({"topic": d.topic, "paper": d.paper, "authors_code": d.code, "param": d.key or "—",
-                     "default": d.default, "ours": ours, "is_default": ours == d.default, "note": d.note})
+        rows.append(
+            {
+                "topic": d.topic,
+                "paper": d.paper,
+                "authors_code": d.code,
+                "param": d.key or "—",
+                "default": d.default,
+                "ours": ours,
+                "is_default": ours == d.default,
+                "note": d.note,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -106,9 +175,14 @@ def profile(params: Mapping[str, Any]) -> dict[str, Any]:
     source = data.get("source", "imagenette")
     weights = model.get("weights", "imagenet")
     paper_like = source == "imagenette" and weights == "imagenet" and float(model.get("width", 1.0)) == 1.0
-    return {"dataset": "Imagenette (320 px)" if source == "imagenette" else f"{source} (generated offline; see data.{source})",
-            "model": f"{model.get('arch', 'vgg16')} width {model.get('width', 1.0)}, input {model.get('input_size', 256)} px",
-            "weights": weights, "paper_setting": paper_like}
+    return {
+        "dataset": "Imagenette (320 px)"
+        if source == "imagenette"
+        else f"{source} (generated offline; see data.{source})",
+        "model": f"{model.get('arch', 'vgg16')} width {model.get('width', 1.0)}, input {model.get('input_size', 256)} px",
+        "weights": weights,
+        "paper_setting": paper_like,
+    }
 
 
 def _table1_section(table1: pd.DataFrame | None) -> list[str]:
@@ -117,16 +191,24 @@ def _table1_section(table1: pd.DataFrame | None) -> list[str]:
     if table1 is None or table1.empty:
         return ["_No Table 1 (run the `extract` stage)._", ""]
     cmp = compare_with_paper(table1.set_index("layer"))
-    lines = ["| layer | threshold ours / paper | clusters ours | paper | Δ | fmaps % ours | paper | Δ | weight % ours | paper | Δ |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| layer | threshold ours / paper | clusters ours | paper | Δ | fmaps % ours | paper | Δ | weight % ours | paper | Δ |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for layer, r in cmp.iterrows():
         cells = [f"{r['threshold_ours']} / {r['threshold_paper'] or '—'}"]
         for col in ("leftover_clusters", "leftover_fmaps", "leftover_weight"):
             cells += [_fmt(r[f"{col}_ours"], 1), _fmt(r[f"{col}_paper"], 1), _fmt(r[f"{col}_diff"], 1)]
         lines.append(f"| {layer} | " + " | ".join(cells) + " |")
-    mean_abs = {c: cmp[f"{c}_diff"].abs().mean() for c in ("leftover_clusters", "leftover_fmaps", "leftover_weight")}
-    lines += ["", "Mean absolute difference over layers: " + ", ".join(f"{k.replace('leftover_', '')} {_fmt(v, 2)}"
-                                                                        for k, v in mean_abs.items()), ""]
+    mean_abs = {
+        c: cmp[f"{c}_diff"].abs().mean() for c in ("leftover_clusters", "leftover_fmaps", "leftover_weight")
+    }
+    lines += [
+        "",
+        "Mean absolute difference over layers: "
+        + ", ".join(f"{k.replace('leftover_', '')} {_fmt(v, 2)}" for k, v in mean_abs.items()),
+        "",
+    ]
     return lines
 
 
@@ -138,20 +220,31 @@ def _table2_section(table2: pd.DataFrame | None, claims: list[tuple[str, str]], 
     paper = paper_table2().set_index(["method", "aspect"])
     ours = table2.set_index(["method", "aspect"])
     aspects = list(dict.fromkeys(table2["aspect"]))
-    lines = [f"Input: {source}.", "", "| method | " + " | ".join(f"{a} ours (paper, Δ)" for a in aspects) + " |",
-             "|---|" + "---|" * len(aspects)]
+    lines = [
+        f"Input: {source}.",
+        "",
+        "| method | " + " | ".join(f"{a} ours (paper, Δ)" for a in aspects) + " |",
+        "|---|" + "---|" * len(aspects),
+    ]
     for method in dict.fromkeys(table2["method"]):
         cells = []
         for a in aspects:
             o = ours.loc[(method, a)]
             p = paper.loc[(method, a)] if (method, a) in paper.index else None
             if p is not None:
-                cells.append(f"{o['mean']:.2f} ± {o['sd']:.2f} ({p['mean']:.2f}, {o['mean'] - p['mean']:+.2f})")
+                cells.append(
+                    f"{o['mean']:.2f} ± {o['sd']:.2f} ({p['mean']:.2f}, {o['mean'] - p['mean']:+.2f})"
+                )
             else:
                 cells.append(f"{o['mean']:.2f} ± {o['sd']:.2f} (—)")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     if claims:
-        lines += ["", "| claim of the paper | verdict here |", "|---|---|", *[f"| {c} | {v} |" for c, v in claims]]
+        lines += [
+            "",
+            "| claim of the paper | verdict here |",
+            "|---|---|",
+            *[f"| {c} | {v} |" for c, v in claims],
+        ]
     return [*lines, ""]
 
 
@@ -174,14 +267,23 @@ def paper_comparison(
     from inviz.fmaps.table1 import PAPER_N_CLUSTER_MAPS
 
     prof = profile(params)
-    lines = ["# inviz vs the paper", "",
-             "*Interpretable Network Visualizations* (Bianchi, De Santis, Tocchetti, Brambilla): our numbers next to the "
-             "published ones. Regenerated by the `compare` stage of the pipeline.", "", "## Configuration", "",
-             f"- dataset: **{prof['dataset']}**", f"- model: **{prof['model']}**, weights `{prof['weights']}`",
-             f"- profile: **{'the paper configuration' if prof['paper_setting'] else 'NOT the paper configuration'}**"]
+    lines = [
+        "# inviz vs the paper",
+        "",
+        "*Interpretable Network Visualizations* (Bianchi, De Santis, Tocchetti, Brambilla): our numbers next to the "
+        "published ones. Regenerated by the `compare` stage of the pipeline.",
+        "",
+        "## Configuration",
+        "",
+        f"- dataset: **{prof['dataset']}**",
+        f"- model: **{prof['model']}**, weights `{prof['weights']}`",
+        f"- profile: **{'the paper configuration' if prof['paper_setting'] else 'NOT the paper configuration'}**",
+    ]
     if not prof["paper_setting"]:
-        lines.append("  — the offline demo (synthetic data, a narrow network trained from scratch): its numbers show "
-                     "that the pipeline works, they are not expected to match the paper's.")
+        lines.append(
+            "  — the offline demo (synthetic data, a narrow network trained from scratch): its numbers show "
+            "that the pipeline works, they are not expected to match the paper's."
+        )
     train = metrics.get("train", {})
     if train:
         lines.append(f"- validation accuracy: {_fmt(train.get('val_accuracy'), 3)}")
@@ -190,27 +292,45 @@ def paper_comparison(
         lines.append(f"- explained images: {sel.get('n_selected')} (paper: 50)")
     lines += ["", "## Table 1 — feature-map analysis (METHOD.md §1.10)", "", *_table1_section(table1)]
     ext = metrics.get("extract", {})
-    lines += ["## Other published facts", "", "| fact | paper | here |", "|---|---|---|",
-              f"| cluster maps labelled (50 images x 9 layers) | {PAPER_N_CLUSTER_MAPS} | "
-              f"{ext.get('n_cluster_maps_kept', '—')} kept cluster maps over {ext.get('n_images', '—')} images |"]
+    lines += [
+        "## Other published facts",
+        "",
+        "| fact | paper | here |",
+        "|---|---|---|",
+        f"| cluster maps labelled (50 images x 9 layers) | {PAPER_N_CLUSTER_MAPS} | "
+        f"{ext.get('n_cluster_maps_kept', '—')} kept cluster maps over {ext.get('n_images', '—')} images |",
+    ]
     la = metrics.get("labels_analyze", {})
     if la:
-        lines.append(f"| cluster maps with a label | all shown maps | {la.get('n_cluster_maps_labelled', '—')} of "
-                     f"{la.get('n_cluster_maps', '—')} |")
+        lines.append(
+            f"| cluster maps with a label | all shown maps | {la.get('n_cluster_maps_labelled', '—')} of "
+            f"{la.get('n_cluster_maps', '—')} |"
+        )
         loop = la.get("closed_loop") or {}
         if loop.get("accuracy") is not None:
-            lines.append(f"| top label names a part the map covers (closed loop, synthetic only) | — | "
-                         f"{_fmt(loop['accuracy'], 3)} (chance {_fmt(loop.get('baseline'), 3)}) |")
+            lines.append(
+                f"| top label names a part the map covers (closed loop, synthetic only) | — | "
+                f"{_fmt(loop['accuracy'], 3)} (chance {_fmt(loop.get('baseline'), 3)}) |"
+            )
     gl = metrics.get("global", {})
     if gl:
         t = gl.get("tcav", {})
-        lines.append(f"| TCAV: top labels of the global explanations significant (p < 0.05) | all 5 tested for 'tench' "
-                     f"(last layer) | {t.get('n_significant', '—')} of {t.get('n_scored', '—')} scored "
-                     f"({t.get('n_too_few_examples', 0)} with too few examples) |")
-    lines += ["| SUS / NASA-TLX of the game | 80.9 / 38.1 | not measurable here (needs the game's players) |", "",
-              "## Table 2 — the comparative survey (METHOD.md §5)", "", *_table2_section(table2, claims, table2_source),
-              "## Paper text vs authors' code: the choices made", "",
-              "| topic | paper text | authors' code | param | default | this run |", "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| TCAV: top labels of the global explanations significant (p < 0.05) | all 5 tested for 'tench' "
+            f"(last layer) | {t.get('n_significant', '—')} of {t.get('n_scored', '—')} scored "
+            f"({t.get('n_too_few_examples', 0)} with too few examples) |"
+        )
+    lines += [
+        "| SUS / NASA-TLX of the game | 80.9 / 38.1 | not measurable here (needs the game's players) |",
+        "",
+        "## Table 2 — the comparative survey (METHOD.md §5)",
+        "",
+        *_table2_section(table2, claims, table2_source),
+        "## Paper text vs authors' code: the choices made",
+        "",
+        "| topic | paper text | authors' code | param | default | this run |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in deviations_table(params).itertuples():
         mark = "" if r.is_default else " ⚠ changed"
         default, ours = (f"`{v}`" if v is not None else "—" for v in (r.default, r.ours))

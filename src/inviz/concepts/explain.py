@@ -38,8 +38,18 @@ from inviz.views.records import Card, ImageINV, load_images
 log = logging.getLogger(__name__)
 
 #: TCAV columns added to the global table (``status`` renamed ``tcav_status``), in order
-TCAV_COLUMNS = ["tcav_status", "n_examples", "n_candidates", "tcav_score", "tcav_std", "random_score_mean",
-                "p_value", "p_adjusted", "significant", "direction"]
+TCAV_COLUMNS = [
+    "tcav_status",
+    "n_examples",
+    "n_candidates",
+    "tcav_score",
+    "tcav_std",
+    "random_score_mean",
+    "p_value",
+    "p_adjusted",
+    "significant",
+    "direction",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,8 +149,11 @@ def explain_classes(
     GlobalResult
     """
     layers = list(invs[0].layers) if invs else []
-    for key, chosen in (("global.layers", cfg.layers), ("global.figure_layers", cfg.figure_layers),
-                        ("global.tcav.layers", cfg.tcav.layers if cfg.tcav_enabled else ())):
+    for key, chosen in (
+        ("global.layers", cfg.layers),
+        ("global.figure_layers", cfg.figure_layers),
+        ("global.tcav.layers", cfg.tcav.layers if cfg.tcav_enabled else ()),
+    ):
         bad = sorted(set(chosen or ()) - set(layers))
         if bad:
             raise ParamsError(
@@ -216,8 +229,14 @@ def _validate(
 
 
 def _random_pool(
-    invs: Sequence[ImageINV], index: pd.DataFrame, cfg: GlobalConfig, reveal_cfg: RevealConfig,
-    images_dir: str | Path, size: int, mean: Sequence[float], std: Sequence[float],
+    invs: Sequence[ImageINV],
+    index: pd.DataFrame,
+    cfg: GlobalConfig,
+    reveal_cfg: RevealConfig,
+    images_dir: str | Path,
+    size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
 ) -> torch.Tensor:
     """Build the random counter-examples, Tensor of shape (m, 3, size, size): never an explained image."""
     c = cfg.concepts
@@ -225,8 +244,12 @@ def _random_pool(
     candidates = index[(index["split"] == c.random_split) & ~index["sample_id"].isin(explained)]
     pool_rows = draw(candidates, c.random_pool, c.seed)
     if len(pool_rows) < 2 * cfg.tcav.min_examples:
-        log.warning("random pool: only %d images in split '%s' (TCAV wants two sets of %d)", len(pool_rows),
-                    c.random_split, cfg.tcav.random_set_size)
+        log.warning(
+            "random pool: only %d images in split '%s' (TCAV wants two sets of %d)",
+            len(pool_rows),
+            c.random_split,
+            cfg.tcav.random_set_size,
+        )
     all_cards = [card for inv in invs for cards in inv.cards(cfg.merged).values() for card in cards]
     return random_examples(load_images(pool_rows, images_dir, size), all_cards, cfg, reveal_cfg, mean, std)
 

@@ -35,8 +35,18 @@ from inviz.views.records import Card, ImageINV
 
 log = logging.getLogger(__name__)
 
-GLOBAL_COLUMNS = ["class_label", "class_name", "layer", "rank", "label", "importance", "n_maps", "n_images",
-                  "weight_sum", "examples"]
+GLOBAL_COLUMNS = [
+    "class_label",
+    "class_name",
+    "layer",
+    "rank",
+    "label",
+    "importance",
+    "n_maps",
+    "n_images",
+    "weight_sum",
+    "examples",
+]
 
 
 @dataclass(frozen=True)
@@ -172,10 +182,16 @@ def global_explanations(invs: Sequence[ImageINV], cfg: GlobalConfig) -> pd.DataF
     )
     out = []
     for (cl, cn, layer), grp in tops.groupby(["class_label", "class_name", "layer"], sort=False):
-        agg = grp.groupby("label").agg(
-            importance=("weight", "mean"), n_maps=("weight", "size"), n_images=("image", "nunique"),
-            weight_sum=("weight", "sum"),
-        ).reset_index()
+        agg = (
+            grp.groupby("label")
+            .agg(
+                importance=("weight", "mean"),
+                n_maps=("weight", "size"),
+                n_images=("image", "nunique"),
+                weight_sum=("weight", "sum"),
+            )
+            .reset_index()
+        )
         agg = agg[agg["n_maps"] >= cfg.min_maps]
         agg = agg.sort_values(
             ["importance", "n_maps", "label"], ascending=[False, False, True], kind="stable"
@@ -183,11 +199,20 @@ def global_explanations(invs: Sequence[ImageINV], cfg: GlobalConfig) -> pd.DataF
         for rank, r in enumerate(agg.itertuples(), start=1):
             ex = grp[grp["label"] == r.label]
             ex = ex.sort_values(["weight", "key"], ascending=[False, True], kind="stable")
-            out.append({
-                "class_label": int(cl), "class_name": cn, "layer": layer, "rank": rank, "label": r.label,
-                "importance": float(r.importance), "n_maps": int(r.n_maps), "n_images": int(r.n_images),
-                "weight_sum": float(r.weight_sum), "examples": ";".join(ex["key"].head(cfg.n_examples)),
-            })
+            out.append(
+                {
+                    "class_label": int(cl),
+                    "class_name": cn,
+                    "layer": layer,
+                    "rank": rank,
+                    "label": r.label,
+                    "importance": float(r.importance),
+                    "n_maps": int(r.n_maps),
+                    "n_images": int(r.n_images),
+                    "weight_sum": float(r.weight_sum),
+                    "examples": ";".join(ex["key"].head(cfg.n_examples)),
+                }
+            )
     frame = pd.DataFrame(out, columns=GLOBAL_COLUMNS)
     all_layers = dict.fromkeys(ly for inv in invs for ly in (cfg.layers or inv.layers))
     frame["_l"] = frame["layer"].map({ly: i for i, ly in enumerate(all_layers)})
@@ -253,8 +278,12 @@ def to_input(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> 
 
 
 def concept_examples(
-    pairs: Sequence[tuple[ImageINV, Card]], cfg: GlobalConfig, reveal_cfg: RevealConfig,
-    mean: Sequence[float], std: Sequence[float], size: int,
+    pairs: Sequence[tuple[ImageINV, Card]],
+    cfg: GlobalConfig,
+    reveal_cfg: RevealConfig,
+    mean: Sequence[float],
+    std: Sequence[float],
+    size: int,
 ) -> torch.Tensor:
     """Make the revealed regions of ``pairs`` (image, card) network inputs.
 
@@ -288,8 +317,12 @@ def concept_examples(
 
 
 def random_examples(
-    images: Sequence[np.ndarray], masks_from: Sequence[Card], cfg: GlobalConfig, reveal_cfg: RevealConfig,
-    mean: Sequence[float], std: Sequence[float],
+    images: Sequence[np.ndarray],
+    masks_from: Sequence[Card],
+    cfg: GlobalConfig,
+    reveal_cfg: RevealConfig,
+    mean: Sequence[float],
+    std: Sequence[float],
 ) -> torch.Tensor:
     """Make the random pool network inputs.
 

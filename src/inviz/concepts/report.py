@@ -30,14 +30,21 @@ def global_markdown(result: GlobalResult) -> str:
         significance (or why a label was not scored).
     """
     table = result.table
-    lines = ["# Global explanations (METHOD.md §4)", "",
-             "Importance = mean weight (% of the layer) of the merged cluster maps a label tops; TCAV: score "
-             "(sign count), corrected p-value, significance.", ""]
+    lines = [
+        "# Global explanations (METHOD.md §4)",
+        "",
+        "Importance = mean weight (% of the layer) of the merged cluster maps a label tops; TCAV: score "
+        "(sign count), corrected p-value, significance.",
+        "",
+    ]
     shown = table[table["layer"].isin(result.figure_layers)]
     for (cname, layer), grp in shown.groupby(["class_name", "layer"], sort=False):
-        lines += [f"## {cname} — {layer}", "",
-                  "| rank | label | importance % | maps | TCAV | p (adj.) | significant |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {cname} — {layer}",
+            "",
+            "| rank | label | importance % | maps | TCAV | p (adj.) | significant |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in grp.itertuples():
             status = getattr(r, "tcav_status", None)
             if status == "ok":

@@ -84,7 +84,10 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(args) != len(value):
                 raise fail(f"{len(args)} items ({_type_name(tp)})")
-            return tuple(_convert(v, a, f"{key}[{i}]", source) for i, (v, a) in enumerate(zip(value, args, strict=True)))
+            return tuple(
+                _convert(v, a, f"{key}[{i}]", source)
+                for i, (v, a) in enumerate(zip(value, args, strict=True))
+            )
         item = args[0] if args else Any
         items = [_convert(v, item, f"{key}[{i}]", source) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
@@ -178,11 +181,22 @@ def _apply_moved_keys(cls: type, data: dict[str, Any], key: str, source: str) ->
         for part in target[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ParamsError(f"{source}: {prefix}{'.'.join(target[:-1])}: expected a mapping, got {node!r}")
+                raise ParamsError(
+                    f"{source}: {prefix}{'.'.join(target[:-1])}: expected a mapping, got {node!r}"
+                )
         if target[-1] in node:
-            raise ParamsError(f"{source}: {prefix}{name} moved to {prefix}{moved[name]}; give only the new key")
+            raise ParamsError(
+                f"{source}: {prefix}{name} moved to {prefix}{moved[name]}; give only the new key"
+            )
         node[target[-1]] = data.pop(name)
-        log.warning("%s: %s%s is now %s%s (old key accepted; please rename it)", source, prefix, name, prefix, moved[name])
+        log.warning(
+            "%s: %s%s is now %s%s (old key accepted; please rename it)",
+            source,
+            prefix,
+            name,
+            prefix,
+            moved[name],
+        )
     return data
 
 

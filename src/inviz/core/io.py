@@ -136,8 +136,9 @@ def save_torch(path: str | Path, obj: Any) -> Path:
     return Path(path)
 
 
-def save_figure(fig: Any, path: str | Path, formats: tuple[str, ...] = ("png",), dpi: int = 200,
-                tight: bool = True) -> list[Path]:
+def save_figure(
+    fig: Any, path: str | Path, formats: tuple[str, ...] = ("png",), dpi: int = 200, tight: bool = True
+) -> list[Path]:
     """Save a matplotlib figure atomically to ``path`` (its suffix decides the first format).
 
     ``formats`` lists extra formats written next to it (``("png", "pdf")`` → ``x.png``, ``x.pdf``).

@@ -212,7 +212,7 @@ def _ensure_experiment(mlflow: Any, name: str, uri: str) -> None:
     temporary experiment copies.
     """
     if mlflow.get_experiment_by_name(name) is None and uri.startswith("sqlite:///"):
-        location = Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts" / name
+        location = Path(uri[len("sqlite:///") :]).resolve().parent / "mlartifacts" / name
         try:
             mlflow.create_experiment(name, artifact_location=location.as_uri())
         except Exception as err:  # created meanwhile by a concurrent stage: use it
@@ -224,13 +224,23 @@ def _ensure_experiment(mlflow: Any, name: str, uri: str) -> None:
 
 def _parent_run(client: Any, experiment_id: str, pipeline_id: str) -> str:
     """The id of the parent run of pipeline execution ``pipeline_id`` (created on first use)."""
-    found = client.search_runs([experiment_id], filter_string=f"tags.`{PIPELINE_TAG}` = '{pipeline_id}' "
-                               "and tags.`inviz.kind` = 'pipeline'", max_results=1)
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{PIPELINE_TAG}` = '{pipeline_id}' and tags.`inviz.kind` = 'pipeline'",
+        max_results=1,
+    )
     if found:
         return found[0].info.run_id
     name = f"pipeline {os.environ.get('DVC_EXP_NAME') or pipeline_id}"
-    run = client.create_run(experiment_id, run_name=name, tags={PIPELINE_TAG: pipeline_id, "inviz.kind": "pipeline",
-                                                                "dvc_exp_name": os.environ.get("DVC_EXP_NAME", "")})
+    run = client.create_run(
+        experiment_id,
+        run_name=name,
+        tags={
+            PIPELINE_TAG: pipeline_id,
+            "inviz.kind": "pipeline",
+            "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
+        },
+    )
     client.set_terminated(run.info.run_id, "FINISHED")
     return run.info.run_id
 

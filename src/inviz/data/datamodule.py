@@ -53,7 +53,9 @@ def eval_transform(input_size: int, mean: Sequence[float], std: Sequence[float])
     )
 
 
-def train_transform(input_size: int, mean: Sequence[float], std: Sequence[float], aug: AugmentConfig) -> v2.Compose:
+def train_transform(
+    input_size: int, mean: Sequence[float], std: Sequence[float], aug: AugmentConfig
+) -> v2.Compose:
     if not aug.enabled:
         return eval_transform(input_size, mean, std)
     ops: list[Any] = [v2.ToImage(), v2.Resize((input_size, input_size), antialias=True)]
@@ -116,7 +118,12 @@ def collate_skip_none(batch: list[dict[str, Any] | None]) -> dict[str, Any]:
     items = [b for b in batch if b is not None]
     dropped = len(batch) - len(items)
     if not items:
-        return {"image": torch.empty(0), "label": torch.empty(0, dtype=torch.long), "sample_id": [], "dropped": dropped}
+        return {
+            "image": torch.empty(0),
+            "label": torch.empty(0, dtype=torch.long),
+            "sample_id": [],
+            "dropped": dropped,
+        }
     return {
         "image": torch.stack([b["image"] for b in items]),
         "label": torch.as_tensor([b["label"] for b in items], dtype=torch.long),
@@ -132,10 +139,14 @@ def read_index(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: index file not found (run the 'data' stage first)")
-    frame = pd.read_csv(path, dtype={"sample_id": str, "path": str, "split": str, "class_folder": str, "class_name": str})
+    frame = pd.read_csv(
+        path, dtype={"sample_id": str, "path": str, "split": str, "class_folder": str, "class_name": str}
+    )
     missing = [c for c in INDEX_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(INDEX_COLUMNS)}")
+        raise ValueError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(INDEX_COLUMNS)}"
+        )
     return frame
 
 

@@ -89,6 +89,8 @@ def prepare_dataset(cfg: DataConfig, images: str | Path, source: str = "params")
     index, skipped = scan_image_folder(images, names, workers=cfg.run.check_workers)
     index = carve_test_pool(index, cfg.split)
     classes = (
-        index.drop_duplicates("label").sort_values("label")[["label", "class_folder", "class_name"]].to_dict("records")
+        index.drop_duplicates("label")
+        .sort_values("label")[["label", "class_folder", "class_name"]]
+        .to_dict("records")
     )
     return Dataset(index=index, skipped=skipped, classes=classes, parts=parts)

@@ -60,7 +60,9 @@ def _check_layout(root: Path) -> None:
     for split in ("train", "val"):
         d = root / split
         if not d.is_dir():
-            raise DatasetUnavailable(f"{root}: expected an Imagenette folder with '{split}/' inside; not found")
+            raise DatasetUnavailable(
+                f"{root}: expected an Imagenette folder with '{split}/' inside; not found"
+            )
         missing = [w for w in IMAGENETTE_CLASSES if not (d / w).is_dir()]
         if missing:
             raise DatasetUnavailable(
@@ -73,7 +75,9 @@ def _extract(archive: Path, md5: str | None, dest: Path) -> Path:
     from torchvision.datasets.utils import check_integrity
 
     if md5 and not check_integrity(str(archive), md5):
-        raise DatasetUnavailable(f"{archive}: md5 checksum mismatch (expected {md5}); the file is corrupt or not imagenette2-320.tgz")
+        raise DatasetUnavailable(
+            f"{archive}: md5 checksum mismatch (expected {md5}); the file is corrupt or not imagenette2-320.tgz"
+        )
     log.info("extracting %s", archive)
     tmp = dest.with_name(f".{dest.name}.extract")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -118,13 +118,24 @@ def scan_image_folder(
                 if p.is_dir():
                     skipped.append({"path": rel, "split": split, "reason": "unexpected sub-folder"})
                 elif p.suffix.lower() not in IMAGE_SUFFIXES:
-                    skipped.append({"path": rel, "split": split, "reason": f"not an image file ({p.suffix or 'no suffix'})"})
+                    skipped.append(
+                        {
+                            "path": rel,
+                            "split": split,
+                            "reason": f"not an image file ({p.suffix or 'no suffix'})",
+                        }
+                    )
                 else:
                     candidates.append((split, c, p))
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         reasons = list(
-            tqdm(pool.map(lambda t: check_image(t[2]), candidates), total=len(candidates), desc="checking images", unit="img")
+            tqdm(
+                pool.map(lambda t: check_image(t[2]), candidates),
+                total=len(candidates),
+                desc="checking images",
+                unit="img",
+            )
         )
     rows = []
     for (split, c, p), reason in zip(candidates, reasons):

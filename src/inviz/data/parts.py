@@ -158,21 +158,24 @@ class PartMasks:
                 missing = [k for k in keys if k not in data.files]
                 if missing:
                     raise PartMasksError(
-                        f"{path}: not a part-mask file; missing array(s) {', '.join(missing)}")
+                        f"{path}: not a part-mask file; missing array(s) {', '.join(missing)}"
+                    )
                 arrays = {k: data[k] for k in keys}
         except PartMasksError:
             raise
         except Exception as err:  # zipfile.BadZipFile, OSError, ValueError, EOFError ...
             raise PartMasksError(
-                f"{path}: not a readable part-mask .npz file ({type(err).__name__}: {err})") from err
+                f"{path}: not a readable part-mask .npz file ({type(err).__name__}: {err})"
+            ) from err
         try:
             return cls(
                 sample_ids=arrays["sample_ids"].astype(str),
                 masks=arrays["masks"],
                 vocabulary=tuple(arrays["vocabulary"].astype(str).tolist()),
                 class_folders=tuple(arrays["class_folders"].astype(str).tolist()),
-                class_parts=tuple(tuple(p.split("|")) if p else ()
-                                  for p in arrays["class_parts"].astype(str).tolist()),
+                class_parts=tuple(
+                    tuple(p.split("|")) if p else () for p in arrays["class_parts"].astype(str).tolist()
+                ),
             )
         except ValueError as err:
             raise PartMasksError(f"{path}: inconsistent part-mask file: {err}") from err

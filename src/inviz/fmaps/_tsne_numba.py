@@ -62,9 +62,42 @@ def _vexp(x: np.ndarray, out: np.ndarray, ibuf: np.ndarray) -> None:
             t = -1022.0
         k = math.floor(t)
         r = (t - k) * _LN2  # exp(r), r in [0, ln 2): Taylor polynomial of degree 12
-        out[j] = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
-            1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
-                1.0 / 3628800 + r * (1.0 / 39916800 + r / 479001600)))))))))))
+        out[j] = 1.0 + r * (
+            1.0
+            + r
+            * (
+                0.5
+                + r
+                * (
+                    1.0 / 6
+                    + r
+                    * (
+                        1.0 / 24
+                        + r
+                        * (
+                            1.0 / 120
+                            + r
+                            * (
+                                1.0 / 720
+                                + r
+                                * (
+                                    1.0 / 5040
+                                    + r
+                                    * (
+                                        1.0 / 40320
+                                        + r
+                                        * (
+                                            1.0 / 362880
+                                            + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r / 479001600))
+                                        )
+                                    )
+                                )
+                            )
+                        )
+                    )
+                )
+            )
+        )
         ibuf[j] = (np.int64(k) + 1023) << 52  # 2**k as float64 bits
     scale = ibuf.view(np.float64)
     for j in range(n):
@@ -90,8 +123,15 @@ def _vlog(x: np.ndarray, out: np.ndarray, ibuf: np.ndarray) -> None:
             e += 1.0
         s = (m - 1.0) / (m + 1.0)  # log m = 2 atanh(s), |s| <= 0.1716
         s2 = s * s
-        poly = 1.0 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9 + s2 * (
-            1.0 / 11 + s2 * (1.0 / 13 + s2 * (1.0 / 15 + s2 / 17)))))))
+        poly = 1.0 + s2 * (
+            1.0 / 3
+            + s2
+            * (
+                1.0 / 5
+                + s2
+                * (1.0 / 7 + s2 * (1.0 / 9 + s2 * (1.0 / 11 + s2 * (1.0 / 13 + s2 * (1.0 / 15 + s2 / 17)))))
+            )
+        )
         out[j] = e * _LN2 + 2.0 * s * poly
 
 
@@ -177,8 +217,14 @@ def _joint_p(cond: np.ndarray) -> np.ndarray:
 
 @njit(cache=True, fastmath=True, error_model="numpy")
 def _gradient(
-    y0: np.ndarray, y1: np.ndarray, p: np.ndarray, exag: float, g0: np.ndarray, g1: np.ndarray,
-    r0: np.ndarray, r1: np.ndarray,
+    y0: np.ndarray,
+    y1: np.ndarray,
+    p: np.ndarray,
+    exag: float,
+    g0: np.ndarray,
+    g1: np.ndarray,
+    r0: np.ndarray,
+    r1: np.ndarray,
 ) -> float:
     """Fill the gradient (g0, g1) of the points (y0, y1); returns Z = sum_{i != j} q_ij (unnormalised).
 
@@ -278,9 +324,20 @@ def _kl(y0: np.ndarray, y1: np.ndarray, p: np.ndarray, exag: float, p_sum: float
 
 @njit(cache=True, error_model="numpy")
 def _descend(
-    y0: np.ndarray, y1: np.ndarray, p: np.ndarray, exag: float, start: int, stop: int, momentum: float,
-    lr: float, min_gain: float, min_grad_norm: float, n_iter_check: int, n_without_progress: int,
-    p_sum: float, p_logp: float,
+    y0: np.ndarray,
+    y1: np.ndarray,
+    p: np.ndarray,
+    exag: float,
+    start: int,
+    stop: int,
+    momentum: float,
+    lr: float,
+    min_gain: float,
+    min_grad_norm: float,
+    n_iter_check: int,
+    n_without_progress: int,
+    p_sum: float,
+    p_logp: float,
 ) -> tuple[float, int]:
     """Scikit-learn's ``_gradient_descent`` on (y0, y1) in place; returns (last error, last iteration)."""
     n = y0.shape[0]
@@ -340,9 +397,21 @@ def _descend(
 
 @njit(cache=True, error_model="numpy")
 def tsne_one(
-    x: np.ndarray, y: np.ndarray, perplexity: float, n_iter: int, exaggeration: float, exaggeration_iter: int,
-    lr: float, momentum_early: float, momentum_final: float, min_gain: float, min_grad_norm: float,
-    n_iter_check: int, n_without_progress: int, n_steps: int, tol: float,
+    x: np.ndarray,
+    y: np.ndarray,
+    perplexity: float,
+    n_iter: int,
+    exaggeration: float,
+    exaggeration_iter: int,
+    lr: float,
+    momentum_early: float,
+    momentum_final: float,
+    min_gain: float,
+    min_grad_norm: float,
+    n_iter_check: int,
+    n_without_progress: int,
+    n_steps: int,
+    tol: float,
 ) -> tuple[float, int]:
     """Exact t-SNE of one problem, in place.
 
@@ -373,11 +442,39 @@ def tsne_one(
     stop1 = min(exaggeration_iter, n_iter)
     err, it = 0.0, -1
     if stop1 > 0:
-        err, it = _descend(y0, y1, p, exaggeration, 0, stop1, momentum_early, lr, min_gain, min_grad_norm,
-                           n_iter_check, exaggeration_iter, p_sum, p_logp)
+        err, it = _descend(
+            y0,
+            y1,
+            p,
+            exaggeration,
+            0,
+            stop1,
+            momentum_early,
+            lr,
+            min_gain,
+            min_grad_norm,
+            n_iter_check,
+            exaggeration_iter,
+            p_sum,
+            p_logp,
+        )
     if n_iter > stop1:
-        err, it = _descend(y0, y1, p, 1.0, it + 1, n_iter, momentum_final, lr, min_gain, min_grad_norm,
-                           n_iter_check, n_without_progress, p_sum, p_logp)
+        err, it = _descend(
+            y0,
+            y1,
+            p,
+            1.0,
+            it + 1,
+            n_iter,
+            momentum_final,
+            lr,
+            min_gain,
+            min_grad_norm,
+            n_iter_check,
+            n_without_progress,
+            p_sum,
+            p_logp,
+        )
     else:
         err = _kl(y0, y1, p, 1.0, p_sum, p_logp)
     y[:, 0] = y0
@@ -387,10 +484,24 @@ def tsne_one(
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def tsne_many(
-    x: np.ndarray, offsets: np.ndarray, dims: np.ndarray, y: np.ndarray, perplexity: np.ndarray,
-    lr: np.ndarray, n_iter: int, exaggeration: float, exaggeration_iter: int, momentum_early: float,
-    momentum_final: float, min_gain: float, min_grad_norm: float, n_iter_check: int, n_without_progress: int,
-    n_steps: int, tol: float, order: np.ndarray,
+    x: np.ndarray,
+    offsets: np.ndarray,
+    dims: np.ndarray,
+    y: np.ndarray,
+    perplexity: np.ndarray,
+    lr: np.ndarray,
+    n_iter: int,
+    exaggeration: float,
+    exaggeration_iter: int,
+    momentum_early: float,
+    momentum_final: float,
+    min_gain: float,
+    min_grad_norm: float,
+    n_iter_check: int,
+    n_without_progress: int,
+    n_steps: int,
+    tol: float,
+    order: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact t-SNE of B problems in parallel, in place: problem ``b`` is rows ``offsets[b]:offsets[b+1]``.
 
@@ -427,9 +538,23 @@ def tsne_many(
         hi = offsets[b + 1]
         xb = np.ascontiguousarray(x[lo:hi, : dims[b]])
         yb = np.ascontiguousarray(y[lo:hi])
-        err, it = tsne_one(xb, yb, perplexity[b], n_iter, exaggeration, exaggeration_iter, lr[b],
-                           momentum_early, momentum_final, min_gain, min_grad_norm, n_iter_check,
-                           n_without_progress, n_steps, tol)
+        err, it = tsne_one(
+            xb,
+            yb,
+            perplexity[b],
+            n_iter,
+            exaggeration,
+            exaggeration_iter,
+            lr[b],
+            momentum_early,
+            momentum_final,
+            min_gain,
+            min_grad_norm,
+            n_iter_check,
+            n_without_progress,
+            n_steps,
+            tol,
+        )
         y[lo:hi] = yb
         kl[b] = err
         iters[b] = it

@@ -16,8 +16,9 @@ import torch
 from inviz.fmaps.embedding import Embedding, TSNEConfig, effective_perplexity, learning_rate, tsne_init
 
 
-def _conditional_p_torch(dist: torch.Tensor, valid: torch.Tensor, perplexity: torch.Tensor,
-                         cfg: TSNEConfig) -> torch.Tensor:
+def _conditional_p_torch(
+    dist: torch.Tensor, valid: torch.Tensor, perplexity: torch.Tensor, cfg: TSNEConfig
+) -> torch.Tensor:
     """Batched binary search of the perplexity: dist (B, n, n), valid (B, n, n) -> p_{j|i}."""
     big = torch.finfo(dist.dtype).max
     dmin = torch.where(valid, dist, torch.full_like(dist, big)).amin(-1, keepdim=True)
@@ -123,11 +124,19 @@ def tsne_torch(scores: Sequence[torch.Tensor], cfg: TSNEConfig) -> list[Embeddin
     lr = torch.tensor([learning_rate(n, cfg) for n in ns], dtype=dtype, device=device)[:, None, None]
     iters = torch.zeros(nb, dtype=torch.long, device=device)
     err = torch.full((nb,), math.nan, dtype=dtype, device=device)
-    phases = [(0, min(cfg.exaggeration_iter, cfg.n_iter), cfg.early_exaggeration, cfg.momentum_early,
-               cfg.exaggeration_iter)]
+    phases = [
+        (
+            0,
+            min(cfg.exaggeration_iter, cfg.n_iter),
+            cfg.early_exaggeration,
+            cfg.momentum_early,
+            cfg.exaggeration_iter,
+        )
+    ]
     if cfg.n_iter > cfg.exaggeration_iter:
-        phases.append((cfg.exaggeration_iter, cfg.n_iter, 1.0, cfg.momentum_final,
-                       cfg.n_iter_without_progress))
+        phases.append(
+            (cfg.exaggeration_iter, cfg.n_iter, 1.0, cfg.momentum_final, cfg.n_iter_without_progress)
+        )
     for start, stop, exag, momentum, patience in phases:
         # like scikit-learn, a problem that stopped early in the first phase still runs the second
         # (here every problem starts the second phase at ``exaggeration_iter``)
@@ -160,5 +169,7 @@ def tsne_torch(scores: Sequence[torch.Tensor], cfg: TSNEConfig) -> list[Embeddin
         err = _kl(y, p, valid, 1.0)
     y_np, err_np, it_np = y.double().cpu().numpy(), err.double().cpu().numpy(), iters.cpu().numpy()
     perp_np = perp.cpu().numpy()
-    return [Embedding(y_np[b, : ns[b]].copy(), "tsne", float(perp_np[b]), float(err_np[b]), int(it_np[b]))
-            for b in range(nb)]
+    return [
+        Embedding(y_np[b, : ns[b]].copy(), "tsne", float(perp_np[b]), float(err_np[b]), int(it_np[b]))
+        for b in range(nb)
+    ]

@@ -253,9 +253,24 @@ def embed_numba(
         order = np.argsort(-ns, kind="stable").astype(np.int64)
         with timed(timings, "tsne"):
             kl, iters = tsne_many(
-                x, offsets, dims, y, perp, lrs, cfg.n_iter, cfg.early_exaggeration, cfg.exaggeration_iter,
-                cfg.momentum_early, cfg.momentum_final, cfg.min_gain, cfg.min_grad_norm, cfg.n_iter_check,
-                cfg.n_iter_without_progress, cfg.perplexity_steps, cfg.perplexity_tol, order,
+                x,
+                offsets,
+                dims,
+                y,
+                perp,
+                lrs,
+                cfg.n_iter,
+                cfg.early_exaggeration,
+                cfg.exaggeration_iter,
+                cfg.momentum_early,
+                cfg.momentum_final,
+                cfg.min_gain,
+                cfg.min_grad_norm,
+                cfg.n_iter_check,
+                cfg.n_iter_without_progress,
+                cfg.perplexity_steps,
+                cfg.perplexity_tol,
+                order,
             )
         for b, i in enumerate(todo):
             points = y[offsets[b] : offsets[b + 1]].copy()
@@ -345,18 +360,28 @@ def embed_reference(
         n, p = arr.shape
         d = min(n_components, n, p)
         if n < MIN_TSNE_POINTS:
-            scores = (PCA(n_components=d, random_state=seed).fit_transform(arr) if n >= 2 and d > 0
-                      else np.zeros((n, 0)))
+            scores = (
+                PCA(n_components=d, random_state=seed).fit_transform(arr)
+                if n >= 2 and d > 0
+                else np.zeros((n, 0))
+            )
             out.append(_few_points(torch.from_numpy(np.asarray(scores, dtype=np.float64))))
             continue
         with timed(timings, "pca"):
             reduced = PCA(n_components=d, random_state=seed).fit_transform(arr)
         perp = effective_perplexity(n, cfg.perplexity)
         tsne = TSNE(
-            n_components=2, perplexity=perp, early_exaggeration=cfg.early_exaggeration,
-            learning_rate=cfg.learning_rate, max_iter=cfg.n_iter,
-            n_iter_without_progress=cfg.n_iter_without_progress, min_grad_norm=cfg.min_grad_norm, init="pca",
-            method="barnes_hut", angle=cfg.angle, random_state=seed,
+            n_components=2,
+            perplexity=perp,
+            early_exaggeration=cfg.early_exaggeration,
+            learning_rate=cfg.learning_rate,
+            max_iter=cfg.n_iter,
+            n_iter_without_progress=cfg.n_iter_without_progress,
+            min_grad_norm=cfg.min_grad_norm,
+            init="pca",
+            method="barnes_hut",
+            angle=cfg.angle,
+            random_state=seed,
         )
         with timed(timings, "tsne"):
             pts = tsne.fit_transform(reduced)

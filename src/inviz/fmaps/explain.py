@@ -37,9 +37,15 @@ from inviz.fmaps.weighting import NORMALISATIONS, WEIGHTINGS, layer_total, norma
 
 #: the paper's nine layers (Keras names of VGG-16's last nine convolutions)
 PAPER_LAYERS: tuple[str, ...] = (
-    "block3_conv1", "block3_conv2", "block3_conv3",
-    "block4_conv1", "block4_conv2", "block4_conv3",
-    "block5_conv1", "block5_conv2", "block5_conv3",
+    "block3_conv1",
+    "block3_conv2",
+    "block3_conv3",
+    "block4_conv1",
+    "block4_conv2",
+    "block4_conv3",
+    "block5_conv1",
+    "block5_conv2",
+    "block5_conv3",
 )
 
 
@@ -152,8 +158,12 @@ class ExtractConfig:
             object.__setattr__(self, "layers", layers)
         if not self.layers:
             raise ValueError("layers: expected at least one layer name")
-        for key, registry in (("weights", WEIGHTINGS), ("normalisation", NORMALISATIONS),
-                              ("clustering", CLUSTERINGS), ("map_scaling", MAP_SCALINGS)):
+        for key, registry in (
+            ("weights", WEIGHTINGS),
+            ("normalisation", NORMALISATIONS),
+            ("clustering", CLUSTERINGS),
+            ("map_scaling", MAP_SCALINGS),
+        ):
             if getattr(self, key) not in registry:
                 raise ValueError(f"{key}: expected one of {', '.join(registry)}, got {getattr(self, key)!r}")
         if self.k_min < 2 or self.k_max < self.k_min:
@@ -299,8 +309,9 @@ def _problems(captured: Captured, cfg: ExtractConfig) -> list[_Problem]:
     return problems
 
 
-def _embed(problems: Sequence[_Problem], cfg: ExtractConfig, device: torch.device,
-           timings: dict[str, float] | None) -> list[Embedding]:
+def _embed(
+    problems: Sequence[_Problem], cfg: ExtractConfig, device: torch.device, timings: dict[str, float] | None
+) -> list[Embedding]:
     """Min-max scaled kept maps -> points to cluster, every problem of the batch at once (§1.5-§1.6)."""
     with timed(timings, "weights"):
         xs = []
@@ -313,8 +324,13 @@ def _embed(problems: Sequence[_Problem], cfg: ExtractConfig, device: torch.devic
     return embed(xs, cfg.tsne, cfg.pca_components, cfg.seed, backend=backend, timings=timings)
 
 
-def analyse_batch(captured: Captured, cfg: ExtractConfig, ids: Sequence[str], input_size: tuple[int, int],
-                  timings: dict[str, float] | None = None) -> list[ImageExplanation]:
+def analyse_batch(
+    captured: Captured,
+    cfg: ExtractConfig,
+    ids: Sequence[str],
+    input_size: tuple[int, int],
+    timings: dict[str, float] | None = None,
+) -> list[ImageExplanation]:
     """Analyse one captured batch: weights, threshold, embedding, clusters, maps (§1.2-§1.9).
 
     Parameters
@@ -349,8 +365,9 @@ def analyse_batch(captured: Captured, cfg: ExtractConfig, ids: Sequence[str], in
     ]
 
 
-def _clusters(pr: _Problem, labels_in: np.ndarray, k: int, cfg: ExtractConfig,
-              input_size: tuple[int, int]) -> tuple[np.ndarray, list[ClusterResult]]:
+def _clusters(
+    pr: _Problem, labels_in: np.ndarray, k: int, cfg: ExtractConfig, input_size: tuple[int, int]
+) -> tuple[np.ndarray, list[ClusterResult]]:
     """Cluster weights and maps numbered by decreasing weight, pruning, map scaling (§1.8-§1.9).
 
     Returns the labels renumbered like the clusters, ndarray of shape (n,), and the clusters.
@@ -376,13 +393,16 @@ def _clusters(pr: _Problem, labels_in: np.ndarray, k: int, cfg: ExtractConfig,
     w_np = w_c.double().cpu().numpy()
     pruned = ~kept_mask.cpu().numpy()
     kept_np = pr.kept.cpu().numpy().astype(np.int64)
-    clusters = [ClusterResult(j, float(w_np[j]), kept_np[labels_np == j], a_np[j], s_np[j], bool(pruned[j]))
-                for j in range(k)]
+    clusters = [
+        ClusterResult(j, float(w_np[j]), kept_np[labels_np == j], a_np[j], s_np[j], bool(pruned[j]))
+        for j in range(k)
+    ]
     return labels_np, clusters
 
 
-def _layer_record(pr: _Problem, emb: Embedding, est: WardSilhouette, cfg: ExtractConfig,
-                  input_size: tuple[int, int]) -> LayerExplanation:
+def _layer_record(
+    pr: _Problem, emb: Embedding, est: WardSilhouette, cfg: ExtractConfig, input_size: tuple[int, int]
+) -> LayerExplanation:
     c, h, w = pr.acts.shape
     n = int(pr.kept.numel())
     status = est.status_
@@ -394,11 +414,27 @@ def _layer_record(pr: _Problem, emb: Embedding, est: WardSilhouette, cfg: Extrac
     if n and k:
         labels_np, clusters = _clusters(pr, est.labels_, k, cfg, input_size)
     return LayerExplanation(
-        layer=pr.layer.name, module=pr.layer.module, n_channels=c, height=h, width=w, threshold=pr.threshold,
-        total_weight=float(pr.total), scale=float(pr.scale), n_positive=n_positive,
-        channels=pr.kept.cpu().numpy().astype(np.int64), weights=pr.w_norm[pr.kept].double().cpu().numpy(),
-        embedding=emb.points, embedding_method=emb.method, perplexity=float(emb.perplexity), kl=float(emb.kl),
-        tsne_iter=int(emb.n_iter), ks=tuple(int(v) for v in est.ks_),
-        silhouettes=tuple(float(v) for v in est.silhouette_scores_), k=k, silhouette=float(est.silhouette_),
-        labels=labels_np, clusters=tuple(clusters), status=status,
+        layer=pr.layer.name,
+        module=pr.layer.module,
+        n_channels=c,
+        height=h,
+        width=w,
+        threshold=pr.threshold,
+        total_weight=float(pr.total),
+        scale=float(pr.scale),
+        n_positive=n_positive,
+        channels=pr.kept.cpu().numpy().astype(np.int64),
+        weights=pr.w_norm[pr.kept].double().cpu().numpy(),
+        embedding=emb.points,
+        embedding_method=emb.method,
+        perplexity=float(emb.perplexity),
+        kl=float(emb.kl),
+        tsne_iter=int(emb.n_iter),
+        ks=tuple(int(v) for v in est.ks_),
+        silhouettes=tuple(float(v) for v in est.silhouette_scores_),
+        k=k,
+        silhouette=float(est.silhouette_),
+        labels=labels_np,
+        clusters=tuple(clusters),
+        status=status,
     )

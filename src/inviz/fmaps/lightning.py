@@ -64,16 +64,24 @@ class ExplainModule(L.LightningModule):
         """Return the model's logits, shape (N, K), for images of shape (N, 3, H, W)."""
         return self.model(x)
 
-    def predict_step(self, batch: dict[str, Any], batch_idx: int,
-                     dataloader_idx: int = 0) -> list[ImageExplanation]:
+    def predict_step(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> list[ImageExplanation]:
         """Explain one batch: its records (an empty list for an empty batch)."""
         images = batch["image"]
         if images.numel() == 0:
             return []
         targets = batch["label"] if self.cfg.target == "label" else None
         with torch.enable_grad():  # Trainer.predict runs under no_grad (inference_mode=False)
-            return explain(self.model, images, self.cfg.layers, self.cfg, targets=targets,
-                           sample_ids=list(batch["sample_id"]), timings=self.timings)
+            return explain(
+                self.model,
+                images,
+                self.cfg.layers,
+                self.cfg,
+                targets=targets,
+                sample_ids=list(batch["sample_id"]),
+                timings=self.timings,
+            )
 
 
 class ShardWriter(BasePredictionWriter):
@@ -102,8 +110,16 @@ class ShardWriter(BasePredictionWriter):
         self.count += 1
         self.buffer = []
 
-    def write_on_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, prediction: Any,
-                           batch_indices: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> None:
+    def write_on_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        prediction: Any,
+        batch_indices: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
         """Buffer the batch's records; write a shard once ``shard_size`` are buffered."""
         self.buffer.extend(prediction or [])
         if len(self.buffer) >= self.shard_size:
@@ -198,8 +214,16 @@ def prepare_output(out_dir: str | Path, cfg: ExtractConfig, model_sha256: str | 
         if manifest.is_file():
             log.warning("%s: results of another configuration or model; starting afresh", out)
         shutil.rmtree(out / "shards", ignore_errors=True)
-    write_json(manifest, {"format": FORMAT, "fingerprint": fp, "config": to_dict(cfg),
-                          "model_sha256": model_sha256, "layers": list(cfg.layers)})
+    write_json(
+        manifest,
+        {
+            "format": FORMAT,
+            "fingerprint": fp,
+            "config": to_dict(cfg),
+            "model_sha256": model_sha256,
+            "layers": list(cfg.layers),
+        },
+    )
     removed = remove_incomplete_shards(out)
     if removed:
         log.info("removed %d file(s) of incomplete shards", removed)
@@ -217,8 +241,13 @@ def _trainer(cfg: ExtractConfig, writer: ShardWriter, progress: bool) -> L.Train
     return L.Trainer(
         accelerator="gpu" if device.type == "cuda" else "cpu",
         devices=[device.index] if device.type == "cuda" and device.index is not None else run.devices,
-        num_nodes=run.num_nodes, strategy=run.strategy, inference_mode=False, logger=False,
-        enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=progress,
+        num_nodes=run.num_nodes,
+        strategy=run.strategy,
+        inference_mode=False,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=progress,
         callbacks=[writer],
     )
 
@@ -261,8 +290,13 @@ def run_extraction(
         model.eval()
         module = ExplainModule(model, cfg)
         trainer = _trainer(cfg, ShardWriter(out_dir, cfg.run.shard_size), progress)
-        loader = DataLoader(Subset(dataset, todo), batch_size=cfg.run.batch_size, shuffle=False,
-                            num_workers=cfg.run.num_workers, collate_fn=collate_skip_none)
+        loader = DataLoader(
+            Subset(dataset, todo),
+            batch_size=cfg.run.batch_size,
+            shuffle=False,
+            num_workers=cfg.run.num_workers,
+            collate_fn=collate_skip_none,
+        )
         trainer.predict(module, dataloaders=loader, return_predictions=False)
         timings = dict(module.timings)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -274,6 +308,9 @@ def run_extraction(
     clusters, layers = consolidate(out_dir, sample_ids)
     missing = set(sample_ids) - set(layers["sample_id"])
     if missing:
-        log.warning("%d image(s) have no results (unreadable files are dropped by the loader): %s",
-                    len(missing), ", ".join(sorted(missing)[:5]))
+        log.warning(
+            "%d image(s) have no results (unreadable files are dropped by the loader): %s",
+            len(missing),
+            ", ".join(sorted(missing)[:5]),
+        )
     return ExtractionRun(len(todo), skipped, len(sample_ids), seconds, timings, clusters, layers)

@@ -48,16 +48,59 @@ FORMAT = "inviz-extract/1"
 
 #: columns of ``clusters.parquet`` (one row per cluster)
 CLUSTER_COLUMNS = [
-    "cluster_id", "sample_id", "layer", "module", "cluster", "weight", "n_fmaps", "channels", "k",
-    "silhouette", "pruned", "target", "height", "width", "map_file", "map_index",
+    "cluster_id",
+    "sample_id",
+    "layer",
+    "module",
+    "cluster",
+    "weight",
+    "n_fmaps",
+    "channels",
+    "k",
+    "silhouette",
+    "pruned",
+    "target",
+    "height",
+    "width",
+    "map_file",
+    "map_index",
 ]
 #: columns of ``layer_stats.parquet`` (one row per image and layer)
 LAYER_COLUMNS = [
-    "sample_id", "layer", "module", "target", "pred", "logit", "n_channels", "height", "width", "threshold",
-    "total_weight", "scale", "n_positive", "n_kept", "status", "k", "silhouette", "ks", "silhouettes",
-    "n_clusters", "n_clusters_kept", "fmaps_kept", "leftover_fmaps_pct", "leftover_weight_pct",
-    "leftover_weight_of_kept_pct", "embedding_method", "perplexity", "kl", "tsne_iter", "channels", "weights",
-    "labels", "embedding_x", "embedding_y",
+    "sample_id",
+    "layer",
+    "module",
+    "target",
+    "pred",
+    "logit",
+    "n_channels",
+    "height",
+    "width",
+    "threshold",
+    "total_weight",
+    "scale",
+    "n_positive",
+    "n_kept",
+    "status",
+    "k",
+    "silhouette",
+    "ks",
+    "silhouettes",
+    "n_clusters",
+    "n_clusters_kept",
+    "fmaps_kept",
+    "leftover_fmaps_pct",
+    "leftover_weight_pct",
+    "leftover_weight_of_kept_pct",
+    "embedding_method",
+    "perplexity",
+    "kl",
+    "tsne_iter",
+    "channels",
+    "weights",
+    "labels",
+    "embedding_x",
+    "embedding_y",
 ]
 
 
@@ -81,30 +124,63 @@ def cluster_id(sample_id: str, layer: str, cluster: int) -> str:
 # tables
 
 
-def _cluster_row(ex: ImageExplanation, name: str, le: LayerExplanation, cl: ClusterResult, map_file: str,
-                 index: int) -> dict[str, Any]:
+def _cluster_row(
+    ex: ImageExplanation, name: str, le: LayerExplanation, cl: ClusterResult, map_file: str, index: int
+) -> dict[str, Any]:
     return {
-        "cluster_id": cluster_id(ex.sample_id, name, cl.cluster), "sample_id": ex.sample_id, "layer": name,
-        "module": le.module, "cluster": cl.cluster, "weight": cl.weight, "n_fmaps": cl.n_fmaps,
-        "channels": [int(v) for v in cl.channels], "k": le.k, "silhouette": le.silhouette,
-        "pruned": cl.pruned, "target": ex.target, "height": le.height, "width": le.width,
-        "map_file": map_file, "map_index": index,
+        "cluster_id": cluster_id(ex.sample_id, name, cl.cluster),
+        "sample_id": ex.sample_id,
+        "layer": name,
+        "module": le.module,
+        "cluster": cl.cluster,
+        "weight": cl.weight,
+        "n_fmaps": cl.n_fmaps,
+        "channels": [int(v) for v in cl.channels],
+        "k": le.k,
+        "silhouette": le.silhouette,
+        "pruned": cl.pruned,
+        "target": ex.target,
+        "height": le.height,
+        "width": le.width,
+        "map_file": map_file,
+        "map_index": index,
     }
 
 
 def _layer_row(ex: ImageExplanation, name: str, le: LayerExplanation) -> dict[str, Any]:
     return {
-        "sample_id": ex.sample_id, "layer": name, "module": le.module, "target": ex.target, "pred": ex.pred,
-        "logit": ex.logit, "n_channels": le.n_channels, "height": le.height, "width": le.width,
-        "threshold": math.nan if le.threshold is None else le.threshold, "total_weight": le.total_weight,
-        "scale": le.scale, "n_positive": le.n_positive, "n_kept": le.n_kept, "status": le.status, "k": le.k,
-        "silhouette": le.silhouette, "ks": list(le.ks), "silhouettes": list(le.silhouettes),
-        "n_clusters": len(le.clusters), "n_clusters_kept": len(le.kept_clusters), "fmaps_kept": le.fmaps_kept,
-        "leftover_fmaps_pct": le.leftover_fmaps_pct, "leftover_weight_pct": le.leftover_weight_pct,
+        "sample_id": ex.sample_id,
+        "layer": name,
+        "module": le.module,
+        "target": ex.target,
+        "pred": ex.pred,
+        "logit": ex.logit,
+        "n_channels": le.n_channels,
+        "height": le.height,
+        "width": le.width,
+        "threshold": math.nan if le.threshold is None else le.threshold,
+        "total_weight": le.total_weight,
+        "scale": le.scale,
+        "n_positive": le.n_positive,
+        "n_kept": le.n_kept,
+        "status": le.status,
+        "k": le.k,
+        "silhouette": le.silhouette,
+        "ks": list(le.ks),
+        "silhouettes": list(le.silhouettes),
+        "n_clusters": len(le.clusters),
+        "n_clusters_kept": len(le.kept_clusters),
+        "fmaps_kept": le.fmaps_kept,
+        "leftover_fmaps_pct": le.leftover_fmaps_pct,
+        "leftover_weight_pct": le.leftover_weight_pct,
         "leftover_weight_of_kept_pct": le.leftover_weight_of_kept_pct,
-        "embedding_method": le.embedding_method, "perplexity": le.perplexity, "kl": le.kl,
-        "tsne_iter": le.tsne_iter, "channels": [int(v) for v in le.channels],
-        "weights": [float(v) for v in le.weights], "labels": [int(v) for v in le.labels],
+        "embedding_method": le.embedding_method,
+        "perplexity": le.perplexity,
+        "kl": le.kl,
+        "tsne_iter": le.tsne_iter,
+        "channels": [int(v) for v in le.channels],
+        "weights": [float(v) for v in le.weights],
+        "labels": [int(v) for v in le.labels],
         "embedding_x": [float(v) for v in le.embedding[:, 0]] if le.n_kept else [],
         "embedding_y": [float(v) for v in le.embedding[:, 1]] if le.n_kept else [],
     }
@@ -247,14 +323,16 @@ def _read_shards(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not names:
         return pd.DataFrame(columns=CLUSTER_COLUMNS), pd.DataFrame(columns=LAYER_COLUMNS)
     shards = out / "shards"
-    clusters = pd.concat([pd.read_parquet(shards / f"{n}.clusters.parquet") for n in names],
-                         ignore_index=True)
+    clusters = pd.concat(
+        [pd.read_parquet(shards / f"{n}.clusters.parquet") for n in names], ignore_index=True
+    )
     layers = pd.concat([pd.read_parquet(shards / f"{n}.layers.parquet") for n in names], ignore_index=True)
     return clusters, layers
 
 
-def _in_order(clusters: pd.DataFrame, layers: pd.DataFrame,
-              sample_ids: Iterable[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _in_order(
+    clusters: pd.DataFrame, layers: pd.DataFrame, sample_ids: Iterable[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Only the rows of ``sample_ids``, in that order (layers in order of first appearance)."""
     order = {s: i for i, s in enumerate(str(s) for s in sample_ids)}
     extra = set(layers["sample_id"]) - set(order)
@@ -321,8 +399,9 @@ class ExtractionResults:
     manifest : dict from ``manifest.json``.
     """
 
-    def __init__(self, root: str | Path, clusters: pd.DataFrame, layers: pd.DataFrame,
-                 manifest: dict[str, Any]) -> None:
+    def __init__(
+        self, root: str | Path, clusters: pd.DataFrame, layers: pd.DataFrame, manifest: dict[str, Any]
+    ) -> None:
         self.root = Path(root)
         self.clusters = clusters
         self.layers = layers
@@ -357,18 +436,35 @@ class ExtractionResults:
 
     def _layer(self, r: Any, clusters: list[ClusterResult]) -> LayerExplanation:
         """One ``layer_stats`` row (a namedtuple) and its clusters -> the record."""
-        emb = np.stack([np.asarray(r.embedding_x, dtype=float), np.asarray(r.embedding_y, dtype=float)], 1) \
-            if len(r.embedding_x) else np.zeros((0, 2))
+        emb = (
+            np.stack([np.asarray(r.embedding_x, dtype=float), np.asarray(r.embedding_y, dtype=float)], 1)
+            if len(r.embedding_x)
+            else np.zeros((0, 2))
+        )
         return LayerExplanation(
-            layer=r.layer, module=r.module, n_channels=int(r.n_channels), height=int(r.height),
-            width=int(r.width), threshold=None if _isna(r.threshold) else float(r.threshold),
-            total_weight=float(r.total_weight), scale=float(r.scale), n_positive=int(r.n_positive),
-            channels=np.asarray(r.channels, dtype=np.int64), weights=np.asarray(r.weights, dtype=float),
-            embedding=emb, embedding_method=r.embedding_method,
-            perplexity=float(r.perplexity), kl=float(r.kl), tsne_iter=int(r.tsne_iter),
-            ks=tuple(int(v) for v in r.ks), silhouettes=tuple(float(v) for v in r.silhouettes), k=int(r.k),
-            silhouette=float(r.silhouette), labels=np.asarray(r.labels, dtype=np.int64),
-            clusters=tuple(sorted(clusters, key=lambda c: c.cluster)), status=r.status,
+            layer=r.layer,
+            module=r.module,
+            n_channels=int(r.n_channels),
+            height=int(r.height),
+            width=int(r.width),
+            threshold=None if _isna(r.threshold) else float(r.threshold),
+            total_weight=float(r.total_weight),
+            scale=float(r.scale),
+            n_positive=int(r.n_positive),
+            channels=np.asarray(r.channels, dtype=np.int64),
+            weights=np.asarray(r.weights, dtype=float),
+            embedding=emb,
+            embedding_method=r.embedding_method,
+            perplexity=float(r.perplexity),
+            kl=float(r.kl),
+            tsne_iter=int(r.tsne_iter),
+            ks=tuple(int(v) for v in r.ks),
+            silhouettes=tuple(float(v) for v in r.silhouettes),
+            k=int(r.k),
+            silhouette=float(r.silhouette),
+            labels=np.asarray(r.labels, dtype=np.int64),
+            clusters=tuple(sorted(clusters, key=lambda c: c.cluster)),
+            status=r.status,
         )
 
     def explanations(self) -> list[ImageExplanation]:
@@ -383,14 +479,21 @@ class ExtractionResults:
         }
         for i, r in enumerate(self.clusters.itertuples()):
             by_layer.setdefault((r.sample_id, r.layer), []).append(
-                ClusterResult(int(r.cluster), float(r.weight), np.asarray(r.channels, dtype=np.int64),
-                              self.cluster_map(i, "raw"), self.cluster_map(i, "map"), bool(r.pruned))
+                ClusterResult(
+                    int(r.cluster),
+                    float(r.weight),
+                    np.asarray(r.channels, dtype=np.int64),
+                    self.cluster_map(i, "raw"),
+                    self.cluster_map(i, "map"),
+                    bool(r.pruned),
+                )
             )
         out: dict[str, ImageExplanation] = {}
         for r in self.layers.itertuples():
             if r.sample_id not in out:
-                out[r.sample_id] = ImageExplanation(r.sample_id, int(r.target), int(r.pred), float(r.logit),
-                                                    {})
+                out[r.sample_id] = ImageExplanation(
+                    r.sample_id, int(r.target), int(r.pred), float(r.logit), {}
+                )
             out[r.sample_id].layers[r.layer] = self._layer(r, by_layer[(r.sample_id, r.layer)])
         return list(out.values())
 

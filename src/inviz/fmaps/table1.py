@@ -56,8 +56,11 @@ def threshold_label(value: float) -> str:
     return f"<{value:.3g}%"
 
 
-def table1(layer_stats: pd.DataFrame, layers: Sequence[str] | None = None,
-           weight_base: Literal["layer", "kept"] = "layer") -> pd.DataFrame:
+def table1(
+    layer_stats: pd.DataFrame,
+    layers: Sequence[str] | None = None,
+    weight_base: Literal["layer", "kept"] = "layer",
+) -> pd.DataFrame:
     """Table 1 from ``layer_stats`` (one row per image and layer, see :mod:`inviz.fmaps.store`).
 
     Parameters
@@ -93,9 +96,19 @@ def table1(layer_stats: pd.DataFrame, layers: Sequence[str] | None = None,
         }
         row["threshold_label"] = threshold_label(row["fmaps_threshold"])
         rows.append(row)
-    cols = ["layer", "n_images", "n_channels", "fmaps_threshold", "threshold_label", "leftover_clusters",
-            "leftover_fmaps", "leftover_weight", "leftover_clusters_sd", "leftover_fmaps_sd",
-            "leftover_weight_sd"]
+    cols = [
+        "layer",
+        "n_images",
+        "n_channels",
+        "fmaps_threshold",
+        "threshold_label",
+        "leftover_clusters",
+        "leftover_fmaps",
+        "leftover_weight",
+        "leftover_clusters_sd",
+        "leftover_fmaps_sd",
+        "leftover_weight_sd",
+    ]
     return pd.DataFrame(rows, columns=cols).set_index("layer")
 
 
@@ -108,8 +121,14 @@ def paper_table1() -> pd.DataFrame:
     leftover_clusters, leftover_fmaps, leftover_weight`` of :func:`table1`.
     """
     rows = [
-        {"layer": k, "fmaps_threshold": v[0], "threshold_label": threshold_label(v[0]),
-         "leftover_clusters": v[1], "leftover_fmaps": v[2], "leftover_weight": v[3]}
+        {
+            "layer": k,
+            "fmaps_threshold": v[0],
+            "threshold_label": threshold_label(v[0]),
+            "leftover_clusters": v[1],
+            "leftover_fmaps": v[2],
+            "leftover_weight": v[3],
+        }
         for k, v in PAPER_TABLE1.items()
     ]
     return pd.DataFrame(rows).set_index("layer")
@@ -164,6 +183,7 @@ def display_rows(table: pd.DataFrame, with_sd: bool = True) -> tuple[list[str], 
     header = ["layer", "fmaps threshold", "leftover clusters", "leftover fmaps", "leftover weight"]
     rows = []
     for layer, r in table.iterrows():
+
         def cell(col: str, digits: int, pct: bool, r: pd.Series = r) -> str:
             text = _fmt(r[col], digits, pct)
             sd = r.get(f"{col}_sd", math.nan)
@@ -171,8 +191,15 @@ def display_rows(table: pd.DataFrame, with_sd: bool = True) -> tuple[list[str], 
                 text += f" ± {_fmt(sd, digits, pct)}"
             return text
 
-        rows.append([str(layer), str(r["threshold_label"]), cell("leftover_clusters", 1, False),
-                     cell("leftover_fmaps", 1, True), cell("leftover_weight", 1, True)])
+        rows.append(
+            [
+                str(layer),
+                str(r["threshold_label"]),
+                cell("leftover_clusters", 1, False),
+                cell("leftover_fmaps", 1, True),
+                cell("leftover_weight", 1, True),
+            ]
+        )
     return header, rows
 
 
@@ -194,12 +221,21 @@ def to_markdown(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _tex_escape(s: str) -> str:
-    return (s.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
-            .replace("#", r"\#").replace("±", r"$\pm$").replace("<", r"$<$").replace("–", "--"))
+    return (
+        s.replace("\\", r"\textbackslash{}")
+        .replace("_", r"\_")
+        .replace("%", r"\%")
+        .replace("&", r"\&")
+        .replace("#", r"\#")
+        .replace("±", r"$\pm$")
+        .replace("<", r"$<$")
+        .replace("–", "--")
+    )
 
 
-def to_latex(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "",
-             label: str = "tab:table1") -> str:
+def to_latex(
+    header: Sequence[str], rows: Sequence[Sequence[str]], caption: str = "", label: str = "tab:table1"
+) -> str:
     """Format a booktabs ``table`` environment.
 
     Parameters
@@ -214,8 +250,14 @@ def to_latex(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str 
     str, ending with a newline.
     """
     cols = "l" + "r" * (len(header) - 1)
-    lines = [r"\begin{table}[t]", r"\centering", rf"\begin{{tabular}}{{{cols}}}", r"\toprule",
-             " & ".join(_tex_escape(h) for h in header) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        rf"\begin{{tabular}}{{{cols}}}",
+        r"\toprule",
+        " & ".join(_tex_escape(h) for h in header) + r" \\",
+        r"\midrule",
+    ]
     lines += [" & ".join(_tex_escape(c) for c in r) + r" \\" for r in rows]
     lines += [r"\bottomrule", r"\end{tabular}"]
     if caption:
@@ -224,8 +266,9 @@ def to_latex(header: Sequence[str], rows: Sequence[Sequence[str]], caption: str 
     return "\n".join(lines) + "\n"
 
 
-def comparison_markdown(cmp: pd.DataFrame, n_images: int | None = None,
-                        n_cluster_maps: int | None = None) -> str:
+def comparison_markdown(
+    cmp: pd.DataFrame, n_images: int | None = None, n_cluster_maps: int | None = None
+) -> str:
     """Side-by-side Markdown table: ours | paper | difference for each Table 1 column.
 
     Parameters
@@ -238,24 +281,46 @@ def comparison_markdown(cmp: pd.DataFrame, n_images: int | None = None,
     -------
     str, a Markdown document.
     """
-    header = ["layer", "threshold (ours / paper)", "clusters ours", "paper", "diff", "fmaps % ours", "paper",
-              "diff", "weight % ours", "paper", "diff"]
+    header = [
+        "layer",
+        "threshold (ours / paper)",
+        "clusters ours",
+        "paper",
+        "diff",
+        "fmaps % ours",
+        "paper",
+        "diff",
+        "weight % ours",
+        "paper",
+        "diff",
+    ]
     rows = []
     for layer, r in cmp.iterrows():
-        rows.append([
-            str(layer), f"{r['threshold_ours']} / {r['threshold_paper'] or '–'}",
-            _fmt(r["leftover_clusters_ours"]), _fmt(r["leftover_clusters_paper"]),
-            _fmt(r["leftover_clusters_diff"]),
-            _fmt(r["leftover_fmaps_ours"]), _fmt(r["leftover_fmaps_paper"]), _fmt(r["leftover_fmaps_diff"]),
-            _fmt(r["leftover_weight_ours"]), _fmt(r["leftover_weight_paper"]),
-            _fmt(r["leftover_weight_diff"]),
-        ])
+        rows.append(
+            [
+                str(layer),
+                f"{r['threshold_ours']} / {r['threshold_paper'] or '–'}",
+                _fmt(r["leftover_clusters_ours"]),
+                _fmt(r["leftover_clusters_paper"]),
+                _fmt(r["leftover_clusters_diff"]),
+                _fmt(r["leftover_fmaps_ours"]),
+                _fmt(r["leftover_fmaps_paper"]),
+                _fmt(r["leftover_fmaps_diff"]),
+                _fmt(r["leftover_weight_ours"]),
+                _fmt(r["leftover_weight_paper"]),
+                _fmt(r["leftover_weight_diff"]),
+            ]
+        )
     text = "# Table 1: this run vs. the paper\n\n"
-    text += ("Paper: VGG-16 (ImageNet weights, fine-tuned on Imagenette), 50 images. Differences are "
-             "ours minus paper. A different model (e.g. the narrow demo network trained on synthetic data) "
-             "is not expected to match.\n\n")
+    text += (
+        "Paper: VGG-16 (ImageNet weights, fine-tuned on Imagenette), 50 images. Differences are "
+        "ours minus paper. A different model (e.g. the narrow demo network trained on synthetic data) "
+        "is not expected to match.\n\n"
+    )
     text += to_markdown(header, rows)
     if n_cluster_maps is not None:
-        text += (f"\nKept cluster maps: {n_cluster_maps} over {n_images} image(s) "
-                 f"(paper: {PAPER_N_CLUSTER_MAPS} over 50 images).\n")
+        text += (
+            f"\nKept cluster maps: {n_cluster_maps} over {n_images} image(s) "
+            f"(paper: {PAPER_N_CLUSTER_MAPS} over 50 images).\n"
+        )
     return text

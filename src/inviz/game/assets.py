@@ -15,6 +15,7 @@ zip per layer (``<layer>.zip``, ``ZIP_STORED``: PNGs are compressed already); me
 ``<cluster_id>/<level>.png`` (level 0 = first view, 1..5 = hints), with one manifest row per
 cluster map and level (:data:`inviz.game.manifest.MANIFEST_COLUMNS`).
 """
+
 from __future__ import annotations
 
 import io
@@ -32,6 +33,7 @@ from inviz.game.manifest import MANIFEST_COLUMNS, GameAssetsError
 from inviz.game.reveal import Reveal, RevealConfig, game_image, reveal
 
 log = logging.getLogger(__name__)
+
 
 def cluster_map_table(
     clusters: pd.DataFrame, selected: pd.DataFrame, layers: Sequence[str] | None = None
@@ -61,11 +63,15 @@ def cluster_map_table(
     unknown = sorted(set(kept["layer"]) - set(lorder))
     if unknown:
         raise GameAssetsError(
-            f"extraction clusters table: layer(s) {', '.join(unknown)} not in the layer list")
+            f"extraction clusters table: layer(s) {', '.join(unknown)} not in the layer list"
+        )
     missing_images = sorted(set(order) - set(clusters["sample_id"].astype(str)))
     if missing_images:
-        log.warning("%d selected image(s) have no extraction results: %s", len(missing_images),
-                    ", ".join(missing_images[:5]))
+        log.warning(
+            "%d selected image(s) have no extraction results: %s",
+            len(missing_images),
+            ", ".join(missing_images[:5]),
+        )
     kept["_o"] = kept["sample_id"].astype(str).map(order)
     kept["layer_index"] = kept["layer"].map(lorder).astype(int)
     kept = kept.sort_values(["_o", "layer_index", "cluster"], kind="stable").reset_index(drop=True)
@@ -207,8 +213,9 @@ def write_game_assets(
     with atomic_path(out_dir, directory=True) as tmp:
         try:
             done = zip(table.itertuples(index=False), results, strict=True)
-            for r, (encoded, shares, factor, sigma, rv) in tqdm(done, total=len(table), desc="masked images",
-                                                                 unit="map", disable=not progress):
+            for r, (encoded, shares, factor, sigma, rv) in tqdm(
+                done, total=len(table), desc="masked images", unit="map", disable=not progress
+            ):
                 if rv is not None:
                     kept[int(r.cluster_id)] = rv
                 shard = f"{r.layer}.zip"
@@ -225,8 +232,14 @@ def write_game_assets(
 
 
 def _write_levels(
-    z: zipfile.ZipFile, shard: str, r: Any, encoded: list[bytes], shares: np.ndarray, factor: float,
-    sigma: float, cfg: RevealConfig,
+    z: zipfile.ZipFile,
+    shard: str,
+    r: Any,
+    encoded: list[bytes],
+    shares: np.ndarray,
+    factor: float,
+    sigma: float,
+    cfg: RevealConfig,
 ) -> list[dict[str, Any]]:
     """Store one cluster map's encoded levels in its layer's zip; return their manifest rows."""
     ext = "png" if cfg.image_format == "png" else "jpg"
@@ -235,13 +248,29 @@ def _write_levels(
         member = f"{int(r.cluster_id):06d}/{level}.{ext}"
         info = zipfile.ZipInfo(member, date_time=(2020, 1, 1, 0, 0, 0))  # fixed time: reproducible zips
         z.writestr(info, data)
-        rows.append({
-            "cluster_id": int(r.cluster_id), "extract_id": r.extract_id, "image": r.image, "layer": r.layer,
-            "layer_index": int(r.layer_index), "cluster": int(r.cluster), "label": r.label,
-            "true_class": r.true_class, "pred": r.pred, "pred_name": r.pred_name, "weight": float(r.weight),
-            "level": level, "percent": float(q), "revealed_share": float(share), "factor": float(factor),
-            "sigma": float(sigma), "shard": shard, "member": member, "file": f"{shard}/{member}",
-        })
+        rows.append(
+            {
+                "cluster_id": int(r.cluster_id),
+                "extract_id": r.extract_id,
+                "image": r.image,
+                "layer": r.layer,
+                "layer_index": int(r.layer_index),
+                "cluster": int(r.cluster),
+                "label": r.label,
+                "true_class": r.true_class,
+                "pred": r.pred,
+                "pred_name": r.pred_name,
+                "weight": float(r.weight),
+                "level": level,
+                "percent": float(q),
+                "revealed_share": float(share),
+                "factor": float(factor),
+                "sigma": float(sigma),
+                "shard": shard,
+                "member": member,
+                "file": f"{shard}/{member}",
+            }
+        )
     return rows
 
 
@@ -270,9 +299,11 @@ def _metrics(table: pd.DataFrame, manifest: pd.DataFrame, out_dir: Path) -> dict
         "shard_bytes": int(sum(p.stat().st_size for p in out_dir.glob("*.zip"))),
         "maps_per_image_layer": float(n_maps / max(1, table.groupby(["image", "layer"]).ngroups)),
         "revealed_share_mean": {f"level_{int(k)}": float(v) for k, v in per_level["mean"].items()}
-        if per_level is not None else {},
-        "maps_revealing_more_than_twice_the_first_level":
-            int((first["revealed_share"] > 2 * first["percent"] / 100).sum()),
+        if per_level is not None
+        else {},
+        "maps_revealing_more_than_twice_the_first_level": int(
+            (first["revealed_share"] > 2 * first["percent"] / 100).sum()
+        ),
         "upscale_factors": sorted({float(f) for f in manifest["factor"]}) if len(manifest) else [],
     }
 
@@ -342,8 +373,9 @@ def load_cluster_maps(
 
     results = load_results(extract_dir)
     ext_ids = manifest.drop_duplicates("cluster_id").set_index("cluster_id")["extract_id"].sort_index()
-    return {int(c): np.asarray(results.cluster_map(e, map_kind), dtype=np.float64)
-            for c, e in ext_ids.items()}
+    return {
+        int(c): np.asarray(results.cluster_map(e, map_kind), dtype=np.float64) for c, e in ext_ids.items()
+    }
 
 
 def figure_ids(table: pd.DataFrame, n: int, seed: int) -> list[int]:

@@ -25,8 +25,25 @@ from inviz.core.errors import InvizError
 
 #: Columns of the manifest (one row per cluster map and level).
 MANIFEST_COLUMNS = [
-    "cluster_id", "extract_id", "image", "layer", "layer_index", "cluster", "label", "true_class", "pred",
-    "pred_name", "weight", "level", "percent", "revealed_share", "factor", "sigma", "shard", "member", "file",
+    "cluster_id",
+    "extract_id",
+    "image",
+    "layer",
+    "layer_index",
+    "cluster",
+    "label",
+    "true_class",
+    "pred",
+    "pred_name",
+    "weight",
+    "level",
+    "percent",
+    "revealed_share",
+    "factor",
+    "sigma",
+    "shard",
+    "member",
+    "file",
 ]
 
 

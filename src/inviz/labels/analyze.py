@@ -117,7 +117,12 @@ def analyze(
     n_in = len(feats)
     contexts = feats["guessed_class"].tolist()
     tr = translate_texts(
-        feats["text"].tolist(), feats["language"].tolist(), contexts, cfg.translate, translator, cache,
+        feats["text"].tolist(),
+        feats["language"].tolist(),
+        contexts,
+        cfg.translate,
+        translator,
+        cache,
         provided=feats["text_en"].tolist() if "text_en" in feats else None,
     )
     feats["text_translated"] = tr.texts
@@ -128,13 +133,18 @@ def analyze(
         dropped["untranslated"] = int(bad.sum())
         feats = feats[~bad]
     feats["text_clean"] = [
-        clean_text(t, aliases.get(int(g), []), cfg.text) for t, g in zip(feats["text_translated"], feats["guessed_label"], strict=False)
+        clean_text(t, aliases.get(int(g), []), cfg.text)
+        for t, g in zip(feats["text_translated"], feats["guessed_label"], strict=False)
     ]
     empty = feats["text_clean"] == ""
     dropped["empty_after_cleaning"] = int(empty.sum())
     usable = feats[~empty]
-    labelled = label_texts(usable[["guessed_class", "text_clean"]].rename(columns={"text_clean": "text"}), embed, cfg.cluster,
-                           progress=cfg.progress)
+    labelled = label_texts(
+        usable[["guessed_class", "text_clean"]].rename(columns={"text_clean": "text"}),
+        embed,
+        cfg.cluster,
+        progress=cfg.progress,
+    )
     key = labelled.set_index(["guessed_class", "text"])
     idx = pd.MultiIndex.from_arrays([feats["guessed_class"], feats["text_clean"]])
     for col in ("text_cluster", "name", "label"):
@@ -148,23 +158,44 @@ def analyze(
     order = clusters.reset_index(drop=True).rename(columns={"label": "true_label"})
     groups = merge_groups(order[["cluster_id", "image", "layer"]], best, cfg.score.merge)
     carry = [c for c in ("true_label", "true_class") if c in order.columns]
-    inv, merged_scores = merge_scores(order[["cluster_id", "image", "layer", "weight", *carry]], scores, groups, cfg.score)
+    inv, merged_scores = merge_scores(
+        order[["cluster_id", "image", "layer", "weight", *carry]], scores, groups, cfg.score
+    )
 
-    base = order[["cluster_id", "image", "layer", "cluster", "weight", *carry]].merge(ev, on="cluster_id", how="left")
+    base = order[["cluster_id", "image", "layer", "cluster", "weight", *carry]].merge(
+        ev, on="cluster_id", how="left"
+    )
     base["merged_id"] = base["cluster_id"].map(groups)
     for c in ("plays", "guesses", "wins", "losses", "resigns", "n_texts"):
         base[c] = base[c].fillna(0).astype(int)
-    label_cols = {"n_texts": "label_texts", "n_correct": "label_correct", "n_wrong": "label_wrong", "mean_hints": "label_mean_hints"}
+    label_cols = {
+        "n_texts": "label_texts",
+        "n_correct": "label_correct",
+        "n_wrong": "label_wrong",
+        "mean_hints": "label_mean_hints",
+    }
     cluster_labels = base.merge(scores.rename(columns=label_cols), on="cluster_id", how="left")
-    cluster_labels = cluster_labels.sort_values(["cluster_id", "rank"], kind="stable", na_position="last").reset_index(drop=True)
+    cluster_labels = cluster_labels.sort_values(
+        ["cluster_id", "rank"], kind="stable", na_position="last"
+    ).reset_index(drop=True)
 
     audit = (
-        feats.groupby(["guessed_class", "text", "language", "translation_status", "text_translated", "text_clean"], dropna=False)
-        .size().rename("count").reset_index()
+        feats.groupby(
+            ["guessed_class", "text", "language", "translation_status", "text_translated", "text_clean"],
+            dropna=False,
+        )
+        .size()
+        .rename("count")
+        .reset_index()
     )
-    audit = audit.merge(labelled.rename(columns={"text": "text_clean", "count": "clean_count"}),
-                        on=["guessed_class", "text_clean"], how="left")
-    audit = audit.sort_values(["guessed_class", "label", "text_cluster", "text"], kind="stable", na_position="last").reset_index(drop=True)
+    audit = audit.merge(
+        labelled.rename(columns={"text": "text_clean", "count": "clean_count"}),
+        on=["guessed_class", "text_clean"],
+        how="left",
+    )
+    audit = audit.sort_values(
+        ["guessed_class", "label", "text_cluster", "text"], kind="stable", na_position="last"
+    ).reset_index(drop=True)
     counts = {
         "texts_in": int(n_in),
         "texts_labelled": int(feats["label"].notna().sum()),
@@ -172,6 +203,8 @@ def analyze(
         "translation": tr.counts,
         "distinct_texts": int(len(labelled)),
         "distinct_labels": int(labelled["label"].nunique()) if len(labelled) else 0,
-        "text_clusters": int(labelled.groupby("guessed_class")["text_cluster"].nunique().sum()) if len(labelled) else 0,
+        "text_clusters": int(labelled.groupby("guessed_class")["text_cluster"].nunique().sum())
+        if len(labelled)
+        else 0,
     }
     return Analysis(audit, feats, scores, cluster_labels, inv, merged_scores, groups, counts)

@@ -156,12 +156,17 @@ def evaluate(
     for cid, g in groups:
         labels = g["label"].tolist()
         covered = covered_of[cid]
-        rows.append({
-            "cluster_id": cid, "layer": g["layer"].iloc[0], "labels": "|".join(labels),
-            "named_parts": "|".join(sorted(set().union(*(named_parts(lab, lexicon) for lab in labels)))),
-            "covered_parts": "|".join(sorted(covered)), "hit_share": share(labels, covered),
-            "hit_rank1": bool(named_parts(labels[0], lexicon) & covered),
-        })
+        rows.append(
+            {
+                "cluster_id": cid,
+                "layer": g["layer"].iloc[0],
+                "labels": "|".join(labels),
+                "named_parts": "|".join(sorted(set().union(*(named_parts(lab, lexicon) for lab in labels)))),
+                "covered_parts": "|".join(sorted(covered)),
+                "hit_share": share(labels, covered),
+                "hit_rank1": bool(named_parts(labels[0], lexicon) & covered),
+            }
+        )
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     if table.empty:
         return {**SKIPPED, "by_layer": {}}, table
@@ -175,8 +180,9 @@ def evaluate(
         "baseline": float(np.mean(base)),
         "n_maps": int(len(table)),
         "n_maps_covering_a_part": int((table["covered_parts"] != "").sum()),
-        "by_layer": {str(k): float(v)
-                     for k, v in table.groupby("layer", sort=False)["hit_share"].mean().items()},
+        "by_layer": {
+            str(k): float(v) for k, v in table.groupby("layer", sort=False)["hit_share"].mean().items()
+        },
     }
     return metrics, table
 

@@ -68,7 +68,9 @@ class ClusterConfig:
             raise ValueError(f"k_max: expected null or >= k_min ({self.k_min}), got {self.k_max}")
         for src in self.stop_words:
             if src.split(":", 1)[0] not in STOP_WORD_SOURCES:
-                raise ValueError(f"stop_words: unknown source {src!r}; expected {', '.join(STOP_WORD_SOURCES)}[:<lang>]")
+                raise ValueError(
+                    f"stop_words: unknown source {src!r}; expected {', '.join(STOP_WORD_SOURCES)}[:<lang>]"
+                )
         if self.min_word_length < 1:
             raise ValueError(f"min_word_length: expected >= 1, got {self.min_word_length}")
 
@@ -93,7 +95,9 @@ STOP_WORD_SOURCES: dict[str, Callable[[str], frozenset[str]]] = {
 
 
 @lru_cache(maxsize=32)
-def stop_word_set(sources: tuple[str, ...], extra: tuple[str, ...] = (), keep: tuple[str, ...] = ()) -> frozenset[str]:
+def stop_word_set(
+    sources: tuple[str, ...], extra: tuple[str, ...] = (), keep: tuple[str, ...] = ()
+) -> frozenset[str]:
     """Union of the listed sources plus ``extra``, minus ``keep`` (all lower case)."""
     out: set[str] = set()
     for src in sources:
@@ -266,7 +270,9 @@ def label_texts(
         vecs = embed(texts)
         model = TextClusterer(cfg.k_min, cfg.k_max, cfg.linkage).fit(vecs)
         # embed every candidate word of the class at once; naming looks them up
-        cand = sorted({w for t in texts for w in words(t) if len(w) >= cfg.min_word_length and w.lower() not in stops})
+        cand = sorted(
+            {w for t in texts for w in words(t) if len(w) >= cfg.min_word_length and w.lower() not in stops}
+        )
         table_w = dict(zip(cand, embed(cand), strict=False)) if cand else {}
 
         def word_vector(ws: list[str], table_w: dict = table_w) -> np.ndarray:
@@ -276,8 +282,13 @@ def label_texts(
         for c in range(model.n_clusters_):
             idx = np.flatnonzero(model.labels_ == c)
             names[c] = name_cluster(
-                [texts[i] for i in idx], sub["count"].to_numpy()[idx], vecs[idx], word_vector, stops,
-                cfg.min_word_length, cfg.weighted_centroid,
+                [texts[i] for i in idx],
+                sub["count"].to_numpy()[idx],
+                vecs[idx],
+                word_vector,
+                stops,
+                cfg.min_word_length,
+                cfg.weighted_centroid,
             )
         sil = model.silhouette_scores_.get(model.n_clusters_, np.nan)
         parts.append(
@@ -288,7 +299,16 @@ def label_texts(
                 name=[names[c] for c in model.labels_],
             )
         )
-    cols = ["guessed_class", "text", "count", "text_cluster", "n_text_clusters", "silhouette", "name", "label"]
+    cols = [
+        "guessed_class",
+        "text",
+        "count",
+        "text_cluster",
+        "n_text_clusters",
+        "silhouette",
+        "name",
+        "label",
+    ]
     if not parts:
         return pd.DataFrame(columns=cols)
     out = pd.concat(parts, ignore_index=True)

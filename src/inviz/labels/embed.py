@@ -70,7 +70,7 @@ def resolve_model(name: str, root: str | Path | None = None) -> str:
     p = Path(name).expanduser()
     if p.is_dir():
         return str(p)
-    short = name[len(_HUB_PREFIX):] if name.startswith(_HUB_PREFIX) else name
+    short = name[len(_HUB_PREFIX) :] if name.startswith(_HUB_PREFIX) else name
     if short == SBERT_DEFAULT:
         from inviz.core.tracking import project_root
 
@@ -147,7 +147,9 @@ class EmbeddingCache:
                 raise EmbeddingError(f"{self.path}: not a readable embedding cache ({err})") from err
             missing = {"model", "key", "text", "vector"} - set(frame.columns)
             if missing:
-                raise EmbeddingError(f"{self.path}: not an embedding cache; missing column(s) {', '.join(sorted(missing))}")
+                raise EmbeddingError(
+                    f"{self.path}: not an embedding cache; missing column(s) {', '.join(sorted(missing))}"
+                )
             mine = frame["model"] == model
             self._others = frame[~mine].reset_index(drop=True)
             for key, text, vec in frame.loc[mine, ["key", "text", "vector"]].itertuples(index=False):
@@ -213,8 +215,11 @@ def embed_texts(
         log.debug("embedding %d new text(s) (%d cached)", len(todo), len(vectors))
         new = np.asarray(
             encoder.encode(
-                todo, batch_size=batch_size, show_progress_bar=progress and len(todo) > batch_size,
-                convert_to_numpy=True, normalize_embeddings=True,
+                todo,
+                batch_size=batch_size,
+                show_progress_bar=progress and len(todo) > batch_size,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
             ),
             dtype=np.float32,
         )

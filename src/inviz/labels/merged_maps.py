@@ -51,8 +51,12 @@ def write_merged_maps(folder: str | Path, inv: pd.DataFrame, maps: Mapping[int, 
     with atomic_path(folder, directory=True) as tmp:
         for layer, grp in table.groupby("layer", sort=False):
             ids = grp.index.to_numpy()
-            np.savez_compressed(tmp / f"{layer}.npz", merged_id=ids, weight=grp["weight"].to_numpy(),
-                                maps=np.stack([maps[int(i)] for i in ids]).astype(np.float32))
+            np.savez_compressed(
+                tmp / f"{layer}.npz",
+                merged_id=ids,
+                weight=grp["weight"].to_numpy(),
+                maps=np.stack([maps[int(i)] for i in ids]).astype(np.float32),
+            )
     return Path(folder)
 
 
@@ -81,7 +85,8 @@ def read_merged_maps(folder: str | Path, layers: Iterable[str]) -> dict[int, np.
         f = Path(folder) / f"{layer}.npz"
         if not f.is_file():
             raise MergedMapsError(
-                f"{f}: merged maps of layer {layer} not found ('inviz labels_analyze' writes them)")
+                f"{f}: merged maps of layer {layer} not found ('inviz labels_analyze' writes them)"
+            )
         with np.load(f) as z:
             pairs = zip(z["merged_id"], z["maps"], strict=True)
             out.update({int(i): np.asarray(m, dtype=np.float32) for i, m in pairs})

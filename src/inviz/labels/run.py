@@ -59,7 +59,10 @@ def class_aliases(classes: pd.DataFrame) -> dict[int, list[str]]:
 
 
 def _metrics(
-    result: Analysis, clusters: pd.DataFrame, tcache: TranslationCache, ecache: EmbeddingCache,
+    result: Analysis,
+    clusters: pd.DataFrame,
+    tcache: TranslationCache,
+    ecache: EmbeddingCache,
     loop: dict[str, Any],
 ) -> dict[str, Any]:
     """Count what label analysis did (the ``labels_analyze`` metrics)."""
@@ -73,7 +76,8 @@ def _metrics(
         "n_merged_maps": int(len(result.inv)),
         "n_merges": int((result.inv["n_members"] > 1).sum()) if len(result.inv) else 0,
         "mean_labels_per_map": float(cl["label"].notna().groupby(cl["cluster_id"]).sum().mean())
-        if len(cl) else 0.0,
+        if len(cl)
+        else 0.0,
         "share_best_ties": float((best.groupby("cluster_id").size() > 1).mean()) if len(labelled) else 0.0,
         "embedding_cache": {"entries": len(ecache), "added": ecache.added},
         "translation_cache": {"entries": len(tcache), "added": tcache.added},
@@ -122,8 +126,13 @@ def run_label_analysis(
     """
     clusters = cluster_table(manifest)
     translator = make_translator(cfg.translate, dictionary)
-    embed = partial(embed_texts, encoder=LazyEncoder(cfg.sbert), cache=embedding_cache,
-                    batch_size=cfg.sbert.batch_size, progress=cfg.progress)
+    embed = partial(
+        embed_texts,
+        encoder=LazyEncoder(cfg.sbert),
+        cache=embedding_cache,
+        batch_size=cfg.sbert.batch_size,
+        progress=cfg.progress,
+    )
     result = analyze(guesses, clusters, class_aliases(classes), embed, translator, cfg, translation_cache)
     weights = dict(zip(clusters["cluster_id"].astype(int), clusters["weight"].astype(float), strict=False))
     merged = merge_maps(maps, weights, result.groups)

@@ -62,7 +62,17 @@ class ScoreConfig:
             raise ValueError(f"tie_tolerance: expected >= 0, got {self.tie_tolerance}")
 
 
-SCORE_COLUMNS = ["cluster_id", "label", "score", "raw_score", "n_texts", "n_correct", "n_wrong", "wrong_only", "mean_hints"]
+SCORE_COLUMNS = [
+    "cluster_id",
+    "label",
+    "score",
+    "raw_score",
+    "n_texts",
+    "n_correct",
+    "n_wrong",
+    "wrong_only",
+    "mean_hints",
+]
 
 
 def score_labels(features: pd.DataFrame, cfg: ScoreConfig = ScoreConfig()) -> pd.DataFrame:
@@ -103,7 +113,9 @@ def score_labels(features: pd.DataFrame, cfg: ScoreConfig = ScoreConfig()) -> pd
 
 def rank_labels(scores: pd.DataFrame, key: str, tie_tolerance: float = 1e-9) -> pd.DataFrame:
     """Add ``rank`` (1-based; score desc, label asc) and ``is_best`` per ``key`` group."""
-    out = scores.sort_values([key, "score", "label"], ascending=[True, False, True], kind="stable").reset_index(drop=True)
+    out = scores.sort_values(
+        [key, "score", "label"], ascending=[True, False, True], kind="stable"
+    ).reset_index(drop=True)
     out["rank"] = out.groupby(key, sort=False).cumcount() + 1
     best = out.groupby(key, sort=False)["score"].transform("max")
     out["is_best"] = out["score"] >= best - tie_tolerance
@@ -129,7 +141,17 @@ def evidence(guesses: pd.DataFrame, cfg: ScoreConfig = ScoreConfig()) -> pd.Data
     DataFrame indexed by nothing, columns ``cluster_id, plays, guesses, wins, losses, resigns,
     mean_hints, mean_hints_with_resigns, n_texts``.
     """
-    cols = ["cluster_id", "plays", "guesses", "wins", "losses", "resigns", "mean_hints", "mean_hints_with_resigns", "n_texts"]
+    cols = [
+        "cluster_id",
+        "plays",
+        "guesses",
+        "wins",
+        "losses",
+        "resigns",
+        "mean_hints",
+        "mean_hints_with_resigns",
+        "n_texts",
+    ]
     if guesses.empty:
         return pd.DataFrame(columns=cols)
     answered = guesses[guesses["kind"] != "resign"].drop_duplicates(["cluster_id", "guess_id"])
@@ -144,7 +166,9 @@ def evidence(guesses: pd.DataFrame, cfg: ScoreConfig = ScoreConfig()) -> pd.Data
     plays = n_guess + n_res
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_h = np.where(n_guess > 0, hint_sum / n_guess.where(n_guess > 0, 1), np.nan)
-        mean_hr = np.where(plays > 0, (hint_sum + cfg.resign_hints * n_res) / plays.where(plays > 0, 1), np.nan)
+        mean_hr = np.where(
+            plays > 0, (hint_sum + cfg.resign_hints * n_res) / plays.where(plays > 0, 1), np.nan
+        )
     return pd.DataFrame(
         {
             "cluster_id": ids,
@@ -185,7 +209,9 @@ class UnionFind:
         self.size[ra] += self.size[rb]
 
 
-def merge_groups(clusters: pd.DataFrame, best: Mapping[int, frozenset[str]], merge: bool = True) -> dict[int, int]:
+def merge_groups(
+    clusters: pd.DataFrame, best: Mapping[int, frozenset[str]], merge: bool = True
+) -> dict[int, int]:
     """Assign every cluster map a merged id: maps of one image and layer whose best labels
     overlap share it, transitively.
 
@@ -249,14 +275,25 @@ def merge_scores(
         sub = scores[scores["cluster_id"].isin(members)]
         if sub.empty:
             continue
-        contrib = sub.assign(weighted=sub["score"].to_numpy() * sub["cluster_id"].map(dict(zip(members, norm, strict=False))).to_numpy())
+        contrib = sub.assign(
+            weighted=sub["score"].to_numpy()
+            * sub["cluster_id"].map(dict(zip(members, norm, strict=False))).to_numpy()
+        )
         for lab, s in contrib.groupby("label", sort=True)["weighted"].sum().items():
             rows.append({"merged_id": mid, "label": lab, "score": float(s)})
     merged = pd.DataFrame(rows, columns=["merged_id", "label", "score"])
-    merged = rank_labels(merged, "merged_id", cfg.tie_tolerance) if len(merged) else merged.assign(rank=[], is_best=[])
+    merged = (
+        rank_labels(merged, "merged_id", cfg.tie_tolerance)
+        if len(merged)
+        else merged.assign(rank=[], is_best=[])
+    )
     best = best_label_sets(merged, "merged_id") if len(merged) else {}
     inv_rows = []
-    extra = [col for col in c.columns if col not in ("cluster_id", "image", "layer", "weight", "merged_id", "cluster")]
+    extra = [
+        col
+        for col in c.columns
+        if col not in ("cluster_id", "image", "layer", "weight", "merged_id", "cluster")
+    ]
     for mid, grp in c.groupby("merged_id", sort=True):
         row = {
             "merged_id": int(mid),
@@ -277,7 +314,9 @@ def merge_scores(
     return pd.DataFrame(inv_rows), merged.reset_index(drop=True)
 
 
-def merge_maps(maps: Mapping[int, np.ndarray], weights: Mapping[int, float], groups: Mapping[int, int]) -> dict[int, np.ndarray]:
+def merge_maps(
+    maps: Mapping[int, np.ndarray], weights: Mapping[int, float], groups: Mapping[int, int]
+) -> dict[int, np.ndarray]:
     """Weight-averaged maps per merged id: ``sum_m w_m A_m / sum_m w_m``.
 
     Parameters

@@ -35,10 +35,23 @@ log = logging.getLogger(__name__)
 
 #: Language names seen in exports -> ISO 639-1 code.
 LANGUAGE_NAMES: dict[str, str] = {
-    "english": "en", "inglese": "en", "eng": "en", "en-us": "en", "en-gb": "en",
-    "italian": "it", "italiano": "it", "ita": "it", "it-it": "it",
-    "german": "de", "deutsch": "de", "french": "fr", "français": "fr", "francais": "fr",
-    "spanish": "es", "español": "es", "espanol": "es",
+    "english": "en",
+    "inglese": "en",
+    "eng": "en",
+    "en-us": "en",
+    "en-gb": "en",
+    "italian": "it",
+    "italiano": "it",
+    "ita": "it",
+    "it-it": "it",
+    "german": "de",
+    "deutsch": "de",
+    "french": "fr",
+    "français": "fr",
+    "francais": "fr",
+    "spanish": "es",
+    "español": "es",
+    "espanol": "es",
 }
 
 
@@ -85,7 +98,9 @@ class Translator(Protocol):
 
     name: str
 
-    def translate(self, texts: Sequence[str], source: str, target: str, context: str | None) -> list[str | None]: ...
+    def translate(
+        self, texts: Sequence[str], source: str, target: str, context: str | None
+    ) -> list[str | None]: ...
 
 
 class NoTranslator:
@@ -93,7 +108,9 @@ class NoTranslator:
 
     name = "none"
 
-    def translate(self, texts: Sequence[str], source: str, target: str, context: str | None) -> list[str | None]:
+    def translate(
+        self, texts: Sequence[str], source: str, target: str, context: str | None
+    ) -> list[str | None]:
         return [None] * len(texts)
 
 
@@ -112,7 +129,9 @@ def read_dictionary(path: str | Path | None) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
     missing = [c for c in DICTIONARY_COLUMNS if c not in frame.columns]
     if missing:
-        raise TranslationError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(DICTIONARY_COLUMNS)}[, context]")
+        raise TranslationError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(DICTIONARY_COLUMNS)}[, context]"
+        )
     if "context" not in frame.columns:
         frame["context"] = ""
     return frame[cols]
@@ -125,14 +144,18 @@ class DictionaryTranslator:
 
     def __init__(self, table: pd.DataFrame):
         self._map: dict[tuple[str, str, str], str] = {}
-        for text, lang, trans, ctx in table[["text", "language", "translation", "context"]].itertuples(index=False):
+        for text, lang, trans, ctx in table[["text", "language", "translation", "context"]].itertuples(
+            index=False
+        ):
             if str(trans).strip():
                 self._map[(normalize(text), language_code(lang), normalize(ctx or ""))] = str(trans)
 
     def __len__(self) -> int:
         return len(self._map)
 
-    def translate(self, texts: Sequence[str], source: str, target: str, context: str | None) -> list[str | None]:
+    def translate(
+        self, texts: Sequence[str], source: str, target: str, context: str | None
+    ) -> list[str | None]:
         ctx = normalize(context or "")
         out: list[str | None] = []
         for t in texts:
@@ -168,16 +191,26 @@ class DeepLTranslator:
             self._client = deepl.Translator(key)
         return self._client
 
-    def translate(self, texts: Sequence[str], source: str, target: str, context: str | None) -> list[str | None]:
+    def translate(
+        self, texts: Sequence[str], source: str, target: str, context: str | None
+    ) -> list[str | None]:
         client = self._get_client()
         if client is None or not texts:
             return [None] * len(texts)
         try:
             results = client.translate_text(
-                list(texts), source_lang=source.upper(), target_lang=self.deepl_target, context=context or None
+                list(texts),
+                source_lang=source.upper(),
+                target_lang=self.deepl_target,
+                context=context or None,
             )
         except Exception as err:  # deepl.DeepLException, connection errors: offline is expected here
-            log.warning("deepl: request failed (%s: %s); %d text(s) left untranslated", type(err).__name__, err, len(texts))
+            log.warning(
+                "deepl: request failed (%s: %s); %d text(s) left untranslated",
+                type(err).__name__,
+                err,
+                len(texts),
+            )
             self._failed = True
             self._client = None
             return [None] * len(texts)
@@ -217,7 +250,9 @@ class TranslationCache:
             frame = pd.read_csv(self.path, dtype=str, keep_default_na=False, encoding="utf-8")
             missing = [c for c in CACHE_COLUMNS if c not in frame.columns]
             if missing:
-                raise TranslationError(f"{self.path}: not a translation cache; missing column(s) {', '.join(missing)}")
+                raise TranslationError(
+                    f"{self.path}: not a translation cache; missing column(s) {', '.join(missing)}"
+                )
             for row in frame[CACHE_COLUMNS].itertuples(index=False):
                 self._data[tuple(row[:5])] = row[5]  # type: ignore[index]
 
@@ -299,7 +334,13 @@ def translate_texts(
         pending.setdefault((lang, context), []).append(i)
     for (lang, context), idx in sorted(pending.items()):
         distinct = sorted({texts[i] for i in idx})
-        result = dict(zip(distinct, translator.translate(distinct, lang, cfg.target_language, context or None), strict=False))
+        result = dict(
+            zip(
+                distinct,
+                translator.translate(distinct, lang, cfg.target_language, context or None),
+                strict=False,
+            )
+        )
         for i in idx:
             tr = result.get(texts[i])
             if tr is None or not str(tr).strip():
@@ -312,6 +353,8 @@ def translate_texts(
     if counts["untranslated"]:
         log.warning(
             "%d text(s) in another language could not be translated (method %r, no cache entry): %s",
-            counts["untranslated"], translator.name, "kept as typed" if cfg.untranslated == "keep" else "dropped",
+            counts["untranslated"],
+            translator.name,
+            "kept as typed" if cfg.untranslated == "keep" else "dropped",
         )
     return TranslationResult(out, status, counts)

@@ -61,8 +61,9 @@ class LoadedModel:
         return [c["class_name"] for c in self.classes]
 
 
-def save_checkpoint(path: str | Path, model: VGG16Classifier, classes: list[dict[str, Any]],
-                    extra: dict | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path, model: VGG16Classifier, classes: list[dict[str, Any]], extra: dict | None = None
+) -> Path:
     """Write ``model`` with its config and ``classes`` as one safetensors file (atomically).
 
     Parameters

@@ -10,7 +10,9 @@ import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 
-def classification_metrics(labels: Sequence[int], preds: Sequence[int], class_names: Sequence[str]) -> dict[str, Any]:
+def classification_metrics(
+    labels: Sequence[int], preds: Sequence[int], class_names: Sequence[str]
+) -> dict[str, Any]:
     """Accuracy, macro F1 and per-class precision/recall/F1/support.
 
     Parameters

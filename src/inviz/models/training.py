@@ -89,8 +89,11 @@ class TrainConfig:
         ``num_workers``, ``accelerator`` and ``threads`` are still accepted.
     """
 
-    MOVED_KEYS: ClassVar[dict[str, str]] = {"num_workers": "run.num_workers", "accelerator": "run.accelerator",
-                                            "threads": "run.threads"}
+    MOVED_KEYS: ClassVar[dict[str, str]] = {
+        "num_workers": "run.num_workers",
+        "accelerator": "run.accelerator",
+        "threads": "run.threads",
+    }
 
     seed: int = 432
     batch_size: int = 32
@@ -170,7 +173,11 @@ class Classifier(L.LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
         logits = self(batch["image"]) if batch["image"].numel() else torch.empty(0)
-        return {"sample_id": list(batch["sample_id"]), "label": batch["label"].cpu(), "logits": logits.detach().cpu()}
+        return {
+            "sample_id": list(batch["sample_id"]),
+            "label": batch["label"].cpu(),
+            "logits": logits.detach().cpu(),
+        }
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -179,7 +186,8 @@ class Classifier(L.LightningModule):
 
 class RestoreBest(L.Callback):
     """Keep the weights of the epoch with the lowest monitored value; restore them at fit end
-    (Keras ``EarlyStopping(restore_best_weights=True)``). Kept in memory, no checkpoint files."""
+    (Keras ``EarlyStopping(restore_best_weights=True)``). Kept in memory, no checkpoint files.
+    """
 
     def __init__(self, monitor: str = "val_loss"):
         self.monitor = monitor
@@ -281,7 +289,9 @@ def predict_logits(model: nn.Module, loader: Any, accelerator: str = "auto") -> 
 
     Returns ``{"sample_id": list[str], "label": LongTensor (N,), "logits": Tensor (N, K)}``.
     """
-    trainer = L.Trainer(accelerator=accelerator, devices=1, logger=False, enable_progress_bar=True, enable_model_summary=False)
+    trainer = L.Trainer(
+        accelerator=accelerator, devices=1, logger=False, enable_progress_bar=True, enable_model_summary=False
+    )
     outs = trainer.predict(Classifier(model), dataloaders=loader)
     ids = [s for o in outs for s in o["sample_id"]]
     labels = torch.cat([o["label"] for o in outs]) if outs else torch.empty(0, dtype=torch.long)

@@ -108,7 +108,7 @@ class VGG16Classifier(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x : Tensor of shape (N, 3, S, S) with S = ``config.input_size``."""
+        """X : Tensor of shape (N, 3, S, S) with S = ``config.input_size``."""
         return self.classifier(self.features(x))
 
 
@@ -205,7 +205,9 @@ def load_backbone_weights(model: VGG16Classifier, weights: str) -> None:
     try:
         model.features.load_state_dict(feats, strict=True)
     except RuntimeError as err:
-        raise WeightsError(f"{source}: does not fit the VGG-16 backbone (width={model.config.width}): {err}") from err
+        raise WeightsError(
+            f"{source}: does not fit the VGG-16 backbone (width={model.config.width}): {err}"
+        ) from err
     log.info("loaded backbone weights from %s", source)
 
 

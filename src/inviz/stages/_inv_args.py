@@ -11,9 +11,11 @@ def add_inv_arguments(p: Any) -> None:
     p.add_argument("--images", required=True, help="image folder ('inviz data')")
     p.add_argument("--extract", required=True, help="extraction folder ('inviz extract')")
     p.add_argument("--manifest", required=True, help="masks manifest CSV ('inviz masks')")
-    p.add_argument("--cluster-labels", required=True, help="ranked labels per cluster map CSV ('inviz labels_analyze')")
+    p.add_argument(
+        "--cluster-labels", required=True, help="ranked labels per cluster map CSV ('inviz labels_analyze')"
+    )
     p.add_argument("--inv", required=True, help="merged INV table CSV ('inviz labels_analyze')")
-    p.add_argument("--merged-scores", required=True, help="label scores per merged map CSV ('inviz labels_analyze')")
+    p.add_argument(
+        "--merged-scores", required=True, help="label scores per merged map CSV ('inviz labels_analyze')"
+    )
     p.add_argument("--merged-maps", required=True, help="merged maps folder ('inviz labels_analyze')")
-
-

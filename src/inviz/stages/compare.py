@@ -1,6 +1,7 @@
 """``inviz compare``: ``reports/paper_comparison.md`` — our Table 1 and Table 2 next to the paper's,
 the configuration they came from, and the paper-vs-code deviations with the choice made for each
-(:mod:`inviz.comparison.paper`)."""
+(:mod:`inviz.comparison.paper`).
+"""
 
 from __future__ import annotations
 
@@ -35,19 +36,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     table1 = pd.read_csv(t1) if t1.is_file() else None
     t2dir = Path(args.table2)
     table2 = pd.read_csv(t2dir / "table2.csv") if (t2dir / "table2.csv").is_file() else None
-    claims = read_claims((t2dir / "table2_claims.md").read_text(encoding="utf-8")) if (t2dir / "table2_claims.md").is_file() else []
+    claims = (
+        read_claims((t2dir / "table2_claims.md").read_text(encoding="utf-8"))
+        if (t2dir / "table2_claims.md").is_file()
+        else []
+    )
     metrics = {p.stem: read_json(p) for p in sorted(Path(args.metrics_dir).glob("*.json"))}
     t2m = metrics.get("table2", {})
-    source = ("raw survey responses (paired t-tests)" if t2m.get("input") == "responses"
-              else "the paper's published summaries (Welch's t from mean, sd, n)")
+    source = (
+        "raw survey responses (paired t-tests)"
+        if t2m.get("input") == "responses"
+        else "the paper's published summaries (Welch's t from mean, sd, n)"
+    )
     text = paper_comparison(params, table1, table2, claims, metrics, source)
     write_text(args.out, text)
     dev = deviations_table(params)
-    out = {"n_deviations": int(len(dev)), "n_changed_from_default": int((~dev["is_default"]).sum()),
-           "claims_hold": sum(1 for _, v in claims if v == "holds")}
+    out = {
+        "n_deviations": int(len(dev)),
+        "n_changed_from_default": int((~dev["is_default"]).sum()),
+        "claims_hold": sum(1 for _, v in claims if v == "holds"),
+    }
     with stage_run("compare", tracking, {}) as tr:
         tr.log_metrics(out)
         tr.log_artifact(args.out)
-    log.info("compare: %s (%d deviations listed, %d changed from their default)", args.out, out["n_deviations"],
-             out["n_changed_from_default"])
+    log.info(
+        "compare: %s (%d deviations listed, %d changed from their default)",
+        args.out,
+        out["n_deviations"],
+        out["n_changed_from_default"],
+    )
     return out

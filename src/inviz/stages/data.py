@@ -18,8 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", required=True, help="output: index CSV (one row per usable image)")
     p.add_argument("--skipped", required=True, help="output: CSV of files not used, with the reason")
     p.add_argument("--classes", required=True, help="output: class list JSON")
-    p.add_argument("--parts", required=True,
-                   help="output: ground-truth part masks (.npz; empty for real data)")
+    p.add_argument(
+        "--parts", required=True, help="output: ground-truth part masks (.npz; empty for real data)"
+    )
     p.add_argument("--metrics", required=True, help="output: metrics JSON")
 
 

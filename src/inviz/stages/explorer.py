@@ -9,7 +9,9 @@ import argparse
 import logging
 from typing import Any
 
-HELP = "static INV explorer (HTML, no server): images, layers, cluster cards, global view with TCAV, deep links"
+HELP = (
+    "static INV explorer (HTML, no server): images, layers, cluster cards, global view with TCAV, deep links"
+)
 log = logging.getLogger(__name__)
 
 
@@ -18,7 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     add_inv_arguments(p)
     p.add_argument("--model", required=True, help="model checkpoint (its input size)")
-    p.add_argument("--global-table", required=True, help="global.csv of 'inviz global' (global view and TCAV)")
+    p.add_argument(
+        "--global-table", required=True, help="global.csv of 'inviz global' (global view and TCAV)"
+    )
     p.add_argument("--out", required=True, help="output folder of the site")
     p.add_argument("--metrics", required=True, help="output: metrics JSON")
 
@@ -47,15 +51,28 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     table = pd.read_csv(path) if path.is_file() and path.stat().st_size > 1 else pd.DataFrame()
     subtitle = f"{len(invs)} images · model {loaded.sha256[:12]}"
     with atomic_path(args.out, directory=True) as tmp:
-        data = build_explorer(invs, table, tmp, cfg, fig_cfg.overlay, reveal_cfg, fig_cfg.top_labels, subtitle)
+        data = build_explorer(
+            invs, table, tmp, cfg, fig_cfg.overlay, reveal_cfg, fig_cfg.top_labels, subtitle
+        )
     size = sum(f.stat().st_size for f in Path(args.out).rglob("*") if f.is_file())
-    metrics = {"n_images": len(data["images"]), "n_classes": len(data["classes"]),
-               "n_cards": sum(len(cs) for im in data["images"].values() for by in im["cards"].values() for cs in by.values()),
-               "n_global_rows": sum(len(v) for g in data["global"].values() for v in g.values()), "bytes": size}
+    metrics = {
+        "n_images": len(data["images"]),
+        "n_classes": len(data["classes"]),
+        "n_cards": sum(
+            len(cs) for im in data["images"].values() for by in im["cards"].values() for cs in by.values()
+        ),
+        "n_global_rows": sum(len(v) for g in data["global"].values() for v in g.values()),
+        "bytes": size,
+    }
     write_json(args.metrics, metrics)
     with stage_run("explorer", tracking, {"explorer": cfg}) as tr:
         tr.log_metrics(metrics)
         tr.log_artifact(Path(args.out), "explorer")
-    log.info("explorer: %d images, %d cards -> %s/index.html (%.1f MB)", metrics["n_images"], metrics["n_cards"], args.out,
-             size / 1e6)
+    log.info(
+        "explorer: %d images, %d cards -> %s/index.html (%.1f MB)",
+        metrics["n_images"],
+        metrics["n_cards"],
+        args.out,
+        size / 1e6,
+    )
     return metrics

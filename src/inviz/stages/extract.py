@@ -33,8 +33,10 @@ import argparse
 import logging
 from typing import Any
 
-HELP = ("INV feature-map analysis (Grad-CAM weights, t-SNE, Ward clusters, pruning) of the selected images "
-        "+ Table 1")
+HELP = (
+    "INV feature-map analysis (Grad-CAM weights, t-SNE, Ward clusters, pruning) of the selected images "
+    "+ Table 1"
+)
 log = logging.getLogger(__name__)
 
 
@@ -108,13 +110,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if result.layers is None:  # a non-zero DDP rank: rank 0 writes the reports
             return {}
         metrics = _write_reports(args, cfg, result, len(ids), str(device), tr)
-    log.info("extract: %d images, %d cluster maps kept (paper: %d)", metrics["n_images"],
-             metrics["n_cluster_maps_kept"], metrics["paper_n_cluster_maps"])
+    log.info(
+        "extract: %d images, %d cluster maps kept (paper: %d)",
+        metrics["n_images"],
+        metrics["n_cluster_maps_kept"],
+        metrics["paper_n_cluster_maps"],
+    )
     return metrics
 
 
-def _write_reports(args: argparse.Namespace, cfg: Any, result: Any, n_requested: int, device: str,
-                   tr: Any) -> dict[str, Any]:
+def _write_reports(
+    args: argparse.Namespace, cfg: Any, result: Any, n_requested: int, device: str, tr: Any
+) -> dict[str, Any]:
     """Table 1 (CSV, Markdown, LaTeX), the comparison with the paper and the metrics; logged to MLflow."""
     from pathlib import Path
 
@@ -135,8 +142,10 @@ def _write_reports(args: argparse.Namespace, cfg: Any, result: Any, n_requested:
     header, rows = display_rows(table)
     write_csv(args.table1_csv, table.reset_index())
     n_images = int(layers["sample_id"].nunique())
-    caption = (f"INV analysis per layer, mean ± sd over {n_images} images (weights: {cfg.weights}, "
-               f"threshold: {cfg.threshold.rule}, pruning: {'on' if cfg.prune else 'off'}).")
+    caption = (
+        f"INV analysis per layer, mean ± sd over {n_images} images (weights: {cfg.weights}, "
+        f"threshold: {cfg.threshold.rule}, pruning: {'on' if cfg.prune else 'off'})."
+    )
     write_text(args.table1_md, f"# Table 1\n\n{caption}\n\n" + to_markdown(header, rows))
     write_text(args.table1_tex, to_latex(header, rows, caption=caption))
     cmp = compare_with_paper(table)
@@ -157,8 +166,12 @@ def _write_reports(args: argparse.Namespace, cfg: Any, result: Any, n_requested:
         "device": device,
         "status_counts": {str(k): int(v) for k, v in layers["status"].value_counts().items()},
         "table1": {
-            layer: {"fmaps_threshold": r["fmaps_threshold"], "leftover_clusters": r["leftover_clusters"],
-                    "leftover_fmaps": r["leftover_fmaps"], "leftover_weight": r["leftover_weight"]}
+            layer: {
+                "fmaps_threshold": r["fmaps_threshold"],
+                "leftover_clusters": r["leftover_clusters"],
+                "leftover_fmaps": r["leftover_fmaps"],
+                "leftover_weight": r["leftover_weight"],
+            }
             for layer, r in table.iterrows()
         },
     }

@@ -45,9 +45,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with atomic_path(args.out, directory=True) as tmp:
         index = draw_inv_figures(invs, cfg, reveal_cfg, tmp)
         write_csv(tmp / "index.csv", index)
-        metrics = {"n_figures": len(index), "n_cards": int(index["n_cards"].sum()) if len(index) else 0,
-                   "share_cards_labelled": float(index["n_labelled"].sum() / max(1, index["n_cards"].sum())) if len(index) else 0.0,
-                   "merged": cfg.merged, "overlay": cfg.overlay.kind}
+        metrics = {
+            "n_figures": len(index),
+            "n_cards": int(index["n_cards"].sum()) if len(index) else 0,
+            "share_cards_labelled": float(index["n_labelled"].sum() / max(1, index["n_cards"].sum()))
+            if len(index)
+            else 0.0,
+            "merged": cfg.merged,
+            "overlay": cfg.overlay.kind,
+        }
     write_json(args.metrics, metrics)
     with stage_run("figures", tracking, {"figures": cfg}) as tr:
         tr.log_metrics(metrics)

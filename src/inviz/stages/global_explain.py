@@ -24,10 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     add_inv_arguments(p)
     p.add_argument("--model", required=True, help="model checkpoint ('inviz train')")
-    p.add_argument("--index", required=True,
-                   help="dataset index CSV ('inviz data'): random pool and class images")
-    p.add_argument("--cav-cache", required=True,
-                   help="CAV cache folder (persistent; keyed by the model's hash)")
+    p.add_argument(
+        "--index", required=True, help="dataset index CSV ('inviz data'): random pool and class images"
+    )
+    p.add_argument(
+        "--cav-cache", required=True, help="CAV cache folder (persistent; keyed by the model's hash)"
+    )
     p.add_argument("--out", required=True, help="output folder (tables, figures)")
     p.add_argument("--metrics", required=True, help="output: metrics JSON")
 
@@ -80,6 +82,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             tr.log_artifact(out / f, "global")
     for fig, _ in figs:
         close(fig)
-    log.info("global: %d labels over %d classes; TCAV %d tested, %d significant", metrics["n_labels"],
-             metrics["n_classes"], metrics["tcav"]["n_tested"], metrics["tcav"]["n_significant"])
+    log.info(
+        "global: %d labels over %d classes; TCAV %d tested, %d significant",
+        metrics["n_labels"],
+        metrics["n_classes"],
+        metrics["tcav"]["n_tested"],
+        metrics["tcav"]["n_significant"],
+    )
     return metrics

@@ -12,33 +12,42 @@ import argparse
 import logging
 from typing import Any
 
-HELP = ("label analysis: translate, clean, Sentence-BERT text clusters, scores, merged INV table "
-        "(+ closed loop on the demo)")
+HELP = (
+    "label analysis: translate, clean, Sentence-BERT text clusters, scores, merged INV table "
+    "(+ closed loop on the demo)"
+)
 log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guesses", required=True, help="canonical guesses CSV written by 'inviz labels_import'")
     p.add_argument("--classes", required=True, help="class names CSV written by 'inviz labels_import'")
-    p.add_argument("--translations", required=True,
-                   help="manual translations CSV written by 'inviz labels_import'")
+    p.add_argument(
+        "--translations", required=True, help="manual translations CSV written by 'inviz labels_import'"
+    )
     p.add_argument("--manifest", required=True, help="masks manifest written by 'inviz masks'")
     p.add_argument("--extract", required=True, help="extraction folder (cluster maps to merge)")
-    p.add_argument("--parts", required=True,
-                   help="ground-truth part masks ('inviz data'; empty for real data)")
-    p.add_argument("--translation-cache", required=True,
-                   help="translation cache CSV (read if present, updated)")
-    p.add_argument("--embedding-cache", required=True,
-                   help="embedding cache parquet (read if present, updated)")
+    p.add_argument(
+        "--parts", required=True, help="ground-truth part masks ('inviz data'; empty for real data)"
+    )
+    p.add_argument(
+        "--translation-cache", required=True, help="translation cache CSV (read if present, updated)"
+    )
+    p.add_argument(
+        "--embedding-cache", required=True, help="embedding cache parquet (read if present, updated)"
+    )
     p.add_argument("--texts", required=True, help="output: text -> text cluster -> label audit table CSV")
-    p.add_argument("--cluster-labels", required=True,
-                   help="output: ranked labels + evidence per cluster map CSV")
+    p.add_argument(
+        "--cluster-labels", required=True, help="output: ranked labels + evidence per cluster map CSV"
+    )
     p.add_argument("--inv", required=True, help="output: merged INV table CSV")
-    p.add_argument("--merged-scores", required=True,
-                   help="output: every label score per merged cluster map CSV")
+    p.add_argument(
+        "--merged-scores", required=True, help="output: every label score per merged cluster map CSV"
+    )
     p.add_argument("--merged-maps", required=True, help="output: folder of merged maps (one .npz per layer)")
-    p.add_argument("--closed-loop", required=True,
-                   help="output: closed-loop check per cluster map CSV (demo)")
+    p.add_argument(
+        "--closed-loop", required=True, help="output: closed-loop check per cluster map CSV (demo)"
+    )
     p.add_argument("--metrics", required=True, help="output: metrics JSON")
 
 
@@ -68,8 +77,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     guesses = read_guesses(args.guesses)
     classes = pd.read_csv(args.classes, dtype={"class_name": str, "game_name": str, "class_folder": str})
     maps = load_cluster_maps(args.extract, manifest, reveal_cfg.map_kind)
-    out = run_label_analysis(guesses, classes, read_dictionary(args.translations), manifest, maps,
-                             PartMasks.load(args.parts), cfg, reveal_cfg, tcache, ecache)
+    out = run_label_analysis(
+        guesses,
+        classes,
+        read_dictionary(args.translations),
+        manifest,
+        maps,
+        PartMasks.load(args.parts),
+        cfg,
+        reveal_cfg,
+        tcache,
+        ecache,
+    )
     tcache.save()
     ecache.save()
     result, metrics = out.analysis, out.metrics
@@ -82,15 +101,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     write_json(args.metrics, metrics)
     loop = metrics["closed_loop"]
     with stage_run("labels_analyze", tracking, {"labels_analyze": cfg}) as tr:
-        tr.log_metrics({k: v for k, v in metrics.items()
-                        if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        tr.log_metrics(
+            {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        )
         tr.log_metrics(result.counts["dropped"], prefix="dropped")
         if loop.get("accuracy") is not None:
-            tr.log_metrics({k: loop[k] for k in ("accuracy", "accuracy_rank1", "baseline")},
-                           prefix="closed_loop")
+            tr.log_metrics(
+                {k: loop[k] for k in ("accuracy", "accuracy_rank1", "baseline")}, prefix="closed_loop"
+            )
         for path in (args.inv, args.cluster_labels, args.texts):
             tr.log_artifact(path)
-    log.info("labels_analyze: %d of %d cluster maps labelled, %d merged maps; closed loop %s",
-             metrics["n_cluster_maps_labelled"], metrics["n_cluster_maps"], metrics["n_merged_maps"],
-             loop.get("accuracy"))
+    log.info(
+        "labels_analyze: %d of %d cluster maps labelled, %d merged maps; closed loop %s",
+        metrics["n_cluster_maps_labelled"],
+        metrics["n_cluster_maps"],
+        metrics["n_merged_maps"],
+        loop.get("accuracy"),
+    )
     return metrics

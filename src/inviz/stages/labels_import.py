@@ -17,12 +17,17 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--game-dir", required=True,
-                   help="folder holding the game export (labels_import.source_dir)")
-    p.add_argument("--class-map", required=True,
-                   help="game class list CSV (game_id, game_name, class_folder, class_name)")
-    p.add_argument("--manifest", required=True,
-                   help="masks manifest written by 'inviz masks' (known cluster ids)")
+    p.add_argument(
+        "--game-dir", required=True, help="folder holding the game export (labels_import.source_dir)"
+    )
+    p.add_argument(
+        "--class-map",
+        required=True,
+        help="game class list CSV (game_id, game_name, class_folder, class_name)",
+    )
+    p.add_argument(
+        "--manifest", required=True, help="masks manifest written by 'inviz masks' (known cluster ids)"
+    )
     p.add_argument("--classes", required=True, help="class list JSON written by 'inviz data'")
     p.add_argument("--out", required=True, help="output: canonical guesses CSV")
     p.add_argument("--classes-out", required=True, help="output: class names CSV used to clean texts")
@@ -55,14 +60,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     write_csv(args.problems, result.problems)
     write_json(args.report, r)
     with stage_run("labels_import", tracking, {"labels_import": cfg}) as tr:
-        tr.log_metrics({"rows_read": r["rows_read"], "rows_dropped": r["rows_dropped"],
-                        "rows_kept": r["kept"]["rows"], "n_guesses": r["n_guesses"],
-                        "n_players": r["n_players"],
-                        "excluded_players": r["screening"]["excluded_players"],
-                        "excluded_rows": r["screening"]["excluded_rows"]})
+        tr.log_metrics(
+            {
+                "rows_read": r["rows_read"],
+                "rows_dropped": r["rows_dropped"],
+                "rows_kept": r["kept"]["rows"],
+                "n_guesses": r["n_guesses"],
+                "n_players": r["n_players"],
+                "excluded_players": r["screening"]["excluded_players"],
+                "excluded_rows": r["screening"]["excluded_rows"],
+            }
+        )
         tr.log_metrics(r["dropped_by_reason"], prefix="dropped")
         tr.log_artifact(args.problems)
         tr.log_artifact(args.report)
-    log.info("labels_import: kept %d of %d rows (%d dropped, %d excluded by screening)", r["kept"]["rows"],
-             r["rows_read"], r["rows_dropped"], r["screening"]["excluded_rows"])
+    log.info(
+        "labels_import: kept %d of %d rows (%d dropped, %d excluded by screening)",
+        r["kept"]["rows"],
+        r["rows_read"],
+        r["rows_dropped"],
+        r["screening"]["excluded_rows"],
+    )
     return r

@@ -12,8 +12,10 @@ import argparse
 import logging
 from typing import Any
 
-HELP = ("simulate Deep Reveal players on the synthetic data's masked images (demo) "
-        "-> export in the authors' layout")
+HELP = (
+    "simulate Deep Reveal players on the synthetic data's masked images (demo) "
+    "-> export in the authors' layout"
+)
 log = logging.getLogger(__name__)
 
 DISABLED_NOTE = (
@@ -64,20 +66,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     parts = PartMasks.load(args.parts)
     if not len(parts):
-        raise InvizError(f"{args.parts}: no part masks (real data); set labels_simulate.enabled: false "
-                         "and bring a game export")
+        raise InvizError(
+            f"{args.parts}: no part masks (real data); set labels_simulate.enabled: false "
+            "and bring a game export"
+        )
     palette = synthetic_config(load_section(args.params, "data", DataConfig), str(args.params)).palette
     manifest = read_manifest(args.manifest)
     maps = load_cluster_maps(args.extract, manifest, reveal_cfg.map_kind)
     selected = pd.read_csv(args.selected, dtype={"sample_id": str, "path": str})
-    sim = simulate_game(manifest, maps, selected, args.images, parts, read_json(args.classes), palette, cfg,
-                        reveal_cfg, import_cfg.max_text_length)
+    sim = simulate_game(
+        manifest,
+        maps,
+        selected,
+        args.images,
+        parts,
+        read_json(args.classes),
+        palette,
+        cfg,
+        reveal_cfg,
+        import_cfg.max_text_length,
+    )
     write_export(args.out, sim.export, sim.games, import_cfg.files)
     metrics = sim.metrics
     write_json(args.metrics, metrics)
     with stage_run("labels_simulate", tracking, {"labels_simulate": cfg}) as tr:
         tr.log_metrics({k: v for k, v in metrics.items() if not isinstance(v, dict)})
         tr.log_metrics(metrics["defects"], prefix="defects")
-    log.info("labels_simulate: %d players, %d games, %d texts (accuracy %.2f)", metrics["n_players"],
-             metrics["n_games"], metrics["n_texts"], metrics["guess_accuracy"])
+    log.info(
+        "labels_simulate: %d players, %d games, %d texts (accuracy %.2f)",
+        metrics["n_players"],
+        metrics["n_games"],
+        metrics["n_texts"],
+        metrics["guess_accuracy"],
+    )
     return metrics

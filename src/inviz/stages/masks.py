@@ -16,10 +16,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", required=True, help="dataset folder written by 'inviz data'")
     p.add_argument("--model", required=True, help="model checkpoint (for the network input size)")
     p.add_argument("--out", required=True, help="output: folder of per-layer zips of masked images")
-    p.add_argument("--manifest", required=True,
-                   help="output: manifest CSV (one row per cluster map and level)")
-    p.add_argument("--figure", required=True,
-                   help="output: six-level strip figure (PNG; a PDF is written next to it)")
+    p.add_argument(
+        "--manifest", required=True, help="output: manifest CSV (one row per cluster map and level)"
+    )
+    p.add_argument(
+        "--figure", required=True, help="output: six-level strip figure (PNG; a PDF is written next to it)"
+    )
     p.add_argument("--metrics", required=True, help="output: metrics JSON")
 
 
@@ -49,6 +51,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tr.log_figure(assets.figure, "masks_levels.png")
         tr.log_artifact(args.manifest)
     close(assets.figure)
-    log.info("masks: %d cluster maps of %d images, %d masked images", metrics["n_cluster_maps"],
-             metrics["n_images"], metrics["n_files"])
+    log.info(
+        "masks: %d cluster maps of %d images, %d masked images",
+        metrics["n_cluster_maps"],
+        metrics["n_images"],
+        metrics["n_files"],
+    )
     return metrics

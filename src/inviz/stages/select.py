@@ -34,15 +34,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     index = read_index(args.index)
     pool = index[index["split"] == cfg.split]
     dm = ImageDataModule(
-        index, args.images, loaded.config.input_size, loaded.config.mean, loaded.config.std,
-        batch_size=cfg.run.batch_size, predict_ids=pool["sample_id"].tolist(),
+        index,
+        args.images,
+        loaded.config.input_size,
+        loaded.config.mean,
+        loaded.config.std,
+        batch_size=cfg.run.batch_size,
+        predict_ids=pool["sample_id"].tolist(),
     )
     preds = predict_logits(loaded.model, dm.predict_dataloader())
-    table, shortfall = select_correct(preds["sample_id"], preds["label"].numpy(), preds["logits"], loaded.class_names, cfg)
+    table, shortfall = select_correct(
+        preds["sample_id"], preds["label"].numpy(), preds["logits"], loaded.class_names, cfg
+    )
     table = table.merge(index[["sample_id", "path"]], on="sample_id", how="left")
     table.insert(1, "path", table.pop("path"))
     write_csv(args.out, table)
-    pool_metrics = classification_metrics(preds["label"].numpy(), preds["logits"].argmax(1).numpy(), loaded.class_names)
+    pool_metrics = classification_metrics(
+        preds["label"].numpy(), preds["logits"].argmax(1).numpy(), loaded.class_names
+    )
     metrics = {
         "n_selected": int(len(table)),
         "pool_size": int(len(pool)),

@@ -14,8 +14,9 @@ import argparse
 import logging
 from typing import Any
 
-HELP = ("survey kit: Grad-CAM / LIME / SHAP / INV (Simplified) / INV panels of the survey images "
-        "+ questionnaire")
+HELP = (
+    "survey kit: Grad-CAM / LIME / SHAP / INV (Simplified) / INV panels of the survey images + questionnaire"
+)
 log = logging.getLogger(__name__)
 
 

@@ -15,17 +15,20 @@ import re
 from pathlib import Path
 from typing import Any
 
-HELP = ("Table 2 (survey ratings): mean ± sd, pairwise tests with multiple-comparison correction, "
-        "paper's claims")
+HELP = (
+    "Table 2 (survey ratings): mean ± sd, pairwise tests with multiple-comparison correction, paper's claims"
+)
 log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--responses",
-                     help="raw survey responses CSV: participant, ai_background, method, aspect, rating")
-    src.add_argument("--summary",
-                     help="summary CSV: method, aspect, mean, sd, n (default: the paper's Table 2)")
+    src.add_argument(
+        "--responses", help="raw survey responses CSV: participant, ai_background, method, aspect, rating"
+    )
+    src.add_argument(
+        "--summary", help="summary CSV: method, aspect, mean, sd, n (default: the paper's Table 2)"
+    )
     p.add_argument("--out", required=True, help="output folder for tables, tests, claims text and figures")
     p.add_argument("--metrics", help="output: metrics JSON (optional)")
     # None = "not given": use ./params.yaml when it exists, else the defaults (an explicit
@@ -87,7 +90,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         log.info("table2: %s — %s", c.claim.name, verdict)
     log.info(
         "table2: %s input, %d/%d comparisons significant (%s, %s per %s); outputs in %s",
-        result.kind, metrics["n_significant"], metrics["n_comparisons"], result.test_name, cfg.correction,
-        cfg.family, out,
+        result.kind,
+        metrics["n_significant"],
+        metrics["n_comparisons"],
+        result.test_name,
+        cfg.correction,
+        cfg.family,
+        out,
     )
     return metrics

@@ -48,8 +48,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     model = build_vgg16(len(classes), model_cfg)
     dm = ImageDataModule(
-        index, args.images, model_cfg.input_size, model_cfg.mean, model_cfg.std,
-        augment=cfg.augment, batch_size=cfg.batch_size, num_workers=cfg.run.num_workers, seed=cfg.seed,
+        index,
+        args.images,
+        model_cfg.input_size,
+        model_cfg.mean,
+        model_cfg.std,
+        augment=cfg.augment,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.run.num_workers,
+        seed=cfg.seed,
     )
 
     with stage_run("train", tracking, {"model": model_cfg, "train": cfg}) as tr:
@@ -60,7 +67,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             from lightning.pytorch.loggers import MLFlowLogger
 
             return MLFlowLogger(
-                experiment_name=tracking.experiment, tracking_uri=tr.tracking_uri, run_id=tr.run_id, prefix=phase
+                experiment_name=tracking.experiment,
+                tracking_uri=tr.tracking_uri,
+                run_id=tr.run_id,
+                prefix=phase,
             )
 
         start = time.perf_counter()
@@ -78,9 +88,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         write_csv(reports / "history.csv", history)
         write_csv(
             reports / "val_predictions.csv",
-            pd.DataFrame({"sample_id": preds["sample_id"], "actual": [names[i] for i in y], "predicted": [names[i] for i in yhat]}),
+            pd.DataFrame(
+                {
+                    "sample_id": preds["sample_id"],
+                    "actual": [names[i] for i in y],
+                    "predicted": [names[i] for i in yhat],
+                }
+            ),
         )
-        write_csv(reports / "confusion.csv", pd.DataFrame(cm, index=names, columns=names).rename_axis("true").reset_index())
+        write_csv(
+            reports / "confusion.csv",
+            pd.DataFrame(cm, index=names, columns=names).rename_axis("true").reset_index(),
+        )
         fig = confusion_figure(cm, names, f"validation, accuracy {metrics['accuracy']:.1%}")
         save_figure(fig, reports / "confusion.png", formats=("png", "pdf"))
         tr.log_figure(fig, "train/confusion.png")
@@ -100,10 +119,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "best_val_loss": {ph.name: ph.best_val_loss for ph in phases},
             "per_class": metrics["per_class"],
         }
-        save_checkpoint(args.model, model, classes, extra={"val_accuracy": metrics["accuracy"], "seed": cfg.seed})
+        save_checkpoint(
+            args.model, model, classes, extra={"val_accuracy": metrics["accuracy"], "seed": cfg.seed}
+        )
         write_json(args.metrics, out)
         tr.log_metrics({k: v for k, v in out.items() if k != "per_class"})
-        tr.log_metrics({f"{n}.{m}": v for n, d in metrics["per_class"].items() for m, v in d.items()}, prefix="val")
+        tr.log_metrics(
+            {f"{n}.{m}": v for n, d in metrics["per_class"].items() for m, v in d.items()}, prefix="val"
+        )
         tr.log_artifact(reports / "history.csv", "train")
         tr.log_artifact(reports / "confusion.csv", "train")
     log.info("train: val accuracy %.4f in %.0f s", metrics["accuracy"], train_seconds)

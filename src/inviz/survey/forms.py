@@ -69,25 +69,37 @@ def questionnaire_markdown(cfg: SurveyConfig, images: pd.DataFrame, panel_files:
     str
     """
     scale = " · ".join(str(i) for i in range(1, cfg.scale + 1))
-    lines = ["# Survey: explanations of a CNN's predictions", "",
-             "Thank you for taking part. You will see explanations of the same "
-             f"{len(images)} predictions made by five explanation methods. For each method, look at its "
-             f"explanations, then rate each statement from 1 (strongly disagree) to {cfg.scale} "
-             "(strongly agree).", "",
-             "**Do you have a background in AI / machine learning?** yes / no", ""]
+    lines = [
+        "# Survey: explanations of a CNN's predictions",
+        "",
+        "Thank you for taking part. You will see explanations of the same "
+        f"{len(images)} predictions made by five explanation methods. For each method, look at its "
+        f"explanations, then rate each statement from 1 (strongly disagree) to {cfg.scale} "
+        "(strongly agree).",
+        "",
+        "**Do you have a background in AI / machine learning?** yes / no",
+        "",
+    ]
     for i, method in enumerate(cfg.methods, start=1):
         lines += [f"## {i}. {method}", ""]
         for f in panel_files.get(method, []):
             lines.append(f"![{method}]({f})")
-        lines += ["", "| statement | " + " | ".join(str(k) for k in range(1, cfg.scale + 1)) + " |",
-                  "|---|" + "---|" * cfg.scale]
+        lines += [
+            "",
+            "| statement | " + " | ".join(str(k) for k in range(1, cfg.scale + 1)) + " |",
+            "|---|" + "---|" * cfg.scale,
+        ]
         for aspect, text in cfg.items.items():
             lines.append(f"| **{aspect}** — {text} |" + " ◯ |" * cfg.scale)
         lines.append("")
-    lines += ["---", f"Scale: {scale}. Record the answers in `questionnaire_form.csv` (one row per "
-              "participant; columns `<method> | <aspect>`), then run `inviz survey_import --form "
-              "questionnaire_form.csv --out responses.csv` and `inviz table2 --responses responses.csv "
-              "--out table2/`.", ""]
+    lines += [
+        "---",
+        f"Scale: {scale}. Record the answers in `questionnaire_form.csv` (one row per "
+        "participant; columns `<method> | <aspect>`), then run `inviz survey_import --form "
+        "questionnaire_form.csv --out responses.csv` and `inviz table2 --responses responses.csv "
+        "--out table2/`.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -95,9 +107,11 @@ def _check_columns(path: Path, frame: pd.DataFrame, expected: list[str]) -> None
     missing_cols = [c for c in expected if c not in frame.columns]
     extra = [c for c in frame.columns if c not in expected]
     if missing_cols or extra:
-        raise SurveyError(f"{path}: missing column(s) {missing_cols or '-'}; "
-                          f"unexpected column(s) {extra or '-'}; expected {expected[:3]} … "
-                          "(one column '<method> | <aspect>' per method and aspect)")
+        raise SurveyError(
+            f"{path}: missing column(s) {missing_cols or '-'}; "
+            f"unexpected column(s) {extra or '-'}; expected {expected[:3]} … "
+            "(one column '<method> | <aspect>' per method and aspect)"
+        )
 
 
 @dataclass
@@ -116,8 +130,9 @@ class _Cells:
             return
         bg = r["ai_background"].strip().lower()
         if bg not in BACKGROUNDS:
-            self.problems.append(f"row {line}, column ai_background: expected yes or no, "
-                                 f"got {r['ai_background']!r}")
+            self.problems.append(
+                f"row {line}, column ai_background: expected yes or no, got {r['ai_background']!r}"
+            )
         for col in rating_columns:
             method, aspect = col.split(" | ", 1)
             cell = r[col].strip()
@@ -125,11 +140,19 @@ class _Cells:
                 self.empty.append({"participant": pid, "method": method, "aspect": aspect, "line": line})
                 continue
             if not cell.lstrip("+").isdigit() or not 1 <= int(cell) <= scale:
-                self.problems.append(f"row {line}, column {col!r}: expected an integer 1..{scale}, "
-                                     f"got {cell!r}")
+                self.problems.append(
+                    f"row {line}, column {col!r}: expected an integer 1..{scale}, got {cell!r}"
+                )
                 continue
-            self.ratings.append({"participant": pid, "ai_background": bg, "method": method, "aspect": aspect,
-                                 "rating": int(cell)})
+            self.ratings.append(
+                {
+                    "participant": pid,
+                    "ai_background": bg,
+                    "method": method,
+                    "aspect": aspect,
+                    "rating": int(cell),
+                }
+            )
 
 
 def read_form(path: str | Path, cfg: SurveyConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -174,5 +197,7 @@ def read_form(path: str | Path, cfg: SurveyConfig) -> tuple[pd.DataFrame, pd.Dat
     if problems:
         more = f" (and {len(problems) - _MAX_PROBLEMS} more)" if len(problems) > _MAX_PROBLEMS else ""
         raise SurveyError(f"{path}: " + "; ".join(problems[:_MAX_PROBLEMS]) + more)
-    return (pd.DataFrame(cells.ratings, columns=list(RESPONSE_COLUMNS)),
-            pd.DataFrame(cells.empty, columns=list(MISSING_COLUMNS)))
+    return (
+        pd.DataFrame(cells.ratings, columns=list(RESPONSE_COLUMNS)),
+        pd.DataFrame(cells.empty, columns=list(MISSING_COLUMNS)),
+    )

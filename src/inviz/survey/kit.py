@@ -74,8 +74,10 @@ def survey_images(selected: pd.DataFrame, cfg: SurveyConfig) -> pd.DataFrame:
     if cfg.one_per_class:
         classes = sorted(selected["label"].unique())
         if len(classes) < cfg.n_images:
-            raise SurveyError(f"survey.n_images: {cfg.n_images} images from distinct classes, "
-                              f"but only {len(classes)} classes")
+            raise SurveyError(
+                f"survey.n_images: {cfg.n_images} images from distinct classes, "
+                f"but only {len(classes)} classes"
+            )
         chosen = rng.choice(classes, size=cfg.n_images, replace=False)
         rows = [int(rng.choice(selected.index[selected["label"] == c])) for c in sorted(chosen)]
     else:
@@ -153,8 +155,14 @@ class SurveyKit:
         for i, inv in enumerate(self.invs):
             title = f"{inv.pred_name} ({100 * inv.confidence:.1f} %)"
             for m, maps in self.attributions.items():
-                fig = panel_figure(m, inv.image, maps[i], f"{m}: {title}", self.cfg,
-                                   self.segments[i] if m == "LIME" else None)
+                fig = panel_figure(
+                    m,
+                    inv.image,
+                    maps[i],
+                    f"{m}: {title}",
+                    self.cfg,
+                    self.segments[i] if m == "LIME" else None,
+                )
                 yield Panel(self.panel_path(m, inv), fig, tight=True)
             for m, inv_panel in (("INV (Simplified)", simplified_inv_figure), ("INV", inv_figure)):
                 if m in self.cfg.methods:
@@ -165,8 +173,12 @@ class SurveyKit:
         """Rows = survey images, columns = the image and each baseline's panel; None without baselines."""
         if not self.attributions:
             return None
-        return overview_figure([inv.image for inv in self.invs], self.attributions,
-                               [f"{inv.pred_name}" for inv in self.invs], list(self.segments))
+        return overview_figure(
+            [inv.image for inv in self.invs],
+            self.attributions,
+            [f"{inv.pred_name}" for inv in self.invs],
+            list(self.segments),
+        )
 
     def attribution_arrays(self) -> dict[str, np.ndarray]:
         """Return the arrays of ``attributions.npz``.
@@ -176,8 +188,10 @@ class SurveyKit:
         dict of str to ndarray
             ``sample_id`` of shape (N,) and, per baseline (by :func:`slug`), its maps of shape (N, S, S).
         """
-        return {"sample_id": np.asarray(self.images["sample_id"], dtype=str),
-                **{slug(m): np.stack(v) for m, v in self.attributions.items()}}
+        return {
+            "sample_id": np.asarray(self.images["sample_id"], dtype=str),
+            **{slug(m): np.stack(v) for m, v in self.attributions.items()},
+        }
 
     @property
     def image_table(self) -> pd.DataFrame:
@@ -195,14 +209,18 @@ class SurveyKit:
     def metrics(self) -> dict[str, Any]:
         """``metrics/survey.json``: images, classes, panels and the baselines' seconds per image."""
         n = len(self.images)
-        return {"n_images": int(n), "images": list(self.images["sample_id"]),
-                "classes": list(self.images["class_name"]),
-                "n_panels": int(sum(len(v) for v in self.panel_files.values())),
-                "seconds_per_image": {m: s / max(1, n) for m, s in self.seconds.items()}}
+        return {
+            "n_images": int(n),
+            "images": list(self.images["sample_id"]),
+            "classes": list(self.images["class_name"]),
+            "n_panels": int(sum(len(v) for v in self.panel_files.values())),
+            "seconds_per_image": {m: s / max(1, n) for m, s in self.seconds.items()},
+        }
 
 
-def _explain(model: Any, invs: list[ImageINV], cfg: SurveyConfig, mean: Any, std: Any, background: Any
-             ) -> tuple[dict[str, list[np.ndarray]], list[np.ndarray | None], dict[str, float]]:
+def _explain(
+    model: Any, invs: list[ImageINV], cfg: SurveyConfig, mean: Any, std: Any, background: Any
+) -> tuple[dict[str, list[np.ndarray]], list[np.ndarray | None], dict[str, float]]:
     """Run every baseline explainer of ``cfg.methods`` on every image (image-major, as seeded)."""
     from inviz.concepts.importance import to_input
 
@@ -221,8 +239,14 @@ def _explain(model: Any, invs: list[ImageINV], cfg: SurveyConfig, mean: Any, std
     return maps, segments, seconds
 
 
-def survey_kit(cfg: SurveyConfig, paths: INVPaths, model: str | Path, index: str | Path,
-               fig_cfg: FigureConfig, reveal_cfg: RevealConfig) -> SurveyKit:
+def survey_kit(
+    cfg: SurveyConfig,
+    paths: INVPaths,
+    model: str | Path,
+    index: str | Path,
+    fig_cfg: FigureConfig,
+    reveal_cfg: RevealConfig,
+) -> SurveyKit:
     """Draw the survey images and explain them with the baselines (docs/method.md §5).
 
     Parameters
@@ -253,7 +277,11 @@ def survey_kit(cfg: SurveyConfig, paths: INVPaths, model: str | Path, index: str
     invs = [by_id[str(s)] for s in chosen["sample_id"]]
     rows = read_index(index)
     rows = rows[(rows["split"] == cfg.shap_background_split) & ~rows["sample_id"].isin(chosen["sample_id"])]
-    background = torch.stack([to_input(im, mean, std) for im in
-                              load_images(draw(rows, cfg.shap_background, cfg.seed), paths.images, size)])
+    background = torch.stack(
+        [
+            to_input(im, mean, std)
+            for im in load_images(draw(rows, cfg.shap_background, cfg.seed), paths.images, size)
+        ]
+    )
     maps, segments, seconds = _explain(loaded.model, invs, cfg, mean, std, background)
     return SurveyKit(cfg, fig_cfg, reveal_cfg, chosen, tuple(invs), maps, tuple(segments), seconds)

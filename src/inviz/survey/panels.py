@@ -33,7 +33,7 @@ ITEMS: dict[str, str] = {
     "Usefulness": "The explanation is useful to understand why the model made this prediction.",
     "Trustworthiness": "The explanation makes me trust the model's prediction.",
     "Informativeness": "The explanation gives me enough information about how the model reached its "
-                       "prediction.",
+    "prediction.",
     "Satisfaction": "Overall, I am satisfied with the explanation.",
 }
 
@@ -134,8 +134,9 @@ class SurveyConfig:
 # explanations: (model, x (3, H, W) normalised, target, cfg, context) -> (H, W)
 
 
-def _grad_cam(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig,
-              ctx: dict[str, Any]) -> np.ndarray:
+def _grad_cam(
+    model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig, ctx: dict[str, Any]
+) -> np.ndarray:
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -149,8 +150,9 @@ def _grad_cam(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig,
     return np.asarray(out[0], dtype=np.float32)
 
 
-def _lime(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig,
-          ctx: dict[str, Any]) -> np.ndarray:
+def _lime(
+    model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig, ctx: dict[str, Any]
+) -> np.ndarray:
     from lime import lime_image
     from lime.wrappers.scikit_image import SegmentationAlgorithm
 
@@ -163,12 +165,25 @@ def _lime(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig,
         with torch.no_grad():
             return torch.softmax(model((t - mean) / std), dim=1).numpy()
 
-    seg = SegmentationAlgorithm("quickshift", kernel_size=cfg.lime_kernel_size, max_dist=cfg.lime_max_dist,
-                                ratio=cfg.lime_ratio, random_seed=cfg.seed)
+    seg = SegmentationAlgorithm(
+        "quickshift",
+        kernel_size=cfg.lime_kernel_size,
+        max_dist=cfg.lime_max_dist,
+        ratio=cfg.lime_ratio,
+        random_seed=cfg.seed,
+    )
     explainer = lime_image.LimeImageExplainer(random_state=cfg.seed)
-    exp = explainer.explain_instance(image, predict, labels=(int(target),), top_labels=None, hide_color=0,
-                                     num_samples=cfg.lime_samples, batch_size=cfg.lime_batch_size,
-                                     segmentation_fn=seg, random_seed=cfg.seed)
+    exp = explainer.explain_instance(
+        image,
+        predict,
+        labels=(int(target),),
+        top_labels=None,
+        hide_color=0,
+        num_samples=cfg.lime_samples,
+        batch_size=cfg.lime_batch_size,
+        segmentation_fn=seg,
+        random_seed=cfg.seed,
+    )
     # signed superpixel weights as a map; the panel shows the top `lime_features` of them
     weights = dict(exp.local_exp[int(target)])
     ranked = sorted(weights.items(), key=lambda kv: -kv[1] if cfg.lime_positive_only else -abs(kv[1]))
@@ -180,15 +195,17 @@ def _lime(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig,
     return out
 
 
-def _shap(model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig,
-          ctx: dict[str, Any]) -> np.ndarray:
+def _shap(
+    model: nn.Module, x: torch.Tensor, target: int, cfg: SurveyConfig, ctx: dict[str, Any]
+) -> np.ndarray:
     import shap
 
     from inviz.concepts.tcav import working_copy
 
     work = _Output(working_copy(model), int(target))  # explain the target's logit only (one output)
-    explainer = shap.GradientExplainer(work, ctx["background"], batch_size=cfg.shap_batch_size,
-                                       local_smoothing=cfg.shap_local_smoothing)
+    explainer = shap.GradientExplainer(
+        work, ctx["background"], batch_size=cfg.shap_batch_size, local_smoothing=cfg.shap_local_smoothing
+    )
     values = np.asarray(explainer.shap_values(x[None], nsamples=cfg.shap_samples, rseed=cfg.seed))
     v = np.squeeze(values)  # (1, 3, H, W[, 1]) -> (3, H, W)
     if v.shape != tuple(x.shape):
@@ -219,8 +236,9 @@ EXPLAINERS: dict[str, Callable[..., np.ndarray]] = {
 # panels
 
 
-def draw_explanation(ax: Any, method: str, image: np.ndarray, attribution: np.ndarray,
-                     segments: np.ndarray | None = None) -> None:
+def draw_explanation(
+    ax: Any, method: str, image: np.ndarray, attribution: np.ndarray, segments: np.ndarray | None = None
+) -> None:
     """Draw one baseline explanation into ``ax`` as participants saw it.
 
     Grad-CAM: the map (viridis) over the image; LIME: the image with only the chosen superpixels
@@ -259,8 +277,14 @@ def draw_explanation(ax: Any, method: str, image: np.ndarray, attribution: np.nd
     ax.set_yticks([])
 
 
-def panel_figure(method: str, image: np.ndarray, attribution: np.ndarray, title: str, cfg: SurveyConfig,
-                 segments: np.ndarray | None = None) -> Any:
+def panel_figure(
+    method: str,
+    image: np.ndarray,
+    attribution: np.ndarray,
+    title: str,
+    cfg: SurveyConfig,
+    segments: np.ndarray | None = None,
+) -> Any:
     """One explanation panel (:func:`draw_explanation`) with a title, ``cfg.panel_size`` inches wide.
 
     Parameters
@@ -287,8 +311,12 @@ def panel_figure(method: str, image: np.ndarray, attribution: np.ndarray, title:
     return fig
 
 
-def overview_figure(images: Sequence[np.ndarray], maps: dict[str, list[np.ndarray]], titles: Sequence[str],
-                    segments: Sequence[np.ndarray | None]) -> Any:
+def overview_figure(
+    images: Sequence[np.ndarray],
+    maps: dict[str, list[np.ndarray]],
+    titles: Sequence[str],
+    segments: Sequence[np.ndarray | None],
+) -> Any:
     """Rows = survey images, columns = the image and each baseline method's panel.
 
     Parameters

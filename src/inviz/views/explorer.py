@@ -72,10 +72,23 @@ def _num(x: Any, digits: int = 4) -> float | None:
 
 
 def _card_json(c: Card, tile: int) -> dict[str, Any]:
-    return {"key": c.key, "kind": c.kind, "id": c.id, "layer": c.layer, "tile": tile, "weight": _num(c.weight),
-            "n_fmaps": c.n_fmaps, "members": list(c.members), "labels": [[lab, _num(s)] for lab, s in c.labels],
-            "best": list(c.best), "plays": c.plays, "wins": c.wins, "losses": c.losses, "resigns": c.resigns,
-            "mean_hints": _num(c.mean_hints)}
+    return {
+        "key": c.key,
+        "kind": c.kind,
+        "id": c.id,
+        "layer": c.layer,
+        "tile": tile,
+        "weight": _num(c.weight),
+        "n_fmaps": c.n_fmaps,
+        "members": list(c.members),
+        "labels": [[lab, _num(s)] for lab, s in c.labels],
+        "best": list(c.best),
+        "plays": c.plays,
+        "wins": c.wins,
+        "losses": c.losses,
+        "resigns": c.resigns,
+        "mean_hints": _num(c.mean_hints),
+    }
 
 
 def build_explorer(
@@ -121,17 +134,35 @@ def build_explorer(
                     out_cards.append(_card_json(c, len(tiles)))
                     tiles.append(thumbnail(overlay(inv.image, c.map, overlay_cfg, reveal_cfg), cfg.tile))
                 cards[kind][layer] = out_cards
-            score_max[kind] = max([s for cs in by_layer.values() for c in cs for _, s in c.top(top_labels)] + [0.0])
+            score_max[kind] = max(
+                [s for cs in by_layer.values() for c in cs for _, s in c.top(top_labels)] + [0.0]
+            )
         sprite = np.concatenate(tiles, axis=1)
         Image.fromarray(sprite).save(out / "img" / f"{n}.jpg", quality=cfg.jpeg_quality)
-        images[inv.sample_id] = {"sprite": f"img/{n}.jpg", "n_tiles": len(tiles), "label": inv.true_label, "true": inv.true_class,
-                                 "pred": inv.pred_name, "confidence": _num(inv.confidence), "cards": cards, "score_max": score_max}
+        images[inv.sample_id] = {
+            "sprite": f"img/{n}.jpg",
+            "n_tiles": len(tiles),
+            "label": inv.true_label,
+            "true": inv.true_class,
+            "pred": inv.pred_name,
+            "confidence": _num(inv.confidence),
+            "cards": cards,
+            "score_max": score_max,
+        }
 
     classes: dict[int, dict[str, Any]] = {}
     for inv in invs:
-        classes.setdefault(inv.true_label, {"label": inv.true_label, "name": inv.true_class, "images": []})["images"].append(inv.sample_id)
+        classes.setdefault(inv.true_label, {"label": inv.true_label, "name": inv.true_class, "images": []})[
+            "images"
+        ].append(inv.sample_id)
     glob: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    image_of_key = {c.key: inv.sample_id for inv in invs for by in (inv.merged, inv.clusters) for cs in by.values() for c in cs}
+    image_of_key = {
+        c.key: inv.sample_id
+        for inv in invs
+        for by in (inv.merged, inv.clusters)
+        for cs in by.values()
+        for c in cs
+    }
     for r in global_table.itertuples() if len(global_table) else []:
         ex = []
         for key in str(r.examples).split(";") if isinstance(r.examples, str) else []:
@@ -141,13 +172,23 @@ def build_explorer(
         status = getattr(r, "tcav_status", None)
         tcav = None
         if isinstance(status, str):
-            tcav = {"status": status, "score": _num(getattr(r, "tcav_score", None)),
-                    "p_adjusted": _num(getattr(r, "p_adjusted", None), 6),
-                    "significant": bool(getattr(r, "significant", False)) if status == "ok" else None,
-                    "n_examples": int(r.n_examples) if pd.notna(getattr(r, "n_examples", None)) else None}
+            tcav = {
+                "status": status,
+                "score": _num(getattr(r, "tcav_score", None)),
+                "p_adjusted": _num(getattr(r, "p_adjusted", None), 6),
+                "significant": bool(getattr(r, "significant", False)) if status == "ok" else None,
+                "n_examples": int(r.n_examples) if pd.notna(getattr(r, "n_examples", None)) else None,
+            }
         glob.setdefault(str(int(r.class_label)), {}).setdefault(str(r.layer), []).append(
-            {"rank": int(r.rank), "label": str(r.label), "importance": _num(r.importance), "n_maps": int(r.n_maps),
-             "examples": ex, "tcav": tcav})
+            {
+                "rank": int(r.rank),
+                "label": str(r.label),
+                "importance": _num(r.importance),
+                "n_maps": int(r.n_maps),
+                "examples": ex,
+                "tcav": tcav,
+            }
+        )
     layers = list(invs[0].layers) if invs else []
     data = {
         "title": cfg.title or "inviz explorer",
@@ -161,5 +202,7 @@ def build_explorer(
         "global": glob,
         "global_default_layer": cfg.global_layer or (layers[-1] if layers else None),
     }
-    (out / "data.js").write_text("window.INVIZ = " + json.dumps(data, separators=(",", ":")) + ";\n", encoding="utf-8")
+    (out / "data.js").write_text(
+        "window.INVIZ = " + json.dumps(data, separators=(",", ":")) + ";\n", encoding="utf-8"
+    )
     return data

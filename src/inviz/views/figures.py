@@ -107,8 +107,17 @@ def _labels_by_importance(cards: Sequence[Card]) -> list[str]:
     return sorted(acc, key=lambda k: -acc[k])
 
 
-def _draw_card(fig: Any, rect: Sequence[float], card: Card | None, tile: np.ndarray, n_labels: int, score_max: float,
-               colours: dict[str, Any], font: float, title: str) -> Any:
+def _draw_card(
+    fig: Any,
+    rect: Sequence[float],
+    card: Card | None,
+    tile: np.ndarray,
+    n_labels: int,
+    score_max: float,
+    colours: dict[str, Any],
+    font: float,
+    title: str,
+) -> Any:
     """One card: image in [0, 1]^2, title above, ``n_labels`` score bars below, all in one axes."""
     from matplotlib.patches import Rectangle
 
@@ -123,14 +132,29 @@ def _draw_card(fig: Any, rect: Sequence[float], card: Card | None, tile: np.ndar
         return ax
     labels = card.top(n_labels)
     if not labels:
-        ax.text(0.0, -line * 0.55, "no label", fontsize=font, va="center", ha="left", color=OTHER_COLOUR, style="italic")
+        ax.text(
+            0.0,
+            -line * 0.55,
+            "no label",
+            fontsize=font,
+            va="center",
+            ha="left",
+            color=OTHER_COLOUR,
+            style="italic",
+        )
     for i, (lab, score) in enumerate(labels):
         y = -line * (i + 1)
         frac = max(0.0, score) / score_max if score_max > 0 else 0.0
-        ax.add_patch(Rectangle((0, y + 0.02), frac, line - 0.04, color=colours.get(lab, OTHER_COLOUR), alpha=0.35, lw=0))
+        ax.add_patch(
+            Rectangle(
+                (0, y + 0.02), frac, line - 0.04, color=colours.get(lab, OTHER_COLOUR), alpha=0.35, lw=0
+            )
+        )
         bold = "bold" if lab in card.best else "normal"
         ax.text(0.02, y + line / 2, lab, fontsize=font, va="center", ha="left", fontweight=bold)
-        ax.text(0.99, y + line / 2, f"{score:.2f}", fontsize=font * 0.9, va="center", ha="right", color="0.25")
+        ax.text(
+            0.99, y + line / 2, f"{score:.2f}", fontsize=font * 0.9, va="center", ha="right", color="0.25"
+        )
     return ax
 
 
@@ -154,7 +178,9 @@ def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> An
     apply_style()
     columns = inv.cards(cfg.merged)
     layers = list(inv.layers)
-    shown = {ly: columns.get(ly, [])[: cfg.max_cards] if cfg.max_cards else columns.get(ly, []) for ly in layers}
+    shown = {
+        ly: columns.get(ly, [])[: cfg.max_cards] if cfg.max_cards else columns.get(ly, []) for ly in layers
+    }
     n_rows = max([len(v) for v in shown.values()] + [1])
     everything = [c for v in shown.values() for c in v]
     colours = label_colours(_labels_by_importance(everything))
@@ -179,33 +205,68 @@ def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> An
     ax.set_axis_off()
     ax.set_gid("header")
     status = "correct" if inv.pred == inv.true_label else "wrong"
-    fig.text((1.2 * cw + 2 * pad) / width, 1 - (pad + 0.12) / height, f"INV of {inv.sample_id}", fontsize=font * 1.5,
-             fontweight="bold", va="top")
-    fig.text((1.2 * cw + 2 * pad) / width, 1 - (pad + 0.42) / height,
-             f"predicted: {inv.pred_name} ({100 * inv.confidence:.1f} %)   true class: {inv.true_class} ({status})\n"
-             f"{'merged ' if cfg.merged else ''}cluster maps per layer, heaviest first: weight in % of the layer's "
-             f"weight, feature maps, top-{cfg.top_labels} labels with scores (best in bold)",
-             fontsize=font * 1.15, va="top", linespacing=1.5)
+    fig.text(
+        (1.2 * cw + 2 * pad) / width,
+        1 - (pad + 0.12) / height,
+        f"INV of {inv.sample_id}",
+        fontsize=font * 1.5,
+        fontweight="bold",
+        va="top",
+    )
+    fig.text(
+        (1.2 * cw + 2 * pad) / width,
+        1 - (pad + 0.42) / height,
+        f"predicted: {inv.pred_name} ({100 * inv.confidence:.1f} %)   true class: {inv.true_class} ({status})\n"
+        f"{'merged ' if cfg.merged else ''}cluster maps per layer, heaviest first: weight in % of the layer's "
+        f"weight, feature maps, top-{cfg.top_labels} labels with scores (best in bold)",
+        fontsize=font * 1.15,
+        va="top",
+        linespacing=1.5,
+    )
     tiles: dict[str, np.ndarray] = {}
     for j, ly in enumerate(layers):
         x = pad + j * (cw + pad)
-        fig.text((x + cw / 2) / width, 1 - (header_h + col_head * 0.5) / height, ly, fontsize=font * 1.1, ha="center",
-                 va="center", fontweight="bold")
+        fig.text(
+            (x + cw / 2) / width,
+            1 - (header_h + col_head * 0.5) / height,
+            ly,
+            fontsize=font * 1.1,
+            ha="center",
+            va="center",
+            fontweight="bold",
+        )
         for i, card in enumerate(shown[ly]):
             tiles[card.key] = overlay(inv.image, card.map, cfg.overlay, reveal_cfg)
             y = header_h + col_head + i * card_h
-            cax = _draw_card(fig, rect(x, y, cw, card_h - pad), card, tiles[card.key], cfg.top_labels, score_max, colours,
-                             font, f"{card.weight:.1f} %  ·  {card.n_fmaps} fm")
+            cax = _draw_card(
+                fig,
+                rect(x, y, cw, card_h - pad),
+                card,
+                tiles[card.key],
+                cfg.top_labels,
+                score_max,
+                colours,
+                font,
+                f"{card.weight:.1f} %  ·  {card.n_fmaps} fm",
+            )
             cax.set_gid(f"card:{card.key}")
         if not shown[ly]:
-            fig.text((x + cw / 2) / width, 1 - (header_h + col_head + 0.3) / height, "no cluster map", fontsize=font,
-                     ha="center", color=OTHER_COLOUR, style="italic")
+            fig.text(
+                (x + cw / 2) / width,
+                1 - (header_h + col_head + 0.3) / height,
+                "no cluster map",
+                fontsize=font,
+                ha="center",
+                color=OTHER_COLOUR,
+                style="italic",
+            )
     return fig
 
 
 def simplified_inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> Any:
     """The simplified INV of the survey: the deepest (or ``cfg.simplified_layer``) layer only,
-    ``cfg.simplified_labels`` label(s) per cluster map; the image first, then the cards in a row."""
+    ``cfg.simplified_labels`` label(s) per cluster map; the image first, then the cards in a row.
+    """
     import matplotlib.pyplot as plt
 
     from inviz.core.plotting import apply_style
@@ -213,7 +274,9 @@ def simplified_inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealCo
     apply_style()
     layer = cfg.simplified_layer or inv.layers[-1]
     if layer not in inv.layers:
-        raise ValueError(f"figures.simplified_layer: {layer!r} is not an explained layer ({', '.join(inv.layers)})")
+        raise ValueError(
+            f"figures.simplified_layer: {layer!r} is not an explained layer ({', '.join(inv.layers)})"
+        )
     cards = inv.cards(cfg.merged).get(layer, [])
     cards = cards[: cfg.max_cards] if cfg.max_cards else cards
     colours = label_colours(_labels_by_importance(cards))
@@ -231,8 +294,14 @@ def simplified_inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealCo
     def rect(x: float, y_top: float, w: float, h: float) -> list[float]:
         return [x / width, 1 - (y_top + h) / height, w / width, h / height]
 
-    fig.text(pad / width, 1 - pad / height, f"{inv.pred_name} ({100 * inv.confidence:.1f} %) — {layer}", fontsize=font * 1.2,
-             fontweight="bold", va="top")
+    fig.text(
+        pad / width,
+        1 - pad / height,
+        f"{inv.pred_name} ({100 * inv.confidence:.1f} %) — {layer}",
+        fontsize=font * 1.2,
+        fontweight="bold",
+        va="top",
+    )
     top = 0.45
     ax = fig.add_axes(rect(pad, top + 0.16 * cw, cw, cw))
     ax.imshow(inv.image, interpolation="lanczos")
@@ -241,8 +310,17 @@ def simplified_inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealCo
     for i, card in enumerate(cards):
         x = pad + (i + 1) * (cw + pad)
         tile = overlay(inv.image, card.map, cfg.overlay, reveal_cfg)
-        cax = _draw_card(fig, rect(x, top, cw, card_h), card, tile, cfg.simplified_labels, score_max, colours, font,
-                         f"{card.weight:.1f} %")
+        cax = _draw_card(
+            fig,
+            rect(x, top, cw, card_h),
+            card,
+            tile,
+            cfg.simplified_labels,
+            score_max,
+            colours,
+            font,
+            f"{card.weight:.1f} %",
+        )
         cax.set_gid(f"card:{card.key}")
     return fig
 
@@ -304,15 +382,27 @@ def global_figure(
                 text += f"\nTCAV {r.tcav_score:.2f}{star}  p={r.p_adjusted:.2g}"
             else:
                 text += f"\nTCAV: {str(status).replace('_', ' ')}"
-        fig.text((0.9 + bar_w + 0.08) / width, (0.35 + (yy + 0.5) * row_h) / height, text, fontsize=font_size, va="center")
+        fig.text(
+            (0.9 + bar_w + 0.08) / width,
+            (0.35 + (yy + 0.5) * row_h) / height,
+            text,
+            fontsize=font_size,
+            va="center",
+        )
     x0 = 0.9 + bar_w + 1.35
     for yy, r in zip(y, rows.itertuples(), strict=True):
         keys = [s for s in str(r.examples).split(";") if s] if pd.notna(r.examples) else []
         for i, key in enumerate(keys[:n_examples]):
             if key not in tiles:
                 continue
-            tax = fig.add_axes([(x0 + i * (tile_w + 0.05)) / width, (0.35 + yy * row_h + 0.03) / height, tile_w / width,
-                                tile_w / height])
+            tax = fig.add_axes(
+                [
+                    (x0 + i * (tile_w + 0.05)) / width,
+                    (0.35 + yy * row_h + 0.03) / height,
+                    tile_w / width,
+                    tile_w / height,
+                ]
+            )
             tax.imshow(tiles[key], interpolation="nearest")
             tax.set_xticks([])
             tax.set_yticks([])
@@ -322,17 +412,37 @@ def global_figure(
                 s.set_linewidth(1.2)
             tax.set_gid(f"example:{r.label}:{i}")
     tcav_note = "; * = TCAV significant after correction" if has_tcav else ""
-    fig.text(0.9 / width, 1 - 0.12 / height, f"Global explanation of '{class_name}' at {layer}", fontsize=font_size * 1.4,
-             fontweight="bold", va="top")
-    fig.text(0.9 / width, 1 - 0.36 / height, f"top-{len(rows)} labels of its images' cluster maps{tcav_note}; "
-             "example maps on the right", fontsize=font_size, va="top")
+    fig.text(
+        0.9 / width,
+        1 - 0.12 / height,
+        f"Global explanation of '{class_name}' at {layer}",
+        fontsize=font_size * 1.4,
+        fontweight="bold",
+        va="top",
+    )
+    fig.text(
+        0.9 / width,
+        1 - 0.36 / height,
+        f"top-{len(rows)} labels of its images' cluster maps{tcav_note}; example maps on the right",
+        fontsize=font_size,
+        va="top",
+    )
     return fig
 
 
 # ----------------------------------------------------------------------------------------------
 # every image's figures
 
-INDEX_COLUMNS = ["image", "class_name", "pred_name", "confidence", "file", "simplified_file", "n_cards", "n_labelled"]
+INDEX_COLUMNS = [
+    "image",
+    "class_name",
+    "pred_name",
+    "confidence",
+    "file",
+    "simplified_file",
+    "n_cards",
+    "n_labelled",
+]
 
 
 def _draw_one(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig, out: Path) -> dict[str, Any]:
@@ -347,14 +457,21 @@ def _draw_one(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig, out: P
         save_figure(fig, folder / f"{name}.{cfg.formats[0]}", formats=cfg.formats, dpi=cfg.dpi, tight=False)
         close(fig)
     cards = inv.cards(cfg.merged)
-    return {"image": inv.sample_id, "class_name": inv.true_class, "pred_name": inv.pred_name,
-            "confidence": inv.confidence, "file": f"{name}.{cfg.formats[0]}",
-            "simplified_file": f"simplified/{name}.{cfg.formats[0]}",
-            "n_cards": sum(len(v) for v in cards.values()),
-            "n_labelled": sum(1 for v in cards.values() for c in v if c.labels)}
+    return {
+        "image": inv.sample_id,
+        "class_name": inv.true_class,
+        "pred_name": inv.pred_name,
+        "confidence": inv.confidence,
+        "file": f"{name}.{cfg.formats[0]}",
+        "simplified_file": f"simplified/{name}.{cfg.formats[0]}",
+        "n_cards": sum(len(v) for v in cards.values()),
+        "n_labelled": sum(1 for v in cards.values() for c in v if c.labels),
+    }
 
 
-def draw_inv_figures(invs: Sequence[ImageINV], cfg: FigureConfig, reveal_cfg: RevealConfig, out: Path) -> pd.DataFrame:
+def draw_inv_figures(
+    invs: Sequence[ImageINV], cfg: FigureConfig, reveal_cfg: RevealConfig, out: Path
+) -> pd.DataFrame:
     """Save the INV and the simplified INV of every image into ``out`` and ``out/simplified``.
 
     Parameters

@@ -104,4 +104,3 @@ def thumbnail(image: np.ndarray, size: int) -> np.ndarray:
     if image.shape[0] == size:
         return image
     return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.LANCZOS))
-

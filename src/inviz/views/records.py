@@ -30,6 +30,7 @@ from inviz.core.errors import InvizError
 
 log = logging.getLogger(__name__)
 
+
 class INVDataError(InvizError, ValueError):
     """The outputs of extract / masks / labels_analyze do not fit together."""
 
@@ -128,8 +129,21 @@ class INVPaths:
     @classmethod
     def from_args(cls, args: Any) -> INVPaths:
         """From an ``argparse`` namespace with the options added by :func:`add_inv_arguments`."""
-        return cls(*(Path(getattr(args, f)) for f in ("selected", "images", "extract", "manifest", "cluster_labels",
-                                                        "inv", "merged_scores", "merged_maps")))
+        return cls(
+            *(
+                Path(getattr(args, f))
+                for f in (
+                    "selected",
+                    "images",
+                    "extract",
+                    "manifest",
+                    "cluster_labels",
+                    "inv",
+                    "merged_scores",
+                    "merged_maps",
+                )
+            )
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -159,12 +173,19 @@ def _read_csv(path: Path, what: str, need: Sequence[str]) -> pd.DataFrame:
     return frame
 
 
-def _ranked(scores: pd.DataFrame, key: str) -> dict[int, tuple[tuple[tuple[str, float], ...], tuple[str, ...]]]:
-    """key id -> (ranked (label, score), best labels) from a long (id, label, score, rank, is_best) table."""
+def _ranked(
+    scores: pd.DataFrame, key: str
+) -> dict[int, tuple[tuple[tuple[str, float], ...], tuple[str, ...]]]:
+    """Key id -> (ranked (label, score), best labels) from a long (id, label, score, rank, is_best) table."""
     have = scores[scores["label"].notna()].sort_values([key, "rank"], kind="stable")
     acc: dict[int, tuple[list[tuple[str, float]], list[str]]] = {}
-    for kid, lab, score, best in zip(have[key].to_numpy(int), have["label"].astype(str), have["score"].to_numpy(float),
-                                     have["is_best"].astype(bool), strict=True):
+    for kid, lab, score, best in zip(
+        have[key].to_numpy(int),
+        have["label"].astype(str),
+        have["score"].to_numpy(float),
+        have["is_best"].astype(bool),
+        strict=True,
+    ):
         labels, bests = acc.setdefault(int(kid), ([], []))
         labels.append((lab, float(score)))
         if best:
@@ -173,8 +194,12 @@ def _ranked(scores: pd.DataFrame, key: str) -> dict[int, tuple[tuple[tuple[str, 
 
 
 def _merged_cards(
-    paths: INVPaths, inv: pd.DataFrame, merged_scores: pd.DataFrame, cluster_cards: dict[int, Card],
-    lidx: dict[str, int], wanted: set[str] | None,
+    paths: INVPaths,
+    inv: pd.DataFrame,
+    merged_scores: pd.DataFrame,
+    cluster_cards: dict[int, Card],
+    lidx: dict[str, int],
+    wanted: set[str] | None,
 ) -> dict[int, Card]:
     """Build the merged cards (§3.8): members' evidence summed, maps from the merged-maps folder."""
     from inviz.labels.merged_maps import read_merged_maps
@@ -189,18 +214,32 @@ def _merged_cards(
         members = tuple(int(m) for m in str(r.members).split(";") if m)
         parts = [cluster_cards[m] for m in members if m in cluster_cards]
         if len(parts) != len(members):
-            raise INVDataError(f"{paths.inv}: merged map {mid} lists cluster ids missing from {paths.manifest}")
+            raise INVDataError(
+                f"{paths.inv}: merged map {mid} lists cluster ids missing from {paths.manifest}"
+            )
         if mid not in mmaps:
             raise INVDataError(f"{paths.merged_maps}: no map for merged id {mid}")
         plays = sum(p.plays for p in parts)
         hints = [(p.mean_hints, p.plays) for p in parts if p.plays and np.isfinite(p.mean_hints)]
         lab, best = mranked.get(mid, ((), ()))
         merged_cards[mid] = Card(
-            kind="merged", id=mid, members=members, image=str(r.image), layer=str(r.layer),
-            layer_index=lidx[str(r.layer)], weight=float(r.weight), n_fmaps=sum(p.n_fmaps for p in parts),
-            labels=lab, best=best, plays=plays, wins=sum(p.wins for p in parts),
-            losses=sum(p.losses for p in parts), resigns=sum(p.resigns for p in parts),
-            mean_hints=float(sum(h * n for h, n in hints) / sum(n for _, n in hints)) if hints else float("nan"),
+            kind="merged",
+            id=mid,
+            members=members,
+            image=str(r.image),
+            layer=str(r.layer),
+            layer_index=lidx[str(r.layer)],
+            weight=float(r.weight),
+            n_fmaps=sum(p.n_fmaps for p in parts),
+            labels=lab,
+            best=best,
+            plays=plays,
+            wins=sum(p.wins for p in parts),
+            losses=sum(p.losses for p in parts),
+            resigns=sum(p.resigns for p in parts),
+            mean_hints=float(sum(h * n for h, n in hints) / sum(n for _, n in hints))
+            if hints
+            else float("nan"),
             map=mmaps[mid],
         )
     return merged_cards
@@ -229,25 +268,50 @@ def load_inv(
     from inviz.fmaps.store import load_results
     from inviz.game.manifest import read_manifest
 
-    selected = _read_csv(paths.selected, "selected images", ["sample_id", "path", "label", "class_name", "pred", "pred_name"])
+    selected = _read_csv(
+        paths.selected, "selected images", ["sample_id", "path", "label", "class_name", "pred", "pred_name"]
+    )
     selected["sample_id"] = selected["sample_id"].astype(str)
     wanted = None if images is None else set(map(str, images))
     if wanted is not None:
         unknown = sorted(wanted - set(selected["sample_id"]))
         if unknown:
-            raise INVDataError(f"{paths.selected}: image(s) {', '.join(unknown[:5])} are not among the selected images")
+            raise INVDataError(
+                f"{paths.selected}: image(s) {', '.join(unknown[:5])} are not among the selected images"
+            )
     manifest = read_manifest(paths.manifest).drop_duplicates("cluster_id")
-    labels = _read_csv(paths.cluster_labels, "cluster labels", ["cluster_id", "label", "score", "rank", "is_best", "plays",
-                                                                 "wins", "losses", "resigns", "mean_hints", "merged_id"])
+    labels = _read_csv(
+        paths.cluster_labels,
+        "cluster labels",
+        [
+            "cluster_id",
+            "label",
+            "score",
+            "rank",
+            "is_best",
+            "plays",
+            "wins",
+            "losses",
+            "resigns",
+            "mean_hints",
+            "merged_id",
+        ],
+    )
     inv = _read_csv(paths.inv, "merged INV table", ["merged_id", "image", "layer", "members", "weight"])
-    merged_scores = _read_csv(paths.merged_scores, "merged label scores", ["merged_id", "label", "score", "rank", "is_best"])
+    merged_scores = _read_csv(
+        paths.merged_scores, "merged label scores", ["merged_id", "label", "score", "rank", "is_best"]
+    )
     results = load_results(paths.extract)
     layer_order = list(results.manifest.get("layers") or dict.fromkeys(manifest["layer"]))
     lidx = {name: i for i, name in enumerate(layer_order)}
-    n_fmaps = dict(zip(results.clusters["cluster_id"].astype(str), results.clusters["n_fmaps"].astype(int), strict=False))
+    n_fmaps = dict(
+        zip(results.clusters["cluster_id"].astype(str), results.clusters["n_fmaps"].astype(int), strict=False)
+    )
 
     # unmerged cards
-    evidence = labels.drop_duplicates("cluster_id").set_index("cluster_id")[["plays", "wins", "losses", "resigns", "mean_hints"]]
+    evidence = labels.drop_duplicates("cluster_id").set_index("cluster_id")[
+        ["plays", "wins", "losses", "resigns", "mean_hints"]
+    ]
     evidence = {int(k): v for k, v in evidence.to_dict("index").items()}
     ranked = _ranked(labels, "cluster_id")
     cluster_cards: dict[int, Card] = {}
@@ -258,11 +322,23 @@ def load_inv(
         ev = evidence.get(cid)
         lab, best = ranked.get(cid, ((), ()))
         cluster_cards[cid] = Card(
-            kind="cluster", id=cid, members=(cid,), image=str(r.image), layer=str(r.layer), layer_index=lidx[str(r.layer)],
-            weight=float(r.weight), n_fmaps=int(n_fmaps.get(str(r.extract_id), 0)), labels=lab, best=best,
-            plays=int(ev["plays"]) if ev is not None else 0, wins=int(ev["wins"]) if ev is not None else 0,
-            losses=int(ev["losses"]) if ev is not None else 0, resigns=int(ev["resigns"]) if ev is not None else 0,
-            mean_hints=float(ev["mean_hints"]) if ev is not None and pd.notna(ev["mean_hints"]) else float("nan"),
+            kind="cluster",
+            id=cid,
+            members=(cid,),
+            image=str(r.image),
+            layer=str(r.layer),
+            layer_index=lidx[str(r.layer)],
+            weight=float(r.weight),
+            n_fmaps=int(n_fmaps.get(str(r.extract_id), 0)),
+            labels=lab,
+            best=best,
+            plays=int(ev["plays"]) if ev is not None else 0,
+            wins=int(ev["wins"]) if ev is not None else 0,
+            losses=int(ev["losses"]) if ev is not None else 0,
+            resigns=int(ev["resigns"]) if ev is not None else 0,
+            mean_hints=float(ev["mean_hints"])
+            if ev is not None and pd.notna(ev["mean_hints"])
+            else float("nan"),
             map=np.asarray(results.cluster_map(str(r.extract_id), map_kind), dtype=np.float32),
         )
 
@@ -279,15 +355,28 @@ def load_inv(
     rows = selected if wanted is None else selected[selected["sample_id"].isin(wanted)]
     for r, arr in zip(rows.itertuples(), load_images(rows, paths.images, input_size), strict=True):
         sid = str(r.sample_id)
-        images_out.append(ImageINV(
-            sample_id=sid, path=str(r.path), true_label=int(r.label), true_class=str(r.class_name), pred=int(r.pred),
-            pred_name=str(r.pred_name), confidence=float(getattr(r, "confidence", float("nan"))), image=arr,
-            layers=tuple(layer_order), merged=by_layer(merged_cards.values(), sid),
-            clusters=by_layer(cluster_cards.values(), sid),
-        ))
-    log.info("INV of %d image(s): %d cluster maps, %d merged maps", len(images_out), len(cluster_cards), len(merged_cards))
+        images_out.append(
+            ImageINV(
+                sample_id=sid,
+                path=str(r.path),
+                true_label=int(r.label),
+                true_class=str(r.class_name),
+                pred=int(r.pred),
+                pred_name=str(r.pred_name),
+                confidence=float(getattr(r, "confidence", float("nan"))),
+                image=arr,
+                layers=tuple(layer_order),
+                merged=by_layer(merged_cards.values(), sid),
+                clusters=by_layer(cluster_cards.values(), sid),
+            )
+        )
+    log.info(
+        "INV of %d image(s): %d cluster maps, %d merged maps",
+        len(images_out),
+        len(cluster_cards),
+        len(merged_cards),
+    )
     return images_out
-
 
 
 def safe_name(text: str) -> str:

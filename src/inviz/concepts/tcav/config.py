@@ -119,9 +119,7 @@ class TCAVConfig:
                 f"max_examples ({self.max_examples}) must be >= min_examples ({self.min_examples})"
             )
         if self.n_random_examples is not None and self.n_random_examples < 4:
-            raise ValueError(
-                f"n_random_examples: expected at least 4 or null, got {self.n_random_examples}"
-            )
+            raise ValueError(f"n_random_examples: expected at least 4 or null, got {self.n_random_examples}")
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha: expected a probability in (0, 1), got {self.alpha}")
         if self.classifier not in CAV_CLASSIFIERS:

@@ -144,7 +144,12 @@ class PooledTCAV(TCAV):
     """
 
     def __init__(
-        self, model: nn.Module, layers: list[str], model_id: str, classifier: Classifier, save_path: str,
+        self,
+        model: nn.Module,
+        layers: list[str],
+        model_id: str,
+        classifier: Classifier,
+        save_path: str,
         pool_source: torch.Tensor,
     ) -> None:
         super().__init__(model, layers, model_id=model_id, classifier=classifier, save_path=save_path)
@@ -190,7 +195,8 @@ class PooledTCAV(TCAV):
         """Store the activations of each concept at its layers, skipping those stored already."""
         for concept, layers in concept_layers.items():
             missing = [
-                ly for ly in dict.fromkeys(layers)
+                ly
+                for ly in dict.fromkeys(layers)
                 if not AV.exists(self.save_path, self.model_id, concept.identifier, ly)
             ]
             if not missing:

@@ -41,9 +41,26 @@ log = logging.getLogger(__name__)
 
 #: columns of :attr:`TCAVResult.table`, in order
 TABLE_COLUMNS = [
-    "target_class", "concept", "layer", "status", "n_available", "n_examples", "n_random", "n_runs",
-    "score_type", "tcav_score", "tcav_std", "random_score_mean", "random_score_std", "cav_accuracy",
-    "t_statistic", "p_value", "n_tests", "p_adjusted", "significant", "direction",
+    "target_class",
+    "concept",
+    "layer",
+    "status",
+    "n_available",
+    "n_examples",
+    "n_random",
+    "n_runs",
+    "score_type",
+    "tcav_score",
+    "tcav_std",
+    "random_score_mean",
+    "random_score_std",
+    "cav_accuracy",
+    "t_statistic",
+    "p_value",
+    "n_tests",
+    "p_adjusted",
+    "significant",
+    "direction",
 ]
 
 #: columns of :attr:`TCAVResult.runs`, in order
@@ -178,13 +195,24 @@ def run_tcav(
         grads = sensitivities(work, modules, class_inputs, target_class, cfg.batch_size, device)
         prepare(settings_dir, model_hash, cfg)
         scores, n_trained, n_cached = _score_runs(
-            work, modules, sets, dict(zip(modules, grads, strict=True)), random_pool, cfg, settings_dir,
+            work,
+            modules,
+            sets,
+            dict(zip(modules, grads, strict=True)),
+            random_pool,
+            cfg,
+            settings_dir,
             f"TCAV class {target_class}",
         )
     runs = pd.DataFrame(_run_rows(scores, resolved, list(tested), cfg), columns=RUN_COLUMNS)
     table = _test_table(rows, runs, resolved, cfg)
-    log.info("TCAV class %d: %d CAVs trained, %d from the cache (%s)",
-             target_class, n_trained, n_cached, settings_dir)
+    log.info(
+        "TCAV class %d: %d CAVs trained, %d from the cache (%s)",
+        target_class,
+        n_trained,
+        n_cached,
+        settings_dir,
+    )
     return TCAVResult(table, runs, n_trained, n_cached, settings_dir)
 
 
@@ -210,7 +238,9 @@ def _random_set_size(pool_size: int, cfg: TCAVConfig) -> int:
         shrunk = pool_size // 2
         log.warning(
             "random_pool has %d images, fewer than two random sets of %d: using sets of %d",
-            pool_size, n_random, shrunk,
+            pool_size,
+            n_random,
+            shrunk,
         )
         n_random = shrunk
     return n_random
@@ -236,15 +266,27 @@ def _plan(
         if status == "ok":
             tested[name] = idx
         for r in resolved:
-            rows.append({
-                "target_class": target_class, "concept": name, "layer": r.name, "status": status,
-                "n_available": len(x), "n_examples": len(idx) if status != "too_few_examples" else len(x),
-                "n_random": n_random, "n_runs": cfg.n_runs, "score_type": cfg.score,
-            })
+            rows.append(
+                {
+                    "target_class": target_class,
+                    "concept": name,
+                    "layer": r.name,
+                    "status": status,
+                    "n_available": len(x),
+                    "n_examples": len(idx) if status != "too_few_examples" else len(x),
+                    "n_random": n_random,
+                    "n_runs": cfg.n_runs,
+                    "score_type": cfg.score,
+                }
+            )
         if status != "ok":
             log.warning(
                 "concept %r: %s (%d examples, %d random images per set; at least %d needed): not tested",
-                name, status, len(x), n_random, cfg.min_examples,
+                name,
+                status,
+                len(x),
+                n_random,
+                cfg.min_examples,
             )
     return rows, tested
 
@@ -280,7 +322,10 @@ def _score_runs(
     if classifier.n_not_converged:
         log.warning(
             "%d of %d CAV classifiers stopped at max_iter=%d before reaching tol=%g",
-            classifier.n_not_converged, classifier.n_trained, cfg.max_iter, cfg.tol,
+            classifier.n_not_converged,
+            classifier.n_trained,
+            cfg.max_iter,
+            cfg.tol,
         )
     return scores, classifier.n_trained, n_cached
 
@@ -332,10 +377,17 @@ def _run_rows(
         for name in [*tested, None]:
             for run in range(cfg.n_runs):
                 sc = scores[run][(r.capture, name)]
-                rows.append({
-                    "layer": r.name, "kind": "random" if name is None else "concept", "concept": name,
-                    "run": run, "score": sc[pick], "cav_accuracy": sc[2], "cav_file": sc[3],
-                })
+                rows.append(
+                    {
+                        "layer": r.name,
+                        "kind": "random" if name is None else "concept",
+                        "concept": name,
+                        "run": run,
+                        "score": sc[pick],
+                        "cav_accuracy": sc[2],
+                        "cav_file": sc[3],
+                    }
+                )
     return rows
 
 
@@ -361,7 +413,11 @@ def _test_table(
             t, p = _ttest(s, null, cfg.equal_var)
             summary = ["tcav_score", "tcav_std", "random_score_mean", "random_score_std", "cav_accuracy"]
             table.loc[i, summary] = [
-                s.mean(), s.std(ddof=1), null.mean(), null.std(ddof=1), cr["cav_accuracy"].mean()
+                s.mean(),
+                s.std(ddof=1),
+                null.mean(),
+                null.std(ddof=1),
+                cr["cav_accuracy"].mean(),
             ]
             table.loc[i, ["t_statistic", "p_value"]] = [t, p]
             table.at[i, "direction"] = "positive" if s.mean() > null.mean() else "negative"

@@ -41,7 +41,6 @@ DEFAULT_PALETTE: dict[str, tuple[int, int, int]] = {
 }
 
 
-
 @dataclass(frozen=True)
 class SyntheticConfig:
     """``data.synthetic`` section: every knob of the synthetic dataset.
@@ -81,7 +80,8 @@ class SyntheticConfig:
     n_val_per_class: int = 50
     seed: int = 432
     classes: dict[str, list[str]] = field(
-        default_factory=lambda: {k: list(v) for k, v in DEFAULT_CLASSES.items()})
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_CLASSES.items()}
+    )
     part_scale: tuple[float, float] = (0.4, 0.55)
     part_instances: tuple[int, int] = (1, 1)
     part_rotation: float = 15.0
@@ -123,13 +123,15 @@ class SyntheticConfig:
             unknown = [p for p in parts if p not in PART_SHAPES]
             if unknown:
                 raise ValueError(
-                    f"classes.{name}: unknown part(s) {unknown}; expected some of {list(VOCABULARY)}")
+                    f"classes.{name}: unknown part(s) {unknown}; expected some of {list(VOCABULARY)}"
+                )
             if not parts or len(set(parts)) != len(parts):
                 raise ValueError(f"classes.{name}: expected one or more distinct parts, got {parts}")
             key = frozenset(parts)
             if key in seen:
                 raise ValueError(
-                    f"classes.{name}: same parts as class {seen[key]!r}; classes would be indistinguishable")
+                    f"classes.{name}: same parts as class {seen[key]!r}; classes would be indistinguishable"
+                )
             seen[key] = name
         check_range("part_scale", *self.part_scale, low=1e-3, high=1.0)
         check_range("part_instances", *self.part_instances, low=1)
@@ -146,7 +148,8 @@ class SyntheticConfig:
                 raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
         if not 0 < self.distractor_line_width < 1:
             raise ValueError(
-                f"distractor_line_width: expected a value in (0, 1), got {self.distractor_line_width}")
+                f"distractor_line_width: expected a value in (0, 1), got {self.distractor_line_width}"
+            )
         if len(self.palette) < 2:
             raise ValueError(f"palette: expected at least 2 colours, got {len(self.palette)}")
         for name, rgb in self.palette.items():
@@ -155,7 +158,8 @@ class SyntheticConfig:
         unknown = [k for k in self.distractor_kinds if k not in DISTRACTORS]
         if unknown or (not self.distractor_kinds and self.n_distractors[1] > 0):
             raise ValueError(
-                f"distractor_kinds: expected some of {list(DISTRACTORS)}, got {list(self.distractor_kinds)}")
+                f"distractor_kinds: expected some of {list(DISTRACTORS)}, got {list(self.distractor_kinds)}"
+            )
         if not 0 <= self.png_compress_level <= 9:
             raise ValueError(f"png_compress_level: expected 0..9, got {self.png_compress_level}")
 

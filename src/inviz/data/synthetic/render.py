@@ -191,8 +191,9 @@ def generate_dataset(cfg: SyntheticConfig, dest: str | Path) -> PartMasks:
                     rng = image_rng(cfg, split, spec.label, i)
                     image, masks[len(ids)] = render_image(cfg, spec.parts, rng)
                     stem = f"{stem_prefix}_{i:0{digits}d}"
-                    Image.fromarray(image).save(folder / f"{stem}.png", format="PNG",
-                                                compress_level=cfg.png_compress_level)
+                    Image.fromarray(image).save(
+                        folder / f"{stem}.png", format="PNG", compress_level=cfg.png_compress_level
+                    )
                     ids.append(f"{split}/{spec.folder}/{stem}")
                     bar.update()
     log.info("wrote %d synthetic images (%d classes) to %s", total, len(specs), dest)

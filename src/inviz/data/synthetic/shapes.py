@@ -64,14 +64,30 @@ class PartGeometry:
     diamond_aspect: float = 0.6
 
     def __post_init__(self) -> None:
-        for name in ("wheel_tire_inner", "wheel_hub", "ring_inner", "star_inner", "cross_arm",
-                     "zigzag_amplitude", "zigzag_width", "grid_line", "dots_radius", "crescent_cut",
-                     "diamond_aspect"):
+        for name in (
+            "wheel_tire_inner",
+            "wheel_hub",
+            "ring_inner",
+            "star_inner",
+            "cross_arm",
+            "zigzag_amplitude",
+            "zigzag_width",
+            "grid_line",
+            "dots_radius",
+            "crescent_cut",
+            "diamond_aspect",
+        ):
             value = getattr(self, name)
             if not 0 < value < 1:
                 raise ValueError(f"geometry.{name}: expected a value in (0, 1), got {value}")
-        for name, low in (("wheel_spokes", 1), ("star_points", 3), ("zigzag_segments", 1),
-                          ("stripes_count", 2), ("checker_cells", 2), ("grid_cells", 1)):
+        for name, low in (
+            ("wheel_spokes", 1),
+            ("star_points", 3),
+            ("zigzag_segments", 1),
+            ("stripes_count", 2),
+            ("checker_cells", 2),
+            ("grid_cells", 1),
+        ):
             if getattr(self, name) < low:
                 raise ValueError(f"geometry.{name}: expected >= {low}, got {getattr(self, name)}")
         if self.wheel_hub >= self.wheel_tire_inner:
@@ -82,8 +98,8 @@ class PartGeometry:
             raise ValueError(f"geometry.dots_count: expected 1 <= min <= max, got {self.dots_count}")
         if not 0 <= self.crescent_offset < 1:
             raise ValueError(
-                f"geometry.crescent_offset: expected a value in [0, 1), got {self.crescent_offset}")
-
+                f"geometry.crescent_offset: expected a value in [0, 1), got {self.crescent_offset}"
+            )
 
 
 #: A shape function gets rotated, scaled pixel coordinates ``u, v`` (arrays of equal shape, the

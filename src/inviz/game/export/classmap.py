@@ -80,10 +80,15 @@ class ClassMap:
             ``label, class_folder, class_name, game_id, game_name``, one row per class, by label.
         """
         t = self.table
-        return pd.DataFrame({
-            "label": t["label"], "class_folder": t["class_folder"], "class_name": t["class_name"],
-            "game_id": t["game_id"], "game_name": t["game_name"],
-        }).sort_values("label")
+        return pd.DataFrame(
+            {
+                "label": t["label"],
+                "class_folder": t["class_folder"],
+                "class_name": t["class_name"],
+                "game_id": t["game_id"],
+                "game_name": t["game_name"],
+            }
+        ).sort_values("label")
 
 
 def load_class_map(path: str | Path, classes: Sequence[dict[str, Any]], encoding: str = "utf-8") -> ClassMap:
@@ -134,7 +139,8 @@ def load_class_map(path: str | Path, classes: Sequence[dict[str, Any]], encoding
     missing = sorted(set(by_folder) - set(t["class_folder"].str.strip()))
     if missing:
         raise GameExportError(
-            f"{path}: dataset class(es) {', '.join(missing)} missing from the game's class list")
+            f"{path}: dataset class(es) {', '.join(missing)} missing from the game's class list"
+        )
     return ClassMap(t.sort_values("game_id").reset_index(drop=True))
 
 

@@ -166,8 +166,16 @@ def _inconsistent_guesses(
     bad = feats.index[key != first]
     for idx in bad:
         r = frame.loc[idx]
-        problems.append(Problem(r["source_file"], int(r["source_row"]), "guess_id", "inconsistent_guess",
-                                str(r["guess_id"]), INCONSISTENT))
+        problems.append(
+            Problem(
+                r["source_file"],
+                int(r["source_row"]),
+                "guess_id",
+                "inconsistent_guess",
+                str(r["guess_id"]),
+                INCONSISTENT,
+            )
+        )
         dropped["inconsistent_guess"] += 1
     return frame.drop(index=bad)
 
@@ -186,10 +194,21 @@ def _read_players(
         pid, flag = str(rec["player_id"]).strip(), parse_bool(rec["passed_screening"])
         why = encoding_problem(pid)
         if why or not pid or flag is None:
-            col, reason = ("player_id", "bad_encoding") if why else (
-                ("player_id", "missing_value") if not pid else ("passed_screening", "bad_value"))
-            problems.append(Problem(raw.name, line, col, reason, str(rec[col])[:80],
-                                    why or "expected a player id and true/false"))
+            col, reason = (
+                ("player_id", "bad_encoding")
+                if why
+                else (("player_id", "missing_value") if not pid else ("passed_screening", "bad_value"))
+            )
+            problems.append(
+                Problem(
+                    raw.name,
+                    line,
+                    col,
+                    reason,
+                    str(rec[col])[:80],
+                    why or "expected a player id and true/false",
+                )
+            )
             dropped[reason] += 1
             continue
         flags[pid] = flags.get(pid, True) and flag
@@ -211,20 +230,37 @@ def _read_translations(
         bad = [c for c in raw.frame.columns if encoding_problem(str(rec[c]))]
         if bad:
             value = str(rec[bad[0]])
-            problems.append(Problem(raw.name, raw.lines[i], bad[0], "bad_encoding",
-                                    SURROGATE.sub("?", value)[:80], encoding_problem(value) or ""))
+            problems.append(
+                Problem(
+                    raw.name,
+                    raw.lines[i],
+                    bad[0],
+                    "bad_encoding",
+                    SURROGATE.sub("?", value)[:80],
+                    encoding_problem(value) or "",
+                )
+            )
             dropped["bad_encoding"] += 1
             continue
-        keep.append({"text": str(rec["text"]).strip(),
-                     "language": language_code(rec["language"], cfg.default_language),
-                     "translation": str(rec["translation"]).strip(),
-                     "context": str(rec.get("context", "") or "").strip()})
+        keep.append(
+            {
+                "text": str(rec["text"]).strip(),
+                "language": language_code(rec["language"], cfg.default_language),
+                "translation": str(rec["translation"]).strip(),
+                "context": str(rec.get("context", "") or "").strip(),
+            }
+        )
     return pd.DataFrame(keep, columns=TRANSLATION_COLUMNS)
 
 
 def _screen(
-    frame: pd.DataFrame, game_dir: Path, cfg: ImportConfig, flags: dict[str, bool], tables: _Tables,
-    problems: list[Problem], dropped: Counter[str],
+    frame: pd.DataFrame,
+    game_dir: Path,
+    cfg: ImportConfig,
+    flags: dict[str, bool],
+    tables: _Tables,
+    problems: list[Problem],
+    dropped: Counter[str],
 ) -> tuple[pd.DataFrame, pd.DataFrame, set[str]]:
     """Exclude the rows of players who failed the screening; return (kept, excluded, failed players)."""
     players = game_dir / cfg.files.players
@@ -243,18 +279,28 @@ def _screen(
 def _canonical(frame: pd.DataFrame, class_map: ClassMap) -> pd.DataFrame:
     """Add the guessed class names and correctness; set the dtypes and the column order."""
     guessed = frame["guessed_label"]
-    frame["guessed_class"] = [class_map.class_name(int(g)) if g is not None and not pd.isna(g) else ""
-                              for g in guessed]
-    frame["correct"] = [bool(g is not None and not pd.isna(g) and int(g) == t)
-                        for g, t in zip(guessed, frame["true_label"], strict=False)]
+    frame["guessed_class"] = [
+        class_map.class_name(int(g)) if g is not None and not pd.isna(g) else "" for g in guessed
+    ]
+    frame["correct"] = [
+        bool(g is not None and not pd.isna(g) and int(g) == t)
+        for g, t in zip(guessed, frame["true_label"], strict=False)
+    ]
     frame["guessed_label"] = frame["guessed_label"].astype("Int64")
     frame["hints"] = pd.to_numeric(frame["hints"], errors="coerce").astype(float)
     return frame[OUTPUT_COLUMNS]
 
 
 def _report(
-    fmt: str, tables: _Tables, dropped: Counter[str], problems: pd.DataFrame, failed: set[str],
-    excluded: pd.DataFrame, frame: pd.DataFrame, clusters: pd.DataFrame, translations: pd.DataFrame,
+    fmt: str,
+    tables: _Tables,
+    dropped: Counter[str],
+    problems: pd.DataFrame,
+    failed: set[str],
+    excluded: pd.DataFrame,
+    frame: pd.DataFrame,
+    clusters: pd.DataFrame,
+    translations: pd.DataFrame,
 ) -> dict[str, Any]:
     """Count the import: rows read, kept and dropped per reason and file, screening, kinds."""
     return {
@@ -333,22 +379,37 @@ def import_game(
     if cfg.strict and len(problem_table):
         listed = "\n".join(
             f"  {p.file} row {p.row} column {p.column or '-'}: {p.reason}: {p.message} ({p.value!r})"
-            for p in problem_table.head(cfg.max_listed_problems).itertuples())
-        raise GameExportError(f"{len(problem_table)} row problem(s) in {game_dir} (strict mode):\n{listed}",
-                              problem_table)
+            for p in problem_table.head(cfg.max_listed_problems).itertuples()
+        )
+        raise GameExportError(
+            f"{len(problem_table)} row problem(s) in {game_dir} (strict mode):\n{listed}", problem_table
+        )
     frame = _canonical(frame, class_map)
     report = _report(fmt, tables, dropped, problem_table, failed, excluded, frame, clusters, translations)
     if len(problem_table):
         reasons = ", ".join(f"{k} {v}" for k, v in report["dropped_by_reason"].items())
-        log.warning("import: %d row problem(s) dropped %d row(s): %s", len(problem_table),
-                    report["rows_dropped"], reasons)
+        log.warning(
+            "import: %d row problem(s) dropped %d row(s): %s",
+            len(problem_table),
+            report["rows_dropped"],
+            reasons,
+        )
     return ImportResult(frame, problem_table, report, translations, class_map.names_table())
 
 
 #: dtypes of the text columns of the canonical table when read back.
 GUESS_DTYPES = {
-    "guess_id": str, "player_id": str, "image": str, "layer": str, "true_class": str, "kind": str,
-    "guessed_class": str, "text": str, "text_en": str, "language": str, "source_file": str,
+    "guess_id": str,
+    "player_id": str,
+    "image": str,
+    "layer": str,
+    "true_class": str,
+    "kind": str,
+    "guessed_class": str,
+    "text": str,
+    "text_en": str,
+    "language": str,
+    "source_file": str,
 }
 
 
@@ -369,13 +430,16 @@ def read_guesses(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise GameExportError(
-            f"{path}: canonical guesses table not found (run the 'labels_import' stage first)")
-    frame = pd.read_csv(path, dtype=GUESS_DTYPES, keep_default_na=False,
-                        na_values={"hints": [""], "guessed_label": [""]})
+            f"{path}: canonical guesses table not found (run the 'labels_import' stage first)"
+        )
+    frame = pd.read_csv(
+        path, dtype=GUESS_DTYPES, keep_default_na=False, na_values={"hints": [""], "guessed_label": [""]}
+    )
     missing = [c for c in OUTPUT_COLUMNS if c not in frame.columns]
     if missing:
         raise GameExportError(
-            f"{path}: not a canonical guesses table; missing column(s) {', '.join(missing)}")
+            f"{path}: not a canonical guesses table; missing column(s) {', '.join(missing)}"
+        )
     frame["correct"] = frame["correct"].astype(str).str.lower().isin(["true", "1"])
     frame["hints"] = pd.to_numeric(frame["hints"], errors="coerce").astype(float)
     frame["guessed_label"] = pd.to_numeric(frame["guessed_label"], errors="coerce").astype("Int64")

@@ -21,8 +21,23 @@ KINDS = ("feature", "guess", "resign")
 
 #: Columns of the canonical table written by :func:`~inviz.game.export.importer.import_game`.
 OUTPUT_COLUMNS = [
-    "guess_id", "player_id", "cluster_id", "image", "layer", "cluster", "true_label", "true_class", "kind",
-    "guessed_label", "guessed_class", "correct", "hints", "text", "text_en", "language", "source_file",
+    "guess_id",
+    "player_id",
+    "cluster_id",
+    "image",
+    "layer",
+    "cluster",
+    "true_label",
+    "true_class",
+    "kind",
+    "guessed_label",
+    "guessed_class",
+    "correct",
+    "hints",
+    "text",
+    "text_en",
+    "language",
+    "source_file",
     "source_row",
 ]
 
@@ -80,8 +95,17 @@ def _same(*fields: str) -> dict[str, str]:
 
 #: The canonical long format (``guesses.csv``): one row per typed feature, guess without text or resign.
 CANONICAL = Layout(
-    required=_same("guess_id", "player_id", "cluster_id", "true_class", "kind", "guessed_class", "hints",
-                   "text", "language"),
+    required=_same(
+        "guess_id",
+        "player_id",
+        "cluster_id",
+        "true_class",
+        "kind",
+        "guessed_class",
+        "hints",
+        "text",
+        "language",
+    ),
     optional=_same("text_en", "passed_screening"),
     nonempty=("guess_id", "cluster_id", "true_class", "kind"),
     nonempty_unless_resign=("guessed_class", "hints"),
@@ -89,9 +113,17 @@ CANONICAL = Layout(
 
 #: The authors' ``features.csv``: one row per typed feature (``percentile`` = hints used).
 FEATURES = Layout(
-    required={"text": "characteristic", "guess_id": "guess_id", "hints": "percentile",
-              "guessed_class": "guessed_label_id", "layer": "layer", "cluster": "cluster",
-              "cluster_id": "cluster_id", "image": "image", "true_class": "label_en"},
+    required={
+        "text": "characteristic",
+        "guess_id": "guess_id",
+        "hints": "percentile",
+        "guessed_class": "guessed_label_id",
+        "layer": "layer",
+        "cluster": "cluster",
+        "cluster_id": "cluster_id",
+        "image": "image",
+        "true_class": "label_en",
+    },
     optional={"text_en": "characteristic_en", "language": "language_en", "player_id": "player_id"},
     nonempty=("guess_id", "cluster_id", "hints", "guessed_class", "true_class"),
     kind="feature",
@@ -107,8 +139,12 @@ RESIGNS = Layout(
 
 #: The authors' ``guesses_without_text.csv``: one row per guess without a typed feature.
 NO_TEXT = Layout(
-    required={"cluster_id": "cluster_id", "true_class": "label", "guessed_class": "guessed_label_id",
-              "hints": "percentile"},
+    required={
+        "cluster_id": "cluster_id",
+        "true_class": "label",
+        "guessed_class": "guessed_label_id",
+        "hints": "percentile",
+    },
     optional=_same("player_id", "guess_id"),
     nonempty=("cluster_id", "true_class", "guessed_class", "hints"),
     kind="guess",

@@ -16,9 +16,19 @@ from inviz.core.errors import InvizError
 
 #: Row-problem reasons, in the order rows are checked.
 REASONS = (
-    "bad_encoding", "malformed_row", "missing_value", "bad_value", "unknown_cluster", "cluster_mismatch",
-    "hints_out_of_range", "unknown_class", "true_class_mismatch", "empty_text", "text_too_long",
-    "duplicate_row", "inconsistent_guess",
+    "bad_encoding",
+    "malformed_row",
+    "missing_value",
+    "bad_value",
+    "unknown_cluster",
+    "cluster_mismatch",
+    "hints_out_of_range",
+    "unknown_class",
+    "true_class_mismatch",
+    "empty_text",
+    "text_too_long",
+    "duplicate_row",
+    "inconsistent_guess",
 )
 
 #: Columns of the problems table.

@@ -64,12 +64,14 @@ class TableRows:
         """Parse a cluster id of the masks manifest; return ``(id, None)`` or ``(None, problem)``."""
         s = str(value).strip()
         if not _INTEGER.fullmatch(s):
-            return None, self.problem(line, column, "bad_value", value,
-                                      "cluster id must be a non-negative integer")
+            return None, self.problem(
+                line, column, "bad_value", value, "cluster id must be a non-negative integer"
+            )
         cid = int(float(s))
         if cid not in self.clusters.index:
-            return None, self.problem(line, column, "unknown_cluster", value,
-                                      "cluster id not in the masks manifest")
+            return None, self.problem(
+                line, column, "unknown_cluster", value, "cluster id not in the masks manifest"
+            )
         return cid, None
 
     def hints(self, line: int, value: str, column: str) -> tuple[float | None, Problem | None]:
@@ -87,8 +89,9 @@ class TableRows:
         """Resolve a class of the class map; return ``(label, None)`` or ``(None, problem)``."""
         label = self.classes.resolve(value)
         if label is None:
-            return None, self.problem(line, column, "unknown_class", value,
-                                      "not a game id or class name of the class map")
+            return None, self.problem(
+                line, column, "unknown_class", value, "not a game id or class name of the class map"
+            )
         return label, None
 
     def text(self, line: int, value: str, column: str) -> tuple[str | None, Problem | None]:
@@ -97,8 +100,13 @@ class TableRows:
         if not t:
             return None, self.problem(line, column, "empty_text", value, "the typed feature is empty")
         if len(t) > self.cfg.max_text_length:
-            return None, self.problem(line, column, "text_too_long", value,
-                                      f"{len(t)} characters > max_text_length {self.cfg.max_text_length}")
+            return None, self.problem(
+                line,
+                column,
+                "text_too_long",
+                value,
+                f"{len(t)} characters > max_text_length {self.cfg.max_text_length}",
+            )
         return t, None
 
     def finish(self, line: int, probs: list[Problem], records: list[dict[str, Any]], key: tuple) -> bool:
@@ -141,8 +149,11 @@ def _encoding_probs(rows: TableRows, line: int, values: dict[str, str]) -> list[
 
 
 def _missing(rows: TableRows, line: int, row: dict[str, str], columns: Sequence[str]) -> list[Problem]:
-    return [rows.problem(line, c, "missing_value", "", "required value is empty")
-            for c in columns if not str(row[c]).strip()]
+    return [
+        rows.problem(line, c, "missing_value", "", "required value is empty")
+        for c in columns
+        if not str(row[c]).strip()
+    ]
 
 
 def _stem(value: Any) -> str:
@@ -181,14 +192,31 @@ def _identity(rows: TableRows, r: _Row) -> list[Problem]:
     layer, cluster, image = (r.values[cols[f]] for f in ("layer", "cluster", "image"))
     out = []
     if str(layer).strip().lower() != str(c["layer"]).lower():
-        out.append(rows.problem(r.line, cols["layer"], "cluster_mismatch", layer,
-                                f"cluster {cid} is on layer {c['layer']!r}"))
+        out.append(
+            rows.problem(
+                r.line, cols["layer"], "cluster_mismatch", layer, f"cluster {cid} is on layer {c['layer']!r}"
+            )
+        )
     if str(cluster).strip() not in (str(int(c["cluster"])), f"{int(c['cluster'])}.0"):
-        out.append(rows.problem(r.line, cols["cluster"], "cluster_mismatch", cluster,
-                                f"cluster {cid} is cluster {int(c['cluster'])} of its layer"))
+        out.append(
+            rows.problem(
+                r.line,
+                cols["cluster"],
+                "cluster_mismatch",
+                cluster,
+                f"cluster {cid} is cluster {int(c['cluster'])} of its layer",
+            )
+        )
     if _stem(image) != _stem(c["image"]):
-        out.append(rows.problem(r.line, cols["image"], "cluster_mismatch", image,
-                                f"cluster {cid} belongs to image {c['image']!r}"))
+        out.append(
+            rows.problem(
+                r.line,
+                cols["image"],
+                "cluster_mismatch",
+                image,
+                f"cluster {cid} belongs to image {c['image']!r}",
+            )
+        )
     return out
 
 
@@ -210,8 +238,15 @@ def _true_class(rows: TableRows, r: _Row) -> list[Problem]:
     cid = r.parsed["cluster_id"]
     if label != int(rows.clusters.loc[cid, "label"]):
         truth = rows.clusters.loc[cid, "true_class"]
-        return [rows.problem(r.line, col, "true_class_mismatch", r.values[col],
-                             f"the manifest's class of cluster {cid} is {truth!r}")]
+        return [
+            rows.problem(
+                r.line,
+                col,
+                "true_class_mismatch",
+                r.values[col],
+                f"the manifest's class of cluster {cid} is {truth!r}",
+            )
+        ]
     return []
 
 
@@ -232,8 +267,11 @@ def _text(rows: TableRows, r: _Row) -> list[Problem]:
         r.parsed["text"], p = rows.text(r.line, r.values[col], col)
         return [p] if p else []
     if str(r.values[col]).strip():
-        return [rows.problem(r.line, col, "bad_value", r.values[col],
-                             f"'{kind}' rows carry no text (use kind 'feature')")]
+        return [
+            rows.problem(
+                r.line, col, "bad_value", r.values[col], f"'{kind}' rows carry no text (use kind 'feature')"
+            )
+        ]
     return []
 
 
@@ -269,8 +307,15 @@ def _check(rows: TableRows, layout: Layout, r: _Row) -> list[Problem]:
     if not probs:
         probs += _missing(rows, r.line, values, [cols[f] for f in layout.nonempty])
     if not probs and layout.kind is None and kind not in KINDS:
-        probs.append(rows.problem(r.line, cols["kind"], "bad_value", values[cols["kind"]],
-                                  f"kind must be one of {', '.join(KINDS)}"))
+        probs.append(
+            rows.problem(
+                r.line,
+                cols["kind"],
+                "bad_value",
+                values[cols["kind"]],
+                f"kind must be one of {', '.join(KINDS)}",
+            )
+        )
     if not probs and kind != "resign":
         probs += _missing(rows, r.line, values, [cols[f] for f in layout.nonempty_unless_resign])
     if not probs:
@@ -288,13 +333,21 @@ def _records(rows: TableRows, r: _Row) -> list[dict[str, Any]]:
     v = r.parsed
     c = rows.clusters.loc[v["cluster_id"]]
     record = {
-        "player_id": r.value("player_id").strip(), "cluster_id": v["cluster_id"], "image": c["image"],
-        "layer": c["layer"], "cluster": int(c["cluster"]), "true_label": int(c["label"]),
-        "true_class": c["true_class"], "kind": v["kind"], "guessed_label": v.get("guessed"),
-        "hints": v.get("hints"), "text": v.get("text") or "",
+        "player_id": r.value("player_id").strip(),
+        "cluster_id": v["cluster_id"],
+        "image": c["image"],
+        "layer": c["layer"],
+        "cluster": int(c["cluster"]),
+        "true_label": int(c["label"]),
+        "true_class": c["true_class"],
+        "kind": v["kind"],
+        "guessed_label": v.get("guessed"),
+        "hints": v.get("hints"),
+        "text": v.get("text") or "",
         "text_en": re.sub(r"\s+", " ", r.value("text_en")).strip(),
         "language": language_code(r.value("language"), rows.cfg.default_language),
-        "source_file": rows.raw.name, "source_row": r.line,
+        "source_file": rows.raw.name,
+        "source_row": r.line,
     }
     if "count" in r.cols:
         return [{**record, "guess_id": f"{rows.raw.name}:{r.line}:{k + 1}"} for k in range(v["count"])]

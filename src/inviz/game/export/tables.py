@@ -108,8 +108,16 @@ def read_table(path: Path, encoding: str = "utf-8") -> RawTable:
                 header = [c.strip().lower() for c in rec]
                 continue
             if len(rec) != len(header):
-                problems.append(Problem(name, start, "", "malformed_row", ",".join(rec)[:80],
-                                        f"{len(rec)} field(s), the header has {len(header)}"))
+                problems.append(
+                    Problem(
+                        name,
+                        start,
+                        "",
+                        "malformed_row",
+                        ",".join(rec)[:80],
+                        f"{len(rec)} field(s), the header has {len(header)}",
+                    )
+                )
                 continue
             rows.append(rec)
             lines.append(start)
@@ -167,8 +175,10 @@ def check_columns(table: RawTable, layout: Layout, path: Path) -> list[str]:
             msgs.append(f"unknown column '{c}' (did you mean '{close[0]}'?)")
             named.add(c)
     if msgs:
-        raise GameExportError(f"{path}: {'; '.join(msgs)}. Expected columns: {', '.join(required)}"
-                              + (f" (optional: {', '.join(optional)})" if optional else ""))
+        raise GameExportError(
+            f"{path}: {'; '.join(msgs)}. Expected columns: {', '.join(required)}"
+            + (f" (optional: {', '.join(optional)})" if optional else "")
+        )
     ignored = [c for c in unknown if c not in named]
     if ignored:
         log.warning("%s: ignoring unknown column(s) %s", path, ", ".join(ignored))

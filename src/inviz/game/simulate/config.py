@@ -61,10 +61,23 @@ class SimulateConfig:
     defect_rows: float = 0.01
 
     def __post_init__(self) -> None:
-        for name in ("hallucination", "resign_rate", "untrustworthy_share", "screening_catch_rate",
-                     "honest_fail_rate", "italian_share", "english_mix", "no_text_rate", "colour_rate",
-                     "class_name_rate", "typo_rate", "vague_rate", "translation_coverage", "defect_rows",
-                     "see_threshold"):
+        for name in (
+            "hallucination",
+            "resign_rate",
+            "untrustworthy_share",
+            "screening_catch_rate",
+            "honest_fail_rate",
+            "italian_share",
+            "english_mix",
+            "no_text_rate",
+            "colour_rate",
+            "class_name_rate",
+            "typo_rate",
+            "vague_rate",
+            "translation_coverage",
+            "defect_rows",
+            "see_threshold",
+        ):
             v = getattr(self, name)
             if not 0 <= v <= 1:
                 raise ValueError(f"{name}: expected a probability in [0, 1], got {v}")

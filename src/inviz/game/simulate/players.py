@@ -20,8 +20,22 @@ from inviz.game.simulate.config import SimulateConfig
 from inviz.game.simulate.texts import Phrases, feature_text
 
 #: Columns of the games table returned by :func:`play`.
-GAME_COLUMNS = ["guess_id", "player_id", "cluster_id", "image", "image_file", "layer", "cluster", "label",
-                "kind", "guessed_label", "hints", "text", "text_en_clean", "language"]
+GAME_COLUMNS = [
+    "guess_id",
+    "player_id",
+    "cluster_id",
+    "image",
+    "image_file",
+    "layer",
+    "cluster",
+    "label",
+    "kind",
+    "guessed_label",
+    "hints",
+    "text",
+    "text_en_clean",
+    "language",
+]
 
 
 @dataclass(frozen=True)
@@ -54,14 +68,16 @@ def make_players(cfg: SimulateConfig, rng: np.random.Generator) -> list[Player]:
     for i in range(cfg.n_players):
         trustworthy = bool(rng.random() >= cfg.untrustworthy_share)
         fail = rng.random() < (cfg.honest_fail_rate if trustworthy else cfg.screening_catch_rate)
-        out.append(Player(
-            player_id=f"p{i + 1:03d}",
-            skill=float(rng.uniform(*cfg.skill)),
-            boldness=float(rng.uniform(*cfg.boldness)),
-            language="it" if rng.random() < cfg.italian_share else "en",
-            trustworthy=trustworthy,
-            passed_screening=not fail,
-        ))
+        out.append(
+            Player(
+                player_id=f"p{i + 1:03d}",
+                skill=float(rng.uniform(*cfg.skill)),
+                boldness=float(rng.uniform(*cfg.boldness)),
+                language="it" if rng.random() < cfg.italian_share else "en",
+                trustworthy=trustworthy,
+                passed_screening=not fail,
+            )
+        )
     return out
 
 
@@ -116,8 +132,14 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def _decide(
-    m: GameMap, p: Player, offered: list[int], class_parts: Sequence[Sequence[str]], n_levels: int,
-    cfg: SimulateConfig, vocabulary: Sequence[str], rng: np.random.Generator,
+    m: GameMap,
+    p: Player,
+    offered: list[int],
+    class_parts: Sequence[Sequence[str]],
+    n_levels: int,
+    cfg: SimulateConfig,
+    vocabulary: Sequence[str],
+    rng: np.random.Generator,
 ) -> tuple[int | None, int, set[str]]:
     """One game's course (steps 2-3, 5): the guessed class (None: resign), the level, the parts seen."""
     u = rng.random(len(m.parts))
@@ -152,28 +174,64 @@ def _decide(
 
 
 def _game_rows(
-    base: dict[str, Any], m: GameMap, p: Player, decision: tuple[int | None, int, set[str]], n_levels: int,
-    class_parts: Sequence[Sequence[str]], class_names: Sequence[str], cfg: SimulateConfig,
-    rng: np.random.Generator, phrases: Phrases, colour_words: Phrases,
+    base: dict[str, Any],
+    m: GameMap,
+    p: Player,
+    decision: tuple[int | None, int, set[str]],
+    n_levels: int,
+    class_parts: Sequence[Sequence[str]],
+    class_names: Sequence[str],
+    cfg: SimulateConfig,
+    rng: np.random.Generator,
+    phrases: Phrases,
+    colour_words: Phrases,
 ) -> list[dict[str, Any]]:
     """Write down one game (step 4): a resign, a guess without text, or one row per typed text."""
     guessed, level, seen = decision
     if guessed is None:
-        return [{**base, "kind": "resign", "guessed_label": None, "hints": n_levels - 1,
-                 "text": "", "text_en_clean": "", "language": p.language}]
+        return [
+            {
+                **base,
+                "kind": "resign",
+                "guessed_label": None,
+                "hints": n_levels - 1,
+                "text": "",
+                "text_en_clean": "",
+                "language": p.language,
+            }
+        ]
     hints = level
     if rng.random() < cfg.no_text_rate or not seen:
-        return [{**base, "kind": "guess", "guessed_label": guessed, "hints": hints,
-                 "text": "", "text_en_clean": "", "language": p.language}]
+        return [
+            {
+                **base,
+                "kind": "guess",
+                "guessed_label": guessed,
+                "hints": hints,
+                "text": "",
+                "text_en_clean": "",
+                "language": p.language,
+            }
+        ]
     ordered = sorted(seen, key=lambda s: (s not in class_parts[guessed], s))
     n_text = int(rng.integers(cfg.features_per_guess[0], cfg.features_per_guess[1] + 1))
     n_text = min(n_text, len(ordered)) if p.trustworthy else 1
     rows = []
     for part in ordered[:n_text]:
-        text, english, lang = feature_text(part, p.language, m.colours.get(part), class_names[guessed], cfg,
-                                           rng, phrases, colour_words)
-        rows.append({**base, "kind": "feature", "guessed_label": guessed, "hints": hints,
-                     "text": text, "text_en_clean": english, "language": lang})
+        text, english, lang = feature_text(
+            part, p.language, m.colours.get(part), class_names[guessed], cfg, rng, phrases, colour_words
+        )
+        rows.append(
+            {
+                **base,
+                "kind": "feature",
+                "guessed_label": guessed,
+                "hints": hints,
+                "text": text,
+                "text_en_clean": english,
+                "language": lang,
+            }
+        )
     return rows
 
 
@@ -225,10 +283,18 @@ def play(
             drawn = rng.choice(others, size=min(cfg.n_choices - 1, len(others)), replace=False)
             offered = sorted([m.label, *drawn.tolist()])
             guess_no += 1
-            base = {"player_id": p.player_id, "cluster_id": m.cluster_id, "image": m.image,
-                    "image_file": m.image_file, "layer": m.layer, "cluster": m.cluster, "label": m.label,
-                    "guess_id": f"g{guess_no:06d}"}
+            base = {
+                "player_id": p.player_id,
+                "cluster_id": m.cluster_id,
+                "image": m.image,
+                "image_file": m.image_file,
+                "layer": m.layer,
+                "cluster": m.cluster,
+                "label": m.label,
+                "guess_id": f"g{guess_no:06d}",
+            }
             decision = _decide(m, p, offered, class_parts, n_levels, cfg, vocabulary, rng)
-            rows += _game_rows(base, m, p, decision, n_levels, class_parts, class_names, cfg, rng, phrases,
-                               colour_words)
+            rows += _game_rows(
+                base, m, p, decision, n_levels, class_parts, class_names, cfg, rng, phrases, colour_words
+            )
     return pd.DataFrame(rows, columns=GAME_COLUMNS), players

@@ -48,8 +48,12 @@ def _read_rgb(path: Path) -> np.ndarray:
 
 
 def _game_maps(
-    clusters: pd.DataFrame, coverage: Mapping[int, Coverage], parts: PartMasks, images_dir: Path,
-    paths: Mapping[str, str], palette: Mapping[str, Sequence[int]],
+    clusters: pd.DataFrame,
+    coverage: Mapping[int, Coverage],
+    parts: PartMasks,
+    images_dir: Path,
+    paths: Mapping[str, str],
+    palette: Mapping[str, Sequence[int]],
 ) -> list[GameMap]:
     """One :class:`GameMap` per cluster map: its part coverage and its parts' colours."""
     images: dict[str, np.ndarray] = {}
@@ -59,8 +63,19 @@ def _game_maps(
             images[r.image] = _read_rgb(images_dir / paths[r.image])
         names, cov = coverage[int(r.cluster_id)]
         colours = {p: part_colour(images[r.image], parts.mask(r.image, p), palette) for p in names}
-        maps.append(GameMap(int(r.cluster_id), r.image, Path(paths[r.image]).name, r.layer, int(r.cluster),
-                            int(r.label), tuple(names), cov, colours))
+        maps.append(
+            GameMap(
+                int(r.cluster_id),
+                r.image,
+                Path(paths[r.image]).name,
+                r.layer,
+                int(r.cluster),
+                int(r.label),
+                tuple(names),
+                cov,
+                colours,
+            )
+        )
     return maps
 
 

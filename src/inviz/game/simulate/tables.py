@@ -48,19 +48,23 @@ class Export:
 
 def _features(feats: pd.DataFrame, gid_of: dict[Any, Any], name_of: dict[Any, Any]) -> pd.DataFrame:
     """Lay the feature rows out as the authors' ``features.csv``."""
-    return pd.DataFrame({
-        "characteristic": feats["text"],
-        "guess_id": feats["guess_id"],
-        "percentile": feats["hints"].astype(int),
-        "guessed_label_id": feats["guessed_label"].map(gid_of).astype(int),
-        "layer": feats["layer"],
-        "cluster": feats["cluster"].astype(int),
-        "cluster_id": feats["cluster_id"].astype(int),
-        "image": feats["image_file"],
-        "label_en": feats["label"].map(name_of),
-        "language_en": feats["language"].map({"en": "English", "it": "Italian"}).fillna(feats["language"]),
-        "player_id": feats["player_id"],
-    }).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "characteristic": feats["text"],
+            "guess_id": feats["guess_id"],
+            "percentile": feats["hints"].astype(int),
+            "guessed_label_id": feats["guessed_label"].map(gid_of).astype(int),
+            "layer": feats["layer"],
+            "cluster": feats["cluster"].astype(int),
+            "cluster_id": feats["cluster_id"].astype(int),
+            "image": feats["image_file"],
+            "label_en": feats["label"].map(name_of),
+            "language_en": feats["language"]
+            .map({"en": "English", "it": "Italian"})
+            .fillna(feats["language"]),
+            "player_id": feats["player_id"],
+        }
+    ).reset_index(drop=True)
 
 
 def _inject_defects(
@@ -94,13 +98,20 @@ def _translations(feats: pd.DataFrame, cfg: SimulateConfig, rng: np.random.Gener
     it = feats[feats["language"] != "en"][["text", "language", "text_en_clean"]].drop_duplicates("text")
     it = it[it["text"].str.strip() != ""].sort_values("text")
     keep = rng.random(len(it)) < cfg.translation_coverage
-    return pd.DataFrame({"text": it["text"].str.strip().to_numpy()[keep],
-                         "language": it["language"].to_numpy()[keep],
-                         "translation": it["text_en_clean"].to_numpy()[keep]})
+    return pd.DataFrame(
+        {
+            "text": it["text"].str.strip().to_numpy()[keep],
+            "language": it["language"].to_numpy()[keep],
+            "translation": it["text_en_clean"].to_numpy()[keep],
+        }
+    )
 
 
 def to_export(
-    games: pd.DataFrame, players: Sequence[Player], game_classes: pd.DataFrame, cfg: SimulateConfig,
+    games: pd.DataFrame,
+    players: Sequence[Player],
+    game_classes: pd.DataFrame,
+    cfg: SimulateConfig,
     max_text_length: int = 200,
 ) -> Export:
     """Lay the simulated games out like the authors' export (+ players, translations, classes).
@@ -129,23 +140,34 @@ def to_export(
     feats = games[games["kind"] == "feature"]
     features, defects = _inject_defects(_features(feats, gid_of, name_of), cfg, rng, max_text_length)
     nt = games[games["kind"] == "guess"]
-    no_text = pd.DataFrame({
-        "cluster_id": nt["cluster_id"].astype(int),
-        "label": nt["label"].map(gid_of).astype(int),
-        "guessed_label_id": nt["guessed_label"].map(gid_of).astype(int),
-        "percentile": nt["hints"].astype(int),
-        "player_id": nt["player_id"],
-        "guess_id": nt["guess_id"],
-    })
+    no_text = pd.DataFrame(
+        {
+            "cluster_id": nt["cluster_id"].astype(int),
+            "label": nt["label"].map(gid_of).astype(int),
+            "guessed_label_id": nt["guessed_label"].map(gid_of).astype(int),
+            "percentile": nt["hints"].astype(int),
+            "player_id": nt["player_id"],
+            "guess_id": nt["guess_id"],
+        }
+    )
     rs = games[games["kind"] == "resign"]
-    resigns = (rs.groupby(["cluster_id", "player_id"]).size().rename("number_of_resigns").reset_index()
-               [["cluster_id", "number_of_resigns", "player_id"]])
-    players_t = pd.DataFrame({"player_id": [p.player_id for p in players],
-                              "passed_screening": [str(p.passed_screening).lower() for p in players]})
+    resigns = (
+        rs.groupby(["cluster_id", "player_id"])
+        .size()
+        .rename("number_of_resigns")
+        .reset_index()[["cluster_id", "number_of_resigns", "player_id"]]
+    )
+    players_t = pd.DataFrame(
+        {
+            "player_id": [p.player_id for p in players],
+            "passed_screening": [str(p.passed_screening).lower() for p in players],
+        }
+    )
     translations = _translations(feats, cfg, rng)
     classes = game_classes[["game_id", "game_name", "class_folder", "class_name"]]
-    return Export(features, no_text.reset_index(drop=True), resigns, players_t, translations, classes,
-                  defects)
+    return Export(
+        features, no_text.reset_index(drop=True), resigns, players_t, translations, classes, defects
+    )
 
 
 def write_export(out: str | Path, export: Export, games: pd.DataFrame, files: ImportFiles) -> Path:
@@ -210,7 +232,8 @@ def summary(games: pd.DataFrame, players: Sequence[Player], export: Export) -> d
         "n_texts": int((games["kind"] == "feature").sum()),
         "n_guesses_without_text": int((games["kind"] == "guess").sum()),
         "guess_accuracy": float((answered["guessed_label"] == answered["label"]).mean())
-        if len(answered) else float("nan"),
+        if len(answered)
+        else float("nan"),
         "mean_hints": float(answered["hints"].mean()) if len(answered) else float("nan"),
         "share_italian_texts": float((texts != "en").mean()) if len(games) else 0.0,
         "n_manual_translations": int(len(export.translations)),

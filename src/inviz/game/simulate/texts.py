@@ -20,9 +20,32 @@ Phrases = Mapping[str, Mapping[str, Sequence[str]]]
 
 #: Keys next to each letter (QWERTY), for neighbour-key typos.
 KEYBOARD_NEIGHBOURS = {
-    "a": "sq", "b": "vn", "c": "xv", "d": "sf", "e": "wr", "f": "dg", "g": "fh", "h": "gj", "i": "uo",
-    "j": "hk", "k": "jl", "l": "k", "m": "n", "n": "bm", "o": "ip", "p": "o", "q": "w", "r": "et",
-    "s": "ad", "t": "ry", "u": "yi", "v": "cb", "w": "qe", "x": "zc", "y": "tu", "z": "x",
+    "a": "sq",
+    "b": "vn",
+    "c": "xv",
+    "d": "sf",
+    "e": "wr",
+    "f": "dg",
+    "g": "fh",
+    "h": "gj",
+    "i": "uo",
+    "j": "hk",
+    "k": "jl",
+    "l": "k",
+    "m": "n",
+    "n": "bm",
+    "o": "ip",
+    "p": "o",
+    "q": "w",
+    "r": "et",
+    "s": "ad",
+    "t": "ry",
+    "u": "yi",
+    "v": "cb",
+    "w": "qe",
+    "x": "zc",
+    "y": "tu",
+    "z": "x",
 }
 
 
@@ -49,21 +72,27 @@ def typo(text: str, rng: np.random.Generator) -> str:
     j = int(rng.integers(1, len(w) - 1))
     op = int(rng.integers(4))
     if op == 0:
-        w = w[:j] + w[j + 1] + w[j] + w[j + 2:]
+        w = w[:j] + w[j + 1] + w[j] + w[j + 2 :]
     elif op == 1:
-        w = w[:j] + w[j + 1:]
+        w = w[:j] + w[j + 1 :]
     elif op == 2:
         w = w[:j] + w[j] + w[j:]
     else:
         near = KEYBOARD_NEIGHBOURS.get(w[j].lower(), w[j])
-        w = w[:j] + near[int(rng.integers(len(near)))] + w[j + 1:]
+        w = w[:j] + near[int(rng.integers(len(near)))] + w[j + 1 :]
     words[i] = w
     return " ".join(words)
 
 
 def describe(
-    part: str, lang: str, colour: str | None, class_name: str, cfg: SimulateConfig, rng: np.random.Generator,
-    phrases: Phrases, colour_words: Phrases,
+    part: str,
+    lang: str,
+    colour: str | None,
+    class_name: str,
+    cfg: SimulateConfig,
+    rng: np.random.Generator,
+    phrases: Phrases,
+    colour_words: Phrases,
 ) -> tuple[str, str]:
     """Name ``part`` in a text; return it with its clean English translation.
 
@@ -142,8 +171,14 @@ def noise(text: str, cfg: SimulateConfig, rng: np.random.Generator) -> str:
 
 
 def feature_text(
-    part: str, language: str, colour: str | None, class_name: str, cfg: SimulateConfig,
-    rng: np.random.Generator, phrases: Phrases, colour_words: Phrases,
+    part: str,
+    language: str,
+    colour: str | None,
+    class_name: str,
+    cfg: SimulateConfig,
+    rng: np.random.Generator,
+    phrases: Phrases,
+    colour_words: Phrases,
 ) -> tuple[str, str, str]:
     """One feature text a player types about a recognised part.
 

@@ -117,13 +117,15 @@ class Table2Result:
         }
         if self.kind == "responses":
             aspects = table_order(self.table["aspect"], None)
-            out.update({
-                "n_participants": self.n_participants,
-                "ai_background_share": self.ai_background_share,
-                "dropped_participants": dropped_per_aspect(self.dropped, aspects),
-                "dropped_total": int(len(self.dropped)),
-                "skipped_group_aspects": len(self.skipped_groups),
-            })
+            out.update(
+                {
+                    "n_participants": self.n_participants,
+                    "ai_background_share": self.ai_background_share,
+                    "dropped_participants": dropped_per_aspect(self.dropped, aspects),
+                    "dropped_total": int(len(self.dropped)),
+                    "skipped_group_aspects": len(self.skipped_groups),
+                }
+            )
         return out
 
 
@@ -187,11 +189,18 @@ def _by_background(
         for aspect, wide in sub.ratings.items():
             if len(wide) < 2:
                 skipped.append((group, aspect))
-                log.warning("%s: AI background %r has %d participant(s) on %s: no tests",
-                            source, group, len(wide), aspect)
+                log.warning(
+                    "%s: AI background %r has %d participant(s) on %s: no tests",
+                    source,
+                    group,
+                    len(wide),
+                    aspect,
+                )
         group_rows += [dict(r, group=group) for r in paired_rows(sub, cfg, 2)]
-    by_table = pd.concat(group_tables, ignore_index=True) if group_tables else pd.DataFrame(
-        columns=["group", "method", "aspect", "mean", "sd", "n"]
+    by_table = (
+        pd.concat(group_tables, ignore_index=True)
+        if group_tables
+        else pd.DataFrame(columns=["group", "method", "aspect", "mean", "sd", "n"])
     )
     by_table = mark_best(by_table, cfg.decimals, by=("group", "aspect"))
     by_table = by_table[["group", "method", "aspect", "mean", "sd", "n", "best"]]
@@ -229,7 +238,10 @@ def analyse_responses(
     background = responses.drop_duplicates("participant").set_index("participant")["ai_background"]
     by_table, by_tests, skipped = _by_background(background, cases, cfg, source)
     return Table2Result(
-        "responses", cfg, table, tests,
+        "responses",
+        cfg,
+        table,
+        tests,
         claims=tuple(check_claims(tests, cfg, cfg.claim_test)),
         claims_other=tuple(check_claims(tests, cfg, other)),
         dropped=cases.dropped,

@@ -75,8 +75,11 @@ def _comparisons(claim: Claim, index: dict[tuple[str, str, str], Any]) -> tuple[
         m_hi, m_lo = (row.mean_b, row.mean_a) if flip else (row.mean_a, row.mean_b)
         sig = bool(row.significant)
         ok = (sig and m_hi > m_lo) if claim.kind == "greater" else not sig
-        comps.append(Comparison(aspect, hi, lo, float(m_hi), float(m_lo), float(row.p_value),
-                                float(row.p_adjusted), ok))
+        comps.append(
+            Comparison(
+                aspect, hi, lo, float(m_hi), float(m_lo), float(row.p_value), float(row.p_adjusted), ok
+            )
+        )
     return comps, missing
 
 
@@ -86,8 +89,10 @@ def _evidence(claim: Claim, comps: list[Comparison], correction: str) -> str:
     if claim.kind == "greater":
         if not failed:
             worst = max(comps, key=lambda c: c.p_adjusted)
-            return (f"all {len(comps)} comparisons significant in the stated direction "
-                    f"(largest: {_describe(worst, claim.kind, correction)})")
+            return (
+                f"all {len(comps)} comparisons significant in the stated direction "
+                f"(largest: {_describe(worst, claim.kind, correction)})"
+            )
         return f"{len(failed)} of {len(comps)} comparisons fail: " + "; ".join(
             _describe(c, claim.kind, correction)
             + (" (lower mean)" if c.mean_higher <= c.mean_lower else " (not significant)")
@@ -95,8 +100,10 @@ def _evidence(claim: Claim, comps: list[Comparison], correction: str) -> str:
         )
     if not failed:
         best = min(comps, key=lambda c: c.p_adjusted if math.isfinite(c.p_adjusted) else 2.0)
-        return (f"none of {len(comps)} comparisons significant "
-                f"(smallest: {_describe(best, claim.kind, correction)})")
+        return (
+            f"none of {len(comps)} comparisons significant "
+            f"(smallest: {_describe(best, claim.kind, correction)})"
+        )
     return f"{len(failed)} of {len(comps)} comparisons significant: " + "; ".join(
         _describe(c, claim.kind, correction) for c in failed
     )

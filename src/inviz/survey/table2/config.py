@@ -19,7 +19,11 @@ from inviz.core.errors import InvizError
 PAPER_METHODS: tuple[str, ...] = ("Grad-CAM", "LIME", "SHAP (Gradient Explainer)", "INV (Simplified)", "INV")
 #: the five rated aspects, in the paper's column order
 PAPER_ASPECTS: tuple[str, ...] = (
-    "Understandability", "Usefulness", "Trustworthiness", "Informativeness", "Satisfaction",
+    "Understandability",
+    "Usefulness",
+    "Trustworthiness",
+    "Informativeness",
+    "Satisfaction",
 )
 
 #: columns of the summary input (B), exactly as in the CSV header (the raw-responses input A has
@@ -31,14 +35,38 @@ PAIRED_T, WILCOXON, WELCH_T = "paired_t", "wilcoxon", "welch_t"
 
 #: columns of every tests table (by-background tables add ``group`` in front)
 TEST_COLUMNS: tuple[str, ...] = (
-    "aspect", "method_a", "method_b", "test", "n_a", "n_b", "mean_a", "mean_b", "mean_diff",
-    "statistic", "df", "p_value", "p_adjusted", "significant", "effect_size", "effect_size_name",
-    "correction", "family_size", "note",
+    "aspect",
+    "method_a",
+    "method_b",
+    "test",
+    "n_a",
+    "n_b",
+    "mean_a",
+    "mean_b",
+    "mean_diff",
+    "statistic",
+    "df",
+    "p_value",
+    "p_adjusted",
+    "significant",
+    "effect_size",
+    "effect_size_name",
+    "correction",
+    "family_size",
+    "note",
 )
 
 Correction = Literal[
-    "bonferroni", "sidak", "holm-sidak", "holm", "simes-hochberg", "hommel",
-    "fdr_bh", "fdr_by", "fdr_tsbh", "fdr_tsbky",
+    "bonferroni",
+    "sidak",
+    "holm-sidak",
+    "holm",
+    "simes-hochberg",
+    "hommel",
+    "fdr_bh",
+    "fdr_by",
+    "fdr_tsbh",
+    "fdr_tsbky",
 ]
 
 
@@ -97,25 +125,34 @@ PAPER_CLAIMS: tuple[Claim, ...] = (
     Claim(
         name="inv_best_informativeness",
         text="On informativeness INV is significantly above every other method.",
-        kind="greater", aspects=("Informativeness",), methods=("INV",),
+        kind="greater",
+        aspects=("Informativeness",),
+        methods=("INV",),
         versus=("Grad-CAM", "LIME", "SHAP (Gradient Explainer)", "INV (Simplified)"),
     ),
     Claim(
         name="inv_simplified_informativeness",
         text="On informativeness INV (Simplified) is significantly above Grad-CAM, LIME and SHAP.",
-        kind="greater", aspects=("Informativeness",), methods=("INV (Simplified)",),
+        kind="greater",
+        aspects=("Informativeness",),
+        methods=("INV (Simplified)",),
         versus=("Grad-CAM", "LIME", "SHAP (Gradient Explainer)"),
     ),
     Claim(
         name="top3_tied_other_aspects",
         text="On the other four aspects INV, INV (Simplified) and Grad-CAM do not differ significantly.",
-        kind="no_difference", aspects=_OTHER_ASPECTS, methods=_TOP3,
+        kind="no_difference",
+        aspects=_OTHER_ASPECTS,
+        methods=_TOP3,
     ),
     Claim(
         name="lime_shap_trail_other_aspects",
         text="On the other four aspects LIME and SHAP trail "
-             "(significantly below INV, INV (Simplified) and Grad-CAM).",
-        kind="greater", aspects=_OTHER_ASPECTS, methods=_TOP3, versus=("LIME", "SHAP (Gradient Explainer)"),
+        "(significantly below INV, INV (Simplified) and Grad-CAM).",
+        kind="greater",
+        aspects=_OTHER_ASPECTS,
+        methods=_TOP3,
+        versus=("LIME", "SHAP (Gradient Explainer)"),
     ),
 )
 

@@ -44,8 +44,17 @@ def ratings_figure(table: pd.DataFrame, cfg: Table2Config | None = None, title: 
         else:
             with np.errstate(invalid="ignore", divide="ignore"):
                 err = stats.t.ppf(0.5 + cfg.ci_level / 2, n - 1) * sd / np.sqrt(n)
-        ax.errorbar(x, sub["mean"].to_numpy(float), yerr=np.nan_to_num(err), fmt="o", ms=3.5, capsize=2,
-                    lw=1, color=colours[i], label=m)
+        ax.errorbar(
+            x,
+            sub["mean"].to_numpy(float),
+            yerr=np.nan_to_num(err),
+            fmt="o",
+            ms=3.5,
+            capsize=2,
+            lw=1,
+            color=colours[i],
+            label=m,
+        )
     ax.set_xticks(np.arange(len(aspects)), aspects, rotation=15, ha="right")
     ax.set_ylim(cfg.rating_min - 0.2, cfg.rating_max + 0.2)
     ax.set_ylabel("rating (mean)")
@@ -113,8 +122,15 @@ def pvalue_figure(tests: pd.DataFrame, test: str, cfg: Table2Config | None = Non
             for j in range(k):
                 if np.isfinite(mat[i, j]):
                     txt = ("<.001" if mat[i, j] < 0.001 else f"{mat[i, j]:.2f}") + ("*" if sig[i, j] else "")
-                    ax.text(j, i, txt, ha="center", va="center", fontsize=5,
-                            color="white" if mat[i, j] < 1e-2 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        txt,
+                        ha="center",
+                        va="center",
+                        fontsize=5,
+                        color="white" if mat[i, j] < 1e-2 else "black",
+                    )
         short = [_short(m) for m in methods]
         ax.set_xticks(range(k), short, rotation=90, fontsize=6)
         ax.set_yticks(range(k), short if ax is axes[0][0] else [""] * k, fontsize=6)

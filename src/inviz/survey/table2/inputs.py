@@ -108,8 +108,11 @@ def _check_header(header: Sequence[str], expected: Sequence[str], source: str) -
         hint = ""
         other = RESPONSE_COLUMNS if tuple(expected) == SUMMARY_COLUMNS else SUMMARY_COLUMNS
         if all(c in header for c in other):
-            kind = ("raw responses (use --responses)" if other == RESPONSE_COLUMNS
-                    else "summaries (use --summary)")
+            kind = (
+                "raw responses (use --responses)"
+                if other == RESPONSE_COLUMNS
+                else "summaries (use --summary)"
+            )
             hint = f"; this file looks like {kind}"
         else:
             close = {m: difflib.get_close_matches(m, header, n=1) for m in missing}
@@ -344,8 +347,13 @@ def validate_responses(
             problems.append(f"row {line}, column rating: {r:g} is outside {lo}-{hi}")
     _raise(problems, source)
     out = pd.DataFrame(
-        {"participant": participants, "ai_background": background, "method": methods, "aspect": aspects,
-         "rating": rating}
+        {
+            "participant": participants,
+            "ai_background": background,
+            "method": methods,
+            "aspect": aspects,
+            "rating": rating,
+        }
     )
     out[_LINE] = lines
     mixed = out.groupby("participant", sort=False)["ai_background"].nunique()
@@ -378,4 +386,3 @@ def read_responses(
     """
     source = source or Path(path).name
     return validate_responses(_read_data(path, RESPONSE_COLUMNS, source), cfg, source)
-

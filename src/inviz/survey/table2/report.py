@@ -60,7 +60,9 @@ def _n_note(table: pd.DataFrame, csv_name: str = OUTPUTS["table_csv"]) -> str:
 
 
 def table_markdown(
-    table: pd.DataFrame, cfg: Table2Config | None = None, caption: str | None = None,
+    table: pd.DataFrame,
+    cfg: Table2Config | None = None,
+    caption: str | None = None,
     csv_name: str = OUTPUTS["table_csv"],
 ) -> str:
     """Markdown table: methods × aspects, ``mean ± sd``, the best mean of each aspect in bold.
@@ -91,13 +93,26 @@ def table_markdown(
             text, best = cells.get((m, a), ("–", False))
             out.append(f"**{text}**" if best else text)
         lines.append(f"| {m} | " + " | ".join(out) + " |")
-    lines += ["", f"Mean ± sd on a {cfg.rating_min:g}-{cfg.rating_max:g} scale; "
-              f"{_n_note(table, csv_name)}; best mean per aspect in bold."]
+    lines += [
+        "",
+        f"Mean ± sd on a {cfg.rating_min:g}-{cfg.rating_max:g} scale; "
+        f"{_n_note(table, csv_name)}; best mean per aspect in bold.",
+    ]
     return "\n".join(lines) + "\n"
 
 
-_LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
-                  "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+_LATEX_SPECIAL = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "\\": r"\textbackslash{}",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -172,7 +187,7 @@ def _input_text(result: Table2Result, source: str) -> list[str]:
             "ratings of different methods are positively correlated (the usual case) a paired test has a "
             "smaller standard error, so Welch is conservative here: differences significant below would "
             "most likely be significant in a paired analysis too, while non-significant ones might become "
-            "significant (so a \"do not differ\" verdict is weaker evidence than a \"significantly above\" "
+            'significant (so a "do not differ" verdict is weaker evidence than a "significantly above" '
             "one). Only the raw responses (`inviz table2 --responses`) allow the paired tests the paper ran.",
         ]
     counts = result.metrics()["dropped_participants"]
@@ -188,7 +203,7 @@ def _input_text(result: Table2Result, source: str) -> list[str]:
         "verdict is shown alongside.",
     ]
     if result.ai_background_share is not None:
-        paper = (f" (paper: {cfg.ai_background_share:.0%})" if cfg.ai_background_share is not None else "")
+        paper = f" (paper: {cfg.ai_background_share:.0%})" if cfg.ai_background_share is not None else ""
         lines += ["", f"AI background: {result.ai_background_share:.1%} of the participants{paper}."]
     return lines
 
@@ -199,14 +214,25 @@ def _evidence_text(result: Table2Result) -> list[str]:
     lines = []
     for i, c in enumerate(result.claims, 1):
         lines.append(f"{i}. *{c.claim.text}* — {_verdict(c.holds)}: {c.evidence}.")
-        uncorrected = [x for x in c.comparisons if not x.holds and c.claim.kind == "greater"
-                       and x.mean_higher > x.mean_lower and x.p_value < cfg.alpha]
+        uncorrected = [
+            x
+            for x in c.comparisons
+            if not x.holds
+            and c.claim.kind == "greater"
+            and x.mean_higher > x.mean_lower
+            and x.p_value < cfg.alpha
+        ]
         if uncorrected:
             n_failed = sum(not x.holds for x in c.comparisons)
-            only = (f"; the claim fails only because of the `{cfg.correction}` correction"
-                    if len(uncorrected) == n_failed else "")
-            lines.append(f"   Without correction {len(uncorrected)} of the failing comparisons would be "
-                         f"significant (raw p < {cfg.alpha:g}){only}.")
+            only = (
+                f"; the claim fails only because of the `{cfg.correction}` correction"
+                if len(uncorrected) == n_failed
+                else ""
+            )
+            lines.append(
+                f"   Without correction {len(uncorrected)} of the failing comparisons would be "
+                f"significant (raw p < {cfg.alpha:g}){only}."
+            )
     return lines
 
 
@@ -225,8 +251,11 @@ def claims_markdown(result: Table2Result, source: str = "input") -> str:
         verdict alongside for raw responses), the evidence per claim.
     """
     lines = ["# Table 2: which claims of the paper hold", "", *_input_text(result, source)]
-    lines += ["", "| # | claim | verdict |" + (" other test |" if result.claims_other else ""),
-              "|---|---|---|" + ("---|" if result.claims_other else "")]
+    lines += [
+        "",
+        "| # | claim | verdict |" + (" other test |" if result.claims_other else ""),
+        "|---|---|---|" + ("---|" if result.claims_other else ""),
+    ]
     for i, c in enumerate(result.claims, 1):
         row = f"| {i} | {c.claim.text} | {_verdict(c.holds)} |"
         if result.claims_other:
@@ -235,8 +264,11 @@ def claims_markdown(result: Table2Result, source: str = "input") -> str:
     lines += ["", "## Evidence", "", *_evidence_text(result)]
     main = result.tests[result.tests["test"] == result.test_name]
     n_sig = int(main["significant"].sum())
-    lines += ["", f"{n_sig} of {len(main)} comparisons are significant after correction; "
-              f"all tests are in `{OUTPUTS['tests']}`."]
+    lines += [
+        "",
+        f"{n_sig} of {len(main)} comparisons are significant after correction; "
+        f"all tests are in `{OUTPUTS['tests']}`.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -254,8 +286,13 @@ def by_background_markdown(result: Table2Result) -> str:
     """
     by = result.by_background_table
     md = "\n".join(
-        table_markdown(by[by["group"] == g], result.config, caption=f"## AI background: {g}",
-                       csv_name=OUTPUTS["by_background_csv"])
-        for g in BACKGROUNDS if (by["group"] == g).any()
+        table_markdown(
+            by[by["group"] == g],
+            result.config,
+            caption=f"## AI background: {g}",
+            csv_name=OUTPUTS["by_background_csv"],
+        )
+        for g in BACKGROUNDS
+        if (by["group"] == g).any()
     )
     return md or "No participants.\n"

@@ -95,8 +95,12 @@ def welch_from_summary(
     d = (mean_a - mean_b) / pooled if pooled > 0 else np.nan
     if effect == "hedges_g":
         d *= 1.0 - 3.0 / (4.0 * (n_a + n_b) - 9.0)
-    return {"statistic": float(res.statistic), "p_value": float(res.pvalue), "df": float(df),
-            "effect_size": float(d)}
+    return {
+        "statistic": float(res.statistic),
+        "p_value": float(res.pvalue),
+        "df": float(df),
+        "effect_size": float(d),
+    }
 
 
 def rank_biserial(diff: np.ndarray, zero_method: str = "wilcox") -> float:
@@ -152,10 +156,24 @@ def paired_pair_tests(a: np.ndarray, b: np.ndarray, cfg: Table2Config) -> list[d
         note = "all differences are zero"
         nan = float("nan")
         return [
-            {"test": PAIRED_T, "statistic": nan, "df": float(n - 1), "p_value": nan, "effect_size": nan,
-             "effect_size_name": cfg.paired_effect_size, "note": note},
-            {"test": WILCOXON, "statistic": nan, "df": nan, "p_value": nan, "effect_size": nan,
-             "effect_size_name": "rank_biserial", "note": note},
+            {
+                "test": PAIRED_T,
+                "statistic": nan,
+                "df": float(n - 1),
+                "p_value": nan,
+                "effect_size": nan,
+                "effect_size_name": cfg.paired_effect_size,
+                "note": note,
+            },
+            {
+                "test": WILCOXON,
+                "statistic": nan,
+                "df": nan,
+                "p_value": nan,
+                "effect_size": nan,
+                "effect_size_name": "rank_biserial",
+                "note": note,
+            },
         ]
     t = stats.ttest_rel(a, b)
     if cfg.paired_effect_size == "d_z":
@@ -163,14 +181,32 @@ def paired_pair_tests(a: np.ndarray, b: np.ndarray, cfg: Table2Config) -> list[d
     else:  # d_av
         scale = (a.std(ddof=1) + b.std(ddof=1)) / 2
     effect = float(d.mean() / scale) if scale > 0 else float(np.sign(d.mean()) * np.inf)
-    w = stats.wilcoxon(a, b, zero_method=cfg.wilcoxon_zero_method, correction=cfg.wilcoxon_correction,
-                       method=cfg.wilcoxon_method)
+    w = stats.wilcoxon(
+        a,
+        b,
+        zero_method=cfg.wilcoxon_zero_method,
+        correction=cfg.wilcoxon_correction,
+        method=cfg.wilcoxon_method,
+    )
     return [
-        {"test": PAIRED_T, "statistic": float(t.statistic), "df": float(n - 1), "p_value": float(t.pvalue),
-         "effect_size": effect, "effect_size_name": cfg.paired_effect_size, "note": ""},
-        {"test": WILCOXON, "statistic": float(w.statistic), "df": float("nan"), "p_value": float(w.pvalue),
-         "effect_size": rank_biserial(d, cfg.wilcoxon_zero_method), "effect_size_name": "rank_biserial",
-         "note": ""},
+        {
+            "test": PAIRED_T,
+            "statistic": float(t.statistic),
+            "df": float(n - 1),
+            "p_value": float(t.pvalue),
+            "effect_size": effect,
+            "effect_size_name": cfg.paired_effect_size,
+            "note": "",
+        },
+        {
+            "test": WILCOXON,
+            "statistic": float(w.statistic),
+            "df": float("nan"),
+            "p_value": float(w.pvalue),
+            "effect_size": rank_biserial(d, cfg.wilcoxon_zero_method),
+            "effect_size_name": "rank_biserial",
+            "note": "",
+        },
     ]
 
 
@@ -191,8 +227,10 @@ def finish_tests(rows: list[dict[str, Any]], cfg: Table2Config, group: bool = Fa
     cols = (("group",) if group else ()) + TEST_COLUMNS
     filled = ("p_adjusted", "significant", "correction", "family_size")
     tests = pd.DataFrame(rows, columns=[c for c in cols if c not in filled])
-    tests = apply_correction(tests, cfg) if len(tests) else tests.assign(
-        p_adjusted=np.nan, significant=False, correction=cfg.correction, family_size=0
+    tests = (
+        apply_correction(tests, cfg)
+        if len(tests)
+        else tests.assign(p_adjusted=np.nan, significant=False, correction=cfg.correction, family_size=0)
     )
     return tests[list(cols)]
 
@@ -218,16 +256,26 @@ def welch_tests(summary: pd.DataFrame, cfg: Table2Config | None = None) -> pd.Da
         sub = summary[summary["aspect"] == aspect].set_index("method")
         for ma, mb in itertools.combinations(table_order(sub.index, cfg.methods), 2):
             ra, rb = sub.loc[ma], sub.loc[mb]
-            res = welch_from_summary(ra["mean"], ra["sd"], int(ra["n"]), rb["mean"], rb["sd"], int(rb["n"]),
-                                     cfg.welch_effect_size)
+            res = welch_from_summary(
+                ra["mean"], ra["sd"], int(ra["n"]), rb["mean"], rb["sd"], int(rb["n"]), cfg.welch_effect_size
+            )
             note = "both sd are zero" if not math.isfinite(res["p_value"]) else ""
-            rows.append({
-                "aspect": aspect, "method_a": ma, "method_b": mb, "test": WELCH_T,
-                "n_a": int(ra["n"]), "n_b": int(rb["n"]),
-                "mean_a": float(ra["mean"]), "mean_b": float(rb["mean"]),
-                "mean_diff": float(ra["mean"] - rb["mean"]), **res,
-                "effect_size_name": cfg.welch_effect_size, "note": note,
-            })
+            rows.append(
+                {
+                    "aspect": aspect,
+                    "method_a": ma,
+                    "method_b": mb,
+                    "test": WELCH_T,
+                    "n_a": int(ra["n"]),
+                    "n_b": int(rb["n"]),
+                    "mean_a": float(ra["mean"]),
+                    "mean_b": float(rb["mean"]),
+                    "mean_diff": float(ra["mean"] - rb["mean"]),
+                    **res,
+                    "effect_size_name": cfg.welch_effect_size,
+                    "note": note,
+                }
+            )
     return finish_tests(rows, cfg)
 
 
@@ -319,8 +367,15 @@ def describe_cases(cases: CompleteCases, cfg: Table2Config | None = None) -> pd.
     for aspect, wide in cases.ratings.items():
         for m in wide.columns:
             x = wide[m].to_numpy(float)
-            rows.append({"method": m, "aspect": aspect, "mean": float(x.mean()) if x.size else np.nan,
-                         "sd": float(x.std(ddof=1)) if x.size > 1 else np.nan, "n": int(x.size)})
+            rows.append(
+                {
+                    "method": m,
+                    "aspect": aspect,
+                    "mean": float(x.mean()) if x.size else np.nan,
+                    "sd": float(x.std(ddof=1)) if x.size > 1 else np.nan,
+                    "n": int(x.size),
+                }
+            )
     frame = pd.DataFrame(rows, columns=["method", "aspect", "mean", "sd", "n"])
     return sort_rows(frame, cfg) if len(frame) else frame
 
@@ -346,11 +401,19 @@ def paired_rows(cases: CompleteCases, cfg: Table2Config, min_n: int) -> list[dic
         for ma, mb in itertools.combinations(list(wide.columns), 2):
             a, b = wide[ma].to_numpy(float), wide[mb].to_numpy(float)
             for res in paired_pair_tests(a, b, cfg):
-                rows.append({
-                    "aspect": aspect, "method_a": ma, "method_b": mb, "n_a": len(a), "n_b": len(b),
-                    "mean_a": float(a.mean()), "mean_b": float(b.mean()), "mean_diff": float((a - b).mean()),
-                    **res,
-                })
+                rows.append(
+                    {
+                        "aspect": aspect,
+                        "method_a": ma,
+                        "method_b": mb,
+                        "n_a": len(a),
+                        "n_b": len(b),
+                        "mean_a": float(a.mean()),
+                        "mean_b": float(b.mean()),
+                        "mean_diff": float((a - b).mean()),
+                        **res,
+                    }
+                )
     return rows
 
 
@@ -400,4 +463,3 @@ def require_two(cases: CompleteCases, source: str) -> None:
                 f"({', '.join(wide.columns)}), {counts[aspect]} dropped for a missing method; "
                 "paired tests need at least 2"
             )
-
