@@ -43,6 +43,7 @@ reproduce: install
 
 lint: install
 	$(BIN)/ruff check src tests experiments
+	$(BIN)/ruff format --check src tests experiments
 
 mlflow: install
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --port 5000

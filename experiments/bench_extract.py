@@ -118,7 +118,7 @@ def agreement(ref: list[Any], fast: list[Any]) -> dict[str, Any]:
 
 
 def table1_of(expls: list[Any], layers: tuple[str, ...]) -> Any:
-    from inviz.fmaps.store import to_tables
+    from inviz.fmaps.shards import to_tables
     from inviz.fmaps.table1 import table1
 
     _, layer_stats, _ = to_tables(expls)

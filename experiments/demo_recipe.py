@@ -49,34 +49,21 @@ def apply_override(params: dict[str, Any], assignment: str) -> None:
 
 
 def epoch_printer(start: float) -> Any:
-    """``logger_factory`` for :func:`fit_phases`: prints each epoch's validation metrics live."""
-    from lightning.pytorch.loggers import Logger
+    """A callback for :func:`fit_phases` that prints each epoch's validation metrics live."""
+    import lightning as L
 
-    class EpochPrinter(Logger):
-        def __init__(self, phase: str):
-            super().__init__()
-            self.phase = phase
+    class EpochPrinter(L.Callback):
+        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+            m = trainer.callback_metrics
+            if trainer.sanity_checking or "val_acc" not in m:
+                return
+            print(
+                f"  [{time.perf_counter() - start:6.1f} s] epoch {trainer.current_epoch + 1}: "
+                f"val_loss {float(m.get('val_loss', float('nan'))):.4f} val_acc {float(m['val_acc']):.3f}",
+                flush=True,
+            )
 
-        @property
-        def name(self) -> str:
-            return "epoch-printer"
-
-        @property
-        def version(self) -> str:
-            return self.phase
-
-        def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
-            pass
-
-        def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-            if "val_acc" in metrics:
-                print(
-                    f"  [{time.perf_counter() - start:6.1f} s] {self.phase} epoch {int(metrics.get('epoch', -1)) + 1}: "
-                    f"val_loss {metrics.get('val_loss', float('nan')):.4f} val_acc {metrics['val_acc']:.3f}",
-                    flush=True,
-                )
-
-    return EpochPrinter
+    return EpochPrinter()
 
 
 def main() -> None:
@@ -154,7 +141,7 @@ def main() -> None:
         )
         t0 = time.perf_counter()
         c0 = time.process_time()
-        results = fit_phases(model, dm, tcfg, logger_factory=epoch_printer(t0))
+        results = fit_phases(model, dm, tcfg, callbacks=[epoch_printer(t0)])
         t_train = time.perf_counter() - t0
         cpu_train = time.process_time() - c0
 

@@ -12,7 +12,7 @@ import yaml
 
 from inviz.data import synthetic
 from inviz.fmaps.records import ClusterResult, ImageExplanation, LayerExplanation
-from inviz.fmaps.store import consolidate, write_shard
+from inviz.fmaps.shards import consolidate, write_shard
 from inviz.models.checkpoint import save_checkpoint
 from inviz.models.vgg import ModelConfig, build_vgg16
 

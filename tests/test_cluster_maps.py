@@ -1,4 +1,4 @@
-"""Cluster weights, weighted maps, the identity of METHOD.md §1.8 and pruning (inviz.fmaps.cluster_maps)."""
+"""Cluster weights, weighted maps, the identity of docs/method.md §1.8 and pruning (inviz.fmaps.cluster_maps)."""
 
 from __future__ import annotations
 

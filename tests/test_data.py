@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import write_image_folder
 
-from inviz.core.io import md5_file
+from inviz.core.io import file_digest
 from inviz.data.datamodule import (
     AugmentConfig,
     ImageDataModule,
@@ -34,7 +34,9 @@ def test_local_folder_and_archive(fake_imagenette, tmp_path):
     folder, archive = fake_imagenette
     out = fetch_imagenette(ImagenetteConfig(local_path=str(folder)), tmp_path / "a")
     assert sorted(p.name for p in (out / "val").iterdir()) == sorted(IMAGENETTE_CLASSES)
-    out = fetch_imagenette(ImagenetteConfig(local_path=str(archive), md5=md5_file(archive)), tmp_path / "b")
+    out = fetch_imagenette(
+        ImagenetteConfig(local_path=str(archive), md5=file_digest(archive, "md5")), tmp_path / "b"
+    )
     index, skipped = scan_image_folder(out, IMAGENETTE_CLASSES)
     assert len(index) == 50 and skipped.empty
     assert index.drop_duplicates("label").sort_values("label")["class_name"].tolist()[:3] == [
@@ -56,7 +58,7 @@ def test_download_from_cached_archive(fake_imagenette, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "imagenette2-320.tgz").write_bytes(archive.read_bytes())
-    cfg = ImagenetteConfig(cache_dir=str(cache), md5=md5_file(archive))
+    cfg = ImagenetteConfig(cache_dir=str(cache), md5=file_digest(archive, "md5"))
     out = fetch_imagenette(cfg, tmp_path / "dl")
     assert (out / "train" / "n01440764").is_dir()
 

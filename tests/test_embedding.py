@@ -135,9 +135,7 @@ def test_numba_tsne_reaches_sklearn_exact_kl():
             .kl_divergence_
         )
         y = init.copy()
-        kl, _ = nb.tsne_one(
-            scores.numpy(), y, 20.0, 1000, 12.0, 250, 50.0, 0.5, 0.8, 0.01, 1e-7, 50, 300, 100, 1e-5
-        )
+        kl, _ = nb.tsne_one(scores.numpy(), y, 20.0, 50.0, nb.kernel_settings(TSNEConfig()))
         ours.append(kl)
         assert np.isfinite(y).all()
         assert kl == pytest.approx(ref[-1], rel=0.15)  # different local optima of the same objective
@@ -223,11 +221,11 @@ def test_embedding_without_tsne_is_the_pca_scores_and_recovers_groups():
 
     problems = [blob_maps(k, 30, seed=k) for k in (3, 5)]
     xs = [minmax_rows(x) for x, _ in problems]
-    out = embed_pca(xs, TSNEConfig(), 10)
+    out = embed_pca(xs, 10)
     for (_x, truth), emb, scores in zip(problems, out, pca_scores(xs, 10), strict=True):
         assert emb.method == "pca" and emb.points.shape == (len(truth), 10)
         np.testing.assert_allclose(emb.points, scores.numpy(), rtol=1e-6)
         est = WardSilhouette(3, 8).fit(emb.points)
         assert est.n_clusters_ == len(set(truth)) and adjusted_rand_score(truth, est.labels_) == 1.0
-    few = embed_pca([torch.rand(1, 9), torch.zeros(0, 9)], TSNEConfig(), 10)
+    few = embed_pca([torch.rand(1, 9), torch.zeros(0, 9)], 10)
     assert few[0].points.shape == (1, 2) and few[1].method == "none"

@@ -14,7 +14,8 @@ from inviz.fmaps.clustering import CLUSTERINGS
 from inviz.fmaps.explain import ExtractConfig, RunConfig, explain
 from inviz.fmaps.gradients import NonFiniteError, capture
 from inviz.fmaps.lightning import fingerprint, prepare_output
-from inviz.fmaps.store import consolidate, finished_ids, load_results, to_tables, write_shard
+from inviz.fmaps.shards import consolidate, finished_ids, to_tables, write_shard
+from inviz.fmaps.store import load_results
 from inviz.fmaps.table1 import table1
 from inviz.fmaps.threshold import keep_mask, layer_threshold
 from inviz.fmaps.weighting import WEIGHTINGS

@@ -277,7 +277,7 @@ def test_global_stage_tables_tcav_and_figures(labelled, global_run):
 def test_cav_cache_is_reused_and_keyed_by_the_model(labelled, global_run, tmp_path):
     import torch
 
-    from inviz.core.io import sha256_file
+    from inviz.core.io import file_digest
 
     w, out, params = labelled
     cache = out / "cavs"
@@ -286,7 +286,7 @@ def test_cav_cache_is_reused_and_keyed_by_the_model(labelled, global_run, tmp_pa
     again = json.loads((tmp_path / "again.json").read_text())
     assert again["tcav"]["cavs_trained"] == 0 and again["tcav"]["cavs_cached"] > 0
     pd.testing.assert_frame_equal(first, pd.read_csv(tmp_path / "again" / "global.csv"))
-    assert [p.name for p in cache.iterdir()] == [sha256_file(w["model"])[:16]]
+    assert [p.name for p in cache.iterdir()] == [file_digest(w["model"])[:16]]
     # a re-trained model (other weights) gets its own CAVs
     from inviz.models.checkpoint import load_checkpoint, save_checkpoint
 

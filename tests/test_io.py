@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from inviz.core.io import atomic_path, read_json, save_npz, sha256_file, write_csv, write_json
+from inviz.core.io import atomic_path, file_digest, read_json, save_npz, write_csv, write_json
 
 
 def test_atomic_file_is_untouched_on_failure(tmp_path):
@@ -46,4 +46,4 @@ def test_csv_npz_and_hash(tmp_path):
     save_npz(tmp_path / "a.npz", x=np.ones(3))
     assert np.load(tmp_path / "a.npz")["x"].sum() == 3
     (tmp_path / "h").write_bytes(b"abc")
-    assert sha256_file(tmp_path / "h") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert file_digest(tmp_path / "h") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

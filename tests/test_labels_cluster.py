@@ -1,4 +1,4 @@
-"""Text clustering, naming and lemma unification (METHOD.md §3.4-§3.6) with hand-made vectors.
+"""Text clustering, naming and lemma unification (docs/method.md §3.4-§3.6) with hand-made vectors.
 
 The real Sentence-BERT model is exercised in ``test_labels_sbert.py``.
 """

@@ -1,4 +1,4 @@
-"""Label scores, ties, evidence and the transitive merge (METHOD.md §3.7-§3.8), hand-computed."""
+"""Label scores, ties, evidence and the transitive merge (docs/method.md §3.7-§3.8), hand-computed."""
 
 import numpy as np
 import pandas as pd

@@ -1,4 +1,4 @@
-"""Text cleaning and class-name removal (METHOD.md §3.2)."""
+"""Text cleaning and class-name removal (docs/method.md §3.2)."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Translation registry, file cache, DeepL client use, offline behaviour (METHOD.md §3.1)."""
+"""Translation registry, file cache, DeepL client use, offline behaviour (docs/method.md §3.1)."""
 
 import logging
 

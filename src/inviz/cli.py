@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from inviz.core.errors import InvizError
 from inviz.core.tracking import mark_stage_start
+from inviz.stages import add_paths
 
 log = logging.getLogger("inviz")
 
@@ -35,6 +36,7 @@ STAGES: dict[str, str] = {
 
 
 def setup_logging(verbose: bool = False) -> None:
+    """Log to the console through rich (DEBUG with ``verbose``), quieting chatty libraries."""
     from rich.logging import RichHandler
 
     logging.basicConfig(
@@ -59,6 +61,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Build the ``inviz`` parser: one sub-command per stage of :data:`STAGES`, with its options."""
     parser = argparse.ArgumentParser(prog="inviz", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
@@ -66,12 +69,26 @@ def build_parser() -> argparse.ArgumentParser:
         mod = importlib.import_module(f"inviz.stages.{module}")
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
         p.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
-        mod.add_arguments(p)
+        add_paths(p, getattr(mod, "PATHS", {}))
+        if hasattr(mod, "add_arguments"):
+            mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one stage from the command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        The exit status: 0, or 2 after an :class:`inviz.core.errors.InvizError` (logged).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     parser = build_parser()
     args = parser.parse_args(argv)

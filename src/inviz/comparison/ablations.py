@@ -1,6 +1,6 @@
 """Ablation sweeps over DVC experiments: definitions, the ``dvc exp`` commands, and the comparison report.
 
-The method has thresholds and cluster counts users want to vary (METHOD.md §1). A *sweep* is a
+The method has thresholds and cluster counts users want to vary (docs/method.md §1). A *sweep* is a
 list of *variants*, each a set of ``params.yaml`` overrides run as one DVC experiment
 (``dvc exp run --queue -S key=value … <target>``, then ``dvc queue start``). :data:`SWEEPS` holds
 the ready ones; ``experiments/ablations.py`` queues and runs them and calls :func:`collect` and
@@ -110,7 +110,7 @@ def set_arguments(variant: Variant) -> list[str]:
 
 
 def queue_commands(sweeps: Iterable[str], target: str | None = "labels_analyze") -> list[list[str]]:
-    """The ``dvc exp run --queue`` command of every variant of ``sweeps``."""
+    """Build the ``dvc exp run --queue`` command of every variant of ``sweeps``."""
     cmds = []
     for sweep in sweeps:
         if sweep not in SWEEPS:
@@ -154,7 +154,7 @@ def _records(node: Any) -> Iterable[dict[str, Any]]:
 
 
 def _file_data(section: Mapping[str, Any] | None, path: str) -> dict[str, Any]:
-    """The ``data`` of file ``path`` (relative to the repository root, as ``dvc exp show`` names files)."""
+    """Return the ``data`` of file ``path`` (relative to the repository root, as ``dvc exp show`` has it)."""
     for name, payload in (section or {}).items():
         if str(name).replace("\\", "/") == path and isinstance(payload, dict):
             return payload.get("data") or {}
@@ -219,7 +219,7 @@ def collect(exp_show: Any, keys: Sequence[str] | None = None, folder: str = "") 
 
 
 def _ordered(frame: pd.DataFrame, sweep: str) -> pd.DataFrame:
-    """The rows of ``sweep`` in the order its variants are defined (unknown variants last)."""
+    """Return the rows of ``sweep`` in the order its variants are defined (unknown variants last)."""
     order = {
         experiment_name(sweep, v).split(f"abl-{sweep}-", 1)[1]: i
         for i, v in enumerate(SWEEPS.get(sweep, ("", ()))[1])
@@ -267,12 +267,13 @@ def sweep_figure(frame: pd.DataFrame, sweep: str) -> Any:
 
 
 def report_markdown(frame: pd.DataFrame) -> str:
-    """The comparison tables (one per sweep, the baseline first) as Markdown."""
+    """Render the comparison tables (one per sweep, the baseline first) as Markdown."""
     lines = [
         "# Ablations",
         "",
         "Each row is one DVC experiment (`dvc exp show`); outcomes are the Table 1 means over "
-        "layers, cluster-map counts and label outcomes. Differences are to the baseline (the committed params).",
+        "layers, cluster-map counts and label outcomes. "
+        "Differences are to the baseline (the committed params).",
         "",
     ]
     base = frame[frame["sweep"] == "baseline"].head(1)

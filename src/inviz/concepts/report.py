@@ -1,7 +1,8 @@
 """The global explanations as a report: Markdown tables and Figure 4 per class (docs/method.md §4).
 
-Both render a :class:`inviz.concepts.explain.GlobalResult` for its ``figure_layers``; the
-``global`` stage writes them (``global.md``, ``figures/<class>__<layer>.png``).
+:func:`global_markdown` and :func:`global_figures` (each drawn by :func:`global_figure`) render a
+:class:`inviz.concepts.explain.GlobalResult` for its ``figure_layers``; the ``global`` stage writes
+them (``global.md``, ``figures/<class>__<layer>.png``).
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from inviz.concepts.explain import GlobalResult
 from inviz.game.reveal import RevealConfig
-from inviz.views.figures import FigureConfig, global_figure
+from inviz.views.figures import FigureConfig, label_colours
 from inviz.views.overlays import overlay
 from inviz.views.records import safe_name
 
@@ -31,7 +35,7 @@ def global_markdown(result: GlobalResult) -> str:
     """
     table = result.table
     lines = [
-        "# Global explanations (METHOD.md §4)",
+        "# Global explanations (docs/method.md §4)",
         "",
         "Importance = mean weight (% of the layer) of the merged cluster maps a label tops; TCAV: score "
         "(sign count), corrected p-value, significance.",
@@ -58,6 +62,109 @@ def global_markdown(result: GlobalResult) -> str:
     return "\n".join(lines)
 
 
+def global_figure(
+    table: pd.DataFrame,
+    tiles: dict[str, np.ndarray],
+    class_name: str,
+    layer: str,
+    n_examples: int,
+    font_size: float = 6.5,
+) -> Any:
+    """Draw the global explanation of a class at a layer (paper Figure 4).
+
+    Parameters
+    ----------
+    table : rows of :func:`inviz.concepts.importance.global_explanations` for this class and
+        layer (``rank, label, importance, n_maps, examples``), optionally with TCAV columns
+        ``tcav_score, p_adjusted, significant, tcav_status``.
+    tiles : card key -> example tile (uint8, (S, S, 3)) for the keys in ``examples``.
+    n_examples : example tiles per label.
+
+    Returns
+    -------
+    Figure: a bar chart of label importance (mean weight of the maps each label tops, with the
+    map count and the TCAV result next to each bar) and, per label, ``n_examples`` example maps;
+    axes ``gid`` ``"importance"`` and ``"example:<label>:<i>"``.
+    """
+    import matplotlib.pyplot as plt
+
+    from inviz.core.plotting import apply_style
+
+    apply_style()
+    rows = table.sort_values("rank")
+    k = max(len(rows), 1)
+    row_h = 0.62
+    bar_w, tile_w = 2.3, row_h * 0.92
+    width = 0.9 + bar_w + 1.35 + n_examples * (tile_w + 0.05) + 0.1
+    height = 0.55 + k * row_h + 0.35
+    fig = plt.figure(figsize=(width, height))
+    colours = label_colours(list(rows["label"]))
+    ax = fig.add_axes([0.9 / width, 0.35 / height, bar_w / width, k * row_h / height])
+    ax.set_gid("importance")
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y, rows["importance"], color=[colours[lab] for lab in rows["label"]], height=0.6)
+    ax.set_yticks(y, list(rows["label"]), fontsize=font_size * 1.1)
+    ax.set_ylim(-0.5, k - 0.5)
+    ax.set_xlabel("importance: mean weight of the maps it tops (%)", fontsize=font_size)
+    ax.tick_params(axis="x", labelsize=font_size)
+    xmax = float(rows["importance"].max()) if len(rows) else 1.0
+    ax.set_xlim(0, xmax * 1.05 if xmax > 0 else 1)
+    has_tcav = "tcav_score" in rows.columns
+    for yy, r in zip(y, rows.itertuples(), strict=True):
+        fig.text(
+            (0.9 + bar_w + 0.08) / width,
+            (0.35 + (yy + 0.5) * row_h) / height,
+            _bar_note(r, has_tcav),
+            fontsize=font_size,
+            va="center",
+        )
+    x0 = 0.9 + bar_w + 1.35
+    for yy, r in zip(y, rows.itertuples(), strict=True):
+        keys = [s for s in str(r.examples).split(";") if s] if pd.notna(r.examples) else []
+        for i, key in enumerate(keys[:n_examples]):
+            if key not in tiles:
+                continue
+            rect = [
+                (x0 + i * (tile_w + 0.05)) / width,
+                (0.35 + yy * row_h + 0.03) / height,
+                tile_w / width,
+                tile_w / height,
+            ]
+            _example_tile(fig, rect, tiles[key], colours[r.label], f"example:{r.label}:{i}")
+    tcav_note = "; * = TCAV significant after correction" if has_tcav else ""
+    title = f"Global explanation of '{class_name}' at {layer}"
+    fig.text(0.9 / width, 1 - 0.12 / height, title, fontsize=font_size * 1.4, fontweight="bold", va="top")
+    subtitle = f"top-{len(rows)} labels of its images' cluster maps{tcav_note}; example maps on the right"
+    fig.text(0.9 / width, 1 - 0.36 / height, subtitle, fontsize=font_size, va="top")
+    return fig
+
+
+def _bar_note(r: Any, has_tcav: bool) -> str:
+    """Write the note beside a label's bar: its map count and, with TCAV columns, the TCAV result."""
+    text = f"{int(r.n_maps)} map{'s' if r.n_maps != 1 else ''}"
+    if has_tcav:
+        status = getattr(r, "tcav_status", "ok")
+        if status == "ok" and pd.notna(r.tcav_score):
+            star = "*" if bool(r.significant) else " (n.s.)"
+            text += f"\nTCAV {r.tcav_score:.2f}{star}  p={r.p_adjusted:.2g}"
+        else:
+            text += f"\nTCAV: {str(status).replace('_', ' ')}"
+    return text
+
+
+def _example_tile(fig: Any, rect: list[float], tile: np.ndarray, colour: Any, gid: str) -> None:
+    """Draw one example map at ``rect`` (figure fraction), framed in its label's colour."""
+    tax = fig.add_axes(rect)
+    tax.imshow(tile, interpolation="nearest")
+    tax.set_xticks([])
+    tax.set_yticks([])
+    for s in tax.spines.values():
+        s.set_visible(True)
+        s.set_color(colour)
+        s.set_linewidth(1.2)
+    tax.set_gid(gid)
+
+
 def global_figures(
     result: GlobalResult, n_examples: int, fig_cfg: FigureConfig, reveal_cfg: RevealConfig
 ) -> Iterator[tuple[str, Any]]:
@@ -78,7 +185,7 @@ def global_figures(
     name : str
         ``<class label:02d>_<class name>__<layer>``, the file name without extension.
     figure : matplotlib Figure
-        :func:`inviz.views.figures.global_figure`; the caller saves and closes it.
+        :func:`global_figure`; the caller saves and closes it.
     """
     table = result.table
     for (cl, cname, layer), grp in table[table["layer"].isin(result.figure_layers)].groupby(

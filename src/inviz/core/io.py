@@ -91,6 +91,7 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 
 def read_json(path: str | Path) -> Any:
+    """Read a JSON file; a missing file or invalid JSON raises an error naming the file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
@@ -101,6 +102,7 @@ def read_json(path: str | Path) -> Any:
 
 
 def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` as UTF-8 atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
@@ -115,6 +117,7 @@ def write_csv(path: str | Path, frame: Any, **kwargs: Any) -> Path:
 
 
 def write_parquet(path: str | Path, frame: Any) -> Path:
+    """Write a pandas DataFrame as Parquet atomically (no index)."""
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
     return Path(path)
@@ -125,14 +128,6 @@ def save_npz(path: str | Path, **arrays: Any) -> Path:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
-    return Path(path)
-
-
-def save_torch(path: str | Path, obj: Any) -> Path:
-    import torch
-
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
     return Path(path)
 
 
@@ -160,17 +155,44 @@ def save_figure(
     return written
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+def require_file(path: str | Path, what: str, stage: str, error: type[Exception] = FileNotFoundError) -> Path:
+    """Return ``path`` as a Path; a missing file raises ``error`` naming it and the stage that writes it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The input file.
+    what : str
+        What the file is, for the message (``model checkpoint``).
+    stage : str
+        The ``inviz`` stage that writes it.
+    error : exception class
+        Raised with the message ``"<path>: <what> not found (run the '<stage>' stage first)"``.
+
+    Returns
+    -------
+    Path
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise error(f"{path}: {what} not found (run the '{stage}' stage first)")
+    return path
 
 
-def md5_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.md5()
+def file_digest(path: str | Path, algorithm: str = "sha256") -> str:
+    """Return the hex digest of a file's bytes, read in chunks.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    algorithm : str
+        A :mod:`hashlib` algorithm name (``sha256``, ``md5``, ...).
+
+    Returns
+    -------
+    str
+        The hexadecimal digest.
+    """
     with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, algorithm).hexdigest()

@@ -40,14 +40,16 @@ def apply_style(context: str = "paper") -> None:
 
 
 def palette(n: int) -> list[Any]:
+    """Return ``n`` colours of the project's colour-blind-safe palette."""
     return sns.color_palette(PALETTE, n)
 
 
 def new_figure(width: float = 3.4, height: float = 2.6, **kwargs: Any) -> tuple[Any, Any]:
-    """A figure at column width (3.4 in) by default, with the project style applied."""
+    """Create a figure at column width (3.4 in) by default, with the project style applied."""
     apply_style()
     return plt.subplots(figsize=(width, height), **kwargs)
 
 
 def close(fig: Any) -> None:
+    """Close a figure (free its memory once saved or logged)."""
     plt.close(fig)

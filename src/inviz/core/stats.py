@@ -8,7 +8,7 @@ import numpy as np
 
 
 def adjust_pvalues(p_values: Sequence[float], method: str = "holm", alpha: float = 0.05) -> np.ndarray:
-    """Adjusted p-values of one family, ``multipletests(p, alpha, method=method)``.
+    """Adjust the p-values of one family, ``multipletests(p, alpha, method=method)``.
 
     NaN p-values (degenerate tests) stay NaN and are left out of the family; ``method="none"``
     returns the raw p-values.

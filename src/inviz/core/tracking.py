@@ -62,7 +62,7 @@ def _dvc_ancestor() -> tuple[int, float] | None:
 
 
 def pipeline_run_id() -> str | None:
-    """The id shared by the stage runs of one pipeline execution, or ``None`` outside a pipeline.
+    """Return the id shared by the stage runs of one pipeline execution, or ``None`` outside a pipeline.
 
     ``$INVIZ_PIPELINE_RUN`` when set; otherwise derived from the ``dvc`` process that runs the
     stages (host, pid, start time) and the DVC experiment name, so two queued experiments served
@@ -95,7 +95,7 @@ class TrackingConfig:
 
 
 def project_root(start: str | Path | None = None) -> Path:
-    """The original project checkout that contains ``start`` (default: cwd).
+    """Return the original project checkout that contains ``start`` (default: cwd).
 
     Inside a DVC temporary experiment copy (``<root>/.dvc/tmp/exps/...``) this is ``<root>``;
     otherwise the nearest ancestor holding a ``.dvc`` directory, else ``start`` itself.
@@ -111,6 +111,11 @@ def project_root(start: str | Path | None = None) -> Path:
 
 
 def resolve_tracking_uri(cfg: TrackingConfig, start: str | Path | None = None) -> str:
+    """Return the MLflow tracking URI.
+
+    ``mlflow.tracking_uri`` when set, else ``$MLFLOW_TRACKING_URI``, else the SQLite store
+    ``mlflow.db`` at the project root (:func:`project_root` of ``start``).
+    """
     if cfg.tracking_uri:
         return cfg.tracking_uri
     env = os.environ.get("MLFLOW_TRACKING_URI")
@@ -120,6 +125,7 @@ def resolve_tracking_uri(cfg: TrackingConfig, start: str | Path | None = None) -
 
 
 def git_commit(cwd: str | Path | None = None) -> str | None:
+    """Return the checked-out git commit of ``cwd`` (None outside a git checkout or without git)."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
@@ -138,13 +144,16 @@ class Tracker:
 
     @property
     def enabled(self) -> bool:
+        """Whether a run is active (tracking enabled)."""
         return self.run is not None
 
     @property
     def run_id(self) -> str | None:
+        """The active run's id (None when disabled)."""
         return self.run.info.run_id if self.run is not None else None
 
     def log_params(self, params: Mapping[str, Any], prefix: str = "") -> None:
+        """Log nested ``params`` flattened to dotted keys (values cut to 6000 characters)."""
         if not self.enabled:
             return
         import mlflow
@@ -155,6 +164,7 @@ class Tracker:
             mlflow.log_params(dict(items[i : i + 100]))
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None, prefix: str = "") -> None:
+        """Log the numeric values of nested ``metrics`` (dotted keys; booleans and text left out)."""
         if not self.enabled:
             return
         import mlflow
@@ -168,12 +178,14 @@ class Tracker:
             mlflow.log_metrics(flat, step=step)
 
     def log_figure(self, fig: Any, artifact_file: str) -> None:
+        """Log a matplotlib figure as the image artifact ``artifact_file``."""
         if self.enabled:
             import mlflow
 
             mlflow.log_figure(fig, artifact_file)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Log a file or a folder's files (a missing path is skipped)."""
         if not self.enabled:
             return
         import mlflow
@@ -223,7 +235,7 @@ def _ensure_experiment(mlflow: Any, name: str, uri: str) -> None:
 
 
 def _parent_run(client: Any, experiment_id: str, pipeline_id: str) -> str:
-    """The id of the parent run of pipeline execution ``pipeline_id`` (created on first use)."""
+    """Return the id of the parent run of pipeline execution ``pipeline_id`` (created on first use)."""
     found = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`{PIPELINE_TAG}` = '{pipeline_id}' and tags.`inviz.kind` = 'pipeline'",

@@ -22,6 +22,8 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from inviz.core.io import require_file
+
 log = logging.getLogger(__name__)
 
 
@@ -56,6 +58,21 @@ def eval_transform(input_size: int, mean: Sequence[float], std: Sequence[float])
 def train_transform(
     input_size: int, mean: Sequence[float], std: Sequence[float], aug: AugmentConfig
 ) -> v2.Compose:
+    """Build the training transform: resize, the random augmentations of ``aug``, normalise.
+
+    Parameters
+    ----------
+    input_size : int
+        Side of the square network input.
+    mean, std : sequence of float
+        Per-channel normalisation.
+    aug : AugmentConfig
+        Rotation, shift, zoom and flips; disabled, the evaluation transform is returned.
+
+    Returns
+    -------
+    torchvision ``v2.Compose`` mapping a PIL image to a float tensor of shape (3, input_size, input_size).
+    """
     if not aug.enabled:
         return eval_transform(input_size, mean, std)
     ops: list[Any] = [v2.ToImage(), v2.Resize((input_size, input_size), antialias=True)]
@@ -76,15 +93,9 @@ def train_transform(
 
 
 def load_rgb(path: str | Path) -> Image.Image:
+    """Read an image file as RGB (the file is closed on return)."""
     with Image.open(path) as im:
         return im.convert("RGB")
-
-
-def denormalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """Undo ``Normalize``: (…, 3, H, W) normalised -> [0, 1]."""
-    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-    return (x * s + m).clamp(0, 1)
 
 
 class IndexedImageDataset(Dataset):
@@ -115,6 +126,7 @@ class IndexedImageDataset(Dataset):
 
 
 def collate_skip_none(batch: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """Stack a batch, leaving out the images that failed to load (``None``); ``dropped`` counts them."""
     items = [b for b in batch if b is not None]
     dropped = len(batch) - len(items)
     if not items:
@@ -136,9 +148,7 @@ def read_index(path: str | Path) -> pd.DataFrame:
     """Read an index CSV written by ``inviz data`` and check its columns."""
     from inviz.data.index import INDEX_COLUMNS
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: index file not found (run the 'data' stage first)")
+    path = require_file(path, "index file", "data")
     frame = pd.read_csv(
         path, dtype={"sample_id": str, "path": str, "split": str, "class_folder": str, "class_name": str}
     )
@@ -207,19 +217,24 @@ class ImageDataModule(L.LightningDataModule):
         )
 
     def eval_transform(self) -> v2.Compose:
+        """Return the evaluation transform of this data's input size and normalisation."""
         return eval_transform(self.input_size, self.mean, self.std)
 
     def train_dataloader(self) -> DataLoader:
+        """Load the ``train`` split, augmented and shuffled (seeded)."""
         tf = train_transform(self.input_size, self.mean, self.std, self.augment)
         return self._loader(self._split("train"), tf, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
+        """Load the ``val`` split, in index order."""
         return self._loader(self._split("val"), self.eval_transform(), shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
+        """Load the ``test`` split, in index order."""
         return self._loader(self._split("test"), self.eval_transform(), shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:
+        """Load ``predict_ids`` in that order (the ``test`` split when not given)."""
         if self.predict_ids is None:
             frame = self._split("test")
         else:

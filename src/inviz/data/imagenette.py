@@ -1,7 +1,7 @@
 """Imagenette (fast.ai), the paper's dataset: download, verify, or take a local copy.
 
 The 320-px release ``imagenette2-320.tgz`` holds ``train/`` and ``val/`` with one folder per
-ImageNet WNID. Class order is the sorted WNID folders (METHOD.md §0): tench, English springer,
+ImageNet WNID. Class order is the sorted WNID folders (docs/method.md §0): tench, English springer,
 cassette player, chain saw, church, French horn, garbage truck, gas pump, golf ball, parachute.
 
 Sources, in order: ``local_path`` (an extracted ``imagenette2-320`` folder or the ``.tgz``
@@ -76,7 +76,8 @@ def _extract(archive: Path, md5: str | None, dest: Path) -> Path:
 
     if md5 and not check_integrity(str(archive), md5):
         raise DatasetUnavailable(
-            f"{archive}: md5 checksum mismatch (expected {md5}); the file is corrupt or not imagenette2-320.tgz"
+            f"{archive}: md5 checksum mismatch (expected {md5}); "
+            "the file is corrupt or not imagenette2-320.tgz"
         )
     log.info("extracting %s", archive)
     tmp = dest.with_name(f".{dest.name}.extract")

@@ -58,10 +58,41 @@ def check_image(path: Path) -> str | None:
 
 
 def class_folders(root: Path, split: str) -> list[str]:
+    """List the class folders of ``root/split``, sorted, hidden ones left out (missing split: an error)."""
     d = root / split
     if not d.is_dir():
         raise DatasetLayoutError(f"{d}: split folder not found (expected {root}/{split}/<class>/<images>)")
     return sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _class_folders_of_splits(
+    root: Path, splits: tuple[str, ...], class_names: dict[str, str] | None
+) -> list[str]:
+    """Return the class folders, the same in every split (and those of ``class_names`` when given)."""
+    expected = sorted(class_names) if class_names else None
+    folders: list[str] | None = None
+    for split in splits:
+        found = class_folders(root, split)
+        if expected is not None:
+            missing = [c for c in expected if c not in found]
+            if missing:
+                raise DatasetLayoutError(
+                    f"{root / split}: missing class folder(s) {', '.join(missing)}; "
+                    f"expected {', '.join(expected)}"
+                )
+            extra = [c for c in found if c not in expected]
+            if extra:
+                raise DatasetLayoutError(f"{root / split}: unexpected class folder(s) {', '.join(extra)}")
+        if folders is None:
+            folders = found
+        elif found != folders:
+            raise DatasetLayoutError(
+                f"{root / split}: class folders {found} differ from those of '{splits[0]}' ({folders})"
+            )
+        if not found:
+            raise DatasetLayoutError(f"{root / split}: no class folders")
+    assert folders is not None
+    return folders
 
 
 def scan_image_folder(
@@ -85,28 +116,7 @@ def scan_image_folder(
     skipped : DataFrame ``path, split, reason`` of files that were not used.
     """
     root = Path(root)
-    expected = sorted(class_names) if class_names else None
-    folders: list[str] | None = None
-    for split in splits:
-        found = class_folders(root, split)
-        if expected is not None:
-            missing = [c for c in expected if c not in found]
-            if missing:
-                raise DatasetLayoutError(
-                    f"{root / split}: missing class folder(s) {', '.join(missing)}; expected {', '.join(expected)}"
-                )
-            extra = [c for c in found if c not in expected]
-            if extra:
-                raise DatasetLayoutError(f"{root / split}: unexpected class folder(s) {', '.join(extra)}")
-        if folders is None:
-            folders = found
-        elif found != folders:
-            raise DatasetLayoutError(
-                f"{root / split}: class folders {found} differ from those of '{splits[0]}' ({folders})"
-            )
-        if not found:
-            raise DatasetLayoutError(f"{root / split}: no class folders")
-    assert folders is not None
+    folders = _class_folders_of_splits(root, splits, class_names)
     label_of = {c: i for i, c in enumerate(folders)}
 
     candidates: list[tuple[str, str, Path]] = []
@@ -138,7 +148,7 @@ def scan_image_folder(
             )
         )
     rows = []
-    for (split, c, p), reason in zip(candidates, reasons):
+    for (split, c, p), reason in zip(candidates, reasons, strict=True):  # one reason per candidate
         rel = p.relative_to(root).as_posix()
         if reason is not None:
             skipped.append({"path": rel, "split": split, "reason": reason})

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from inviz.core.errors import InvizError
+from inviz.core.io import require_file
 
 
 class PartMasksError(InvizError, ValueError):
@@ -117,11 +118,12 @@ class PartMasks:
         Parameters
         ----------
         path : str or Path
-            The file.
+            Where to write (the ``data`` stage's ``--parts``).
 
         Returns
         -------
         Path
+            The file written.
         """
         from inviz.core.io import save_npz
 
@@ -143,15 +145,13 @@ class PartMasks:
         Parameters
         ----------
         path : str or Path
-            The file.
+            A file written by :meth:`save` (empty masks for real data).
 
         Returns
         -------
         PartMasks
         """
-        path = Path(path)
-        if not path.is_file():
-            raise PartMasksError(f"{path}: part-mask file not found (run the 'data' stage first)")
+        path = require_file(path, "part-mask file", "data", PartMasksError)
         keys = ("sample_ids", "masks", "vocabulary", "class_folders", "class_parts")
         try:
             with np.load(path, allow_pickle=False) as data:

@@ -17,12 +17,14 @@ pair arithmetic with float64 accumulation of ``Z`` and float64 optimiser state, 
     q_ij = 1 / (1 + |y_i - y_j|^2).
 
 Compiled with ``cache=True`` (the compiled code is stored next to this file; the first call in a
-fresh environment pays the JIT cost once). Called by :func:`inviz.fmaps.embedding.embed_numba`.
+fresh environment pays the JIT cost once). The kernels call one another and are compiled as one
+unit, so they stay in this module. Called by :class:`inviz.fmaps.embedding.NumbaTSNE`.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit, prange
@@ -62,42 +64,12 @@ def _vexp(x: np.ndarray, out: np.ndarray, ibuf: np.ndarray) -> None:
             t = -1022.0
         k = math.floor(t)
         r = (t - k) * _LN2  # exp(r), r in [0, ln 2): Taylor polynomial of degree 12
-        out[j] = 1.0 + r * (
-            1.0
-            + r
-            * (
-                0.5
-                + r
-                * (
-                    1.0 / 6
-                    + r
-                    * (
-                        1.0 / 24
-                        + r
-                        * (
-                            1.0 / 120
-                            + r
-                            * (
-                                1.0 / 720
-                                + r
-                                * (
-                                    1.0 / 5040
-                                    + r
-                                    * (
-                                        1.0 / 40320
-                                        + r
-                                        * (
-                                            1.0 / 362880
-                                            + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r / 479001600))
-                                        )
-                                    )
-                                )
-                            )
-                        )
-                    )
-                )
-            )
-        )
+        # Horner's scheme of the Taylor polynomial, kept compact by hand:
+        # fmt: off
+        out[j] = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (
+            1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (
+                1.0 / 3628800 + r * (1.0 / 39916800 + r / 479001600)))))))))))
+        # fmt: on
         ibuf[j] = (np.int64(k) + 1023) << 52  # 2**k as float64 bits
     scale = ibuf.view(np.float64)
     for j in range(n):
@@ -123,15 +95,11 @@ def _vlog(x: np.ndarray, out: np.ndarray, ibuf: np.ndarray) -> None:
             e += 1.0
         s = (m - 1.0) / (m + 1.0)  # log m = 2 atanh(s), |s| <= 0.1716
         s2 = s * s
-        poly = 1.0 + s2 * (
-            1.0 / 3
-            + s2
-            * (
-                1.0 / 5
-                + s2
-                * (1.0 / 7 + s2 * (1.0 / 9 + s2 * (1.0 / 11 + s2 * (1.0 / 13 + s2 * (1.0 / 15 + s2 / 17)))))
-            )
-        )
+        # Horner's scheme of the odd series of atanh, kept compact by hand:
+        # fmt: off
+        poly = 1.0 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9 + s2 * (
+            1.0 / 11 + s2 * (1.0 / 13 + s2 * (1.0 / 15 + s2 / 17)))))))
+        # fmt: on
         out[j] = e * _LN2 + 2.0 * s * poly
 
 
@@ -331,15 +299,16 @@ def _descend(
     start: int,
     stop: int,
     momentum: float,
-    lr: float,
-    min_gain: float,
-    min_grad_norm: float,
-    n_iter_check: int,
     n_without_progress: int,
+    opt: tuple[float, float, float, int],
     p_sum: float,
     p_logp: float,
 ) -> tuple[float, int]:
-    """Scikit-learn's ``_gradient_descent`` on (y0, y1) in place; returns (last error, last iteration)."""
+    """Scikit-learn's ``_gradient_descent`` on (y0, y1) in place; returns (last error, last iteration).
+
+    ``opt`` is ``(learning rate, min_gain, min_grad_norm, n_iter_check)``, the same in both phases.
+    """
+    lr, min_gain, min_grad_norm, n_iter_check = opt
     n = y0.shape[0]
     ys = (y0, y1)
     p32 = p.astype(np.float32)
@@ -395,23 +364,54 @@ def _descend(
     return error, i
 
 
+#: the scalar t-SNE settings handed to the kernels, in this order (:func:`kernel_settings`)
+SETTINGS = (
+    "n_iter",
+    "early_exaggeration",
+    "exaggeration_iter",
+    "momentum_early",
+    "momentum_final",
+    "min_gain",
+    "min_grad_norm",
+    "n_iter_check",
+    "n_iter_without_progress",
+    "perplexity_steps",
+    "perplexity_tol",
+)
+_INTEGER_SETTINGS = (
+    "n_iter",
+    "exaggeration_iter",
+    "n_iter_check",
+    "n_iter_without_progress",
+    "perplexity_steps",
+)
+
+
+def kernel_settings(cfg: Any) -> tuple:
+    """Return the scalar settings of :func:`tsne_one` and :func:`tsne_many` from a t-SNE config.
+
+    Parameters
+    ----------
+    cfg : :class:`inviz.fmaps.embedding.TSNEConfig`
+        ``n_iter`` (total iterations, early exaggeration included), ``early_exaggeration`` and
+        ``exaggeration_iter`` (factor on P in the first phase and its length), ``momentum_early``
+        and ``momentum_final`` (momentum in the first and second phase), ``min_gain`` (floor of the
+        per-parameter gains), ``min_grad_norm`` (stop when the gradient norm falls below it),
+        ``n_iter_check`` (iterations between convergence checks), ``n_iter_without_progress`` (stop
+        after this many iterations without a lower KL), ``perplexity_steps`` and ``perplexity_tol``
+        (binary search of the perplexity: steps, tolerance in nats).
+
+    Returns
+    -------
+    tuple
+        The values of :data:`SETTINGS` in that order (ints for counts, floats otherwise).
+    """
+    return tuple(int(getattr(cfg, k)) if k in _INTEGER_SETTINGS else float(getattr(cfg, k)) for k in SETTINGS)
+
+
 @njit(cache=True, error_model="numpy")
 def tsne_one(
-    x: np.ndarray,
-    y: np.ndarray,
-    perplexity: float,
-    n_iter: int,
-    exaggeration: float,
-    exaggeration_iter: int,
-    lr: float,
-    momentum_early: float,
-    momentum_final: float,
-    min_gain: float,
-    min_grad_norm: float,
-    n_iter_check: int,
-    n_without_progress: int,
-    n_steps: int,
-    tol: float,
+    x: np.ndarray, y: np.ndarray, perplexity: float, lr: float, settings: tuple
 ) -> tuple[float, int]:
     """Exact t-SNE of one problem, in place.
 
@@ -420,60 +420,30 @@ def tsne_one(
     x : ndarray of shape (n, d), float64, the points (PCA scores).
     y : ndarray of shape (n, 2), float64, the initial embedding; receives the result.
     perplexity : the (effective) perplexity.
-    n_iter : total iterations, early exaggeration included.
-    exaggeration, exaggeration_iter : factor on P in the first phase and its length.
     lr : learning rate.
-    momentum_early, momentum_final : momentum in the first and second phase.
-    min_gain : floor of the per-parameter gains.
-    min_grad_norm : stop when the gradient norm falls below this.
-    n_iter_check : iterations between convergence checks.
-    n_without_progress : stop after this many iterations without a lower KL.
-    n_steps, tol : binary search of the perplexity (steps, tolerance in nats).
+    settings : the scalar settings, :data:`SETTINGS` in order (see :func:`kernel_settings`).
 
     Returns
     -------
     (kl, iterations) : the final KL divergence and the iterations run.
     """
+    n_iter, exaggeration, exaggeration_iter, momentum_early, momentum_final = settings[:5]
+    min_gain, min_grad_norm, n_iter_check, n_without_progress, n_steps, tol = settings[5:]
     dist = _sqdist(x)
     p = _joint_p(_conditional_p(dist, perplexity, n_steps, tol))
     y0 = np.ascontiguousarray(y[:, 0])
     y1 = np.ascontiguousarray(y[:, 1])
     p_sum, p_logp = _p_stats(p)
+    opt = (lr, min_gain, min_grad_norm, n_iter_check)
     stop1 = min(exaggeration_iter, n_iter)
     err, it = 0.0, -1
     if stop1 > 0:
         err, it = _descend(
-            y0,
-            y1,
-            p,
-            exaggeration,
-            0,
-            stop1,
-            momentum_early,
-            lr,
-            min_gain,
-            min_grad_norm,
-            n_iter_check,
-            exaggeration_iter,
-            p_sum,
-            p_logp,
+            y0, y1, p, exaggeration, 0, stop1, momentum_early, exaggeration_iter, opt, p_sum, p_logp
         )
     if n_iter > stop1:
         err, it = _descend(
-            y0,
-            y1,
-            p,
-            1.0,
-            it + 1,
-            n_iter,
-            momentum_final,
-            lr,
-            min_gain,
-            min_grad_norm,
-            n_iter_check,
-            n_without_progress,
-            p_sum,
-            p_logp,
+            y0, y1, p, 1.0, it + 1, n_iter, momentum_final, n_without_progress, opt, p_sum, p_logp
         )
     else:
         err = _kl(y0, y1, p, 1.0, p_sum, p_logp)
@@ -490,18 +460,8 @@ def tsne_many(
     y: np.ndarray,
     perplexity: np.ndarray,
     lr: np.ndarray,
-    n_iter: int,
-    exaggeration: float,
-    exaggeration_iter: int,
-    momentum_early: float,
-    momentum_final: float,
-    min_gain: float,
-    min_grad_norm: float,
-    n_iter_check: int,
-    n_without_progress: int,
-    n_steps: int,
-    tol: float,
     order: np.ndarray,
+    settings: tuple,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact t-SNE of B problems in parallel, in place: problem ``b`` is rows ``offsets[b]:offsets[b+1]``.
 
@@ -514,15 +474,8 @@ def tsne_many(
     y : ndarray of shape (sum n_b, 2), float64, the initial embeddings; receives the results.
     perplexity : ndarray of shape (B,), the (effective) perplexities.
     lr : ndarray of shape (B,), the learning rates.
-    n_iter : total iterations, early exaggeration included.
-    exaggeration, exaggeration_iter : factor on P in the first phase and its length.
-    momentum_early, momentum_final : momentum in the first and second phase.
-    min_gain : floor of the per-parameter gains.
-    min_grad_norm : stop when the gradient norm falls below this.
-    n_iter_check : iterations between convergence checks.
-    n_without_progress : stop after this many iterations without a lower KL.
-    n_steps, tol : binary search of the perplexity (steps, tolerance in nats).
     order : int64 ndarray of shape (B,), the problems largest first (better load balance).
+    settings : the scalar settings shared by all problems (:func:`kernel_settings`).
 
     Returns
     -------
@@ -538,23 +491,7 @@ def tsne_many(
         hi = offsets[b + 1]
         xb = np.ascontiguousarray(x[lo:hi, : dims[b]])
         yb = np.ascontiguousarray(y[lo:hi])
-        err, it = tsne_one(
-            xb,
-            yb,
-            perplexity[b],
-            n_iter,
-            exaggeration,
-            exaggeration_iter,
-            lr[b],
-            momentum_early,
-            momentum_final,
-            min_gain,
-            min_grad_norm,
-            n_iter_check,
-            n_without_progress,
-            n_steps,
-            tol,
-        )
+        err, it = tsne_one(xb, yb, perplexity[b], lr[b], settings)
         y[lo:hi] = yb
         kl[b] = err
         iters[b] = it

@@ -3,7 +3,7 @@
 The algorithm of :mod:`inviz.fmaps._tsne_numba` (scikit-learn's exact t-SNE step for step) on
 problems padded to the largest one (B, n, n): padded rows and columns are not valid pairs and take
 no part in the optimisation. Float64 on the CPU, float32 on CUDA. Called by
-:func:`inviz.fmaps.embedding.embed_torch`.
+:class:`inviz.fmaps.embedding.TorchTSNE`.
 """
 
 from __future__ import annotations

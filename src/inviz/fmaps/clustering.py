@@ -158,11 +158,11 @@ def ward_scipy(X: np.ndarray, ks: list[int]) -> WardCuts:
     Parameters
     ----------
     X : ndarray of shape (n, d), float64, at least ``max(ks) + 1`` distinct points.
-    ks : the cluster counts to try.
+    ks : the cluster counts to try, each read off the same tree (:func:`cut_ward_tree`).
 
     Returns
     -------
-    :class:`WardCuts` (with the linkage matrix).
+    :class:`WardCuts`, ``linkage`` the scipy matrix of shape (n - 1, 4).
     """
     from scipy.cluster.hierarchy import linkage
 
@@ -177,12 +177,15 @@ def ward_sklearn(X: np.ndarray, ks: list[int]) -> WardCuts:
 
     Parameters
     ----------
-    X : ndarray of shape (n, d), float64, at least ``max(ks) + 1`` distinct points.
-    ks : the cluster counts to try.
+    X : ndarray of shape (n, d), float64
+        The points (as for :func:`ward_scipy`).
+    ks : list of int
+        The cluster counts; one fit and one silhouette per count.
 
     Returns
     -------
-    :class:`WardCuts` (no linkage matrix).
+    WardCuts
+        Partitions and silhouettes; ``linkage`` is None (no tree is kept across the fits).
     """
     from sklearn.cluster import AgglomerativeClustering
     from sklearn.metrics import silhouette_score

@@ -35,7 +35,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -199,6 +199,7 @@ def learning_rate(n: int, cfg: TSNEConfig) -> float:
 
 
 def _few_points(scores: torch.Tensor) -> Embedding:
+    """Points of a problem too small for t-SNE: its first two PCA scores (zero-padded)."""
     n = scores.shape[0]
     pts = np.zeros((n, 2))
     k = min(2, scores.shape[1])
@@ -206,205 +207,172 @@ def _few_points(scores: torch.Tensor) -> Embedding:
     return Embedding(pts, "pca" if n else "none")
 
 
-def embed_numba(
-    xs: Sequence[torch.Tensor],
-    cfg: TSNEConfig,
-    n_components: int,
-    seed: int = 0,
-    timings: dict[str, float] | None = None,
-) -> list[Embedding]:
-    """Fast CPU path: torch PCA + exact t-SNE compiled with numba, every problem in parallel.
+class TSNEBackend:
+    """A t-SNE backend: PCA of every problem, then t-SNE of the problems with enough points.
 
-    Parameters
-    ----------
-    xs : tensors of shape (n_i, P_i), the (min-max scaled) kept maps of each problem.
-    cfg : t-SNE settings.
-    n_components : PCA dimensions (at most; problem ``i`` gets ``min(n_components, n_i, P_i)``).
-    seed : random seed (used by the ``reference`` backend only).
-    timings : optional dict receiving the seconds spent in ``pca`` and ``tsne``.
-
-    Returns
-    -------
-    list of :class:`Embedding`, one per problem: points of shape (n_i, 2).
+    The steps common to every backend live in :meth:`__call__`; a backend overrides :meth:`tsne`
+    (and :meth:`pca` when it reduces the maps its own way). Problems with fewer than
+    :data:`MIN_TSNE_POINTS` maps keep their first two PCA scores (``method="pca"``).
     """
-    from inviz.fmaps._tsne_numba import tsne_many
 
-    with timed(timings, "pca"):
-        scores = pca_scores([x.detach() for x in xs], n_components)
-    results: list[Embedding | None] = [None] * len(xs)
-    todo = []
-    for i, s in enumerate(scores):
-        if s.shape[0] < MIN_TSNE_POINTS:
-            results[i] = _few_points(s)
-        else:
-            todo.append(i)
-    if todo:
-        ns = np.array([scores[i].shape[0] for i in todo], dtype=np.int64)
-        dims = np.array([max(scores[i].shape[1], 1) for i in todo], dtype=np.int64)
+    def __call__(
+        self,
+        xs: Sequence[torch.Tensor],
+        cfg: TSNEConfig,
+        n_components: int,
+        seed: int = 0,
+        timings: dict[str, float] | None = None,
+    ) -> list[Embedding]:
+        """Embed several problems to 2-D points.
+
+        Parameters
+        ----------
+        xs : tensors of shape (n_i, P_i), the (min-max scaled) kept maps of each problem.
+        cfg : t-SNE settings.
+        n_components : PCA dimensions (at most; problem ``i`` gets ``min(n_components, n_i, P_i)``).
+        seed : random seed (used by the ``reference`` backend only).
+        timings : optional dict receiving the seconds spent in ``pca`` and ``tsne``.
+
+        Returns
+        -------
+        list of :class:`Embedding`, one per problem: points of shape (n_i, 2).
+        """
+        with timed(timings, "pca"):
+            scores = self.pca(xs, n_components, seed)
+        results = [_few_points(s) if s.shape[0] < MIN_TSNE_POINTS else None for s in scores]
+        todo = [i for i, s in enumerate(scores) if s.shape[0] >= MIN_TSNE_POINTS]
+        if todo:
+            embedded = self.tsne([scores[i] for i in todo], cfg, seed, timings)
+            for i, e in zip(todo, embedded, strict=True):
+                results[i] = e
+        return results  # type: ignore[return-value]
+
+    def pca(self, xs: Sequence[torch.Tensor], n_components: int, seed: int) -> list[torch.Tensor]:
+        """Reduce each problem to its PCA scores, shape (n_i, d_i), with torch on its device."""
+        return pca_scores([x.detach() for x in xs], n_components)
+
+    def tsne(
+        self, scores: list[torch.Tensor], cfg: TSNEConfig, seed: int, timings: dict[str, float] | None
+    ) -> list[Embedding]:
+        """Embed the PCA scores of problems with at least :data:`MIN_TSNE_POINTS` points (override)."""
+        raise NotImplementedError
+
+
+class NumbaTSNE(TSNEBackend):
+    """Fast CPU path: torch PCA + exact t-SNE compiled with numba, every problem in parallel."""
+
+    def tsne(
+        self, scores: list[torch.Tensor], cfg: TSNEConfig, seed: int, timings: dict[str, float] | None
+    ) -> list[Embedding]:
+        """Stack the problems and run :func:`inviz.fmaps._tsne_numba.tsne_many` on all of them."""
+        from inviz.fmaps._tsne_numba import kernel_settings, tsne_many
+
+        ns = np.array([s.shape[0] for s in scores], dtype=np.int64)
+        dims = np.array([max(s.shape[1], 1) for s in scores], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(ns)]).astype(np.int64)
         x = np.zeros((int(offsets[-1]), int(dims.max())))
         y = np.zeros((int(offsets[-1]), 2))
-        for b, i in enumerate(todo):
-            s = scores[i].cpu().numpy()
-            x[offsets[b] : offsets[b + 1], : s.shape[1]] = s
-            y[offsets[b] : offsets[b + 1]] = tsne_init(scores[i]).cpu().numpy()
+        for b, s in enumerate(scores):
+            x[offsets[b] : offsets[b + 1], : s.shape[1]] = s.cpu().numpy()
+            y[offsets[b] : offsets[b + 1]] = tsne_init(s).cpu().numpy()
         perp = np.array([effective_perplexity(int(n), cfg.perplexity) for n in ns])
         lrs = np.array([learning_rate(int(n), cfg) for n in ns])
         order = np.argsort(-ns, kind="stable").astype(np.int64)
         with timed(timings, "tsne"):
-            kl, iters = tsne_many(
-                x,
-                offsets,
-                dims,
-                y,
-                perp,
-                lrs,
-                cfg.n_iter,
-                cfg.early_exaggeration,
-                cfg.exaggeration_iter,
-                cfg.momentum_early,
-                cfg.momentum_final,
-                cfg.min_gain,
-                cfg.min_grad_norm,
-                cfg.n_iter_check,
-                cfg.n_iter_without_progress,
-                cfg.perplexity_steps,
-                cfg.perplexity_tol,
-                order,
-            )
-        for b, i in enumerate(todo):
-            points = y[offsets[b] : offsets[b + 1]].copy()
-            results[i] = Embedding(points, "tsne", float(perp[b]), float(kl[b]), int(iters[b]))
-    return results  # type: ignore[return-value]
+            kl, iters = tsne_many(x, offsets, dims, y, perp, lrs, order, kernel_settings(cfg))
+        points = [y[offsets[b] : offsets[b + 1]].copy() for b in range(len(scores))]
+        return [
+            Embedding(pts, "tsne", float(pp), float(k), int(it))
+            for pts, pp, k, it in zip(points, perp, kl, iters, strict=True)
+        ]
 
 
-def embed_torch(
-    xs: Sequence[torch.Tensor],
-    cfg: TSNEConfig,
-    n_components: int,
-    seed: int = 0,
-    timings: dict[str, float] | None = None,
-) -> list[Embedding]:
-    """Batched torch path (on the problems' device, meant for CUDA): torch PCA + batched exact t-SNE.
+class TorchTSNE(TSNEBackend):
+    """Batched torch path (on the problems' device, meant for CUDA): torch PCA + batched exact t-SNE."""
 
-    Parameters
-    ----------
-    xs : tensors of shape (n_i, P_i), the (min-max scaled) kept maps of each problem.
-    cfg : t-SNE settings.
-    n_components : PCA dimensions (at most; problem ``i`` gets ``min(n_components, n_i, P_i)``).
-    seed : random seed (used by the ``reference`` backend only).
-    timings : optional dict receiving the seconds spent in ``pca`` and ``tsne``.
+    #: padded pair entries per call of :func:`inviz.fmaps._tsne_torch.tsne_torch`
+    budget = 2**24
 
-    Returns
-    -------
-    list of :class:`Embedding`, one per problem: points of shape (n_i, 2).
-    """
-    from inviz.fmaps._tsne_torch import tsne_torch
+    def tsne(
+        self, scores: list[torch.Tensor], cfg: TSNEConfig, seed: int, timings: dict[str, float] | None
+    ) -> list[Embedding]:
+        """Run :func:`inviz.fmaps._tsne_torch.tsne_torch` on chunks of problems of similar size."""
+        from inviz.fmaps._tsne_torch import tsne_torch
 
-    with timed(timings, "pca"):
-        scores = pca_scores([x.detach() for x in xs], n_components)
-    results: list[Embedding | None] = [None] * len(xs)
-    todo = [i for i, s in enumerate(scores) if s.shape[0] >= MIN_TSNE_POINTS]
-    for i, s in enumerate(scores):
-        if s.shape[0] < MIN_TSNE_POINTS:
-            results[i] = _few_points(s)
-    # bucket by size so that small problems are not padded to the largest one
-    todo.sort(key=lambda i: scores[i].shape[0])
-    chunk: list[int] = []
-    budget = 2**24  # padded pair entries per call
-
-    def flush() -> None:
-        if chunk:
+        results: list[Embedding | None] = [None] * len(scores)
+        # bucket by size so that small problems are not padded to the largest one
+        todo = sorted(range(len(scores)), key=lambda i: scores[i].shape[0])
+        chunks: list[list[int]] = [[]]
+        for i in todo:
+            n = scores[i].shape[0]
+            if chunks[-1] and (len(chunks[-1]) + 1) * n * n > self.budget:
+                chunks.append([])
+            chunks[-1].append(i)
+        for chunk in chunks:
             with timed(timings, "tsne"):
                 embedded = tsne_torch([scores[i] for i in chunk], cfg)
             for i, e in zip(chunk, embedded, strict=True):
                 results[i] = e
-            chunk.clear()
-
-    for i in todo:
-        n = scores[i].shape[0]
-        if chunk and (len(chunk) + 1) * n * n > budget:
-            flush()
-        chunk.append(i)
-    flush()
-    return results  # type: ignore[return-value]
+        return results  # type: ignore[return-value]
 
 
-def embed_reference(
-    xs: Sequence[torch.Tensor],
-    cfg: TSNEConfig,
-    n_components: int,
-    seed: int = 0,
-    timings: dict[str, float] | None = None,
-) -> list[Embedding]:
-    """Embed like the authors: scikit-learn ``PCA`` + Barnes-Hut ``TSNE`` (``init="pca"``), one by one.
+class ReferenceTSNE(TSNEBackend):
+    """Embed like the authors: scikit-learn ``PCA`` + Barnes-Hut ``TSNE`` (``init="pca"``), one by one."""
 
-    Parameters
-    ----------
-    xs : tensors of shape (n_i, P_i), the (min-max scaled) kept maps of each problem.
-    cfg : t-SNE settings.
-    n_components : PCA dimensions (at most; problem ``i`` gets ``min(n_components, n_i, P_i)``).
-    seed : random seed (used by the ``reference`` backend only).
-    timings : optional dict receiving the seconds spent in ``pca`` and ``tsne``.
+    def pca(self, xs: Sequence[torch.Tensor], n_components: int, seed: int) -> list[torch.Tensor]:
+        """Reduce each problem with scikit-learn's ``PCA`` (seeded), float64 on the CPU."""
+        from sklearn.decomposition import PCA
 
-    Returns
-    -------
-    list of :class:`Embedding`, one per problem: points of shape (n_i, 2).
-    """
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
+        out = []
+        for x in xs:
+            arr = x.detach().cpu().double().numpy()
+            n, p = arr.shape
+            d = min(n_components, n, p)
+            if n >= 2 and d > 0:
+                scores = PCA(n_components=d, random_state=seed).fit_transform(arr)
+            else:
+                scores = np.zeros((n, 0))
+            out.append(torch.from_numpy(np.asarray(scores, dtype=np.float64)))
+        return out
 
-    out = []
-    for x in xs:
-        arr = x.detach().cpu().double().numpy()
-        n, p = arr.shape
-        d = min(n_components, n, p)
-        if n < MIN_TSNE_POINTS:
-            scores = (
-                PCA(n_components=d, random_state=seed).fit_transform(arr)
-                if n >= 2 and d > 0
-                else np.zeros((n, 0))
+    def tsne(
+        self, scores: list[torch.Tensor], cfg: TSNEConfig, seed: int, timings: dict[str, float] | None
+    ) -> list[Embedding]:
+        """Run scikit-learn's Barnes-Hut ``TSNE`` (seeded with ``seed``) on each problem."""
+        from sklearn.manifold import TSNE
+
+        out = []
+        for s in scores:
+            perp = effective_perplexity(s.shape[0], cfg.perplexity)
+            tsne = TSNE(
+                n_components=2,
+                perplexity=perp,
+                early_exaggeration=cfg.early_exaggeration,
+                learning_rate=cfg.learning_rate,
+                max_iter=cfg.n_iter,
+                n_iter_without_progress=cfg.n_iter_without_progress,
+                min_grad_norm=cfg.min_grad_norm,
+                init="pca",
+                method="barnes_hut",
+                angle=cfg.angle,
+                random_state=seed,
             )
-            out.append(_few_points(torch.from_numpy(np.asarray(scores, dtype=np.float64))))
-            continue
-        with timed(timings, "pca"):
-            reduced = PCA(n_components=d, random_state=seed).fit_transform(arr)
-        perp = effective_perplexity(n, cfg.perplexity)
-        tsne = TSNE(
-            n_components=2,
-            perplexity=perp,
-            early_exaggeration=cfg.early_exaggeration,
-            learning_rate=cfg.learning_rate,
-            max_iter=cfg.n_iter,
-            n_iter_without_progress=cfg.n_iter_without_progress,
-            min_grad_norm=cfg.min_grad_norm,
-            init="pca",
-            method="barnes_hut",
-            angle=cfg.angle,
-            random_state=seed,
-        )
-        with timed(timings, "tsne"):
-            pts = tsne.fit_transform(reduced)
-        points = np.asarray(pts, dtype=np.float64)
-        out.append(Embedding(points, "tsne", perp, float(tsne.kl_divergence_), int(tsne.n_iter_)))
-    return out
+            with timed(timings, "tsne"):
+                pts = tsne.fit_transform(s.numpy())
+            points = np.asarray(pts, dtype=np.float64)
+            out.append(Embedding(points, "tsne", perp, float(tsne.kl_divergence_), int(tsne.n_iter_)))
+        return out
 
 
 def embed_pca(
-    xs: Sequence[torch.Tensor],
-    cfg: TSNEConfig,
-    n_components: int,
-    seed: int = 0,
-    timings: dict[str, float] | None = None,
+    xs: Sequence[torch.Tensor], n_components: int, timings: dict[str, float] | None = None
 ) -> list[Embedding]:
     """Embed without t-SNE: the PCA scores are the points.
 
     Parameters
     ----------
     xs : tensors of shape (n_i, P_i), the (min-max scaled) kept maps of each problem.
-    cfg : t-SNE settings (unused).
     n_components : PCA dimensions (at most).
-    seed : unused (the PCA is deterministic).
     timings : optional dict receiving the seconds spent in ``pca``.
 
     Returns
@@ -423,11 +391,11 @@ def embed_pca(
     return out
 
 
-#: name -> ``f(xs, cfg, n_components, seed, timings) -> list[Embedding]`` (scaled maps in, 2-D points out)
-TSNE_BACKENDS: dict[str, Callable[..., list[Embedding]]] = {
-    "numba": embed_numba,
-    "torch": embed_torch,
-    "reference": embed_reference,
+#: name -> backend, called ``backend(xs, cfg, n_components, seed, timings) -> list[Embedding]``
+TSNE_BACKENDS: dict[str, TSNEBackend] = {
+    "numba": NumbaTSNE(),
+    "torch": TorchTSNE(),
+    "reference": ReferenceTSNE(),
 }
 
 

@@ -10,8 +10,8 @@ once), Ward + silhouette (§1.7, :mod:`inviz.fmaps.clustering`), cluster weights
 :class:`ExtractConfig` holds every number of §1 (the ``extract`` section of ``params.yaml``;
 defaults are the authors' code); how the analysis runs (device, batch and shard size, threads …)
 is the nested :class:`RunConfig` (``extract.run``), which the stage's DVC params leave out.
-Storing results is :mod:`inviz.fmaps.store`; many images on several devices is
-:mod:`inviz.fmaps.lightning`.
+Storing results is :mod:`inviz.fmaps.shards` (read back by :mod:`inviz.fmaps.store`); many images
+on several devices is :mod:`inviz.fmaps.lightning`.
 """
 
 from __future__ import annotations
@@ -319,7 +319,7 @@ def _embed(
             flat = pr.acts[pr.kept].flatten(1)
             xs.append(minmax_rows(flat) if cfg.minmax else flat)
     if cfg.embedding == "pca":
-        return embed_pca(xs, cfg.tsne, cfg.pca_components, cfg.seed, timings)
+        return embed_pca(xs, cfg.pca_components, timings)
     backend = resolve_backend(cfg.tsne.backend, device)
     return embed(xs, cfg.tsne, cfg.pca_components, cfg.seed, backend=backend, timings=timings)
 

@@ -2,7 +2,7 @@
 
 :func:`run_extraction` runs :func:`inviz.fmaps.explain.explain` under Lightning ``Trainer.predict``
 (``inference_mode=False``: gradients are needed) with :class:`ShardWriter` writing shards
-(:mod:`inviz.fmaps.store`) as it goes; several devices/nodes (DDP) work unchanged; an interrupted
+(:mod:`inviz.fmaps.shards`) as it goes; several devices/nodes (DDP) work unchanged; an interrupted
 run resumes and skips finished images (:func:`prepare_output`, keyed by :func:`fingerprint`). Only
 the ``extract`` stage imports this module (Lightning is imported here, at the top).
 """
@@ -33,7 +33,8 @@ from inviz.core.io import read_json, write_json
 from inviz.data.datamodule import collate_skip_none
 from inviz.fmaps.explain import ExtractConfig, explain, resolve_device
 from inviz.fmaps.records import ImageExplanation
-from inviz.fmaps.store import FORMAT, consolidate, finished_ids, remove_incomplete_shards, write_shard
+from inviz.fmaps.shards import consolidate, finished_ids, remove_incomplete_shards, write_shard
+from inviz.fmaps.store import FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class ExplainModule(L.LightningModule):
 
 
 class ShardWriter(BasePredictionWriter):
-    """Writes a shard (:func:`inviz.fmaps.store.write_shard`) every ``shard_size`` images and at the end.
+    """Writes a shard (:func:`inviz.fmaps.shards.write_shard`) every ``shard_size`` images and at the end.
 
     Shard names carry the global rank and a per-run token, so ranks and resumed runs never collide.
 

@@ -1,4 +1,4 @@
-"""The extraction folder: shards written as images are explained, resume, merged tables (docs/method.md §1).
+"""The extraction folder and its reader: layout, tables, :func:`load_results` (docs/method.md §1).
 
 Extraction folder (``data/extract/``)
 -------------------------------------
@@ -24,13 +24,12 @@ Extraction folder (``data/extract/``)
     labels, embedding_x, embedding_y (lists, one entry per kept channel)``.
 
 :func:`load_results` reads a folder back (:class:`ExtractionResults`: tables, cluster maps, records).
+Writing it (shards as images are explained, resume, consolidation) is :mod:`inviz.fmaps.shards`.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -40,8 +39,6 @@ from inviz.fmaps.records import ClusterResult, ImageExplanation, LayerExplanatio
 
 if TYPE_CHECKING:
     import pandas as pd
-
-log = logging.getLogger(__name__)
 
 #: ``format`` of ``manifest.json``
 FORMAT = "inviz-extract/1"
@@ -121,149 +118,19 @@ def cluster_id(sample_id: str, layer: str, cluster: int) -> str:
 
 
 # ----------------------------------------------------------------------------------------------
-# tables
-
-
-def _cluster_row(
-    ex: ImageExplanation, name: str, le: LayerExplanation, cl: ClusterResult, map_file: str, index: int
-) -> dict[str, Any]:
-    return {
-        "cluster_id": cluster_id(ex.sample_id, name, cl.cluster),
-        "sample_id": ex.sample_id,
-        "layer": name,
-        "module": le.module,
-        "cluster": cl.cluster,
-        "weight": cl.weight,
-        "n_fmaps": cl.n_fmaps,
-        "channels": [int(v) for v in cl.channels],
-        "k": le.k,
-        "silhouette": le.silhouette,
-        "pruned": cl.pruned,
-        "target": ex.target,
-        "height": le.height,
-        "width": le.width,
-        "map_file": map_file,
-        "map_index": index,
-    }
-
-
-def _layer_row(ex: ImageExplanation, name: str, le: LayerExplanation) -> dict[str, Any]:
-    return {
-        "sample_id": ex.sample_id,
-        "layer": name,
-        "module": le.module,
-        "target": ex.target,
-        "pred": ex.pred,
-        "logit": ex.logit,
-        "n_channels": le.n_channels,
-        "height": le.height,
-        "width": le.width,
-        "threshold": math.nan if le.threshold is None else le.threshold,
-        "total_weight": le.total_weight,
-        "scale": le.scale,
-        "n_positive": le.n_positive,
-        "n_kept": le.n_kept,
-        "status": le.status,
-        "k": le.k,
-        "silhouette": le.silhouette,
-        "ks": list(le.ks),
-        "silhouettes": list(le.silhouettes),
-        "n_clusters": len(le.clusters),
-        "n_clusters_kept": len(le.kept_clusters),
-        "fmaps_kept": le.fmaps_kept,
-        "leftover_fmaps_pct": le.leftover_fmaps_pct,
-        "leftover_weight_pct": le.leftover_weight_pct,
-        "leftover_weight_of_kept_pct": le.leftover_weight_of_kept_pct,
-        "embedding_method": le.embedding_method,
-        "perplexity": le.perplexity,
-        "kl": le.kl,
-        "tsne_iter": le.tsne_iter,
-        "channels": [int(v) for v in le.channels],
-        "weights": [float(v) for v in le.weights],
-        "labels": [int(v) for v in le.labels],
-        "embedding_x": [float(v) for v in le.embedding[:, 0]] if le.n_kept else [],
-        "embedding_y": [float(v) for v in le.embedding[:, 1]] if le.n_kept else [],
-    }
-
-
-def to_tables(
-    explanations: Sequence[ImageExplanation], map_file: str = ""
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, np.ndarray]]:
-    """Turn records into the two tables and the maps of one shard.
-
-    Parameters
-    ----------
-    explanations : the records of the shard's images.
-    map_file : the shard's ``maps.npz`` path (relative to the folder), stored in every cluster row.
-
-    Returns
-    -------
-    clusters : DataFrame with :data:`CLUSTER_COLUMNS`, one row per cluster.
-    layer_stats : DataFrame with :data:`LAYER_COLUMNS`, one row per image and layer.
-    maps : dict ``raw__<layer>`` (and ``map__<layer>`` when scaled maps differ) -> ndarray of shape
-        (n_clusters_of_layer, H, W), row ``map_index`` of each cluster.
-    """
-    import pandas as pd
-
-    crow: list[dict[str, Any]] = []
-    lrow: list[dict[str, Any]] = []
-    raw: dict[str, list[np.ndarray]] = {}
-    shown: dict[str, list[np.ndarray]] = {}
-    for ex in explanations:
-        for name, le in ex.layers.items():
-            for cl in le.clusters:
-                index = len(raw.setdefault(name, []))
-                raw[name].append(cl.raw_map)
-                shown.setdefault(name, []).append(cl.map)
-                crow.append(_cluster_row(ex, name, le, cl, map_file, index))
-            lrow.append(_layer_row(ex, name, le))
-    maps: dict[str, np.ndarray] = {}
-    for name, arrs in raw.items():
-        maps[f"raw__{name}"] = np.stack(arrs)
-        if any(not np.array_equal(a, b) for a, b in zip(arrs, shown[name], strict=True)):
-            maps[f"map__{name}"] = np.stack(shown[name])
-    return pd.DataFrame(crow, columns=CLUSTER_COLUMNS), pd.DataFrame(lrow, columns=LAYER_COLUMNS), maps
-
-
-# ----------------------------------------------------------------------------------------------
-# shards and resume
-
-
-def write_shard(out_dir: str | Path, name: str, explanations: Sequence[ImageExplanation]) -> Path:
-    """Write one shard into ``out_dir/shards``: maps, then clusters, then (marking it complete) layers.
-
-    Parameters
-    ----------
-    out_dir : the extraction folder.
-    name : the shard's name (unique per writer and run).
-    explanations : the records of the shard's images.
-
-    Returns
-    -------
-    Path of the shard's layers file.
-    """
-    from inviz.core.io import save_npz, write_parquet
-
-    shards = Path(out_dir) / "shards"
-    shards.mkdir(parents=True, exist_ok=True)
-    map_file = f"shards/{name}.maps.npz"
-    clusters, layers, maps = to_tables(explanations, map_file)
-    save_npz(Path(out_dir) / map_file, **maps)
-    write_parquet(shards / f"{name}.clusters.parquet", clusters)
-    write_parquet(shards / f"{name}.layers.parquet", layers)  # last: marks the shard complete
-    return shards / f"{name}.layers.parquet"
+# complete shards
 
 
 def complete_shards(out_dir: str | Path) -> list[str]:
-    """Names of the complete shards in ``out_dir/shards``, sorted.
+    """List the complete shards in ``out_dir/shards``, sorted.
 
     Parameters
     ----------
-    out_dir : the extraction folder.
+    out_dir : the extraction folder (its ``shards`` subfolder is read).
 
     Returns
     -------
-    list of str
+    list of str, shard names without suffixes (empty when there is no ``shards`` folder).
     """
     shards = Path(out_dir) / "shards"
     if not shards.is_dir():
@@ -271,52 +138,19 @@ def complete_shards(out_dir: str | Path) -> list[str]:
     return sorted(p.name[: -len(".layers.parquet")] for p in shards.glob("*.layers.parquet"))
 
 
-def remove_incomplete_shards(out_dir: str | Path) -> int:
-    """Delete the files of shards whose layers file is missing (an interrupted write).
+def read_shards(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read the complete shards' clusters and layers tables, concatenated.
 
     Parameters
     ----------
-    out_dir : the extraction folder.
+    out : Path
+        The extraction folder.
 
     Returns
     -------
-    int, the number of files removed.
+    clusters, layer_stats : DataFrame, DataFrame
+        With :data:`CLUSTER_COLUMNS` and :data:`LAYER_COLUMNS` (empty tables when no shard is complete).
     """
-    shards = Path(out_dir) / "shards"
-    if not shards.is_dir():
-        return 0
-    done = set(complete_shards(out_dir))
-    removed = 0
-    for p in shards.iterdir():
-        # temporaries of atomic writes start with "."; other files belong to their shard's stem
-        if p.name.startswith(".") or p.name.split(".", 1)[0] not in done:
-            p.unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
-def finished_ids(out_dir: str | Path) -> set[str]:
-    """Sample ids with results in complete shards.
-
-    Parameters
-    ----------
-    out_dir : the extraction folder.
-
-    Returns
-    -------
-    set of str
-    """
-    import pandas as pd
-
-    ids: set[str] = set()
-    for name in complete_shards(out_dir):
-        frame = pd.read_parquet(Path(out_dir) / "shards" / f"{name}.layers.parquet", columns=["sample_id"])
-        ids.update(frame["sample_id"].astype(str))
-    return ids
-
-
-def _read_shards(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read the complete shards' clusters and layers tables, concatenated (empty tables when none)."""
     import pandas as pd
 
     names = complete_shards(out)
@@ -327,56 +161,6 @@ def _read_shards(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         [pd.read_parquet(shards / f"{n}.clusters.parquet") for n in names], ignore_index=True
     )
     layers = pd.concat([pd.read_parquet(shards / f"{n}.layers.parquet") for n in names], ignore_index=True)
-    return clusters, layers
-
-
-def _in_order(
-    clusters: pd.DataFrame, layers: pd.DataFrame, sample_ids: Iterable[str]
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Only the rows of ``sample_ids``, in that order (layers in order of first appearance)."""
-    order = {s: i for i, s in enumerate(str(s) for s in sample_ids)}
-    extra = set(layers["sample_id"]) - set(order)
-    if extra:
-        log.info("%d image(s) in the shards are not requested and are left out", len(extra))
-    layers = layers[layers["sample_id"].isin(order)]
-    clusters = clusters[clusters["sample_id"].isin(order)]
-    layer_order = {name: i for i, name in enumerate(dict.fromkeys(layers["layer"]))}
-    layers = layers.assign(_o=layers["sample_id"].map(order), _l=layers["layer"].map(layer_order))
-    layers = layers.sort_values(["_o", "_l"], kind="stable").drop(columns=["_o", "_l"])
-    clusters = clusters.assign(_o=clusters["sample_id"].map(order), _l=clusters["layer"].map(layer_order))
-    clusters = clusters.sort_values(["_o", "_l", "cluster"], kind="stable").drop(columns=["_o", "_l"])
-    return clusters, layers
-
-
-def consolidate(
-    out_dir: str | Path, sample_ids: Iterable[str] | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Merge the complete shards into ``clusters.parquet`` and ``layer_stats.parquet``.
-
-    Parameters
-    ----------
-    out_dir : the extraction folder.
-    sample_ids : when given, only these images are kept, in this order (results of other images
-        are counted and left out). Duplicates (DDP padding repeats images) keep their first copy.
-
-    Returns
-    -------
-    clusters : DataFrame, one row per cluster.
-    layer_stats : DataFrame, one row per image and layer.
-    """
-    from inviz.core.io import write_parquet
-
-    out = Path(out_dir)
-    clusters, layers = _read_shards(out)
-    # first copy of each (sample, layer): drop DDP duplicates consistently in both tables
-    layers = layers.drop_duplicates(["sample_id", "layer"], keep="first")
-    clusters = clusters.drop_duplicates("cluster_id", keep="first")
-    if sample_ids is not None:
-        clusters, layers = _in_order(clusters, layers, sample_ids)
-    layers = layers.reset_index(drop=True)
-    clusters = clusters.reset_index(drop=True)
-    write_parquet(out / "clusters.parquet", clusters)
-    write_parquet(out / "layer_stats.parquet", layers)
     return clusters, layers
 
 
@@ -522,5 +306,5 @@ def load_results(out_dir: str | Path) -> ExtractionResults:
         clusters = pd.read_parquet(out / "clusters.parquet")
         layers = pd.read_parquet(out / "layer_stats.parquet")
     else:
-        clusters, layers = _read_shards(out)
+        clusters, layers = read_shards(out)
     return ExtractionResults(out, clusters, layers, manifest)

@@ -122,4 +122,4 @@ def share_percent(w: torch.Tensor) -> torch.Tensor:
     -------
     Tensor of shape (..., C); zeros when ``T = 0``.
     """
-    return 100.0 * w / _safe(layer_total(w))[..., None]
+    return NORMALISATIONS["percent"](w, layer_total(w))

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from inviz.core.errors import InvizError
+from inviz.core.io import require_file
 
 #: Columns of the manifest (one row per cluster map and level).
 MANIFEST_COLUMNS = [
@@ -64,9 +65,7 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     DataFrame
         One row per cluster map and level (:data:`MANIFEST_COLUMNS`).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise GameAssetsError(f"{path}: masks manifest not found (run the 'masks' stage first)")
+    path = require_file(path, "masks manifest", "masks", GameAssetsError)
     text = {"extract_id": str, "image": str, "layer": str, "true_class": str, "pred_name": str}
     frame = pd.read_csv(path, dtype=text)
     missing = [c for c in MANIFEST_COLUMNS if c not in frame.columns]

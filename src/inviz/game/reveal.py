@@ -32,6 +32,8 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
+from inviz.core.checks import check_at_least
+
 Resample = Literal["nearest", "bilinear", "bicubic", "lanczos"]
 
 
@@ -45,8 +47,7 @@ class MasksRunConfig:
     workers: int = 1
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ValueError(f"workers: expected >= 1, got {self.workers}")
+        check_at_least(self, {"workers": 1})
 
 
 @dataclass(frozen=True)

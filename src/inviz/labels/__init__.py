@@ -1,4 +1,4 @@
-"""Human knowledge: Deep Reveal game data in, labels per cluster map out (METHOD.md §2-§3).
+"""Human knowledge: Deep Reveal game data in, labels per cluster map out (docs/method.md §2-§3).
 
 One module per step:
 

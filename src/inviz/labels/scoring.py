@@ -1,4 +1,4 @@
-"""Label scores, best labels and the merge of cluster maps (METHOD.md §3.7-§3.8).
+"""Label scores, best labels and the merge of cluster maps (docs/method.md §3.7-§3.8).
 
 Score of label ``L`` on cluster map ``C``::
 
@@ -37,7 +37,7 @@ class ScoreConfig:
     hint_penalty : subtracted per hint used from a text's unit count (paper: 0.1).
     wrong_only_divisor : divisor of a label's score when only wrong guessers gave it (paper: 4).
     resign_hints : hints a resign counts as in reported hint averages (paper: 5).
-    count_per : ``text`` (every typed text counts, METHOD.md) or ``guess`` (once per guess).
+    count_per : ``text`` (every typed text counts, docs/method.md) or ``guess`` (once per guess).
     top_n : labels shown per (merged) cluster map (paper: 3).
     tie_tolerance : scores closer than this to the best score are ties (best labels).
     merge : merge cluster maps with overlapping best labels (§3.8); off: every map alone.
@@ -192,6 +192,7 @@ class UnionFind:
         self.size = {x: 1 for x in items}
 
     def find(self, x):
+        """Return the representative of ``x``'s set (``x`` joins as a singleton if new)."""
         self.parent.setdefault(x, x)
         self.size.setdefault(x, 1)
         while self.parent[x] != x:
@@ -200,6 +201,7 @@ class UnionFind:
         return x
 
     def union(self, a, b) -> None:
+        """Join the sets of ``a`` and ``b``."""
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return
@@ -212,8 +214,9 @@ class UnionFind:
 def merge_groups(
     clusters: pd.DataFrame, best: Mapping[int, frozenset[str]], merge: bool = True
 ) -> dict[int, int]:
-    """Assign every cluster map a merged id: maps of one image and layer whose best labels
-    overlap share it, transitively.
+    """Assign every cluster map a merged id.
+
+    Maps of one image and layer whose best labels overlap share it, transitively.
 
     Parameters
     ----------

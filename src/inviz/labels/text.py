@@ -1,4 +1,4 @@
-"""Text cleaning for label analysis (METHOD.md §3.2): class names, possessives, punctuation.
+"""Text cleaning for label analysis (docs/method.md §3.2): class names, possessives, punctuation.
 
 Labels are free text typed by players ("The dog's ears!!", "ear of the dog", "  Stripes "). Before
 embedding, every text is normalised and the name of the class the player *guessed* is removed,
@@ -88,7 +88,7 @@ def _names_pattern(names: tuple[str, ...]) -> re.Pattern[str] | None:
 
 
 def name_aliases(names: Iterable[str], name_words: bool = False) -> tuple[str, ...]:
-    """The distinct, normalised aliases of a class; with ``name_words`` also each word of them."""
+    """Return the distinct, normalised aliases of a class; with ``name_words`` also each word of them."""
     out: list[str] = []
     for n in names:
         if n is None or not str(n).strip():

@@ -1,4 +1,4 @@
-"""Translation of non-English player texts (METHOD.md §3.1): pluggable and cached in a file.
+"""Translation of non-English player texts (docs/method.md §3.1): pluggable and cached in a file.
 
 The authors translated Italian labels with the DeepL API, giving the *guessed* class name as
 context. Here translation is a registry of interchangeable translators chosen by the string
@@ -100,7 +100,9 @@ class Translator(Protocol):
 
     def translate(
         self, texts: Sequence[str], source: str, target: str, context: str | None
-    ) -> list[str | None]: ...
+    ) -> list[str | None]:
+        """Translate ``texts``; one translation or ``None`` per text, in order."""
+        ...
 
 
 class NoTranslator:
@@ -111,6 +113,7 @@ class NoTranslator:
     def translate(
         self, texts: Sequence[str], source: str, target: str, context: str | None
     ) -> list[str | None]:
+        """Return ``None`` for every text."""
         return [None] * len(texts)
 
 
@@ -130,7 +133,8 @@ def read_dictionary(path: str | Path | None) -> pd.DataFrame:
     missing = [c for c in DICTIONARY_COLUMNS if c not in frame.columns]
     if missing:
         raise TranslationError(
-            f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(DICTIONARY_COLUMNS)}[, context]"
+            f"{path}: missing column(s) {', '.join(missing)}; "
+            f"expected {', '.join(DICTIONARY_COLUMNS)}[, context]"
         )
     if "context" not in frame.columns:
         frame["context"] = ""
@@ -156,6 +160,7 @@ class DictionaryTranslator:
     def translate(
         self, texts: Sequence[str], source: str, target: str, context: str | None
     ) -> list[str | None]:
+        """Look every text up (normalised) under ``context``, then without context."""
         ctx = normalize(context or "")
         out: list[str | None] = []
         for t in texts:
@@ -194,6 +199,7 @@ class DeepLTranslator:
     def translate(
         self, texts: Sequence[str], source: str, target: str, context: str | None
     ) -> list[str | None]:
+        """Send the batch to DeepL; ``None`` for every text without a key or when the request fails."""
         client = self._get_client()
         if client is None or not texts:
             return [None] * len(texts)
@@ -260,19 +266,23 @@ class TranslationCache:
         return len(self._data)
 
     def get(self, method: str, source: str, target: str, context: str, text: str) -> str | None:
+        """Return the cached translation, or None."""
         return self._data.get((method, source, target, context, text))
 
     def put(self, method: str, source: str, target: str, context: str, text: str, translation: str) -> None:
+        """Store a translation (:attr:`added` counts new or changed entries)."""
         key = (method, source, target, context, text)
         if self._data.get(key) != translation:
             self._data[key] = translation
             self.added += 1
 
     def frame(self) -> pd.DataFrame:
+        """Return the cache as a table with :data:`CACHE_COLUMNS`, sorted by key."""
         rows = [(*k, v) for k, v in sorted(self._data.items())]
         return pd.DataFrame(rows, columns=CACHE_COLUMNS)
 
     def save(self, path: str | Path | None = None) -> Path | None:
+        """Write the cache CSV to ``path`` or its own file; None for an in-memory cache."""
         from inviz.core.io import write_csv
 
         target = Path(path) if path else self.path

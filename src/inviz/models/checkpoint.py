@@ -22,7 +22,7 @@ from torch import nn
 
 from inviz.core.config import from_dict, to_dict
 from inviz.core.errors import InvizError
-from inviz.core.io import atomic_path, sha256_file
+from inviz.core.io import atomic_path, file_digest, require_file
 from inviz.models.vgg import ModelConfig, VGG16Classifier
 
 FORMAT = "inviz-model/2"
@@ -92,7 +92,7 @@ def save_checkpoint(
 
 
 def _read(path: Path, map_location: str | torch.device) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The metadata and state dict of a checkpoint file (current or legacy format)."""
+    """Read the metadata and state dict of a checkpoint file (current or legacy format)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file, safe_open
 
@@ -125,9 +125,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     -------
     LoadedModel
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: model checkpoint not found (run the 'train' stage first)")
+    path = require_file(path, "model checkpoint", "train", CheckpointError)
     meta, state = _read(path, map_location)
     if meta.get("format") not in (FORMAT, _LEGACY_FORMAT):
         raise CheckpointError(f"{path}: not an inviz model checkpoint (expected format '{FORMAT}')")
@@ -136,4 +134,4 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     model = VGG16Classifier(len(classes), cfg)
     model.load_state_dict(state)
     model.to(map_location).eval()
-    return LoadedModel(model, cfg, classes, sha256_file(path))
+    return LoadedModel(model, cfg, classes, file_digest(path))

@@ -1,4 +1,4 @@
-"""The images to explain (METHOD.md §0): N correctly classified test images per class, seeded."""
+"""The images to explain (docs/method.md §0): N correctly classified test images per class, seeded."""
 
 from __future__ import annotations
 
@@ -88,7 +88,10 @@ def select_correct(
         pool = frame[(frame["label"] == label) & (frame["pred"] == label)].sort_values("sample_id")
         if len(pool) < cfg.per_class:
             shortfall[name] = cfg.per_class - len(pool)
-            msg = f"class {name!r}: only {len(pool)} correctly classified image(s) in the pool, {cfg.per_class} requested"
+            msg = (
+                f"class {name!r}: only {len(pool)} correctly classified image(s) in the pool, "
+                f"{cfg.per_class} requested"
+            )
             if cfg.on_shortfall == "error":
                 raise SelectionError(msg + " (set select.on_shortfall: warn to take what there is)")
             log.warning(msg)

@@ -1,4 +1,4 @@
-"""Fine-tuning in phases with Lightning (METHOD.md §0).
+"""Fine-tuning in phases with Lightning (docs/method.md §0).
 
 The paper trains in two phases, each with early stopping on the validation loss (patience 10,
 best weights restored, at most 200 epochs): (1) backbone frozen, Adam 1e-3; (2) block5_conv1..3
@@ -151,6 +151,7 @@ class Classifier(L.LightningModule):
         self.weight_decay = weight_decay
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the wrapped model's logits, shape (N, n_classes)."""
         return self.model(x)
 
     def _step(self, batch: dict[str, Any], stage: str) -> torch.Tensor | None:
@@ -166,12 +167,15 @@ class Classifier(L.LightningModule):
         return loss
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        """Lightning hook: the batch's cross-entropy loss (None for an empty batch), logged with accuracy."""
         return self._step(batch, "train")
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        """Lightning hook: log the batch's ``val_loss`` and ``val_acc``."""
         self._step(batch, "val")
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        """Lightning hook: the batch's ``sample_id``, ``label`` and ``logits`` (on the CPU)."""
         logits = self(batch["image"]) if batch["image"].numel() else torch.empty(0)
         return {
             "sample_id": list(batch["sample_id"]),
@@ -180,13 +184,15 @@ class Classifier(L.LightningModule):
         }
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Lightning hook: Adam over the trainable parameters (``lr``, ``weight_decay``)."""
         params = [p for p in self.model.parameters() if p.requires_grad]
         return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
 
 
 class RestoreBest(L.Callback):
-    """Keep the weights of the epoch with the lowest monitored value; restore them at fit end
-    (Keras ``EarlyStopping(restore_best_weights=True)``). Kept in memory, no checkpoint files.
+    """Keep the weights of the epoch with the lowest monitored value; restore them at fit end.
+
+    As Keras ``EarlyStopping(restore_best_weights=True)``. Kept in memory, no checkpoint files.
     """
 
     def __init__(self, monitor: str = "val_loss"):
@@ -196,6 +202,7 @@ class RestoreBest(L.Callback):
         self.state: dict[str, torch.Tensor] | None = None
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Lightning hook: copy the weights when the monitored value is the lowest so far."""
         if trainer.sanity_checking:
             return
         value = trainer.callback_metrics.get(self.monitor)
@@ -204,6 +211,7 @@ class RestoreBest(L.Callback):
             self.state = copy.deepcopy({k: v.detach().cpu() for k, v in pl_module.state_dict().items()})
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Lightning hook: load the best weights back into the model."""
         if self.state is not None:
             pl_module.load_state_dict(self.state)
             log.info("restored best weights of epoch %d (%s=%.4f)", self.best_epoch, self.monitor, self.best)
@@ -218,6 +226,7 @@ class History(L.Callback):
         self.rows: list[dict[str, Any]] = []
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Lightning hook: append the epoch's losses and accuracies (sanity checks left out)."""
         if trainer.sanity_checking:
             return
         m = {k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith(("_loss", "_acc"))}
@@ -226,6 +235,8 @@ class History(L.Callback):
 
 @dataclass
 class PhaseResult:
+    """One training phase: its name, epochs run, best epoch and validation loss, metric history."""
+
     name: str
     epochs: int
     best_epoch: int
@@ -234,19 +245,59 @@ class PhaseResult:
 
 
 def set_trainable(model: nn.Module, names: set[str]) -> None:
+    """Make exactly the parameters named in ``names`` trainable."""
     for n, p in model.named_parameters():
         p.requires_grad_(n in names)
+
+
+@dataclass(frozen=True)
+class MLflowTarget:
+    """An open MLflow run that training curves are logged into (one metric prefix per phase)."""
+
+    experiment: str
+    tracking_uri: str
+    run_id: str
+
+
+def _phase_logger(target: MLflowTarget | None, phase: str) -> Any:
+    """Return Lightning's MLflow logger writing into ``target`` with prefix ``phase`` (False: none)."""
+    if target is None:
+        return False
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    return MLFlowLogger(
+        experiment_name=target.experiment,
+        tracking_uri=target.tracking_uri,
+        run_id=target.run_id,
+        prefix=phase,
+    )
 
 
 def fit_phases(
     model: nn.Module,
     datamodule: L.LightningDataModule,
     cfg: TrainConfig,
-    logger_factory: Any = None,
+    mlflow: MLflowTarget | None = None,
+    callbacks: Sequence[L.Callback] = (),
 ) -> list[PhaseResult]:
     """Train ``model`` in place through ``cfg.phases``; each phase restores its best weights.
 
-    ``logger_factory(phase_name)`` may return a Lightning logger for that phase (or ``False``).
+    Parameters
+    ----------
+    model : nn.Module
+        The network (modified in place; returned in eval mode, every parameter trainable).
+    datamodule : LightningDataModule
+        Training and validation loaders.
+    cfg : TrainConfig
+        The phases, seed, run settings.
+    mlflow : MLflowTarget, optional
+        Log each phase's curves into this MLflow run.
+    callbacks : sequence of lightning Callback
+        Extra callbacks for every phase (e.g. progress printing).
+
+    Returns
+    -------
+    list of PhaseResult, one per phase.
     """
     results: list[PhaseResult] = []
     offset = 0
@@ -266,8 +317,8 @@ def fit_phases(
             accelerator=cfg.run.accelerator,
             devices=1,
             deterministic=cfg.deterministic,
-            callbacks=[stop, best, hist],
-            logger=logger_factory(phase.name) if logger_factory else False,
+            callbacks=[stop, best, hist, *callbacks],
+            logger=_phase_logger(mlflow, phase.name),
             enable_checkpointing=False,
             enable_model_summary=False,
             num_sanity_val_steps=0,

@@ -1,6 +1,6 @@
 """VGG-16 with the paper's classification head and an optional width multiplier.
 
-The paper (METHOD.md §0) fine-tunes Keras' VGG-16 with ImageNet weights and replaces the top by
+The paper (docs/method.md §0) fine-tunes Keras' VGG-16 with ImageNet weights and replaces the top by
 ``Flatten -> Dropout(0.3) -> Linear(., 256) + ReLU -> Dropout(0.3) -> Linear(256, n_classes)``
 (logits). Here the backbone is torchvision's ``vgg16().features`` (Conv2d modules at indices
 0, 2, 5, ... 28) and the flattened block5 output feeds the head directly, as in Keras
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torchvision.models import vgg as tv_vgg
 
+from inviz.core.checks import check_unit
 from inviz.core.errors import InvizError
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,7 @@ class ModelConfig:
             raise ValueError(f"width: expected a multiplier in (0, 4], got {self.width}")
         if self.input_size <= 0 or self.input_size % 32:
             raise ValueError(f"input_size: expected a positive multiple of 32, got {self.input_size}")
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout: expected a probability in [0, 1), got {self.dropout}")
+        check_unit(self, ("dropout",), "[)", what="a probability")
 
 
 class WeightsError(InvizError, RuntimeError):

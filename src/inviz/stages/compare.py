@@ -1,6 +1,7 @@
-"""``inviz compare``: ``reports/paper_comparison.md`` — our Table 1 and Table 2 next to the paper's,
-the configuration they came from, and the paper-vs-code deviations with the choice made for each
-(:mod:`inviz.comparison.paper`).
+"""``inviz compare``: ``reports/paper_comparison.md``, our Table 1 and Table 2 next to the paper's.
+
+The report also gives the configuration the numbers came from and the paper-vs-code deviations
+with the choice made for each (:mod:`inviz.comparison.paper`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from typing import Any
 HELP = "paper comparison report: Table 1 / Table 2 vs the paper, configuration, deviations and choices"
 log = logging.getLogger(__name__)
 
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--table1", required=True, help="reports/table1.csv ('inviz extract')")
-    p.add_argument("--table2", required=True, help="folder of 'inviz table2' (table2.csv, table2_claims.md)")
-    p.add_argument("--metrics-dir", required=True, help="folder of the stages' metrics JSON files")
-    p.add_argument("--out", required=True, help="output: the report (Markdown)")
+#: the stage's paths, all required (see :mod:`inviz.stages`): option -> help
+PATHS = {
+    "--table1": "reports/table1.csv ('inviz extract')",
+    "--table2": "folder of 'inviz table2' (table2.csv, table2_claims.md)",
+    "--metrics-dir": "folder of the stages' metrics JSON files",
+    "--out": "output: the report (Markdown)",
+}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -9,30 +9,29 @@ import argparse
 import logging
 from typing import Any
 
+from inviz.stages import load_params
+
 HELP = "download/verify Imagenette or generate the synthetic dataset; index it and carve the test pool"
 log = logging.getLogger(__name__)
 
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--images", required=True, help="output: dataset folder (<split>/<class>/<image>)")
-    p.add_argument("--index", required=True, help="output: index CSV (one row per usable image)")
-    p.add_argument("--skipped", required=True, help="output: CSV of files not used, with the reason")
-    p.add_argument("--classes", required=True, help="output: class list JSON")
-    p.add_argument(
-        "--parts", required=True, help="output: ground-truth part masks (.npz; empty for real data)"
-    )
-    p.add_argument("--metrics", required=True, help="output: metrics JSON")
+#: the stage's paths, all required (see :mod:`inviz.stages`): option -> help
+PATHS = {
+    "--images": "output: dataset folder (<split>/<class>/<image>)",
+    "--index": "output: index CSV (one row per usable image)",
+    "--skipped": "output: CSV of files not used, with the reason",
+    "--classes": "output: class list JSON",
+    "--parts": "output: ground-truth part masks (.npz; empty for real data)",
+    "--metrics": "output: metrics JSON",
+}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from inviz.core.config import load_section
     from inviz.core.io import write_csv, write_json
-    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.core.tracking import stage_run
     from inviz.data.dataset import DataConfig, prepare_dataset
     from inviz.data.index import split_counts
 
-    cfg = load_section(args.params, "data", DataConfig)
-    tracking = load_section(args.params, "mlflow", TrackingConfig)
+    cfg, tracking = load_params(args.params, ("data", DataConfig))
     ds = prepare_dataset(cfg, args.images, str(args.params))
     index, skipped, classes = ds.index, ds.skipped, ds.classes
     ds.parts.save(args.parts)

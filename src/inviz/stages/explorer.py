@@ -9,22 +9,22 @@ import argparse
 import logging
 from typing import Any
 
+from inviz.stages import load_params
+from inviz.stages._inv_args import INV_PATHS, load_stage_inv
+
 HELP = (
     "static INV explorer (HTML, no server): images, layers, cluster cards, global view with TCAV, deep links"
 )
 log = logging.getLogger(__name__)
 
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from inviz.stages._inv_args import add_inv_arguments
-
-    add_inv_arguments(p)
-    p.add_argument("--model", required=True, help="model checkpoint (its input size)")
-    p.add_argument(
-        "--global-table", required=True, help="global.csv of 'inviz global' (global view and TCAV)"
-    )
-    p.add_argument("--out", required=True, help="output folder of the site")
-    p.add_argument("--metrics", required=True, help="output: metrics JSON")
+#: the stage's paths, all required (see :mod:`inviz.stages`): option -> help
+PATHS = {
+    **INV_PATHS,
+    "--model": "model checkpoint (its input size)",
+    "--global-table": "global.csv of 'inviz global' (global view and TCAV)",
+    "--out": "output folder of the site",
+    "--metrics": "output: metrics JSON",
+}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -32,21 +32,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     import pandas as pd
 
-    from inviz.core.config import load_section
     from inviz.core.io import atomic_path, write_json
-    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.core.tracking import stage_run
     from inviz.game.reveal import RevealConfig
-    from inviz.models.checkpoint import load_checkpoint
     from inviz.views.explorer import ExplorerConfig, build_explorer
     from inviz.views.figures import FigureConfig
-    from inviz.views.records import INVPaths, load_inv
 
-    cfg = load_section(args.params, "explorer", ExplorerConfig)
-    fig_cfg = load_section(args.params, "figures", FigureConfig)
-    reveal_cfg = load_section(args.params, "masks", RevealConfig)
-    tracking = load_section(args.params, "mlflow", TrackingConfig)
-    loaded = load_checkpoint(args.model)
-    invs = load_inv(INVPaths.from_args(args), loaded.config.input_size, reveal_cfg.map_kind)
+    cfg, fig_cfg, reveal_cfg, tracking = load_params(
+        args.params, ("explorer", ExplorerConfig), ("figures", FigureConfig), ("masks", RevealConfig)
+    )
+    loaded, invs = load_stage_inv(args, reveal_cfg.map_kind)
     path = Path(args.global_table)
     table = pd.read_csv(path) if path.is_file() and path.stat().st_size > 1 else pd.DataFrame()
     subtitle = f"{len(invs)} images · model {loaded.sha256[:12]}"

@@ -33,23 +33,26 @@ import argparse
 import logging
 from typing import Any
 
+from inviz.stages import load_params
+
 HELP = (
     "INV feature-map analysis (Grad-CAM weights, t-SNE, Ward clusters, pruning) of the selected images "
     "+ Table 1"
 )
 log = logging.getLogger(__name__)
 
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--images", required=True, help="dataset folder written by 'inviz data'")
-    p.add_argument("--selected", required=True, help="selected images CSV written by 'inviz select'")
-    p.add_argument("--model", required=True, help="model checkpoint written by 'inviz train'")
-    p.add_argument("--out", required=True, help="output: extraction folder (tables, cluster-map shards)")
-    p.add_argument("--table1-csv", required=True, help="output: Table 1 as CSV")
-    p.add_argument("--table1-md", required=True, help="output: Table 1 as Markdown")
-    p.add_argument("--table1-tex", required=True, help="output: Table 1 as LaTeX")
-    p.add_argument("--comparison", required=True, help="output: Markdown comparison with the paper's Table 1")
-    p.add_argument("--metrics", required=True, help="output: metrics JSON")
+#: the stage's paths, all required (see :mod:`inviz.stages`): option -> help
+PATHS = {
+    "--images": "dataset folder written by 'inviz data'",
+    "--selected": "selected images CSV written by 'inviz select'",
+    "--model": "model checkpoint written by 'inviz train'",
+    "--out": "output: extraction folder (tables, cluster-map shards)",
+    "--table1-csv": "output: Table 1 as CSV",
+    "--table1-md": "output: Table 1 as Markdown",
+    "--table1-tex": "output: Table 1 as LaTeX",
+    "--comparison": "output: Markdown comparison with the paper's Table 1",
+    "--metrics": "output: metrics JSON",
+}
 
 
 SELECTED_COLUMNS = ("sample_id", "path", "label")
@@ -86,16 +89,14 @@ def _set_threads(threads: int) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from inviz.core.config import load_section
-    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.core.tracking import stage_run
     from inviz.data.datamodule import IndexedImageDataset, eval_transform
     from inviz.fmaps.explain import ExtractConfig, resolve_device
     from inviz.fmaps.gradients import resolve_layers
     from inviz.fmaps.lightning import run_extraction
     from inviz.models.checkpoint import load_checkpoint
 
-    cfg = load_section(args.params, "extract", ExtractConfig)
-    tracking = load_section(args.params, "mlflow", TrackingConfig)
+    cfg, tracking = load_params(args.params, ("extract", ExtractConfig))
     _set_threads(cfg.run.threads)
     device = resolve_device(cfg.run.device)
     loaded = load_checkpoint(args.model)

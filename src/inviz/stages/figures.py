@@ -11,35 +11,31 @@ import argparse
 import logging
 from typing import Any
 
+from inviz.stages import load_params
+from inviz.stages._inv_args import INV_PATHS, load_stage_inv
+
 HELP = "INV figures (paper Figure 3) and simplified INVs of the explained images (PNG + PDF)"
 log = logging.getLogger(__name__)
 
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from inviz.stages._inv_args import add_inv_arguments
-
-    add_inv_arguments(p)
-    p.add_argument("--model", required=True, help="model checkpoint (its input size)")
-    p.add_argument("--out", required=True, help="output folder of the figures")
-    p.add_argument("--metrics", required=True, help="output: metrics JSON")
+#: the stage's paths, all required (see :mod:`inviz.stages`): option -> help
+PATHS = {
+    **INV_PATHS,
+    "--model": "model checkpoint (its input size)",
+    "--out": "output folder of the figures",
+    "--metrics": "output: metrics JSON",
+}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from pathlib import Path
 
-    from inviz.core.config import load_section
     from inviz.core.io import atomic_path, write_csv, write_json
-    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.core.tracking import stage_run
     from inviz.game.reveal import RevealConfig
-    from inviz.models.checkpoint import load_checkpoint
     from inviz.views.figures import FigureConfig, draw_inv_figures
-    from inviz.views.records import INVPaths, load_inv
 
-    cfg = load_section(args.params, "figures", FigureConfig)
-    reveal_cfg = load_section(args.params, "masks", RevealConfig)
-    tracking = load_section(args.params, "mlflow", TrackingConfig)
-    input_size = load_checkpoint(args.model).config.input_size
-    invs = load_inv(INVPaths.from_args(args), input_size, reveal_cfg.map_kind)
+    cfg, reveal_cfg, tracking = load_params(args.params, ("figures", FigureConfig), ("masks", RevealConfig))
+    _, invs = load_stage_inv(args, reveal_cfg.map_kind)
     if cfg.images is not None:
         invs = invs[: cfg.images]
     with atomic_path(args.out, directory=True) as tmp:

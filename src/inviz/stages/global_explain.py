@@ -15,23 +15,21 @@ import argparse
 import logging
 from typing import Any
 
+from inviz.stages import load_params
+from inviz.stages._inv_args import INV_PATHS, load_stage_inv
+
 HELP = "global explanations per class and layer (paper Figure 4) with TCAV validation of the top labels"
 log = logging.getLogger(__name__)
 
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from inviz.stages._inv_args import add_inv_arguments
-
-    add_inv_arguments(p)
-    p.add_argument("--model", required=True, help="model checkpoint ('inviz train')")
-    p.add_argument(
-        "--index", required=True, help="dataset index CSV ('inviz data'): random pool and class images"
-    )
-    p.add_argument(
-        "--cav-cache", required=True, help="CAV cache folder (persistent; keyed by the model's hash)"
-    )
-    p.add_argument("--out", required=True, help="output folder (tables, figures)")
-    p.add_argument("--metrics", required=True, help="output: metrics JSON")
+#: the stage's paths, all required (see :mod:`inviz.stages`): option -> help
+PATHS = {
+    **INV_PATHS,
+    "--model": "model checkpoint ('inviz train')",
+    "--index": "dataset index CSV ('inviz data'): random pool and class images",
+    "--cav-cache": "CAV cache folder (persistent; keyed by the model's hash)",
+    "--out": "output folder (tables, figures)",
+    "--metrics": "output: metrics JSON",
+}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -40,21 +38,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.concepts.explain import explain_classes
     from inviz.concepts.importance import GlobalConfig
     from inviz.concepts.report import global_figures, global_markdown
-    from inviz.core.config import load_section
     from inviz.core.io import atomic_path, save_figure, write_csv, write_json, write_text
     from inviz.core.plotting import close
-    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.core.tracking import stage_run
     from inviz.game.reveal import RevealConfig
-    from inviz.models.checkpoint import load_checkpoint
     from inviz.views.figures import FigureConfig
-    from inviz.views.records import INVPaths, load_inv
 
-    cfg = load_section(args.params, "global", GlobalConfig)
-    reveal_cfg = load_section(args.params, "masks", RevealConfig)
-    fig_cfg = load_section(args.params, "figures", FigureConfig)
-    tracking = load_section(args.params, "mlflow", TrackingConfig)
-    loaded = load_checkpoint(args.model)
-    invs = load_inv(INVPaths.from_args(args), loaded.config.input_size, reveal_cfg.map_kind)
+    cfg, reveal_cfg, fig_cfg, tracking = load_params(
+        args.params, ("global", GlobalConfig), ("masks", RevealConfig), ("figures", FigureConfig)
+    )
+    loaded, invs = load_stage_inv(args, reveal_cfg.map_kind)
     result = explain_classes(
         invs, cfg, reveal_cfg, loaded, args.index, args.images, args.cav_cache, source=args.params
     )

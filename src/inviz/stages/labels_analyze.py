@@ -12,51 +12,39 @@ import argparse
 import logging
 from typing import Any
 
+from inviz.stages import load_params
+
 HELP = (
     "label analysis: translate, clean, Sentence-BERT text clusters, scores, merged INV table "
     "(+ closed loop on the demo)"
 )
 log = logging.getLogger(__name__)
 
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--guesses", required=True, help="canonical guesses CSV written by 'inviz labels_import'")
-    p.add_argument("--classes", required=True, help="class names CSV written by 'inviz labels_import'")
-    p.add_argument(
-        "--translations", required=True, help="manual translations CSV written by 'inviz labels_import'"
-    )
-    p.add_argument("--manifest", required=True, help="masks manifest written by 'inviz masks'")
-    p.add_argument("--extract", required=True, help="extraction folder (cluster maps to merge)")
-    p.add_argument(
-        "--parts", required=True, help="ground-truth part masks ('inviz data'; empty for real data)"
-    )
-    p.add_argument(
-        "--translation-cache", required=True, help="translation cache CSV (read if present, updated)"
-    )
-    p.add_argument(
-        "--embedding-cache", required=True, help="embedding cache parquet (read if present, updated)"
-    )
-    p.add_argument("--texts", required=True, help="output: text -> text cluster -> label audit table CSV")
-    p.add_argument(
-        "--cluster-labels", required=True, help="output: ranked labels + evidence per cluster map CSV"
-    )
-    p.add_argument("--inv", required=True, help="output: merged INV table CSV")
-    p.add_argument(
-        "--merged-scores", required=True, help="output: every label score per merged cluster map CSV"
-    )
-    p.add_argument("--merged-maps", required=True, help="output: folder of merged maps (one .npz per layer)")
-    p.add_argument(
-        "--closed-loop", required=True, help="output: closed-loop check per cluster map CSV (demo)"
-    )
-    p.add_argument("--metrics", required=True, help="output: metrics JSON")
+#: the stage's paths, all required (see :mod:`inviz.stages`): option -> help
+PATHS = {
+    "--guesses": "canonical guesses CSV written by 'inviz labels_import'",
+    "--classes": "class names CSV written by 'inviz labels_import'",
+    "--translations": "manual translations CSV written by 'inviz labels_import'",
+    "--manifest": "masks manifest written by 'inviz masks'",
+    "--extract": "extraction folder (cluster maps to merge)",
+    "--parts": "ground-truth part masks ('inviz data'; empty for real data)",
+    "--translation-cache": "translation cache CSV (read if present, updated)",
+    "--embedding-cache": "embedding cache parquet (read if present, updated)",
+    "--texts": "output: text -> text cluster -> label audit table CSV",
+    "--cluster-labels": "output: ranked labels + evidence per cluster map CSV",
+    "--inv": "output: merged INV table CSV",
+    "--merged-scores": "output: every label score per merged cluster map CSV",
+    "--merged-maps": "output: folder of merged maps (one .npz per layer)",
+    "--closed-loop": "output: closed-loop check per cluster map CSV (demo)",
+    "--metrics": "output: metrics JSON",
+}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
 
-    from inviz.core.config import load_section
     from inviz.core.io import write_csv, write_json
-    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.core.tracking import stage_run
     from inviz.data.parts import PartMasks
     from inviz.game.assets import load_cluster_maps
     from inviz.game.export import read_guesses
@@ -68,9 +56,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.labels.run import run_label_analysis
     from inviz.labels.translate import TranslationCache, read_dictionary
 
-    cfg = load_section(args.params, "labels_analyze", AnalyzeConfig)
-    reveal_cfg = load_section(args.params, "masks", RevealConfig)
-    tracking = load_section(args.params, "mlflow", TrackingConfig)
+    cfg, reveal_cfg, tracking = load_params(
+        args.params, ("labels_analyze", AnalyzeConfig), ("masks", RevealConfig)
+    )
     manifest = read_manifest(args.manifest)
     tcache = TranslationCache(args.translation_cache)
     ecache = EmbeddingCache(args.embedding_cache, model_id(cfg.sbert.model))

@@ -12,39 +12,32 @@ import argparse
 import logging
 from typing import Any
 
+from inviz.stages import load_params
+
 HELP = "import a Deep Reveal export (canonical or the authors' layout): validate, screen, report dropped rows"
 log = logging.getLogger(__name__)
 
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--game-dir", required=True, help="folder holding the game export (labels_import.source_dir)"
-    )
-    p.add_argument(
-        "--class-map",
-        required=True,
-        help="game class list CSV (game_id, game_name, class_folder, class_name)",
-    )
-    p.add_argument(
-        "--manifest", required=True, help="masks manifest written by 'inviz masks' (known cluster ids)"
-    )
-    p.add_argument("--classes", required=True, help="class list JSON written by 'inviz data'")
-    p.add_argument("--out", required=True, help="output: canonical guesses CSV")
-    p.add_argument("--classes-out", required=True, help="output: class names CSV used to clean texts")
-    p.add_argument("--translations-out", required=True, help="output: manual translations CSV (may be empty)")
-    p.add_argument("--problems", required=True, help="output: CSV of every row problem")
-    p.add_argument("--report", required=True, help="output: import report JSON (the stage's metrics)")
+#: the stage's paths, all required (see :mod:`inviz.stages`): option -> help
+PATHS = {
+    "--game-dir": "folder holding the game export (labels_import.source_dir)",
+    "--class-map": "game class list CSV (game_id, game_name, class_folder, class_name)",
+    "--manifest": "masks manifest written by 'inviz masks' (known cluster ids)",
+    "--classes": "class list JSON written by 'inviz data'",
+    "--out": "output: canonical guesses CSV",
+    "--classes-out": "output: class names CSV used to clean texts",
+    "--translations-out": "output: manual translations CSV (may be empty)",
+    "--problems": "output: CSV of every row problem",
+    "--report": "output: import report JSON (the stage's metrics)",
+}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from inviz.core.config import load_section
     from inviz.core.io import read_json, write_csv, write_json
-    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.core.tracking import stage_run
     from inviz.game.export import GameExportError, ImportConfig, cluster_table, import_game, load_class_map
     from inviz.game.manifest import read_manifest
 
-    cfg = load_section(args.params, "labels_import", ImportConfig)
-    tracking = load_section(args.params, "mlflow", TrackingConfig)
+    cfg, tracking = load_params(args.params, ("labels_import", ImportConfig))
     class_map = load_class_map(args.class_map, read_json(args.classes), cfg.encoding)
     clusters = cluster_table(read_manifest(args.manifest))
     try:

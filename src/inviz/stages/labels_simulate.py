@@ -12,6 +12,8 @@ import argparse
 import logging
 from typing import Any
 
+from inviz.stages import load_params
+
 HELP = (
     "simulate Deep Reveal players on the synthetic data's masked images (demo) "
     "-> export in the authors' layout"
@@ -24,15 +26,17 @@ DISABLED_NOTE = (
 )
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--extract", required=True, help="extraction folder written by 'inviz extract'")
-    p.add_argument("--manifest", required=True, help="masks manifest written by 'inviz masks'")
-    p.add_argument("--selected", required=True, help="selected images CSV (image paths)")
-    p.add_argument("--images", required=True, help="dataset folder written by 'inviz data'")
-    p.add_argument("--parts", required=True, help="ground-truth part masks written by 'inviz data'")
-    p.add_argument("--classes", required=True, help="class list JSON written by 'inviz data'")
-    p.add_argument("--out", required=True, help="output: game export folder")
-    p.add_argument("--metrics", required=True, help="output: metrics JSON")
+#: the stage's paths, all required (see :mod:`inviz.stages`): option -> help
+PATHS = {
+    "--extract": "extraction folder written by 'inviz extract'",
+    "--manifest": "masks manifest written by 'inviz masks'",
+    "--selected": "selected images CSV (image paths)",
+    "--images": "dataset folder written by 'inviz data'",
+    "--parts": "ground-truth part masks written by 'inviz data'",
+    "--classes": "class list JSON written by 'inviz data'",
+    "--out": "output: game export folder",
+    "--metrics": "output: metrics JSON",
+}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -41,7 +45,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.core.config import load_section
     from inviz.core.errors import InvizError
     from inviz.core.io import atomic_path, read_json, write_json
-    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.core.tracking import stage_run
     from inviz.data.dataset import DataConfig, synthetic_config
     from inviz.data.parts import PartMasks
     from inviz.game.assets import load_cluster_maps
@@ -52,10 +56,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.game.simulate.run import simulate_game
     from inviz.game.simulate.tables import write_export
 
-    cfg = load_section(args.params, "labels_simulate", SimulateConfig)
-    reveal_cfg = load_section(args.params, "masks", RevealConfig)
-    import_cfg = load_section(args.params, "labels_import", ImportConfig)
-    tracking = load_section(args.params, "mlflow", TrackingConfig)
+    cfg, reveal_cfg, import_cfg, tracking = load_params(
+        args.params,
+        ("labels_simulate", SimulateConfig),
+        ("masks", RevealConfig),
+        ("labels_import", ImportConfig),
+    )
     if not cfg.enabled:
         with atomic_path(args.out, directory=True) as tmp:
             (tmp / "README.txt").write_text(DISABLED_NOTE, encoding="utf-8")

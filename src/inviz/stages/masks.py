@@ -6,38 +6,35 @@ import argparse
 import logging
 from typing import Any
 
+from inviz.stages import load_params
+
 HELP = "masked images of every kept cluster map at the six reveal levels (zips per layer) + manifest"
 log = logging.getLogger(__name__)
 
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--extract", required=True, help="extraction folder written by 'inviz extract'")
-    p.add_argument("--selected", required=True, help="selected images CSV written by 'inviz select'")
-    p.add_argument("--images", required=True, help="dataset folder written by 'inviz data'")
-    p.add_argument("--model", required=True, help="model checkpoint (for the network input size)")
-    p.add_argument("--out", required=True, help="output: folder of per-layer zips of masked images")
-    p.add_argument(
-        "--manifest", required=True, help="output: manifest CSV (one row per cluster map and level)"
-    )
-    p.add_argument(
-        "--figure", required=True, help="output: six-level strip figure (PNG; a PDF is written next to it)"
-    )
-    p.add_argument("--metrics", required=True, help="output: metrics JSON")
+#: the stage's paths, all required (see :mod:`inviz.stages`): option -> help
+PATHS = {
+    "--extract": "extraction folder written by 'inviz extract'",
+    "--selected": "selected images CSV written by 'inviz select'",
+    "--images": "dataset folder written by 'inviz data'",
+    "--model": "model checkpoint (for the network input size)",
+    "--out": "output: folder of per-layer zips of masked images",
+    "--manifest": "output: manifest CSV (one row per cluster map and level)",
+    "--figure": "output: six-level strip figure (PNG; a PDF is written next to it)",
+    "--metrics": "output: metrics JSON",
+}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import pandas as pd
 
-    from inviz.core.config import load_section
     from inviz.core.io import save_figure, write_csv, write_json
     from inviz.core.plotting import close
-    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.core.tracking import stage_run
     from inviz.game.assets import make_game_assets
     from inviz.game.reveal import RevealConfig
     from inviz.models.checkpoint import load_checkpoint
 
-    cfg = load_section(args.params, "masks", RevealConfig)
-    tracking = load_section(args.params, "mlflow", TrackingConfig)
+    cfg, tracking = load_params(args.params, ("masks", RevealConfig))
     input_size = load_checkpoint(args.model).config.input_size
     selected = pd.read_csv(args.selected, dtype={"sample_id": str, "path": str})
     assets = make_game_assets(args.extract, selected, args.images, input_size, cfg, args.out)

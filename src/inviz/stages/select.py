@@ -6,30 +6,31 @@ import argparse
 import logging
 from typing import Any
 
+from inviz.stages import load_params
+
 HELP = "pick N correctly classified test images per class (seeded), with prediction, confidence, logits"
 log = logging.getLogger(__name__)
 
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--images", required=True, help="dataset folder written by 'inviz data'")
-    p.add_argument("--index", required=True, help="index CSV written by 'inviz data'")
-    p.add_argument("--model", required=True, help="model checkpoint written by 'inviz train'")
-    p.add_argument("--out", required=True, help="output: selected images CSV")
-    p.add_argument("--metrics", required=True, help="output: metrics JSON")
+#: the stage's paths, all required (see :mod:`inviz.stages`): option -> help
+PATHS = {
+    "--images": "dataset folder written by 'inviz data'",
+    "--index": "index CSV written by 'inviz data'",
+    "--model": "model checkpoint written by 'inviz train'",
+    "--out": "output: selected images CSV",
+    "--metrics": "output: metrics JSON",
+}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from inviz.core.config import load_section
     from inviz.core.io import write_csv, write_json
-    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.core.tracking import stage_run
     from inviz.data.datamodule import ImageDataModule, read_index
     from inviz.models.checkpoint import load_checkpoint
     from inviz.models.evaluation import classification_metrics
     from inviz.models.selection import SelectConfig, select_correct
     from inviz.models.training import predict_logits
 
-    cfg = load_section(args.params, "select", SelectConfig)
-    tracking = load_section(args.params, "mlflow", TrackingConfig)
+    cfg, tracking = load_params(args.params, ("select", SelectConfig))
     loaded = load_checkpoint(args.model)
     index = read_index(args.index)
     pool = index[index["split"] == cfg.split]

@@ -14,39 +14,39 @@ import argparse
 import logging
 from typing import Any
 
+from inviz.stages import load_params
+from inviz.stages._inv_args import INV_PATHS
+
 HELP = (
     "survey kit: Grad-CAM / LIME / SHAP / INV (Simplified) / INV panels of the survey images + questionnaire"
 )
 log = logging.getLogger(__name__)
 
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from inviz.stages._inv_args import add_inv_arguments
-
-    add_inv_arguments(p)
-    p.add_argument("--model", required=True, help="model checkpoint ('inviz train')")
-    p.add_argument("--index", required=True, help="dataset index CSV ('inviz data'): SHAP background images")
-    p.add_argument("--out", required=True, help="output folder of the kit")
-    p.add_argument("--metrics", required=True, help="output: metrics JSON")
+#: the stage's paths, all required (see :mod:`inviz.stages`): option -> help
+PATHS = {
+    **INV_PATHS,
+    "--model": "model checkpoint ('inviz train')",
+    "--index": "dataset index CSV ('inviz data'): SHAP background images",
+    "--out": "output folder of the kit",
+    "--metrics": "output: metrics JSON",
+}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from pathlib import Path
 
-    from inviz.core.config import load_section
     from inviz.core.io import atomic_path, save_figure, save_npz, write_csv, write_json, write_text
     from inviz.core.plotting import close
-    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.core.tracking import stage_run
     from inviz.game.reveal import RevealConfig
     from inviz.survey.kit import slug, survey_kit
     from inviz.survey.panels import SurveyConfig
     from inviz.views.figures import FigureConfig
     from inviz.views.records import INVPaths
 
-    cfg = load_section(args.params, "survey", SurveyConfig)
-    fig_cfg = load_section(args.params, "figures", FigureConfig)
-    reveal_cfg = load_section(args.params, "masks", RevealConfig)
-    tracking = load_section(args.params, "mlflow", TrackingConfig)
+    cfg, fig_cfg, reveal_cfg, tracking = load_params(
+        args.params, ("survey", SurveyConfig), ("figures", FigureConfig), ("masks", RevealConfig)
+    )
     kit = survey_kit(cfg, INVPaths.from_args(args), args.model, args.index, fig_cfg, reveal_cfg)
     out = Path(args.out)
     with atomic_path(out, directory=True) as tmp:

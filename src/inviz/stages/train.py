@@ -8,37 +8,35 @@ import time
 from pathlib import Path
 from typing import Any
 
+from inviz.stages import load_params
+
 HELP = "fine-tune VGG-16 (paper head, two phases with early stopping) and evaluate it on val"
 log = logging.getLogger(__name__)
 
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--images", required=True, help="dataset folder written by 'inviz data'")
-    p.add_argument("--index", required=True, help="index CSV written by 'inviz data'")
-    p.add_argument("--classes", required=True, help="class list JSON written by 'inviz data'")
-    p.add_argument("--model", required=True, help="output: model checkpoint (.pt)")
-    p.add_argument("--metrics", required=True, help="output: metrics JSON")
-    p.add_argument("--reports", required=True, help="output: folder for history/confusion tables and figures")
+#: the stage's paths, all required (see :mod:`inviz.stages`): option -> help
+PATHS = {
+    "--images": "dataset folder written by 'inviz data'",
+    "--index": "index CSV written by 'inviz data'",
+    "--classes": "class list JSON written by 'inviz data'",
+    "--model": "output: model checkpoint (.pt)",
+    "--metrics": "output: metrics JSON",
+    "--reports": "output: folder for history/confusion tables and figures",
+}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import lightning as L
-    import pandas as pd
     import torch
 
-    from inviz.core.config import load_section
-    from inviz.core.io import read_json, save_figure, write_csv, write_json
-    from inviz.core.plotting import close
-    from inviz.core.tracking import TrackingConfig, stage_run
+    from inviz.core.io import read_json, write_json
+    from inviz.core.tracking import stage_run
     from inviz.data.datamodule import ImageDataModule, read_index
     from inviz.models.checkpoint import save_checkpoint
-    from inviz.models.evaluation import classification_metrics, confusion, confusion_figure, history_figure
-    from inviz.models.training import TrainConfig, fit_phases, predict_logits
+    from inviz.models.evaluation import classification_metrics
+    from inviz.models.training import MLflowTarget, TrainConfig, fit_phases, predict_logits
     from inviz.models.vgg import ModelConfig, build_vgg16
 
-    model_cfg = load_section(args.params, "model", ModelConfig)
-    cfg = load_section(args.params, "train", TrainConfig)
-    tracking = load_section(args.params, "mlflow", TrackingConfig)
+    model_cfg, cfg, tracking = load_params(args.params, ("model", ModelConfig), ("train", TrainConfig))
     if cfg.run.threads:
         torch.set_num_threads(cfg.run.threads)
     classes = read_json(args.classes)
@@ -60,56 +58,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
 
     with stage_run("train", tracking, {"model": model_cfg, "train": cfg}) as tr:
-
-        def logger_factory(phase: str) -> Any:
-            if not tr.enabled:
-                return False
-            from lightning.pytorch.loggers import MLFlowLogger
-
-            return MLFlowLogger(
-                experiment_name=tracking.experiment,
-                tracking_uri=tr.tracking_uri,
-                run_id=tr.run_id,
-                prefix=phase,
-            )
-
+        target = MLflowTarget(tracking.experiment, tr.tracking_uri, tr.run_id) if tr.enabled else None
         start = time.perf_counter()
-        phases = fit_phases(model, dm, cfg, logger_factory=logger_factory)
+        phases = fit_phases(model, dm, cfg, mlflow=target)
         train_seconds = time.perf_counter() - start
 
         preds = predict_logits(model, dm.val_dataloader(), accelerator=cfg.run.accelerator)
         y = preds["label"].numpy()
         yhat = preds["logits"].argmax(1).numpy()
         metrics = classification_metrics(y, yhat, names)
-        cm = confusion(y, yhat, len(names))
-
-        reports = Path(args.reports)
-        history = pd.DataFrame([row for ph in phases for row in ph.history])
-        write_csv(reports / "history.csv", history)
-        write_csv(
-            reports / "val_predictions.csv",
-            pd.DataFrame(
-                {
-                    "sample_id": preds["sample_id"],
-                    "actual": [names[i] for i in y],
-                    "predicted": [names[i] for i in yhat],
-                }
-            ),
-        )
-        write_csv(
-            reports / "confusion.csv",
-            pd.DataFrame(cm, index=names, columns=names).rename_axis("true").reset_index(),
-        )
-        fig = confusion_figure(cm, names, f"validation, accuracy {metrics['accuracy']:.1%}")
-        save_figure(fig, reports / "confusion.png", formats=("png", "pdf"))
-        tr.log_figure(fig, "train/confusion.png")
-        close(fig)
-        if not history.empty:
-            fig = history_figure(history)
-            save_figure(fig, reports / "history.png")
-            tr.log_figure(fig, "train/history.png")
-            close(fig)
-
+        _write_reports(Path(args.reports), phases, preds["sample_id"], y, yhat, names, metrics, tr)
         out = {
             "val_accuracy": metrics["accuracy"],
             "val_macro_f1": metrics["macro_f1"],
@@ -127,7 +85,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tr.log_metrics(
             {f"{n}.{m}": v for n, d in metrics["per_class"].items() for m, v in d.items()}, prefix="val"
         )
-        tr.log_artifact(reports / "history.csv", "train")
-        tr.log_artifact(reports / "confusion.csv", "train")
+        tr.log_artifact(Path(args.reports) / "history.csv", "train")
+        tr.log_artifact(Path(args.reports) / "confusion.csv", "train")
     log.info("train: val accuracy %.4f in %.0f s", metrics["accuracy"], train_seconds)
     return out
+
+
+def _write_reports(
+    reports: Path,
+    phases: list[Any],
+    sample_ids: list[str],
+    y: Any,
+    yhat: Any,
+    names: list[str],
+    metrics: dict[str, Any],
+    tr: Any,
+) -> None:
+    """Write the history, validation predictions and confusion tables and figures; log the figures."""
+    import pandas as pd
+
+    from inviz.core.io import save_figure, write_csv
+    from inviz.core.plotting import close
+    from inviz.models.evaluation import confusion, confusion_figure, history_figure
+
+    cm = confusion(y, yhat, len(names))
+    history = pd.DataFrame([row for ph in phases for row in ph.history])
+    write_csv(reports / "history.csv", history)
+    write_csv(
+        reports / "val_predictions.csv",
+        pd.DataFrame(
+            {
+                "sample_id": sample_ids,
+                "actual": [names[i] for i in y],
+                "predicted": [names[i] for i in yhat],
+            }
+        ),
+    )
+    write_csv(
+        reports / "confusion.csv",
+        pd.DataFrame(cm, index=names, columns=names).rename_axis("true").reset_index(),
+    )
+    fig = confusion_figure(cm, names, f"validation, accuracy {metrics['accuracy']:.1%}")
+    save_figure(fig, reports / "confusion.png", formats=("png", "pdf"))
+    tr.log_figure(fig, "train/confusion.png")
+    close(fig)
+    if not history.empty:
+        fig = history_figure(history)
+        save_figure(fig, reports / "history.png")
+        tr.log_figure(fig, "train/history.png")
+        close(fig)

@@ -61,7 +61,7 @@ class ExplorerConfig:
 
 
 def _num(x: Any, digits: int = 4) -> float | None:
-    """A JSON-safe float with ``digits`` significant digits (None for missing / non-finite)."""
+    """Round to a JSON-safe float with ``digits`` significant digits (None for missing / non-finite)."""
     if x is None:
         return None
     try:
@@ -112,8 +112,6 @@ def build_explorer(
     cfg, overlay_cfg, reveal_cfg : tile sizes, overlay style, the game's reveal settings.
     top_labels : labels shown per card.
     """
-    from PIL import Image
-
     out = Path(out)
     (out / "img").mkdir(parents=True, exist_ok=True)
     for name in ASSETS:
@@ -123,38 +121,80 @@ def build_explorer(
     images: dict[str, Any] = {}
     tile_of: dict[tuple[str, str], int] = {}
     for n, inv in enumerate(invs):
-        tiles = [thumbnail(inv.image, cfg.tile)]
-        cards: dict[str, dict[str, list[dict[str, Any]]]] = {"merged": {}, "cluster": {}}
-        score_max = {}
-        for kind, by_layer in (("merged", inv.merged), ("cluster", inv.clusters)):
-            for layer, layer_cards in by_layer.items():
-                out_cards = []
-                for c in layer_cards:
-                    tile_of[(inv.sample_id, c.key)] = len(tiles)
-                    out_cards.append(_card_json(c, len(tiles)))
-                    tiles.append(thumbnail(overlay(inv.image, c.map, overlay_cfg, reveal_cfg), cfg.tile))
-                cards[kind][layer] = out_cards
-            score_max[kind] = max(
-                [s for cs in by_layer.values() for c in cs for _, s in c.top(top_labels)] + [0.0]
-            )
-        sprite = np.concatenate(tiles, axis=1)
-        Image.fromarray(sprite).save(out / "img" / f"{n}.jpg", quality=cfg.jpeg_quality)
-        images[inv.sample_id] = {
-            "sprite": f"img/{n}.jpg",
-            "n_tiles": len(tiles),
-            "label": inv.true_label,
-            "true": inv.true_class,
-            "pred": inv.pred_name,
-            "confidence": _num(inv.confidence),
-            "cards": cards,
-            "score_max": score_max,
-        }
-
+        images[inv.sample_id] = _image_entry(n, inv, out, tile_of, cfg, overlay_cfg, reveal_cfg, top_labels)
     classes: dict[int, dict[str, Any]] = {}
     for inv in invs:
         classes.setdefault(inv.true_label, {"label": inv.true_label, "name": inv.true_class, "images": []})[
             "images"
         ].append(inv.sample_id)
+    glob = _global_entries(invs, global_table, tile_of)
+    layers = list(invs[0].layers) if invs else []
+    data = {
+        "title": cfg.title or "inviz explorer",
+        "subtitle": subtitle,
+        "tile": cfg.tile,
+        "card_px": cfg.card_px,
+        "top_labels": top_labels,
+        "layers": layers,
+        "classes": [classes[k] for k in sorted(classes)],
+        "images": images,
+        "global": glob,
+        "global_default_layer": cfg.global_layer or (layers[-1] if layers else None),
+    }
+    (out / "data.js").write_text(
+        "window.INVIZ = " + json.dumps(data, separators=(",", ":")) + ";\n", encoding="utf-8"
+    )
+    return data
+
+
+def _image_entry(
+    n: int,
+    inv: ImageINV,
+    out: Path,
+    tile_of: dict[tuple[str, str], int],
+    cfg: ExplorerConfig,
+    overlay_cfg: OverlayConfig,
+    reveal_cfg: RevealConfig,
+    top_labels: int,
+) -> dict[str, Any]:
+    """Write image ``n``'s sprite (the image, then one tile per card) and return its data.
+
+    ``tile_of`` receives the tile index of each of its cards, keyed by (sample id, card key).
+    """
+    from PIL import Image
+
+    tiles = [thumbnail(inv.image, cfg.tile)]
+    cards: dict[str, dict[str, list[dict[str, Any]]]] = {"merged": {}, "cluster": {}}
+    score_max = {}
+    for kind, by_layer in (("merged", inv.merged), ("cluster", inv.clusters)):
+        for layer, layer_cards in by_layer.items():
+            out_cards = []
+            for c in layer_cards:
+                tile_of[(inv.sample_id, c.key)] = len(tiles)
+                out_cards.append(_card_json(c, len(tiles)))
+                tiles.append(thumbnail(overlay(inv.image, c.map, overlay_cfg, reveal_cfg), cfg.tile))
+            cards[kind][layer] = out_cards
+        score_max[kind] = max(
+            [s for cs in by_layer.values() for c in cs for _, s in c.top(top_labels)] + [0.0]
+        )
+    sprite = np.concatenate(tiles, axis=1)
+    Image.fromarray(sprite).save(out / "img" / f"{n}.jpg", quality=cfg.jpeg_quality)
+    return {
+        "sprite": f"img/{n}.jpg",
+        "n_tiles": len(tiles),
+        "label": inv.true_label,
+        "true": inv.true_class,
+        "pred": inv.pred_name,
+        "confidence": _num(inv.confidence),
+        "cards": cards,
+        "score_max": score_max,
+    }
+
+
+def _global_entries(
+    invs: Sequence[ImageINV], global_table: pd.DataFrame, tile_of: dict[tuple[str, str], int]
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Return the global view's rows by class label and layer, example tiles resolved to (image, tile)."""
     glob: dict[str, dict[str, list[dict[str, Any]]]] = {}
     image_of_key = {
         c.key: inv.sample_id
@@ -189,20 +229,4 @@ def build_explorer(
                 "tcav": tcav,
             }
         )
-    layers = list(invs[0].layers) if invs else []
-    data = {
-        "title": cfg.title or "inviz explorer",
-        "subtitle": subtitle,
-        "tile": cfg.tile,
-        "card_px": cfg.card_px,
-        "top_labels": top_labels,
-        "layers": layers,
-        "classes": [classes[k] for k in sorted(classes)],
-        "images": images,
-        "global": glob,
-        "global_default_layer": cfg.global_layer or (layers[-1] if layers else None),
-    }
-    (out / "data.js").write_text(
-        "window.INVIZ = " + json.dumps(data, separators=(",", ":")) + ";\n", encoding="utf-8"
-    )
-    return data
+    return glob

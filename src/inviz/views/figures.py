@@ -1,9 +1,10 @@
-"""Figures people look at: the INV (paper Figure 3), the simplified INV, the global explanation (Figure 4).
+"""Figures of one image: the INV (paper Figure 3) and the simplified INV, and drawing them for every image.
 
-All three take the records of :mod:`inviz.views.records` (and, for the global one, the table of
-:mod:`inviz.concepts.importance`) and return a matplotlib figure; the stages save them as PNG and
-PDF. One style for all (:mod:`inviz.core.plotting`): colour-blind-safe colours, a label keeps its colour
-across the layers of a figure, sizes chosen to stay readable at page width.
+Both take the records of :mod:`inviz.views.records` and return a matplotlib figure;
+:func:`draw_inv_figures` saves them as PNG and PDF. The global explanation (Figure 4) is
+:func:`inviz.concepts.report.global_figure`, in the same style (:mod:`inviz.core.plotting`,
+:func:`label_colours`): colour-blind-safe colours, a label keeps its colour across the layers of a
+figure, sizes chosen to stay readable at page width.
 
 Layout of the INV figure: a header with the input image, its true and predicted class and the
 confidence; then one column per layer, shallow to deep, each holding that layer's cluster maps
@@ -19,12 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from inviz.core.checks import check_at_least
 from inviz.game.reveal import RevealConfig
 from inviz.views.overlays import OverlayConfig, overlay
 from inviz.views.records import Card, ImageINV
@@ -40,8 +43,7 @@ class FigureRunConfig:
     workers: int = 1
 
     def __post_init__(self) -> None:
-        if self.workers < 1:
-            raise ValueError(f"workers: expected >= 1, got {self.workers}")
+        check_at_least(self, {"workers": 1})
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ class FigureConfig:
 
 
 def label_colours(labels: Sequence[str]) -> dict[str, Any]:
-    """A colour per label, in order of first appearance (colour-blind palette, then grey)."""
+    """Give each label a colour, in order of first appearance (colour-blind palette, then grey)."""
     from inviz.core.plotting import palette
 
     order = list(dict.fromkeys(labels))
@@ -158,8 +160,46 @@ def _draw_card(
     return ax
 
 
+def _rect(width: float, height: float, x: float, y_top: float, w: float, h: float) -> list[float]:
+    """Place a box given in inches from the top-left corner: its axes rectangle in figure fractions."""
+    return [x / width, 1 - (y_top + h) / height, w / width, h / height]
+
+
+def _header_image(fig: Any, rect: list[float], image: np.ndarray) -> None:
+    """Draw the input image (axes ``gid`` ``"header"``)."""
+    ax = fig.add_axes(rect)
+    ax.imshow(image, interpolation="lanczos")
+    ax.set_axis_off()
+    ax.set_gid("header")
+
+
+def _inv_title(fig: Any, inv: ImageINV, cfg: FigureConfig, x: float, y_top: float, height: float) -> None:
+    """Write the INV's title and caption (prediction, true class, what the cards show) at ``x``."""
+    status = "correct" if inv.pred == inv.true_label else "wrong"
+    fig.text(
+        x,
+        1 - (y_top + 0.12) / height,
+        f"INV of {inv.sample_id}",
+        fontsize=cfg.font_size * 1.5,
+        fontweight="bold",
+        va="top",
+    )
+    fig.text(
+        x,
+        1 - (y_top + 0.42) / height,
+        f"predicted: {inv.pred_name} ({100 * inv.confidence:.1f} %)   "
+        f"true class: {inv.true_class} ({status})\n"
+        f"{'merged ' if cfg.merged else ''}cluster maps per layer, heaviest first: "
+        f"weight in % of the layer's weight, feature maps, "
+        f"top-{cfg.top_labels} labels with scores (best in bold)",
+        fontsize=cfg.font_size * 1.15,
+        va="top",
+        linespacing=1.5,
+    )
+
+
 def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> Any:
-    """The INV of one image (paper Figure 3).
+    """Draw the INV of one image (paper Figure 3).
 
     Parameters
     ----------
@@ -196,33 +236,9 @@ def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> An
     height = header_h + col_head + n_rows * card_h + pad
     fig = plt.figure(figsize=(width, height))
     font = cfg.font_size
-
-    def rect(x: float, y_top: float, w: float, h: float) -> list[float]:
-        return [x / width, 1 - (y_top + h) / height, w / width, h / height]
-
-    ax = fig.add_axes(rect(pad, pad, 1.2 * cw, 1.2 * cw))
-    ax.imshow(inv.image, interpolation="lanczos")
-    ax.set_axis_off()
-    ax.set_gid("header")
-    status = "correct" if inv.pred == inv.true_label else "wrong"
-    fig.text(
-        (1.2 * cw + 2 * pad) / width,
-        1 - (pad + 0.12) / height,
-        f"INV of {inv.sample_id}",
-        fontsize=font * 1.5,
-        fontweight="bold",
-        va="top",
-    )
-    fig.text(
-        (1.2 * cw + 2 * pad) / width,
-        1 - (pad + 0.42) / height,
-        f"predicted: {inv.pred_name} ({100 * inv.confidence:.1f} %)   true class: {inv.true_class} ({status})\n"
-        f"{'merged ' if cfg.merged else ''}cluster maps per layer, heaviest first: weight in % of the layer's "
-        f"weight, feature maps, top-{cfg.top_labels} labels with scores (best in bold)",
-        fontsize=font * 1.15,
-        va="top",
-        linespacing=1.5,
-    )
+    rect = partial(_rect, width, height)
+    _header_image(fig, rect(pad, pad, 1.2 * cw, 1.2 * cw), inv.image)
+    _inv_title(fig, inv, cfg, (1.2 * cw + 2 * pad) / width, pad, height)
     tiles: dict[str, np.ndarray] = {}
     for j, ly in enumerate(layers):
         x = pad + j * (cw + pad)
@@ -264,8 +280,18 @@ def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> An
 
 
 def simplified_inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> Any:
-    """The simplified INV of the survey: the deepest (or ``cfg.simplified_layer``) layer only,
-    ``cfg.simplified_labels`` label(s) per cluster map; the image first, then the cards in a row.
+    """Draw the simplified INV of the survey: one layer, a few labels per cluster map.
+
+    The layer is the deepest (or ``cfg.simplified_layer``), with ``cfg.simplified_labels``
+    label(s) per cluster map; the image first, then the cards in a row.
+
+    Parameters
+    ----------
+    inv, cfg, reveal_cfg : as for :func:`inv_figure`.
+
+    Returns
+    -------
+    matplotlib Figure, axes ``gid`` ``"header"`` (the image) and ``"card:<card key>"``.
     """
     import matplotlib.pyplot as plt
 
@@ -290,9 +316,7 @@ def simplified_inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealCo
     fig = plt.figure(figsize=(max(width, 3.4), height))
     width = max(width, 3.4)
     font = cfg.font_size * 1.1
-
-    def rect(x: float, y_top: float, w: float, h: float) -> list[float]:
-        return [x / width, 1 - (y_top + h) / height, w / width, h / height]
+    rect = partial(_rect, width, height)
 
     fig.text(
         pad / width,
@@ -303,10 +327,7 @@ def simplified_inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealCo
         va="top",
     )
     top = 0.45
-    ax = fig.add_axes(rect(pad, top + 0.16 * cw, cw, cw))
-    ax.imshow(inv.image, interpolation="lanczos")
-    ax.set_axis_off()
-    ax.set_gid("header")
+    _header_image(fig, rect(pad, top + 0.16 * cw, cw, cw), inv.image)
     for i, card in enumerate(cards):
         x = pad + (i + 1) * (cw + pad)
         tile = overlay(inv.image, card.map, cfg.overlay, reveal_cfg)
@@ -322,111 +343,6 @@ def simplified_inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealCo
             f"{card.weight:.1f} %",
         )
         cax.set_gid(f"card:{card.key}")
-    return fig
-
-
-def global_figure(
-    table: pd.DataFrame,
-    tiles: dict[str, np.ndarray],
-    class_name: str,
-    layer: str,
-    n_examples: int,
-    font_size: float = 6.5,
-) -> Any:
-    """The global explanation of a class at a layer (paper Figure 4).
-
-    Parameters
-    ----------
-    table : rows of :func:`inviz.concepts.importance.global_explanations` for this class and
-        layer (``rank, label, importance, n_maps, examples``), optionally with TCAV columns
-        ``tcav_score, p_adjusted, significant, tcav_status``.
-    tiles : card key -> example tile (uint8, (S, S, 3)) for the keys in ``examples``.
-    n_examples : example tiles per label.
-
-    Returns
-    -------
-    Figure: a bar chart of label importance (mean weight of the maps each label tops, with the
-    map count and the TCAV result next to each bar) and, per label, ``n_examples`` example maps;
-    axes ``gid`` ``"importance"`` and ``"example:<label>:<i>"``.
-    """
-    import matplotlib.pyplot as plt
-
-    from inviz.core.plotting import apply_style
-
-    apply_style()
-    rows = table.sort_values("rank")
-    k = max(len(rows), 1)
-    row_h = 0.62
-    bar_w, tile_w = 2.3, row_h * 0.92
-    width = 0.9 + bar_w + 1.35 + n_examples * (tile_w + 0.05) + 0.1
-    height = 0.55 + k * row_h + 0.35
-    fig = plt.figure(figsize=(width, height))
-    colours = label_colours(list(rows["label"]))
-    ax = fig.add_axes([0.9 / width, 0.35 / height, bar_w / width, k * row_h / height])
-    ax.set_gid("importance")
-    y = np.arange(len(rows))[::-1]
-    ax.barh(y, rows["importance"], color=[colours[lab] for lab in rows["label"]], height=0.6)
-    ax.set_yticks(y, list(rows["label"]), fontsize=font_size * 1.1)
-    ax.set_ylim(-0.5, k - 0.5)
-    ax.set_xlabel("importance: mean weight of the maps it tops (%)", fontsize=font_size)
-    ax.tick_params(axis="x", labelsize=font_size)
-    xmax = float(rows["importance"].max()) if len(rows) else 1.0
-    ax.set_xlim(0, xmax * 1.05 if xmax > 0 else 1)
-    has_tcav = "tcav_score" in rows.columns
-    for yy, r in zip(y, rows.itertuples(), strict=True):
-        text = f"{int(r.n_maps)} map{'s' if r.n_maps != 1 else ''}"
-        if has_tcav:
-            status = getattr(r, "tcav_status", "ok")
-            if status == "ok" and pd.notna(r.tcav_score):
-                star = "*" if bool(r.significant) else " (n.s.)"
-                text += f"\nTCAV {r.tcav_score:.2f}{star}  p={r.p_adjusted:.2g}"
-            else:
-                text += f"\nTCAV: {str(status).replace('_', ' ')}"
-        fig.text(
-            (0.9 + bar_w + 0.08) / width,
-            (0.35 + (yy + 0.5) * row_h) / height,
-            text,
-            fontsize=font_size,
-            va="center",
-        )
-    x0 = 0.9 + bar_w + 1.35
-    for yy, r in zip(y, rows.itertuples(), strict=True):
-        keys = [s for s in str(r.examples).split(";") if s] if pd.notna(r.examples) else []
-        for i, key in enumerate(keys[:n_examples]):
-            if key not in tiles:
-                continue
-            tax = fig.add_axes(
-                [
-                    (x0 + i * (tile_w + 0.05)) / width,
-                    (0.35 + yy * row_h + 0.03) / height,
-                    tile_w / width,
-                    tile_w / height,
-                ]
-            )
-            tax.imshow(tiles[key], interpolation="nearest")
-            tax.set_xticks([])
-            tax.set_yticks([])
-            for s in tax.spines.values():
-                s.set_visible(True)
-                s.set_color(colours[r.label])
-                s.set_linewidth(1.2)
-            tax.set_gid(f"example:{r.label}:{i}")
-    tcav_note = "; * = TCAV significant after correction" if has_tcav else ""
-    fig.text(
-        0.9 / width,
-        1 - 0.12 / height,
-        f"Global explanation of '{class_name}' at {layer}",
-        fontsize=font_size * 1.4,
-        fontweight="bold",
-        va="top",
-    )
-    fig.text(
-        0.9 / width,
-        1 - 0.36 / height,
-        f"top-{len(rows)} labels of its images' cluster maps{tcav_note}; example maps on the right",
-        fontsize=font_size,
-        va="top",
-    )
     return fig
 
 
@@ -489,8 +405,6 @@ def draw_inv_figures(
     -------
     DataFrame with columns :data:`INDEX_COLUMNS`, one row per image, in the order of ``invs``.
     """
-    from functools import partial
-
     from tqdm.auto import tqdm
 
     (out / "simplified").mkdir(exist_ok=True)

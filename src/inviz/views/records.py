@@ -79,7 +79,7 @@ class Card:
         return f"{'m' if self.kind == 'merged' else 'c'}{self.id}"
 
     def top(self, n: int) -> tuple[tuple[str, float], ...]:
-        """The ``n`` best labels with scores."""
+        """Return the ``n`` best labels with their scores."""
         return self.labels[:n]
 
 
@@ -106,10 +106,12 @@ class ImageINV:
     clusters: dict[str, list[Card]]
 
     def cards(self, merged: bool = True) -> dict[str, list[Card]]:
+        """Return the cards per layer: merged cluster maps (default) or the single cluster maps."""
         return self.merged if merged else self.clusters
 
     @property
     def n_merged(self) -> int:
+        """Number of merged cluster maps over all layers."""
         return sum(len(v) for v in self.merged.values())
 
 
@@ -128,7 +130,7 @@ class INVPaths:
 
     @classmethod
     def from_args(cls, args: Any) -> INVPaths:
-        """From an ``argparse`` namespace with the options added by :func:`add_inv_arguments`."""
+        """Build from an ``argparse`` namespace with the options of ``inviz.stages._inv_args.INV_PATHS``."""
         return cls(
             *(
                 Path(getattr(args, f))
@@ -151,7 +153,21 @@ class INVPaths:
 
 
 def load_images(rows: pd.DataFrame, images_dir: str | Path, size: int) -> list[np.ndarray]:
-    """The images of index/selected ``rows`` (column ``path``) as the network saw them: uint8 (size, size, 3)."""
+    """Load the images of index/selected ``rows`` (column ``path``) as the network saw them.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        Rows with a ``path`` column, relative to ``images_dir``.
+    images_dir : str or Path
+        The dataset folder.
+    size : int
+        The network input size.
+
+    Returns
+    -------
+    list of ndarray of uint8, shape (size, size, 3), one per row.
+    """
     from PIL import Image
 
     from inviz.game.reveal import game_image
@@ -245,6 +261,78 @@ def _merged_cards(
     return merged_cards
 
 
+def _cluster_cards(
+    manifest: pd.DataFrame,
+    labels: pd.DataFrame,
+    results: Any,
+    lidx: dict[str, int],
+    map_kind: Literal["map", "raw"],
+    wanted: set[str] | None,
+) -> dict[int, Card]:
+    """Make the unmerged cards: one per cluster map of the manifest (of the ``wanted`` images), by id."""
+    n_fmaps = dict(
+        zip(results.clusters["cluster_id"].astype(str), results.clusters["n_fmaps"].astype(int), strict=False)
+    )
+    evidence = labels.drop_duplicates("cluster_id").set_index("cluster_id")[
+        ["plays", "wins", "losses", "resigns", "mean_hints"]
+    ]
+    evidence = {int(k): v for k, v in evidence.to_dict("index").items()}
+    ranked = _ranked(labels, "cluster_id")
+    cluster_cards: dict[int, Card] = {}
+    for r in manifest.itertuples():
+        if wanted is not None and str(r.image) not in wanted:
+            continue
+        cid = int(r.cluster_id)
+        ev = evidence.get(cid)
+        lab, best = ranked.get(cid, ((), ()))
+        cluster_cards[cid] = Card(
+            kind="cluster",
+            id=cid,
+            members=(cid,),
+            image=str(r.image),
+            layer=str(r.layer),
+            layer_index=lidx[str(r.layer)],
+            weight=float(r.weight),
+            n_fmaps=int(n_fmaps.get(str(r.extract_id), 0)),
+            labels=lab,
+            best=best,
+            plays=int(ev["plays"]) if ev is not None else 0,
+            wins=int(ev["wins"]) if ev is not None else 0,
+            losses=int(ev["losses"]) if ev is not None else 0,
+            resigns=int(ev["resigns"]) if ev is not None else 0,
+            mean_hints=float(ev["mean_hints"])
+            if ev is not None and pd.notna(ev["mean_hints"])
+            else float("nan"),
+            map=np.asarray(results.cluster_map(str(r.extract_id), map_kind), dtype=np.float32),
+        )
+    return cluster_cards
+
+
+def _by_layer(cards: Iterable[Card], sample_id: str, layer_order: list[str]) -> dict[str, list[Card]]:
+    """Group the cards of ``sample_id`` by layer (every layer present), heaviest first."""
+    out: dict[str, list[Card]] = {name: [] for name in layer_order}
+    for c in cards:
+        if c.image == sample_id:
+            out[c.layer].append(c)
+    return {k: sorted(v, key=lambda c: (-c.weight, c.id)) for k, v in out.items()}
+
+
+#: the columns :func:`load_inv` needs in ``cluster_labels.csv``
+_LABEL_COLUMNS = [
+    "cluster_id",
+    "label",
+    "score",
+    "rank",
+    "is_best",
+    "plays",
+    "wins",
+    "losses",
+    "resigns",
+    "mean_hints",
+    "merged_id",
+]
+
+
 def load_inv(
     paths: INVPaths,
     input_size: int,
@@ -280,23 +368,7 @@ def load_inv(
                 f"{paths.selected}: image(s) {', '.join(unknown[:5])} are not among the selected images"
             )
     manifest = read_manifest(paths.manifest).drop_duplicates("cluster_id")
-    labels = _read_csv(
-        paths.cluster_labels,
-        "cluster labels",
-        [
-            "cluster_id",
-            "label",
-            "score",
-            "rank",
-            "is_best",
-            "plays",
-            "wins",
-            "losses",
-            "resigns",
-            "mean_hints",
-            "merged_id",
-        ],
-    )
+    labels = _read_csv(paths.cluster_labels, "cluster labels", _LABEL_COLUMNS)
     inv = _read_csv(paths.inv, "merged INV table", ["merged_id", "image", "layer", "members", "weight"])
     merged_scores = _read_csv(
         paths.merged_scores, "merged label scores", ["merged_id", "label", "score", "rank", "is_best"]
@@ -304,52 +376,8 @@ def load_inv(
     results = load_results(paths.extract)
     layer_order = list(results.manifest.get("layers") or dict.fromkeys(manifest["layer"]))
     lidx = {name: i for i, name in enumerate(layer_order)}
-    n_fmaps = dict(
-        zip(results.clusters["cluster_id"].astype(str), results.clusters["n_fmaps"].astype(int), strict=False)
-    )
-
-    # unmerged cards
-    evidence = labels.drop_duplicates("cluster_id").set_index("cluster_id")[
-        ["plays", "wins", "losses", "resigns", "mean_hints"]
-    ]
-    evidence = {int(k): v for k, v in evidence.to_dict("index").items()}
-    ranked = _ranked(labels, "cluster_id")
-    cluster_cards: dict[int, Card] = {}
-    for r in manifest.itertuples():
-        if wanted is not None and str(r.image) not in wanted:
-            continue
-        cid = int(r.cluster_id)
-        ev = evidence.get(cid)
-        lab, best = ranked.get(cid, ((), ()))
-        cluster_cards[cid] = Card(
-            kind="cluster",
-            id=cid,
-            members=(cid,),
-            image=str(r.image),
-            layer=str(r.layer),
-            layer_index=lidx[str(r.layer)],
-            weight=float(r.weight),
-            n_fmaps=int(n_fmaps.get(str(r.extract_id), 0)),
-            labels=lab,
-            best=best,
-            plays=int(ev["plays"]) if ev is not None else 0,
-            wins=int(ev["wins"]) if ev is not None else 0,
-            losses=int(ev["losses"]) if ev is not None else 0,
-            resigns=int(ev["resigns"]) if ev is not None else 0,
-            mean_hints=float(ev["mean_hints"])
-            if ev is not None and pd.notna(ev["mean_hints"])
-            else float("nan"),
-            map=np.asarray(results.cluster_map(str(r.extract_id), map_kind), dtype=np.float32),
-        )
-
+    cluster_cards = _cluster_cards(manifest, labels, results, lidx, map_kind, wanted)
     merged_cards = _merged_cards(paths, inv, merged_scores, cluster_cards, lidx, wanted)
-
-    def by_layer(cards: Iterable[Card], sample_id: str) -> dict[str, list[Card]]:
-        out: dict[str, list[Card]] = {name: [] for name in layer_order}
-        for c in cards:
-            if c.image == sample_id:
-                out[c.layer].append(c)
-        return {k: sorted(v, key=lambda c: (-c.weight, c.id)) for k, v in out.items()}
 
     images_out = []
     rows = selected if wanted is None else selected[selected["sample_id"].isin(wanted)]
@@ -366,8 +394,8 @@ def load_inv(
                 confidence=float(getattr(r, "confidence", float("nan"))),
                 image=arr,
                 layers=tuple(layer_order),
-                merged=by_layer(merged_cards.values(), sid),
-                clusters=by_layer(cluster_cards.values(), sid),
+                merged=_by_layer(merged_cards.values(), sid, layer_order),
+                clusters=_by_layer(cluster_cards.values(), sid, layer_order),
             )
         )
     log.info(
@@ -380,7 +408,7 @@ def load_inv(
 
 
 def safe_name(text: str) -> str:
-    """A file-name-safe form of a sample id or class name (``val/c00_x/img_1`` -> ``val__c00_x__img_1``)."""
+    """Make a sample id or class name file-name-safe (``val/c00_x/img_1`` -> ``val__c00_x__img_1``)."""
     import re
 
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text).replace("/", "__")).strip("_") or "_"

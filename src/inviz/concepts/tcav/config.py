@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from inviz.core.checks import check_unit
 from inviz.core.errors import InvizError
 
 #: bump when the meaning of a cached CAV changes (part of the settings directory hash)
@@ -120,8 +121,7 @@ class TCAVConfig:
             )
         if self.n_random_examples is not None and self.n_random_examples < 4:
             raise ValueError(f"n_random_examples: expected at least 4 or null, got {self.n_random_examples}")
-        if not 0 < self.alpha < 1:
-            raise ValueError(f"alpha: expected a probability in (0, 1), got {self.alpha}")
+        check_unit(self, ("alpha",), "()", what="a probability")
         if self.classifier not in CAV_CLASSIFIERS:
             raise ValueError(
                 f"classifier: expected one of {sorted(CAV_CLASSIFIERS)}, got {self.classifier!r}"

@@ -176,10 +176,7 @@ def run_tcav(
     )
     work = working_copy(model)
     device = next(itertools.chain(work.parameters(), work.buffers()), torch.zeros(0)).device
-    with torch.no_grad():
-        n_out = work(class_inputs[:1].to(device)).shape[-1]
-    if not 0 <= target_class < n_out:
-        raise TCAVError(f"target_class: expected an index in [0, {n_out}), got {target_class}")
+    _check_target(work, class_inputs, target_class, device)
     resolved = resolve_layers(work, list(cfg.layers))
     modules = list(dict.fromkeys(r.capture for r in resolved))  # captum layer names, deduplicated
 
@@ -214,6 +211,16 @@ def run_tcav(
         settings_dir,
     )
     return TCAVResult(table, runs, n_trained, n_cached, settings_dir)
+
+
+def _check_target(
+    work: nn.Module, class_inputs: torch.Tensor, target_class: int, device: torch.device
+) -> None:
+    """Check that ``target_class`` indexes the model's output (one forward pass on one image)."""
+    with torch.no_grad():
+        n_out = work(class_inputs[:1].to(device)).shape[-1]
+    if not 0 <= target_class < n_out:
+        raise TCAVError(f"target_class: expected an index in [0, {n_out}), got {target_class}")
 
 
 def _check_inputs(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from inviz.core.checks import check_at_least, check_pair, check_unit
 from inviz.data.synthetic.shapes import DISTRACTORS, PART_SHAPES, VOCABULARY, PartGeometry
 
 #: Default classes: readable name (``_`` for spaces) -> parts. Order = class order.
@@ -104,16 +105,10 @@ class SyntheticConfig:
     geometry: PartGeometry = field(default_factory=PartGeometry)
 
     def __post_init__(self) -> None:
-        def check_range(name: str, lo: float, hi: float, low: float, high: float | None = None) -> None:
-            if not (low <= lo <= hi and (high is None or hi <= high)):
-                bound = f"{low} <= min <= max" + (f" <= {high}" if high is not None else "")
-                raise ValueError(f"{name}: expected {bound}, got ({lo}, {hi})")
-
         if self.image_size < 128:
             raise ValueError(f"image_size: expected >= 128, got {self.image_size}")
-        for name in ("n_train_per_class", "n_val_per_class", "placement_tries", "background_cells"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
+        counts = ("n_train_per_class", "n_val_per_class", "placement_tries", "background_cells")
+        check_at_least(self, dict.fromkeys(counts, 1))
         if len(self.classes) < 2:
             raise ValueError(f"classes: expected at least 2 classes, got {len(self.classes)}")
         seen: dict[frozenset[str], str] = {}
@@ -133,23 +128,17 @@ class SyntheticConfig:
                     f"classes.{name}: same parts as class {seen[key]!r}; classes would be indistinguishable"
                 )
             seen[key] = name
-        check_range("part_scale", *self.part_scale, low=1e-3, high=1.0)
-        check_range("part_instances", *self.part_instances, low=1)
-        check_range("background_grey", *self.background_grey, low=0.0, high=1.0)
-        check_range("n_distractors", *self.n_distractors, low=0)
-        check_range("distractor_scale", *self.distractor_scale, low=1e-3, high=1.0)
-        check_range("distractor_aspect", *self.distractor_aspect, low=1e-3, high=1.0)
-        if not 0 < self.placement_shrink < 1:
-            raise ValueError(f"placement_shrink: expected a factor in (0, 1), got {self.placement_shrink}")
+        check_pair("part_scale", self.part_scale, low=1e-3, high=1.0)
+        check_pair("part_instances", self.part_instances, low=1)
+        check_pair("background_grey", self.background_grey, low=0.0, high=1.0)
+        check_pair("n_distractors", self.n_distractors, low=0)
+        check_pair("distractor_scale", self.distractor_scale, low=1e-3, high=1.0)
+        check_pair("distractor_aspect", self.distractor_aspect, low=1e-3, high=1.0)
+        check_unit(self, ("placement_shrink",), "()", what="a factor")
         if self.part_gap < 0 or self.part_rotation < 0 or self.colour_jitter < 0 or self.noise_std < 0:
             raise ValueError("part_gap, part_rotation, colour_jitter, noise_std: expected >= 0")
-        for name in ("background_saturation", "distractor_saturation"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ValueError(f"{name}: expected a value in [0, 1], got {getattr(self, name)}")
-        if not 0 < self.distractor_line_width < 1:
-            raise ValueError(
-                f"distractor_line_width: expected a value in (0, 1), got {self.distractor_line_width}"
-            )
+        check_unit(self, ("background_saturation", "distractor_saturation"))
+        check_unit(self, ("distractor_line_width",), "()")
         if len(self.palette) < 2:
             raise ValueError(f"palette: expected at least 2 colours, got {len(self.palette)}")
         for name, rgb in self.palette.items():
@@ -200,10 +189,11 @@ def class_names(cfg: SyntheticConfig) -> dict[str, str]:
     Parameters
     ----------
     cfg : SyntheticConfig
-        The generator settings.
+        The generator settings (its ``classes``).
 
     Returns
     -------
     dict of str to str
+        In class order, as :func:`classes`.
     """
     return {c.folder: c.name for c in classes(cfg)}

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from inviz.core.checks import check_at_least, check_pair, check_unit
+
 if TYPE_CHECKING:
     from inviz.data.synthetic.config import SyntheticConfig
 
@@ -64,42 +66,17 @@ class PartGeometry:
     diamond_aspect: float = 0.6
 
     def __post_init__(self) -> None:
-        for name in (
-            "wheel_tire_inner",
-            "wheel_hub",
-            "ring_inner",
-            "star_inner",
-            "cross_arm",
-            "zigzag_amplitude",
-            "zigzag_width",
-            "grid_line",
-            "dots_radius",
-            "crescent_cut",
-            "diamond_aspect",
-        ):
-            value = getattr(self, name)
-            if not 0 < value < 1:
-                raise ValueError(f"geometry.{name}: expected a value in (0, 1), got {value}")
-        for name, low in (
-            ("wheel_spokes", 1),
-            ("star_points", 3),
-            ("zigzag_segments", 1),
-            ("stripes_count", 2),
-            ("checker_cells", 2),
-            ("grid_cells", 1),
-        ):
-            if getattr(self, name) < low:
-                raise ValueError(f"geometry.{name}: expected >= {low}, got {getattr(self, name)}")
+        unit = ("wheel_tire_inner", "wheel_hub", "ring_inner", "star_inner", "cross_arm", "zigzag_amplitude")
+        unit += ("zigzag_width", "grid_line", "dots_radius", "crescent_cut", "diamond_aspect")
+        check_unit(self, unit, "()", prefix="geometry.")
+        lows = {"wheel_spokes": 1, "star_points": 3, "zigzag_segments": 1, "stripes_count": 2}
+        check_at_least(self, {**lows, "checker_cells": 2, "grid_cells": 1}, prefix="geometry.")
         if self.wheel_hub >= self.wheel_tire_inner:
             raise ValueError("geometry.wheel_hub: must be smaller than wheel_tire_inner")
         if self.zigzag_amplitude + self.zigzag_width >= 1:
             raise ValueError("geometry.zigzag_amplitude + zigzag_width: must be < 1 (stay in the unit disk)")
-        if not 1 <= self.dots_count[0] <= self.dots_count[1]:
-            raise ValueError(f"geometry.dots_count: expected 1 <= min <= max, got {self.dots_count}")
-        if not 0 <= self.crescent_offset < 1:
-            raise ValueError(
-                f"geometry.crescent_offset: expected a value in [0, 1), got {self.crescent_offset}"
-            )
+        check_pair("geometry.dots_count", self.dots_count, 1)
+        check_unit(self, ("crescent_offset",), "[)", prefix="geometry.")
 
 
 #: A shape function gets rotated, scaled pixel coordinates ``u, v`` (arrays of equal shape, the

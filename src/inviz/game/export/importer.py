@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from inviz.core.io import require_file
 from inviz.game.export.classmap import ClassMap
 from inviz.game.export.config import ImportConfig, ImportFiles
 from inviz.game.export.layouts import (
@@ -427,11 +428,7 @@ def read_guesses(path: str | Path) -> pd.DataFrame:
         Columns :data:`~inviz.game.export.layouts.OUTPUT_COLUMNS`; ``correct`` bool, ``hints``
         float, ``guessed_label`` nullable integer.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise GameExportError(
-            f"{path}: canonical guesses table not found (run the 'labels_import' stage first)"
-        )
+    path = require_file(path, "canonical guesses table", "labels_import", GameExportError)
     frame = pd.read_csv(
         path, dtype=GUESS_DTYPES, keep_default_na=False, na_values={"hints": [""], "guessed_label": [""]}
     )

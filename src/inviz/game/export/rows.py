@@ -220,12 +220,19 @@ def _identity(rows: TableRows, r: _Row) -> list[Problem]:
     return out
 
 
+def _parse(
+    r: _Row, key: str, parse: Callable[[int, str, str], tuple[Any, Problem | None]], col: str
+) -> list[Problem]:
+    """Parse column ``col`` of the row with ``parse`` (a :class:`TableRows` parser) into ``r.parsed[key]``."""
+    r.parsed[key], p = parse(r.line, r.values[col], col)
+    return [p] if p else []
+
+
 def _hints(rows: TableRows, r: _Row) -> list[Problem]:
     col = r.cols.get("hints")
     if col is None or not str(r.values[col]).strip():  # resigns may leave hints empty
         return []
-    r.parsed["hints"], p = rows.hints(r.line, r.values[col], col)
-    return [p] if p else []
+    return _parse(r, "hints", rows.hints, col)
 
 
 def _true_class(rows: TableRows, r: _Row) -> list[Problem]:
@@ -254,8 +261,7 @@ def _guessed(rows: TableRows, r: _Row) -> list[Problem]:
     col = r.cols.get("guessed_class")
     if col is None or r.parsed["kind"] == "resign":
         return []
-    r.parsed["guessed"], p = rows.klass(r.line, r.values[col], col)
-    return [p] if p else []
+    return _parse(r, "guessed", rows.klass, col)
 
 
 def _text(rows: TableRows, r: _Row) -> list[Problem]:
@@ -264,8 +270,7 @@ def _text(rows: TableRows, r: _Row) -> list[Problem]:
         return []
     kind = r.parsed["kind"]
     if kind == "feature":
-        r.parsed["text"], p = rows.text(r.line, r.values[col], col)
-        return [p] if p else []
+        return _parse(r, "text", rows.text, col)
     if str(r.values[col]).strip():
         return [
             rows.problem(
@@ -319,8 +324,7 @@ def _check(rows: TableRows, layout: Layout, r: _Row) -> list[Problem]:
     if not probs and kind != "resign":
         probs += _missing(rows, r.line, values, [cols[f] for f in layout.nonempty_unless_resign])
     if not probs:
-        r.parsed["cluster_id"], p = rows.cluster(r.line, values[cols["cluster_id"]], cols["cluster_id"])
-        probs += [p] if p else []
+        probs += _parse(r, "cluster_id", rows.cluster, cols["cluster_id"])
     for step in _STEPS:
         if probs:
             break

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from inviz.core.checks import check_pair, check_unit
+
 
 @dataclass(frozen=True)
 class SimulateConfig:
@@ -61,32 +63,12 @@ class SimulateConfig:
     defect_rows: float = 0.01
 
     def __post_init__(self) -> None:
-        for name in (
-            "hallucination",
-            "resign_rate",
-            "untrustworthy_share",
-            "screening_catch_rate",
-            "honest_fail_rate",
-            "italian_share",
-            "english_mix",
-            "no_text_rate",
-            "colour_rate",
-            "class_name_rate",
-            "typo_rate",
-            "vague_rate",
-            "translation_coverage",
-            "defect_rows",
-            "see_threshold",
-        ):
-            v = getattr(self, name)
-            if not 0 <= v <= 1:
-                raise ValueError(f"{name}: expected a probability in [0, 1], got {v}")
-        for name in ("skill", "boldness"):
-            lo, hi = getattr(self, name)
-            if not 0 <= lo <= hi <= 1:
-                raise ValueError(f"{name}: expected 0 <= min <= max <= 1, got {(lo, hi)}")
-        lo, hi = self.features_per_guess
-        if not 1 <= lo <= hi:
-            raise ValueError(f"features_per_guess: expected 1 <= min <= max, got {(lo, hi)}")
+        rates = ("hallucination", "resign_rate", "untrustworthy_share", "screening_catch_rate")
+        rates += ("honest_fail_rate", "italian_share", "english_mix", "no_text_rate", "colour_rate")
+        rates += ("class_name_rate", "typo_rate", "vague_rate", "translation_coverage", "defect_rows")
+        check_unit(self, (*rates, "see_threshold"), what="a probability")
+        check_pair("skill", self.skill, 0, 1)
+        check_pair("boldness", self.boldness, 0, 1)
+        check_pair("features_per_guess", self.features_per_guess, 1)
         if self.n_players < 1 or self.plays_per_map < 0 or self.n_choices < 2:
             raise ValueError("n_players >= 1, plays_per_map >= 0, n_choices >= 2 expected")

@@ -208,11 +208,11 @@ def summary(games: pd.DataFrame, players: Sequence[Player], export: Export) -> d
     Parameters
     ----------
     games : DataFrame
-        From :func:`inviz.game.simulate.players.play`.
+        The played games, one row per text, guess or resign (:func:`inviz.game.simulate.players.play`).
     players : sequence of Player
-        The player pool.
+        The player pool (counted, with the untrustworthy and screened-out players).
     export : Export
-        From :func:`to_export`.
+        From :func:`to_export` (its translations and defects).
 
     Returns
     -------

@@ -167,7 +167,7 @@
           })));
       }));
     $("#main").replaceChildren(el("h1", { "data-testid": "global-title", text: `Global explanation of '${cls.name}'` }),
-      el("p", {}, "Layer ", pick, el("span", { class: "hint", text: " Importance: mean weight of the cluster maps a label tops (METHOD.md §4). TCAV: sign-count score, corrected p-value." })),
+      el("p", {}, "Layer ", pick, el("span", { class: "hint", text: " Importance: mean weight of the cluster maps a label tops (docs/method.md §4). TCAV: sign-count score, corrected p-value." })),
       rows.length ? table : el("p", { text: "No labelled cluster maps for this class and layer." }));
   }
 

@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from inviz.core.checks import check_unit
 from inviz.core.errors import InvizError
 
 #: the five explanation methods of the survey, in the paper's row order
@@ -228,10 +229,7 @@ class Table2Config:
     ci_level: float = 0.95
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.alpha < 1.0:
-            raise ValueError(f"alpha: expected a value in (0, 1), got {self.alpha}")
-        if not 0.0 < self.ci_level < 1.0:
-            raise ValueError(f"ci_level: expected a value in (0, 1), got {self.ci_level}")
+        check_unit(self, ("alpha", "ci_level"), "()")
         if not self.rating_min < self.rating_max:
             raise ValueError(f"rating_min ({self.rating_min}) must be below rating_max ({self.rating_max})")
         if self.decimals < 0:

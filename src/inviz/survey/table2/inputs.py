@@ -13,7 +13,7 @@ import csv
 import difflib
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -280,10 +280,22 @@ def _read_data(path: str | Path, expected: Sequence[str], source: str) -> pd.Dat
     return frame
 
 
+def _read_valid(
+    path: str | Path,
+    expected: Sequence[str],
+    validate: Callable[[pd.DataFrame, Table2Config | None, str], pd.DataFrame],
+    cfg: Table2Config | None,
+    source: str | None,
+) -> pd.DataFrame:
+    """Read ``path`` (:func:`_read_data`) and check it with ``validate``; ``source`` defaults to its name."""
+    source = source or Path(path).name
+    return validate(_read_data(path, expected, source), cfg, source)
+
+
 def read_summary(
     path: str | Path, cfg: Table2Config | None = None, source: str | None = None
 ) -> pd.DataFrame:
-    """Read and validate a summary CSV (input B).
+    """Read and validate a summary CSV (input B: mean, sd and n per method and aspect).
 
     Parameters
     ----------
@@ -293,11 +305,9 @@ def read_summary(
 
     Returns
     -------
-    DataFrame of shape (R, 5)
-        ``method, aspect, mean, sd, n``, as :func:`validate_summary`.
+    DataFrame of shape (R, 5), checked by :func:`validate_summary`.
     """
-    source = source or Path(path).name
-    return validate_summary(_read_data(path, SUMMARY_COLUMNS, source), cfg, source)
+    return _read_valid(path, SUMMARY_COLUMNS, validate_summary, cfg, source)
 
 
 def validate_responses(
@@ -371,18 +381,19 @@ def validate_responses(
 def read_responses(
     path: str | Path, cfg: Table2Config | None = None, source: str | None = None
 ) -> pd.DataFrame:
-    """Read and validate a raw-responses CSV (input A).
+    """Read and validate a raw-responses CSV (input A: one rating per participant, method and aspect).
 
     Parameters
     ----------
-    path : the CSV file (header ``participant, ai_background, method, aspect, rating``).
-    cfg : names and rating scale; default :class:`Table2Config`.
-    source : file name used in error messages (default: the file's name).
+    path : str or Path
+        The CSV file, header ``participant, ai_background, method, aspect, rating``.
+    cfg : Table2Config, optional
+        Names and rating scale (default :class:`Table2Config`).
+    source : str, optional
+        Name used in error messages; the file's name by default.
 
     Returns
     -------
-    DataFrame of shape (R, 5)
-        ``participant, ai_background, method, aspect, rating``, as :func:`validate_responses`.
+    DataFrame of shape (R, 5), checked by :func:`validate_responses`.
     """
-    source = source or Path(path).name
-    return validate_responses(_read_data(path, RESPONSE_COLUMNS, source), cfg, source)
+    return _read_valid(path, RESPONSE_COLUMNS, validate_responses, cfg, source)

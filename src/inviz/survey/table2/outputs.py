@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from inviz.core.io import sha256_file
+from inviz.core.io import file_digest
 from inviz.survey.table2.analysis import Table2Result, analyse_responses, analyse_summary
 from inviz.survey.table2.config import Table2Config, Table2Error
 from inviz.survey.table2.figures import pvalue_figure, ratings_figure
@@ -78,13 +78,13 @@ def _analyse_input(
     if responses:
         path = Path(responses)
         frame = read_responses(path, cfg)
-        return analyse_responses(frame, cfg, source=path.name), path.name, sha256_file(path)
+        return analyse_responses(frame, cfg, source=path.name), path.name, file_digest(path)
     if summary:
         path = Path(summary)
-        return analyse_summary(read_summary(path, cfg), cfg), path.name, sha256_file(path)
+        return analyse_summary(read_summary(path, cfg), cfg), path.name, file_digest(path)
     with resources.as_file(paper_table2_path()) as packaged:
         frame = read_summary(packaged, cfg, source=PAPER_SOURCE)
-        return analyse_summary(frame, cfg), PAPER_SOURCE, sha256_file(packaged)
+        return analyse_summary(frame, cfg), PAPER_SOURCE, file_digest(packaged)
 
 
 def table2_report(
