@@ -38,8 +38,8 @@ class ThresholdConfig:
     by_channels : ``[[min_channels, percent], ...]`` in decreasing ``min_channels``: the first
         step with ``C >= min_channels`` gives the threshold (code: 512 -> 0.175, 256 -> 0.35,
         128 -> 0.7, 64 -> 1.4).
-    below : for fewer channels than the last step, threshold = ``below / C`` (code: 76.8, about
-        0.9x the uniform share 100/C).
+    below : for fewer channels than the last step, threshold = ``below / C`` (code: 76.8, i.e.
+        0.768x the uniform share 100/C; the steps themselves are ~0.9x it at their channel counts).
     values : rule ``values``: ``{layer name: percent}``; every explained layer must be listed.
     keep_nonpositive : keep channels with ``w <= 0`` too (only with rule ``none``); makes the
         weighted sum of kept maps equal plain Grad-CAM (default False: docs/method.md §1.2 removes them).
