@@ -191,7 +191,8 @@ def test_dvc_experiment_with_other_seed(demo_repo):
     assert "Running stage 'train'" in out and "Running stage 'data'" not in out
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env).stdout)
     seeds = [data["params"]["params.yaml"]["data"]["train"]["seed"] for data in _exp_data(shown)]
-    base = yaml.safe_load((repo / "params.yaml").read_text())["train"]["seed"]
+    # `dvc exp run -S` also applies the value to the workspace: the baseline is the committed file
+    base = yaml.safe_load(run(["git", "show", "HEAD:params.yaml"], repo, env).stdout)["train"]["seed"]
     assert 7 in seeds and base in seeds and base != 7, seeds
 
 
