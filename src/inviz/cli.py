@@ -138,8 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mark_stage_start()
     try:
         args._run(args)
-    except InvizError as err:
-        log.error("%s", err)
+    except InvizError as err:  # said once, plainly, on stderr (no traceback: the message says what to do)
         print(f"inviz {args.stage}: error: {err}", file=sys.stderr)
         return 2
     return 0
