@@ -271,7 +271,9 @@ def test_global_stage_tables_tcav_and_figures(labelled, global_run):
     )
     assert "## " in (global_run / "global.md").read_text()
     m = json.loads(Path(f"{global_run}.json").read_text())
-    assert m["tcav"]["n_tested"] == len(deep) and m["tcav"]["cavs_trained"] > 0
+    t = m["tcav"]
+    assert t["n_candidates"] == len(deep) and t["cavs_trained"] > 0
+    assert t["n_tested"] == len(ok) and t["n_too_few_examples"] == len(few)  # tested = scored, not tried
 
 
 def test_cav_cache_is_reused_and_keyed_by_the_model(labelled, global_run, tmp_path):

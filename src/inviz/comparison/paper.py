@@ -437,7 +437,7 @@ def _facts_section(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
         lines.append(
             "| TCAV: top labels of the global explanations significant (p < 0.05) "
             "| all 5 tested for 'tench' (last layer) |"
-            f" {t.get('n_significant', '—')} of {t.get('n_scored', '—')} scored "
+            f" {t.get('n_significant', '—')} of {t.get('n_tested', '—')} tested "
             f"({t.get('n_too_few_examples', 0)} with too few examples) |"
         )
     lines.append(
