@@ -110,3 +110,31 @@ def test_stage_run_starts_when_the_stage_started(tracking_uri):
     info = mlflow.get_run(run_id).info
     assert abs(info.start_time - 1000 * started) < 1000
     assert info.end_time - info.start_time >= 119_000
+
+
+def test_a_moved_project_keeps_its_artifacts_in_its_own_folder(tmp_path, monkeypatch):
+    """MLflow records absolute artifact paths: a moved/copied store is re-pointed at its own folder."""
+    import shutil
+
+    old = tmp_path / "old"
+    old.mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{old / 'mlflow.db'}")
+    with stage_run("unit", TrackingConfig(experiment="moving")) as tr:
+        tr.log_table(pd.DataFrame({"c": [1]}), "t.csv")
+        first = tr.run_id
+    new = tmp_path / "new"
+    shutil.move(old, new)
+    uri = f"sqlite:///{new / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with stage_run("unit", TrackingConfig(experiment="moving")) as tr:
+        tr.log_table(pd.DataFrame({"c": [2]}), "u.csv")
+        second = tr.run_id
+    assert not old.exists(), "nothing is written into the old folder"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name("moving")
+    assert exp.artifact_location == (new / "mlartifacts" / "moving").as_uri()
+    for run_id, name in ((first, "t.csv"), (second, "u.csv")):
+        run = client.get_run(run_id)
+        assert run.info.artifact_uri.startswith((new / "mlartifacts").as_uri() + "/")
+        assert [f.path for f in client.list_artifacts(run_id)] == [name]
