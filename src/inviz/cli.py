@@ -67,8 +67,11 @@ class _QuietThirdParty(logging.Filter):
 
 
 def _no_console_handler(handler: logging.Handler) -> None:
-    """Stand-in for ``logging.getLogger("lightning").addHandler``: Lightning's plain console handler
-    would print every message a second time next to rich's (records still reach the root handler)."""
+    """Refuse a handler: stands in for ``logging.getLogger("lightning").addHandler``.
+
+    Lightning's plain console handler would print every message a second time next to rich's
+    (records still reach the root handler).
+    """
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -182,8 +182,12 @@ PAPER_SETTINGS: dict[str, Any] = {
     "train.batch_size": 32,
     "train.phases": [
         {"trainable": ["head"], "lr": 1.0e-3, "max_epochs": 200, "patience": 10},
-        {"trainable": ["block5_conv1", "block5_conv2", "block5_conv3", "head"], "lr": 1.0e-5,
-         "max_epochs": 200, "patience": 10},
+        {
+            "trainable": ["block5_conv1", "block5_conv2", "block5_conv3", "head"],
+            "lr": 1.0e-5,
+            "max_epochs": 200,
+            "patience": 10,
+        },
     ],
     "train.augment.enabled": True,
     "select.per_class": 5,
@@ -196,7 +200,7 @@ PAPER_SETTINGS: dict[str, Any] = {
 
 
 def _phases_view(phases: Any) -> Any:
-    """The phase fields the paper fixes (names and run settings left out), for comparison."""
+    """Keep the phase fields the paper fixes (names and run settings left out), for comparison."""
     if not isinstance(phases, list):
         return phases
     keys = ("trainable", "lr", "max_epochs", "patience")

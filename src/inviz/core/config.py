@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import re
 import types
 import typing
 from pathlib import Path
@@ -24,6 +25,10 @@ from inviz.core.errors import InvizError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+
+#: numbers PyYAML (YAML 1.1) reads as strings but YAML 1.2 reads as floats: ``3e-4``, ``1E5``
+_YAML11_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 class ParamsError(InvizError, ValueError):
@@ -109,6 +114,8 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
         raise fail()
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _YAML11_FLOAT.match(value.strip()):  # 3e-4: YAML 1.2 float, PyYAML str
             return float(value)
         raise fail()
     if tp is str:

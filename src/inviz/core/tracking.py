@@ -253,7 +253,8 @@ def relocate_artifacts(db: Path) -> int:
         for old in old_bases:
             for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
                 changed += con.execute(
-                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) WHERE substr({column}, 1, ?) = ?",
+                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                    f"WHERE substr({column}, 1, ?) = ?",
                     (new_base, len(old) + 1, len(old) + 1, old + "/"),
                 ).rowcount
     if changed:
