@@ -33,11 +33,12 @@ demo: install
 	@echo "demo/reports/inv/, demo/reports/explorer/index.html. 'source .venv/bin/activate', then"
 	@echo "'cd demo && dvc metrics show' lists the numbers; 'make mlflow' opens the MLflow UI."
 
+# --dist loadfile: a file's tests share one worker, so an end-to-end module builds its pipeline once
 test: install
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist loadfile
 
 test-fast: install
-	$(BIN)/pytest -n 2 -m "not slow and not e2e"
+	$(BIN)/pytest -n 2 --dist loadfile -m "not slow and not e2e"
 
 reproduce: install
 	@if dvc repro; then \
