@@ -8,6 +8,8 @@ something), plus one corrupt and one zero-byte file, as a user's copy might have
 from __future__ import annotations
 
 import copy
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,20 @@ PAPER_OVERRIDES = {
     "global.concepts.random_pool": 12,
     "labels_analyze.sbert.batch_size": 16,
 }
+
+
+def pipeline_env(repo: Path) -> dict[str, str]:
+    """Environment for DVC runs in ``repo``: this venv's dvc/inviz, a store in ``repo``, a git identity."""
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "COLUMNS": "200",
+    }
 
 
 def set_key(params: dict, dotted: str, value) -> None:

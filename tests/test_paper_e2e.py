@@ -11,7 +11,6 @@ the rest runs; a third ``dvc repro`` re-runs nothing; ``model.weights: none`` wa
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from paper_world import paper_params, write_fake_imagenette
+from paper_world import paper_params, pipeline_env, write_fake_imagenette
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -60,16 +59,7 @@ def build_paper_repo(base: Path) -> tuple[Path, dict]:
 
     repo = base / "project"
     repo.mkdir()
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-        "COLUMNS": "200",
-    }
+    env = pipeline_env(repo)
     data = write_fake_imagenette(base / "downloads")
     # a torchvision vgg16() state_dict, as a user would save it (backbone keys only: 59 MB, not 528)
     weights = base / "downloads" / "vgg16_backbone.pth"

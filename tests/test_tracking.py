@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import mlflow
 import pandas as pd
 
@@ -112,26 +114,25 @@ def test_stage_run_starts_when_the_stage_started(tracking_uri):
     assert info.end_time - info.start_time >= 119_000
 
 
+def _log_table_run(monkeypatch, store: Path, experiment: str, name: str) -> str:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
+    with stage_run("unit", TrackingConfig(experiment=experiment)) as tr:
+        tr.log_table(pd.DataFrame({"c": [1]}), name)
+        return tr.run_id
+
+
 def test_a_moved_project_keeps_its_artifacts_in_its_own_folder(tmp_path, monkeypatch):
     """MLflow records absolute artifact paths: a moved/copied store is re-pointed at its own folder."""
     import shutil
 
-    old = tmp_path / "old"
+    old, new = tmp_path / "old", tmp_path / "new"
     old.mkdir()
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{old / 'mlflow.db'}")
-    with stage_run("unit", TrackingConfig(experiment="moving")) as tr:
-        tr.log_table(pd.DataFrame({"c": [1]}), "t.csv")
-        first = tr.run_id
-    new = tmp_path / "new"
+    first = _log_table_run(monkeypatch, old, "moving", "t.csv")
     shutil.move(old, new)
-    uri = f"sqlite:///{new / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    with stage_run("unit", TrackingConfig(experiment="moving")) as tr:
-        tr.log_table(pd.DataFrame({"c": [2]}), "u.csv")
-        second = tr.run_id
+    second = _log_table_run(monkeypatch, new, "moving", "u.csv")
     assert not old.exists(), "nothing is written into the old folder"
-    client = mlflow.MlflowClient(tracking_uri=uri)
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{new / 'mlflow.db'}")
     exp = client.get_experiment_by_name("moving")
     assert exp.artifact_location == (new / "mlartifacts" / "moving").as_uri()
     for run_id, name in ((first, "t.csv"), (second, "u.csv")):
