@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +21,6 @@ import yaml
 from paper_world import paper_params, pipeline_env, write_fake_imagenette
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 #: what a user must never see in a stage's output (Lightning chatter, doubled or raw DVC errors)
 NOISE = ("💡 Tip", "litlogger", "litmodels", "LeafSpec", "INFO: GPU available", "[Errno 2]")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ import yaml
 from paper_world import pipeline_env, set_key
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 #: demo/params.yaml values replaced to keep the run short (dotted keys)
 OVERRIDES = {
