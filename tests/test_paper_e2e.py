@@ -5,7 +5,8 @@ empty file) given through ``data.imagenette.local_path``, a torchvision ``vgg16(
 ``model.weights``, one epoch per phase, one image per class at 64 px (see ``tests/paper_world.py``).
 The first ``dvc repro`` must stop at ``labels_import`` with inviz's "no export yet" message (said
 once, not DVC's missing-file error); after a small canonical export is dropped into ``game_export/``
-the rest runs; a third ``dvc repro`` re-runs nothing; ``model.weights: none`` warns.
+the rest runs; a third ``dvc repro`` re-runs nothing but the fingerprint of outside inputs; a
+replaced weights file re-runs ``train``; ``model.weights: none`` warns.
 """
 
 from __future__ import annotations
@@ -87,13 +88,22 @@ def test_paper_profile_end_to_end(tmp_path):
     check_first_repro_stops_clearly_at_labels_import(first)
     check_data_train_select_records(repo, first)
     check_with_an_export_the_rest_runs_then_nothing_reruns(repo, env)
-    check_random_backbone_is_warned_about(repo, env)
+    check_outside_inputs_are_dependencies(repo, env)
 
 
 def check_first_repro_stops_clearly_at_labels_import(first: subprocess.CompletedProcess) -> None:
     out = first.stdout + first.stderr
     assert first.returncode != 0, out[-3000:]
-    for stage in ("data", "train", "select", "extract", "masks", "labels_simulate", "labels_import"):
+    for stage in (
+        "inputs",
+        "data",
+        "train",
+        "select",
+        "extract",
+        "masks",
+        "labels_simulate",
+        "labels_import",
+    ):
         assert f"Running stage '{stage}'" in first.stdout, stage
     assert "Running stage 'labels_analyze'" not in first.stdout
     # inviz's message, once, naming the folder and what to put there; no raw DVC file error
@@ -151,13 +161,30 @@ def check_with_an_export_the_rest_runs_then_nothing_reruns(repo: Path, env: dict
     assert "NOT the paper" not in text and "| `select.per_class` | `5` | `1` |" in text
     assert "| `model.input_size` | `256` | `64` |" in text and "| `model.weights` |" in text
     third = sh(["dvc", "repro"], repo, env)
-    assert "Running stage" not in third.stdout, third.stdout
-    assert "up to date" in sh(["dvc", "status"], repo, env).stdout
+    assert ran(third) == ["inputs"], third.stdout  # only the (always run) fingerprint of outside inputs
+    status = sh(["dvc", "status"], repo, env).stdout
+    assert status.split() == ["inputs:", "always", "changed"], status
 
 
-def check_random_backbone_is_warned_about(repo: Path, env: dict) -> None:
+def check_outside_inputs_are_dependencies(repo: Path, env: dict) -> None:
+    """A replaced model.weights file re-runs train (not data); weights: none warns about a random backbone."""
+    import torch
+
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    weights = Path(params["model"]["weights"])
+    state = torch.load(weights, weights_only=True)
+    torch.save({k: v + 0.01 for k, v in state.items()}, weights)  # the same path, other weights
+    again = sh(["dvc", "repro", "train"], repo, env)
+    assert ran(again) == ["inputs", "train"], again.stdout
     sh(["git", "add", "-A"], repo, env)
     sh(["git", "commit", "-qm", "results"], repo, env)
     out = sh(["dvc", "exp", "run", "-S", "model.weights=none", "train"], repo, env)
-    assert "Running stage 'train'" in out.stdout and "Running stage 'data'" not in out.stdout
+    assert "train" in ran(out) and "data" not in ran(out)
     assert (out.stdout + out.stderr).count("starts from RANDOM weights") == 1
+
+
+def ran(proc: subprocess.CompletedProcess) -> list[str]:
+    """The stages a ``dvc repro`` / ``dvc exp run`` ran, in order."""
+    import re
+
+    return re.findall(r"Running stage '(\w+)'", proc.stdout)

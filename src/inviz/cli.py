@@ -17,6 +17,7 @@ log = logging.getLogger("inviz")
 
 #: stage name -> module (in ``inviz.stages``), in pipeline order.
 STAGES: dict[str, str] = {
+    "inputs": "inputs",
     "data": "data",
     "train": "train",
     "select": "select",
