@@ -94,3 +94,19 @@ def test_exponent_floats_that_pyyaml_reads_as_strings_are_accepted():
     for bad in ("3e", "e-4", "0x10", "1e-4 fast"):
         with pytest.raises(ParamsError, match="expected float"):
             from_dict(Outer, {"items": [{"lr": bad}]}, "train")
+
+
+def test_demo_recipe_docstring_override_parses():
+    """``experiments/demo_recipe.py --set train.phases.0.lr=3e-4`` (its docstring example) gives a float."""
+    import importlib.util
+
+    from inviz.models.training import TrainConfig
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("demo_recipe", root / "experiments" / "demo_recipe.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    assert "--set train.phases.0.lr=3e-4" in recipe.__doc__
+    params = yaml.safe_load((root / "demo" / "params.yaml").read_text())
+    recipe.apply_override(params, "train.phases.0.lr=3e-4")
+    assert from_dict(TrainConfig, params["train"], "train").phases[0].lr == 3e-4

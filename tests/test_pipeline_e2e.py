@@ -208,7 +208,7 @@ README_COMMANDS: dict[tuple[str, str], str] = {
     ("root", "inviz --help"): "run",
     ("demo", "dvc metrics show"): "run",
     ("demo", "dvc plots show"): "run",
-    ("demo", "dvc exp show"): "run",
+    ("demo", "dvc exp show --only-changed"): "run",
     ("demo", "dvc exp run -S train.seed=7"): f"{SKIP}: trains (test_dvc_experiment_with_other_seed)",
     ("demo", "dvc exp run --queue -S 'train.seed=1,2' && dvc queue start"): f"{SKIP}: trains twice",
     ("root", "dvc dag --md"): "run",
