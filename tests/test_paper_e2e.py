@@ -71,7 +71,11 @@ def build_paper_repo(base: Path) -> tuple[Path, dict]:
     (repo / "models" / "sbert").symlink_to(ROOT / "models" / "sbert", target_is_directory=True)
     params = paper_params(ROOT / "params.yaml", data, str(weights))
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    shutil.copy(ROOT / ".gitignore", repo / ".gitignore")
+    # what a clone has: the ignore files of the cached outputs (DVC writes none when a repro stops early)
+    for rel in (".gitignore", "data/.gitignore", "data/labels/.gitignore", "data/inputs/.gitignore"):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, repo / rel)
+    (repo / "models" / ".gitignore").write_text((ROOT / "models" / ".gitignore").read_text())
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
         sh(cmd, repo, env)
     sh(["git", "add", "-A"], repo, env)
