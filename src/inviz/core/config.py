@@ -16,6 +16,7 @@ import logging
 import re
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -240,6 +241,16 @@ def get_key(params: dict[str, Any], dotted: str, source: str = "params") -> Any:
     for i, part in enumerate(dotted.split(".")):
         if not isinstance(node, dict) or part not in node:
             raise ParamsError(f"{source}: missing key {'.'.join(dotted.split('.')[: i + 1])}")
+        node = node[part]
+    return node
+
+
+def lookup(params: Any, dotted: str, default: Any = None) -> Any:
+    """Return the value at ``a.b.c``, or ``default`` where ``params`` leaves it out (no error)."""
+    node: Any = params
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
         node = node[part]
     return node
 

@@ -23,30 +23,20 @@ PATHS = {
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from inviz.core.config import read_params
+    from inviz.core.config import lookup, read_params
     from inviz.core.fingerprint import data_inputs, weights_inputs
     from inviz.core.io import write_json
 
     # read as plain values (the defaults of DataConfig / ModelConfig): no torch import for a fingerprint
     params = read_params(args.params)
     data = data_inputs(
-        _value(params, "data.source", "imagenette"), _value(params, "data.imagenette.local_path", None)
+        lookup(params, "data.source", "imagenette"), lookup(params, "data.imagenette.local_path")
     )
-    weights = weights_inputs(str(_value(params, "model.weights", "imagenet")))
+    weights = weights_inputs(str(lookup(params, "model.weights", "imagenet")))
     write_json(args.data_out, data)
     write_json(args.weights_out, weights)
     log.info("inputs: data %s, weights %s", _brief(data["local_path"]), _brief(weights["weights"]))
     return {"data": data, "weights": weights}
-
-
-def _value(params: dict[str, Any], dotted: str, default: Any) -> Any:
-    """Return the value at ``a.b.c``, or ``default`` where the file leaves it out."""
-    node: Any = params
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node
 
 
 def _brief(fp: Any) -> str:
