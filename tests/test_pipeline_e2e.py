@@ -170,11 +170,11 @@ def test_dvc_experiment_with_other_seed(demo_repo):
     repo, env, _ = demo_repo
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "lock"], repo, env)
+    base = yaml.safe_load((repo / "params.yaml").read_text())["train"]["seed"]  # before exp run applies 7
     out = run(["dvc", "exp", "run", "-S", "train.seed=7", "train"], repo, env).stdout
     assert "Running stage 'train'" in out and "Running stage 'data'" not in out
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env).stdout)
     seeds = [data["params"]["params.yaml"]["data"]["train"]["seed"] for data in _exp_data(shown)]
-    base = yaml.safe_load((repo / "params.yaml").read_text())["train"]["seed"]
     assert 7 in seeds and base in seeds and base != 7, seeds
 
 
