@@ -29,17 +29,31 @@ $(STAMP): pyproject.toml
 
 demo: install
 	cd demo && dvc repro
-	@echo "Demo done: outputs in demo/{data,models,reports,metrics}; 'dvc metrics show' lists the numbers;"
-	@echo "'make mlflow' opens the MLflow UI."
+	@echo "Demo done: outputs in demo/{data,models,reports,metrics}. Look at demo/reports/paper_comparison.md,"
+	@echo "demo/reports/inv/, demo/reports/explorer/index.html. 'source .venv/bin/activate', then"
+	@echo "'cd demo && dvc metrics show' lists the numbers; 'make mlflow' opens the MLflow UI."
 
+# --dist loadfile: a file's tests share one worker, so an end-to-end module builds its pipeline once
 test: install
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist loadfile
 
 test-fast: install
-	$(BIN)/pytest -n 2 -m "not slow and not e2e"
+	$(BIN)/pytest -n 2 --dist loadfile -m "not slow and not e2e"
 
 reproduce: install
-	dvc repro
+	@if dvc repro; then \
+	  echo ""; \
+	  echo "Paper pipeline done. Look at reports/paper_comparison.md (Table 1 and 2 next to the paper's),"; \
+	  echo "reports/inv/ (Figure 3), reports/global/global.md (Figure 4, TCAV), reports/explorer/index.html;"; \
+	  echo "'dvc metrics show' lists the numbers, 'make mlflow' opens the runs."; \
+	else \
+	  echo ""; \
+	  echo "dvc repro stopped: the error above says why; 'dvc status' lists the stages still to run."; \
+	  echo "Stopped at labels_import? Then the masked images are ready (data/masks/<layer>.zip, listed in"; \
+	  echo "data/masks.csv): have people play Deep Reveal on them, put the export into game_export/"; \
+	  echo "(README 'Label game data'), then run 'make reproduce' again; finished stages do not re-run."; \
+	  exit 1; \
+	fi
 
 lint: install
 	$(BIN)/ruff check src tests experiments

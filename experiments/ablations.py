@@ -12,9 +12,10 @@ Table 1 and the label outcomes; ``compare`` for everything)::
 
 The same by hand: ``cd demo && dvc exp run --queue -n abl-prune-off -S extract.prune=false
 labels_analyze && dvc queue start``, then ``dvc exp show``. Queued experiments run in temporary
-copies of the last commit (plus workspace changes): commit the baseline first (``make demo``,
-then ``git add demo/dvc.lock demo/metrics demo/reports && git commit``) so unchanged stages
-(data, train) are restored from the DVC cache instead of re-run.
+copies of the last commit (plus workspace changes): commit this machine's baseline first
+(``make demo``, then ``git add demo/dvc.lock demo/metrics && git commit``; the demo's results are
+not shipped, as CPU training differs across machines) so unchanged stages (data, train) are
+restored from the DVC cache instead of re-run.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     shown = json.loads(
         sh(["dvc", "exp", "show", "--json", "--all-commits"], cwd, capture=True).stdout or "[]"
     )
-    frame = collect(shown, folder="demo/" if args.profile == "demo" else "")
+    frame = collect(shown)  # demo/ is a DVC project of its own: its files are keyed from demo/
     if frame.empty:
         print("no experiments with results yet (dvc exp show lists none)")
         return 1

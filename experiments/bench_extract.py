@@ -1,6 +1,6 @@
 """Benchmark: the fast INV extraction path against the scikit-learn ``reference`` recipe.
 
-Same model (random-init full-width VGG-16, ``inviz.models.vgg.build_vgg16(10, weights="none")``),
+Same model (random-init full-width VGG-16, ``build_vgg16(10, ModelConfig(weights="none", input_size=size))``),
 same images (real photos from ``skimage.data`` resized to the input size), same 9 layers
 (block3_conv1 … block5_conv3), same kept maps. Prints
 

@@ -34,8 +34,10 @@ def test_wrong_param_type_is_a_clear_error(tmp_path, capsys):
         ]
     )
     assert code == 2
-    err = capsys.readouterr().err
-    assert f"{params}: data.split.test_fraction: expected float, got 'half'" in err
+    out, err = capsys.readouterr()
+    msg = f"{params}: data.split.test_fraction: expected float, got 'half'"
+    assert msg in err
+    assert (out + err).count("expected float, got 'half'") == 1, "the error is said once"
     assert not (tmp_path / "x.csv").exists()
 
 

@@ -3,6 +3,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
+import yaml
 
 from inviz.core.config import ParamsError, flatten, from_dict, load_section, to_dict
 
@@ -83,3 +84,29 @@ def test_demo_runs_the_same_pipeline_as_the_paper():
     assert (root / "demo" / "dvc.yaml").read_text() == (root / "dvc.yaml").read_text(), (
         "demo/dvc.yaml differs from dvc.yaml: cp dvc.yaml demo/dvc.yaml"
     )
+
+
+def test_exponent_floats_that_pyyaml_reads_as_strings_are_accepted():
+    """``lr: 3e-4`` is a float in YAML 1.2 but a string to PyYAML: accepted; other strings are not."""
+    assert yaml.safe_load("lr: 3e-4")["lr"] == "3e-4"  # the PyYAML behaviour this works around
+    cfg = from_dict(Outer, {"items": [{"lr": "3e-4"}, {"lr": "1E5"}, {"lr": "-2.5e-3"}]}, "train")
+    assert [i.lr for i in cfg.items] == [3e-4, 1e5, -2.5e-3]
+    for bad in ("3e", "e-4", "0x10", "1e-4 fast"):
+        with pytest.raises(ParamsError, match="expected float"):
+            from_dict(Outer, {"items": [{"lr": bad}]}, "train")
+
+
+def test_demo_recipe_docstring_override_parses():
+    """``experiments/demo_recipe.py --set train.phases.0.lr=3e-4`` (its docstring example) gives a float."""
+    import importlib.util
+
+    from inviz.models.training import TrainConfig
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("demo_recipe", root / "experiments" / "demo_recipe.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    assert "--set train.phases.0.lr=3e-4" in recipe.__doc__
+    params = yaml.safe_load((root / "demo" / "params.yaml").read_text())
+    recipe.apply_override(params, "train.phases.0.lr=3e-4")
+    assert from_dict(TrainConfig, params["train"], "train").phases[0].lr == 3e-4

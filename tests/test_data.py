@@ -90,10 +90,19 @@ def test_corrupt_and_foreign_files_are_listed_not_used(image_folder):
     truncated = image_folder / "val" / "a_cls" / "trunc.png"
     truncated.write_bytes(good.read_bytes()[:60])
     (image_folder / "val" / "c_cls" / "notes.txt").write_text("hello")
+    (image_folder / "train" / "c_cls" / "empty.png").write_bytes(b"")
     index, skipped = scan_image_folder(image_folder)
     assert len(index) == 3 * 10
-    assert set(skipped["path"]) == {"train/b_cls/broken.png", "val/a_cls/trunc.png", "val/c_cls/notes.txt"}
-    assert skipped.set_index("path").loc["val/c_cls/notes.txt", "reason"].startswith("not an image file")
+    assert set(skipped["path"]) == {
+        "train/b_cls/broken.png",
+        "val/a_cls/trunc.png",
+        "val/c_cls/notes.txt",
+        "train/c_cls/empty.png",
+    }
+    reasons = skipped.set_index("path")["reason"]
+    assert reasons["val/c_cls/notes.txt"].startswith("not an image file")
+    assert reasons["train/c_cls/empty.png"] == "empty file (0 bytes)"
+    assert reasons["train/b_cls/broken.png"].startswith(("UnidentifiedImageError", "OSError", "SyntaxError"))
     assert index["sample_id"].str.match(r"^(train|val)/[abc]_cls/").all()
 
 
@@ -115,6 +124,13 @@ def test_test_pool_is_stratified_and_seeded(image_folder):
         (counts.loc["test"] == 2).all()
         and (counts.loc["val"] == 2).all()
         and (counts.loc["train"] == 6).all()
+    )
+    # the test pool's ids say test/ (never val/), its paths are still the files'
+    assert (a["sample_id"].str.split("/").str[0] == a["split"]).all()
+    moved = a[a["split"] == "test"]
+    assert moved["path"].str.startswith("val/").all() and a["sample_id"].is_unique
+    assert set(moved["sample_id"].str.removeprefix("test/")) <= set(
+        index["sample_id"].str.removeprefix("val/")
     )
     with pytest.raises(ValueError, match="test_fraction"):
         SplitConfig(test_fraction=1.0)

@@ -191,8 +191,8 @@ def test_explain_classes_without_tcav(invs, tmp_path):
     assert (m["n_classes"], m["n_layers"], m["n_labels"]) == (2, 2, len(res.table))
     assert m["mean_labels_per_class_layer"] == pytest.approx(len(res.table) / 4)
     assert m["tcav"] == {
+        "n_candidates": 0,
         "n_tested": 0,
-        "n_scored": 0,
         "n_significant": 0,
         "n_too_few_examples": 0,
         "share_significant": None,

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 from labels_world import build_world, write_params
+from notebook_runner import NOTEBOOKS, execute_notebook, library_only
 from test_labels_stages import FakeEncoder, run_analyze, run_import, run_masks, run_simulate
 
 from inviz.cli import main
@@ -271,7 +272,9 @@ def test_global_stage_tables_tcav_and_figures(labelled, global_run):
     )
     assert "## " in (global_run / "global.md").read_text()
     m = json.loads(Path(f"{global_run}.json").read_text())
-    assert m["tcav"]["n_tested"] == len(deep) and m["tcav"]["cavs_trained"] > 0
+    t = m["tcav"]
+    assert t["n_candidates"] == len(deep) and t["cavs_trained"] > 0
+    assert t["n_tested"] == len(ok) and t["n_too_few_examples"] == len(few)  # tested = scored, not tried
 
 
 def test_cav_cache_is_reused_and_keyed_by_the_model(labelled, global_run, tmp_path):
@@ -485,12 +488,19 @@ def test_survey_stage_writes_every_panel_and_the_questionnaire(labelled, tmp_pat
     }
 
 
-def test_notebook_runs_on_pipeline_outputs(labelled, tmp_path, monkeypatch):
-    """notebooks/explore_inv.ipynb only calls the library: run its code cells on a pipeline folder."""
-    from inviz.core.plotting import close
+EXPLORE_PROBE = """import json
+print(json.dumps({"n_invs": len(invs), "n_cards": len(cards), "n_merged": invs[0].n_merged,
+                  "layers": sorted(set(table["layer"])), "n_figure_axes": len(fig.axes)}))"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_on_pipeline_outputs(notebook, labelled, tmp_path, monkeypatch):
+    """Each notebook of notebooks/ runs, as a user opens it (nbclient, a real kernel), on a pipeline folder."""
     from inviz.fmaps.store import load_results
     from inviz.fmaps.table1 import table1
 
+    assert not library_only(notebook), f"{notebook.name}: notebooks only call the library"
     w, out, params = labelled
     pipe = tmp_path / "pipe"
     for src, dst in [
@@ -511,20 +521,9 @@ def test_notebook_runs_on_pipeline_outputs(labelled, tmp_path, monkeypatch):
     table1(load_results(w["extract"]).layers).reset_index().to_csv(
         pipe / "reports" / "table1.csv", index=False
     )
-    nb = json.loads((ROOT / "notebooks" / "explore_inv.ipynb").read_text())
     monkeypatch.setenv("INVIZ_PIPELINE", str(pipe))
-    monkeypatch.chdir(ROOT / "notebooks")
-    ns: dict = {}
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "code":
-            src = "".join(cell["source"])
-            assert "import " not in src or all(
-                ln.startswith(("import os", "from pathlib", "import pandas", "from inviz"))
-                for ln in src.splitlines()
-                if ln.startswith(("import ", "from "))
-            ), "notebooks only call the library"
-            exec(compile(src, "explore_inv.ipynb", "exec"), ns)
-    assert len(ns["invs"]) == 5 and len(ns["cards"]) == ns["invs"][0].n_merged
-    assert len(ns["table"]) and set(ns["table"]["layer"]) == {"block4_conv1", "block5_conv3"}
-    close(ns["fig"])
-    close(ns["simple"])
+    probe = EXPLORE_PROBE if notebook.name == "explore_inv.ipynb" else None
+    _, facts = execute_notebook(notebook, probe)
+    if facts is not None:
+        assert facts["n_invs"] == 5 and facts["n_cards"] == facts["n_merged"] and facts["n_figure_axes"] > 0
+        assert facts["layers"] == ["block4_conv1", "block5_conv3"]

@@ -344,7 +344,9 @@ def test_import_missing_game_folder_is_a_clear_error(world, masked, tmp_path, ca
     )
     (tmp_path / "masks.csv").write_bytes((out / "masks.csv").read_bytes())
     assert run_import(world, params, tmp_path) == 2
-    assert "no game export found" in capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert f"no game export in {tmp_path / 'nothing'}/ yet" in err and "guesses.csv" in err
+    assert (out + err).count("no game export") == 1  # said once
 
 
 def test_masks_with_worker_processes_are_identical(world, masked, tmp_path):

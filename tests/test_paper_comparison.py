@@ -53,7 +53,24 @@ def test_profiles():
     paper = yaml.safe_load((ROOT / "params.yaml").read_text())
     demo = yaml.safe_load((ROOT / "demo" / "params.yaml").read_text())
     assert profile(paper)["paper_setting"] and not profile(demo)["paper_setting"]
-    assert "NOT the paper configuration" in paper_comparison(demo, None, None, [], {})
+    assert "- profile: **the paper configuration**" in paper_comparison(paper, None, None, [], {})
+    text = paper_comparison(demo, None, None, [], {})
+    assert "differs from the paper in 9 setting(s)** — the offline demo" in text
+    assert "| `model.width` | `1.0` | `0.125` |" in text and "NOT the paper" not in text
+    # the paper profile at reduced size: Imagenette and VGG-16 width 1.0, but other settings differ;
+    # the report names exactly those (no "offline demo", no contradiction with the dataset line)
+    reduced = yaml.safe_load((ROOT / "params.yaml").read_text())
+    reduced["model"]["weights"] = "none"
+    reduced["select"]["per_class"] = 1
+    for phase in reduced["train"]["phases"]:
+        phase["max_epochs"] = 1
+        phase["name"] = "renamed"  # names are labels, not settings
+    diffs = profile(reduced)["differences"]
+    assert [d[0] for d in diffs] == ["model.weights", "train.phases", "select.per_class"], diffs
+    text = paper_comparison(reduced, None, None, [], {})
+    assert "- dataset: **Imagenette (320 px)**" in text and "offline demo" not in text
+    assert "differs from the paper in 3 setting(s)**:" in text
+    assert "| `select.per_class` | `5` | `1` |" in text and "max_epochs: 1" in text
 
 
 def test_tables_next_to_the_paper():

@@ -7,17 +7,16 @@ a second `dvc repro` re-runs nothing and `dvc exp run -S train.seed=…` works.
 from __future__ import annotations
 
 import json
-import os
+import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from paper_world import pipeline_env, set_key
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 #: demo/params.yaml values replaced to keep the run short (dotted keys)
 OVERRIDES = {
@@ -36,14 +35,6 @@ OVERRIDES = {
 }
 
 
-def set_key(params: dict, dotted: str, value) -> None:
-    node = params
-    *parents, last = dotted.split(".")
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[last] = value
-
-
 def run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
@@ -53,15 +44,7 @@ def run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def demo_repo(tmp_path_factory):
     repo = tmp_path_factory.mktemp("e2e")
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
+    env = pipeline_env(repo)
     shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
     # the Sentence-BERT model assembled by `make install` (a code dependency of labels_analyze)
@@ -141,9 +124,9 @@ def test_demo_pipeline_runs_offline(demo_repo):
 def test_second_repro_reruns_nothing(demo_repo):
     repo, env, _ = demo_repo
     status = run(["dvc", "status"], repo, env).stdout
-    assert "up to date" in status, status
+    assert status.split() == ["inputs:", "always", "changed"], status  # only the outside-input fingerprint
     again = run(["dvc", "repro"], repo, env).stdout
-    assert "Running stage" not in again, again
+    assert re.findall(r"Running stage '(\w+)'", again) == ["inputs"], again
 
 
 @pytest.mark.e2e
@@ -187,12 +170,11 @@ def test_dvc_experiment_with_other_seed(demo_repo):
     repo, env, _ = demo_repo
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "lock"], repo, env)
+    base = yaml.safe_load((repo / "params.yaml").read_text())["train"]["seed"]  # before exp run applies 7
     out = run(["dvc", "exp", "run", "-S", "train.seed=7", "train"], repo, env).stdout
     assert "Running stage 'train'" in out and "Running stage 'data'" not in out
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env).stdout)
     seeds = [data["params"]["params.yaml"]["data"]["train"]["seed"] for data in _exp_data(shown)]
-    # `dvc exp run -S` also applies the value to the workspace: the baseline is the committed file
-    base = yaml.safe_load(run(["git", "show", "HEAD:params.yaml"], repo, env).stdout)["train"]["seed"]
     assert 7 in seeds and base in seeds and base != 7, seeds
 
 
@@ -206,3 +188,129 @@ def _exp_data(node):
     elif isinstance(node, list):
         for value in node:
             yield from _exp_data(value)
+
+
+# --- the README, followed as a user would, against the finished reduced demo ---------------------------
+
+#: every shell command of the README's ```bash blocks, by the folder it is typed in ("root" = the
+#: project root, "demo" = after `cd demo`): run (in that folder; the finished reduced demo stands in
+#: for demo/), or skipped with the reason. A README command missing here fails the test, so the
+#: README cannot drift from what is tested.
+SKIP = "skip"
+README_COMMANDS: dict[tuple[str, str], str] = {
+    ("root", "make demo"): f"{SKIP}: the whole demo (the fixture ran it, reduced, with dvc repro)",
+    ("root", "make test"): f"{SKIP}: this test-suite",
+    ("root", "make reproduce"): f"{SKIP}: the paper configuration (tests/test_paper_e2e.py, reduced)",
+    ("root", "make mlflow"): f"{SKIP}: starts a server",
+    ("root", "source .venv/bin/activate"): f"{SKIP}: the tests run with the venv's PATH",
+    ("root", "cd demo"): "cd",
+    ("demo", "cd .."): "cd",
+    ("root", "inviz --help"): "run",
+    ("demo", "dvc metrics show"): "run",
+    ("demo", "dvc plots show"): "run",
+    ("demo", "dvc exp show --only-changed"): "run",
+    ("demo", "dvc exp run -S train.seed=7"): f"{SKIP}: trains (test_dvc_experiment_with_other_seed)",
+    ("demo", "dvc exp run --queue -S 'train.seed=1,2' && dvc queue start"): f"{SKIP}: trains twice",
+    ("root", "dvc dag --md"): "run",
+    ("root", "dvc status"): "run",
+    ("root", "dvc metrics show"): "run",
+    ("root", "dvc plots show"): f"{SKIP}: the paper pipeline has not run in the checkout",
+    ("root", "cd demo && dvc metrics show && cd .."): "run",
+    ("root", "inviz table2 --summary summary.csv --out out/"): "run",
+    ("root", "inviz table2 --responses ratings.csv --out out/"): "run",
+    (
+        "root",
+        "inviz survey_import --form questionnaire_form.csv --out responses.csv --missing missing.csv",
+    ): "run",
+    ("root", "inviz table2 --responses responses.csv --out table2/"): "run",
+    (
+        "root",
+        'make demo && git add demo/dvc.lock demo/metrics && git commit -m "demo baseline (this machine)"',
+    ): f"{SKIP}: commits",
+    ("root", "python experiments/ablations.py list"): "run",
+    ("root", "python experiments/ablations.py run --sweep k_range --sweep prune"): f"{SKIP}: trains",
+    ("root", "python experiments/ablations.py report"): f"{SKIP}: needs finished sweeps",
+    ("root", "python experiments/ablations.py run --profile paper --sweep weights"): f"{SKIP}: paper data",
+    ("root", "jupyter lab notebooks/"): f"{SKIP}: starts a server",
+    ("root", "jupyter execute notebooks/explore_inv.ipynb"): "run",
+}
+
+
+def readme_commands(text: str) -> list[tuple[str, str]]:
+    """The README's shell commands with the folder each is typed in (each block starts at the root)."""
+    import re
+
+    out = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        where = "root"
+        for line in block.splitlines():
+            cmd = re.split(r"\s{2,}#|\s#\s", line.strip())[0].strip()
+            if not cmd or cmd.startswith("#"):
+                continue
+            out.append((where, cmd))
+            if cmd == "cd demo":
+                where = "demo"
+            elif cmd == "cd ..":
+                where = "root"
+    return out
+
+
+def _readme_inputs(work: Path, demo: Path) -> None:
+    """The files the README's Table 2 examples read: a summary, raw ratings, a filled-in form."""
+    import numpy as np
+    import pandas as pd
+
+    from inviz.survey.table2 import paper_table2
+
+    paper_table2().to_csv(work / "summary.csv", index=False)
+    rng = np.random.default_rng(0)
+    form = pd.read_csv(demo / "reports" / "survey" / "questionnaire_form.csv")
+    cols = [c for c in form.columns if " | " in c]
+    rows = [{"participant": f"p{i}", "ai_background": "yes" if i % 2 else "no"} for i in range(8)]
+    filled = pd.DataFrame([{**r, **{c: int(rng.integers(1, 8)) for c in cols}} for r in rows])
+    filled.to_csv(work / "questionnaire_form.csv", index=False)
+    long = filled.melt(["participant", "ai_background"], cols, "column", "rating")
+    long[["method", "aspect"]] = long.pop("column").str.split(" | ", regex=False, expand=True)
+    long.to_csv(work / "ratings.csv", index=False)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_readme_commands_work(demo_repo, tmp_path):
+    """Every cheap README command runs (against the finished demo) and says what the README promises."""
+    repo, env, _ = demo_repo
+    commands = readme_commands((ROOT / "README.md").read_text())
+    unknown = [c for c in commands if c not in README_COMMANDS]
+    assert not unknown, f"README commands this test does not know (add them to README_COMMANDS): {unknown}"
+    work = tmp_path / "work"
+    work.mkdir()
+    _readme_inputs(work, repo)
+    env = {**env, "INVIZ_PIPELINE": str(repo), "COLUMNS": "200"}
+    outputs: dict[tuple[str, str], str] = {}
+    for where, cmd in dict.fromkeys(commands):
+        action = README_COMMANDS[(where, cmd)]
+        if action != "run":
+            continue
+        if cmd.startswith("cd demo && "):  # the README's one-liner for the demo, typed at the root
+            where, cmd = "demo", cmd.removeprefix("cd demo && ").removesuffix(" && cd ..")
+        uses_checkout = cmd.startswith(("dvc", "python experiments", "jupyter"))
+        cwd = repo if where == "demo" else ROOT if uses_checkout else work
+        proc = subprocess.run(cmd, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, f"[{where}] {cmd}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        outputs[(where, cmd)] = proc.stdout + proc.stderr
+    helptext = outputs[("root", "inviz --help")]
+    assert all(stage in helptext for stage in ("data", "extract", "labels_import", "compare")), helptext
+    # the root shows the paper pipeline only; the demo folder shows the demo
+    for key in (("root", "dvc dag --md"), ("root", "dvc status"), ("root", "dvc metrics show")):
+        assert "demo/" not in outputs[key], key
+    assert (
+        "flowchart" in outputs[("root", "dvc dag --md")]
+        and "labels_import" in outputs[("root", "dvc dag --md")]
+    )
+    shown = outputs[("demo", "dvc metrics show")]
+    assert "metrics/train.json" in shown and "val_accuracy" in shown
+    plots = (repo / "dvc_plots" / "index.html").read_text()
+    assert "train_loss" in plots and "missing" not in outputs[("demo", "dvc plots show")].lower()
+    for out in ("out/table2.csv", "responses.csv", "table2/table2_tests.csv"):
+        assert (work / out).is_file(), out
+    assert "threshold" in outputs[("root", "python experiments/ablations.py list")]

@@ -86,7 +86,7 @@ def test_explainers_are_seeded(setting):
         np.testing.assert_array_equal(a, b)
 
 
-def test_survey_images_drawn_one_per_class_and_seeded():
+def test_survey_images_drawn_one_per_class_and_seeded(caplog):
     sel = pd.DataFrame({"sample_id": [f"s{i}" for i in range(20)], "label": [i // 4 for i in range(20)]})
     a = survey_images(sel, SurveyConfig(n_images=4, seed=1))
     assert (
@@ -96,8 +96,14 @@ def test_survey_images_drawn_one_per_class_and_seeded():
     )
     assert list(a["sample_id"]) == list(survey_images(sel, SurveyConfig(n_images=4, seed=1))["sample_id"])
     assert list(survey_images(sel, SurveyConfig(images=("s7", "s2")))["sample_id"]) == ["s7", "s2"]
-    with pytest.raises(SurveyError, match="distinct classes"):
-        survey_images(sel, SurveyConfig(n_images=6))
+    # too few classes: the kit adapts (one image per class there is) and names the params that fix it
+    with caplog.at_level("WARNING"):
+        six = survey_images(sel, SurveyConfig(n_images=6))
+    assert len(six) == 5 and six["label"].is_unique
+    assert "only 5 classes" in caplog.text and "select.per_class" in caplog.text
+    assert "survey.one_per_class: false" in caplog.text and "uses 5 image(s)" in caplog.text
+    with pytest.raises(SurveyError, match="survey.n_images: 4 images .* only 0 selected images"):
+        survey_images(sel.iloc[:0], SurveyConfig(n_images=4, one_per_class=False))
     with pytest.raises(SurveyError, match="s99"):
         survey_images(sel, SurveyConfig(images=("s99",)))
     assert len(survey_images(sel, SurveyConfig(n_images=6, one_per_class=False))) == 6

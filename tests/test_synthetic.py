@@ -250,3 +250,19 @@ def test_config_from_params_mapping():
         from_dict(SyntheticConfig, {"image_size": 100}, "data.synthetic")
     with pytest.raises(ParamsError, match="geometry.star_points"):
         from_dict(SyntheticConfig, {"geometry": {"star_points": 2}}, "data.synthetic")
+
+
+def test_prepared_dataset_keys_part_masks_by_the_index_ids(tmp_path):
+    """The test pool's images get ``test/`` ids; their part masks follow them (same pixels)."""
+    from inviz.data.dataset import DataConfig, prepare_dataset
+
+    cfg = DataConfig(source="synthetic", synthetic={"seed": 7, **SMALL, "n_val_per_class": 2})
+    ds = prepare_dataset(cfg, tmp_path / "images")
+    assert set(ds.index["sample_id"]) == set(ds.parts.sample_ids.tolist())
+    test = ds.index[ds.index["split"] == "test"]
+    assert len(test) == 10 and test["sample_id"].str.startswith("test/").all()
+    raw = generate_dataset(SyntheticConfig(seed=7, **{**SMALL, "n_val_per_class": 2}), tmp_path / "again")
+    for sid, path in zip(test["sample_id"], test["path"], strict=True):
+        old = path.rsplit(".", 1)[0]  # val/<class>/<stem>: the generator's id
+        assert ds.parts.parts_of(sid) == raw.parts_of(old)
+        np.testing.assert_array_equal(ds.parts.masks[ds.parts._index(sid)], raw.masks[raw._index(old)])

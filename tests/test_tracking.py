@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import mlflow
 import pandas as pd
 
@@ -110,3 +112,30 @@ def test_stage_run_starts_when_the_stage_started(tracking_uri):
     info = mlflow.get_run(run_id).info
     assert abs(info.start_time - 1000 * started) < 1000
     assert info.end_time - info.start_time >= 119_000
+
+
+def _log_table_run(monkeypatch, store: Path, experiment: str, name: str) -> str:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
+    with stage_run("unit", TrackingConfig(experiment=experiment)) as tr:
+        tr.log_table(pd.DataFrame({"c": [1]}), name)
+        return tr.run_id
+
+
+def test_a_moved_project_keeps_its_artifacts_in_its_own_folder(tmp_path, monkeypatch):
+    """MLflow records absolute artifact paths: a moved/copied store is re-pointed at its own folder."""
+    import shutil
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    monkeypatch.chdir(tmp_path)
+    first = _log_table_run(monkeypatch, old, "moving", "t.csv")
+    shutil.move(old, new)
+    second = _log_table_run(monkeypatch, new, "moving", "u.csv")
+    assert not old.exists(), "nothing is written into the old folder"
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{new / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("moving")
+    assert exp.artifact_location == (new / "mlartifacts" / "moving").as_uri()
+    for run_id, name in ((first, "t.csv"), (second, "u.csv")):
+        run = client.get_run(run_id)
+        assert run.info.artifact_uri.startswith((new / "mlartifacts").as_uri() + "/")
+        assert [f.path for f in client.list_artifacts(run_id)] == [name]

@@ -72,7 +72,9 @@ def test_phases_freeze_what_they_should_and_learn(tiny):
     assert [r.name for r in results] == ["head", "all"]
     hist = [row for r in results for row in r.history]
     assert [row["epoch"] for row in hist] == list(range(1, len(hist) + 1))
-    assert {"val_loss", "val_acc", "train_loss"} <= set(hist[-1])
+    # every epoch, the first included, has its own training loss (taken after the epoch's validation)
+    assert all({"val_loss", "val_acc", "train_loss", "train_acc"} <= set(row) for row in hist), hist
+    assert [r.best_epoch for r in results][0] in (1, 2) and results[1].best_epoch > 2
     preds = predict_logits(model, dm.val_dataloader(), accelerator="cpu")
     acc = (preds["logits"].argmax(1) == preds["label"]).float().mean().item()
     assert acc > 0.5, f"tiny model failed to learn colour classes (val acc {acc:.2f})"
@@ -86,7 +88,7 @@ def test_restore_best_restores_best_epoch_weights():
         callback_metrics = {}
 
     module = torch.nn.Linear(2, 1)
-    cb = RestoreBest("val_loss")
+    cb = RestoreBest("val_loss", epoch_offset=10, phase="p")
     t = FakeTrainer()
     for epoch, loss in enumerate([1.0, 0.5, 0.7]):
         with torch.no_grad():
@@ -94,7 +96,8 @@ def test_restore_best_restores_best_epoch_weights():
         t.current_epoch, t.callback_metrics = epoch, {"val_loss": torch.tensor(loss)}
         cb.on_validation_end(t, module)
     cb.on_fit_end(t, module)
-    assert cb.best_epoch == 1 and torch.all(module.weight == 1)
+    # epochs count from 1 after the earlier phases' 10 (as history.csv and metrics/train.json)
+    assert cb.best_epoch == 12 and torch.all(module.weight == 1)
 
 
 def test_training_is_deterministic(image_folder):
@@ -119,7 +122,7 @@ def test_training_is_deterministic(image_folder):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_select_correct_per_class_seeded():
+def test_select_correct_per_class_seeded(caplog):
     ids = [f"s{i}" for i in range(12)]
     labels = np.array([0] * 6 + [1] * 6)
     logits = torch.zeros(12, 2)
@@ -137,7 +140,12 @@ def test_select_correct_per_class_seeded():
     assert table.equals(again)
     with pytest.raises(SelectionError, match="class 'one': only 4 correctly classified"):
         select_correct(ids, labels, logits, ["zero", "one"], SelectConfig(per_class=5))
-    table, short = select_correct(
-        ids, labels, logits, ["zero", "one"], SelectConfig(per_class=5, on_shortfall="warn")
-    )
-    assert short == {"one": 1} and len(table) == 9
+    with caplog.at_level("WARNING"):
+        table, short = select_correct(
+            ids, labels, logits, ["zero", "one"], SelectConfig(per_class=6, on_shortfall="warn")
+        )
+    assert short == {"zero": 1, "one": 2} and len(table) == 9
+    # one warning for the whole shortfall, not one per class
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "2 of 2 classes" in warnings[0].getMessage()
+    assert "found: zero 5, one 4" in warnings[0].getMessage()

@@ -157,3 +157,17 @@ def test_legacy_torch_checkpoint_still_loads(tmp_path):
     loaded = load_checkpoint(tmp_path / "old.pt")
     x = torch.randn(1, 3, 32, 32)
     assert torch.equal(loaded.model(x), model(x))
+
+
+def test_random_full_width_backbone_is_warned_about(caplog):
+    """weights: none on the paper's network (width 1.0) trains a random backbone: say so; not on the demo's."""
+    with caplog.at_level("WARNING", logger="inviz.models.vgg"):
+        build_vgg16(2, ModelConfig(weights="none", input_size=32, width=0.125))
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="inviz.models.vgg"):
+        build_vgg16(2, ModelConfig(weights="none", input_size=32))
+    assert (
+        len(caplog.records) == 1
+        and "RANDOM weights" in caplog.text
+        and "model.weights: imagenet" in caplog.text
+    )

@@ -17,6 +17,7 @@ log = logging.getLogger("inviz")
 
 #: stage name -> module (in ``inviz.stages``), in pipeline order.
 STAGES: dict[str, str] = {
+    "inputs": "inputs",
     "data": "data",
     "train": "train",
     "select": "select",
@@ -35,29 +36,74 @@ STAGES: dict[str, str] = {
 }
 
 
+#: third-party loggers whose INFO lines are chatter, not progress or results (shown with -v only)
+QUIET_LOGGERS = (
+    "matplotlib",
+    "fontTools",
+    "PIL",
+    "urllib3",
+    "httpx",
+    "alembic",
+    "numba",
+    "git",
+    "filelock",
+    "lightning",
+    "lightning_fabric",
+    "pytorch_lightning",
+)
+
+#: third-party warnings that are neither the user's to fix nor ours (message regexes)
+QUIET_WARNINGS = (
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning vs torch.utils._pytree
+    r".*does not have many workers which may be a bottleneck",  # num_workers is a run setting
+)
+
+
+class _QuietThirdParty(logging.Filter):
+    """Drop INFO and DEBUG records of :data:`QUIET_LOGGERS` (Lightning sets its own levels on import)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: D102
+        quiet = record.name.split(".")[0] in QUIET_LOGGERS
+        return not quiet or record.levelno >= logging.WARNING
+
+
+def _no_console_handler(handler: logging.Handler) -> None:
+    """Refuse a handler: stands in for ``logging.getLogger("lightning").addHandler``.
+
+    Lightning's plain console handler would print every message a second time next to rich's
+    (records still reach the root handler).
+    """
+
+
 def setup_logging(verbose: bool = False) -> None:
-    """Log to the console through rich (DEBUG with ``verbose``), quieting chatty libraries."""
+    """Log once, through rich, to the console (DEBUG with ``verbose``); quiet chatty libraries.
+
+    Lightning adds its own console handler to the ``lightning`` logger when imported (every message
+    would appear twice, plain and rich) and logs tips and accelerator summaries at INFO: the
+    handler is refused and third-party INFO records are dropped unless ``verbose``, so a stage
+    prints progress, results and real warnings only.
+    """
+    import warnings
+
     from rich.logging import RichHandler
 
+    handler = RichHandler(rich_tracebacks=True, show_path=False)
+    if not verbose:
+        handler.addFilter(_QuietThirdParty())
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
         datefmt="[%X]",
-        handlers=[RichHandler(rich_tracebacks=True, show_path=False)],
+        handlers=[handler],
         force=True,
     )
-    for noisy in (
-        "matplotlib",
-        "fontTools",
-        "PIL",
-        "urllib3",
-        "httpx",
-        "alembic",
-        "numba",
-        "git",
-        "filelock",
-    ):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    lightning_log = logging.getLogger("lightning")
+    for old in list(lightning_log.handlers):  # already imported: remove its console handler
+        lightning_log.removeHandler(old)
+    lightning_log.addHandler = _no_console_handler  # imported later (inside a stage): refuse it
+    for pattern in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,8 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mark_stage_start()
     try:
         args._run(args)
-    except InvizError as err:
-        log.error("%s", err)
+    except InvizError as err:  # said once, plainly, on stderr (no traceback: the message says what to do)
         print(f"inviz {args.stage}: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -162,12 +162,9 @@ def _file_data(section: Mapping[str, Any] | None, path: str) -> dict[str, Any]:
 
 
 def _get(d: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = d
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
+    from inviz.core.config import lookup
+
+    return lookup(d, dotted)
 
 
 def collect(exp_show: Any, keys: Sequence[str] | None = None, folder: str = "") -> pd.DataFrame:

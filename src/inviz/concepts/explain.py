@@ -87,10 +87,15 @@ class GlobalResult:
 
     @property
     def metrics(self) -> dict[str, Any]:
-        """Counts of classes, layers and labels, and the TCAV summary (``metrics/global.json``)."""
+        """Counts of classes, layers and labels, and the TCAV summary (``metrics/global.json``).
+
+        TCAV: ``n_candidates`` top labels of the TCAV layers, of which ``n_tested`` were tested (enough
+        concept and random examples: a CAV was trained and scored), ``n_significant`` of those
+        significant; ``n_too_few_examples`` candidates were not tested (too few examples).
+        """
         table = self.table
-        tested = table[table["tcav_status"].notna()] if "tcav_status" in table else table.iloc[:0]
-        ok = tested[tested["tcav_status"] == "ok"]
+        candidates = table[table["tcav_status"].notna()] if "tcav_status" in table else table.iloc[:0]
+        ok = candidates[candidates["tcav_status"] == "ok"]  # tested: a CAV was trained and scored
         return {
             "n_classes": int(table["class_label"].nunique()) if len(table) else 0,
             "n_layers": int(table["layer"].nunique()) if len(table) else 0,
@@ -99,10 +104,10 @@ class GlobalResult:
                 float(table.groupby(["class_label", "layer"]).size().mean()) if len(table) else 0.0
             ),
             "tcav": {
-                "n_tested": int(len(tested)),
-                "n_scored": int(len(ok)),
+                "n_candidates": int(len(candidates)),
+                "n_tested": int(len(ok)),
                 "n_significant": int(ok["significant"].astype(bool).sum()) if len(ok) else 0,
-                "n_too_few_examples": int((tested["tcav_status"] == "too_few_examples").sum()),
+                "n_too_few_examples": int((candidates["tcav_status"] == "too_few_examples").sum()),
                 "share_significant": float(ok["significant"].astype(bool).mean()) if len(ok) else None,
                 "mean_score": float(ok["tcav_score"].mean()) if len(ok) else None,
                 "cavs_trained": self.cavs_trained,

@@ -13,8 +13,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import re
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
@@ -24,6 +26,10 @@ from inviz.core.errors import InvizError
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+
+#: numbers PyYAML (YAML 1.1) reads as strings but YAML 1.2 reads as floats: ``3e-4``, ``1E5``
+_YAML11_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 class ParamsError(InvizError, ValueError):
@@ -109,6 +115,8 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
         raise fail()
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _YAML11_FLOAT.match(value.strip()):  # 3e-4: YAML 1.2 float, PyYAML str
             return float(value)
         raise fail()
     if tp is str:
@@ -233,6 +241,16 @@ def get_key(params: dict[str, Any], dotted: str, source: str = "params") -> Any:
     for i, part in enumerate(dotted.split(".")):
         if not isinstance(node, dict) or part not in node:
             raise ParamsError(f"{source}: missing key {'.'.join(dotted.split('.')[: i + 1])}")
+        node = node[part]
+    return node
+
+
+def lookup(params: Any, dotted: str, default: Any = None) -> Any:
+    """Return the value at ``a.b.c``, or ``default`` where ``params`` leaves it out (no error)."""
+    node: Any = params
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
         node = node[part]
     return node
 

@@ -215,6 +215,53 @@ def _quiet_mlflow_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def relocate_artifacts(db: Path) -> int:
+    """Point a moved or copied local store's artifact locations at its own ``mlartifacts/``.
+
+    MLflow records absolute artifact locations (per experiment and per run). A project folder that
+    was moved or copied would keep writing into, and reading from, the old folder; this rewrites
+    every ``file://<old dir>/mlartifacts/...`` location of the store ``<dir>/mlflow.db`` to
+    ``file://<dir>/mlartifacts/...`` (the artifacts moved along with the folder).
+
+    Parameters
+    ----------
+    db : Path
+        The sqlite file of the store (``sqlite:///<db>``); nothing happens if it does not exist yet.
+
+    Returns
+    -------
+    int
+        The number of experiment and run rows rewritten.
+    """
+    import sqlite3
+
+    db = db.resolve()
+    if not db.is_file():
+        return 0
+    new_base = (db.parent / "mlartifacts").as_uri()
+    with contextlib.closing(sqlite3.connect(db, timeout=60)) as con, con:
+        try:
+            rows = con.execute("SELECT artifact_location FROM experiments").fetchall()
+        except sqlite3.OperationalError:  # not an MLflow store (yet)
+            return 0
+        old_bases = {
+            loc.split("/mlartifacts/")[0] + "/mlartifacts"
+            for (loc,) in rows
+            if loc and loc.startswith("file://") and "/mlartifacts/" in loc
+        } - {new_base}
+        changed = 0
+        for old in old_bases:
+            for table, column in (("experiments", "artifact_location"), ("runs", "artifact_uri")):
+                changed += con.execute(
+                    f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
+                    f"WHERE substr({column}, 1, ?) = ?",
+                    (new_base, len(old) + 1, len(old) + 1, old + "/"),
+                ).rowcount
+    if changed:
+        log.info("MLflow store %s was moved: artifact locations now under %s", db, new_base)
+    return changed
+
+
 def _ensure_experiment(mlflow: Any, name: str, uri: str) -> None:
     """Select experiment ``name``, creating it first if needed.
 
@@ -223,6 +270,8 @@ def _ensure_experiment(mlflow: Any, name: str, uri: str) -> None:
     working directory, would scatter them over the pipeline folders and lose those of DVC's
     temporary experiment copies.
     """
+    if uri.startswith("sqlite:///"):
+        relocate_artifacts(Path(uri[len("sqlite:///") :]))
     if mlflow.get_experiment_by_name(name) is None and uri.startswith("sqlite:///"):
         location = Path(uri[len("sqlite:///") :]).resolve().parent / "mlartifacts" / name
         try:

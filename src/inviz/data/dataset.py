@@ -87,7 +87,10 @@ def prepare_dataset(cfg: DataConfig, images: str | Path, source: str = "params")
         parts = synthetic.generate_dataset(scfg, images)
         names = synthetic.class_names(scfg)
     index, skipped = scan_image_folder(images, names, workers=cfg.run.check_workers)
+    before = index.set_index("path")["sample_id"]
     index = carve_test_pool(index, cfg.split)
+    after = index.set_index("path")["sample_id"]
+    parts = parts.renamed({before[p]: after[p] for p in after.index if before[p] != after[p]})
     classes = (
         index.drop_duplicates("label")
         .sort_values("label")[["label", "class_folder", "class_name"]]

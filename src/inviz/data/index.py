@@ -48,6 +48,8 @@ class SplitConfig:
 def check_image(path: Path) -> str | None:
     """Return ``None`` if ``path`` decodes as an image, else the reason it does not."""
     try:
+        if path.stat().st_size == 0:
+            return "empty file (0 bytes)"
         with Image.open(path) as im:
             im.load()
             if im.width < 1 or im.height < 1:
@@ -178,7 +180,9 @@ def carve_test_pool(index: pd.DataFrame, cfg: SplitConfig, source: str = "val") 
     """Move a seeded, stratified ``cfg.test_fraction`` of each class of ``source`` to ``test``.
 
     Per class ``round(test_fraction * n)`` images are drawn (at least 1 and at most ``n - 1``
-    when the class has two or more images), so every class is in both pools.
+    when the class has two or more images), so every class is in both pools. A moved image's
+    ``sample_id`` starts with ``test/`` (``val/n01440764/x`` -> ``test/n01440764/x``), so an
+    explained image never reads as a validation image; its ``path`` stays the file's.
     """
     out = index.copy()
     rng = np.random.default_rng(cfg.seed)
@@ -191,6 +195,9 @@ def carve_test_pool(index: pd.DataFrame, cfg: SplitConfig, source: str = "val") 
             k = min(max(k, 1), n - 1)
         chosen = rng.choice(rows, size=k, replace=False) if k else []
         out.loc[chosen, "split"] = "test"
+        out.loc[chosen, "sample_id"] = [
+            "test/" + sid.removeprefix(f"{source}/") for sid in out.loc[chosen, "sample_id"]
+        ]
     return out.sort_values(["split", "label", "sample_id"], kind="stable").reset_index(drop=True)
 
 

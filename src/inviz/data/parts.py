@@ -11,7 +11,7 @@ are drawn does not touch the code that reads the masks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +82,14 @@ class PartMasks:
 
     def __len__(self) -> int:
         return len(self.sample_ids)
+
+    def renamed(self, ids: dict[str, str]) -> PartMasks:
+        """Return a copy whose sample ids are mapped through ``ids`` (ids not in it are kept).
+
+        The test pool's images get ``test/`` ids after the masks were generated under ``val/`` ones.
+        """
+        new = np.asarray([ids.get(str(s), str(s)) for s in self.sample_ids], dtype=str)
+        return replace(self, sample_ids=new)
 
     @property
     def _row(self) -> dict[str, int]:

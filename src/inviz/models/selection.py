@@ -88,16 +88,25 @@ def select_correct(
         pool = frame[(frame["label"] == label) & (frame["pred"] == label)].sort_values("sample_id")
         if len(pool) < cfg.per_class:
             shortfall[name] = cfg.per_class - len(pool)
-            msg = (
-                f"class {name!r}: only {len(pool)} correctly classified image(s) in the pool, "
-                f"{cfg.per_class} requested"
-            )
             if cfg.on_shortfall == "error":
-                raise SelectionError(msg + " (set select.on_shortfall: warn to take what there is)")
-            log.warning(msg)
+                raise SelectionError(
+                    f"class {name!r}: only {len(pool)} correctly classified image(s) in the pool, "
+                    f"{cfg.per_class} requested (set select.on_shortfall: warn to take what there is)"
+                )
         take = min(cfg.per_class, len(pool))
         idx = rng.choice(len(pool), size=take, replace=False) if take else []
         chosen.append(pool.iloc[np.sort(idx)])
+    if shortfall:
+        listed = ", ".join(f"{n} {cfg.per_class - k}" for n, k in shortfall.items())
+        log.warning(
+            "select: %d of %d classes have fewer than select.per_class=%d correctly classified image(s) "
+            "in the %s pool (found: %s); taking what there is (select.on_shortfall: warn)",
+            len(shortfall),
+            len(class_names),
+            cfg.per_class,
+            cfg.split,
+            listed,
+        )
     table = pd.concat(chosen) if chosen else frame.iloc[:0]
     rows = torch.as_tensor(table.index.to_numpy().copy(), dtype=torch.long)
     table = table.reset_index(drop=True)

@@ -193,12 +193,16 @@ class RestoreBest(L.Callback):
     """Keep the weights of the epoch with the lowest monitored value; restore them at fit end.
 
     As Keras ``EarlyStopping(restore_best_weights=True)``. Kept in memory, no checkpoint files.
+    ``best_epoch`` counts epochs from 1 across phases (``epoch_offset`` = epochs of earlier
+    phases), as ``reports/train/history.csv`` and ``metrics/train.json`` do.
     """
 
-    def __init__(self, monitor: str = "val_loss"):
+    def __init__(self, monitor: str = "val_loss", epoch_offset: int = 0, phase: str = ""):
         self.monitor = monitor
+        self.offset = epoch_offset
+        self.phase = phase
         self.best: float = float("inf")
-        self.best_epoch: int = -1
+        self.best_epoch: int = 0
         self.state: dict[str, torch.Tensor] | None = None
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -207,28 +211,37 @@ class RestoreBest(L.Callback):
             return
         value = trainer.callback_metrics.get(self.monitor)
         if value is not None and float(value) < self.best:
-            self.best, self.best_epoch = float(value), trainer.current_epoch
+            self.best, self.best_epoch = float(value), self.offset + trainer.current_epoch + 1
             self.state = copy.deepcopy({k: v.detach().cpu() for k, v in pl_module.state_dict().items()})
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Lightning hook: load the best weights back into the model."""
         if self.state is not None:
             pl_module.load_state_dict(self.state)
-            log.info("restored best weights of epoch %d (%s=%.4f)", self.best_epoch, self.monitor, self.best)
+            log.info(
+                "phase %s: restored the best weights, epoch %d (%s %.4f)",
+                self.phase,
+                self.best_epoch,
+                self.monitor,
+                self.best,
+            )
 
 
 class History(L.Callback):
-    """Collects one row of epoch metrics per validation epoch (for DVC plots and reports)."""
+    """Collects one row of epoch metrics per training epoch (for DVC plots and reports).
+
+    The row is taken at the end of the training epoch: Lightning runs validation before that
+    hook, so both the epoch's ``train_*`` and ``val_*`` values exist (at validation end the
+    epoch's training loss is not aggregated yet). Epochs count from 1 across phases.
+    """
 
     def __init__(self, phase: str, epoch_offset: int = 0):
         self.phase = phase
         self.offset = epoch_offset
         self.rows: list[dict[str, Any]] = []
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Lightning hook: append the epoch's losses and accuracies (sanity checks left out)."""
-        if trainer.sanity_checking:
-            return
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Lightning hook: append the epoch's losses and accuracies."""
         m = {k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith(("_loss", "_acc"))}
         self.rows.append({"epoch": self.offset + trainer.current_epoch + 1, "phase": self.phase, **m})
 
@@ -307,7 +320,7 @@ def fit_phases(
         n_train = sum(p.numel() for n, p in model.named_parameters() if n in names)
         log.info("phase %s: %d trainable parameters, lr %g", phase.name, n_train, phase.lr)
         module = Classifier(model, lr=phase.lr, weight_decay=phase.weight_decay)
-        best = RestoreBest("val_loss")
+        best = RestoreBest("val_loss", offset, phase.name)
         hist = History(phase.name, offset)
         stop = L.pytorch.callbacks.EarlyStopping(
             monitor="val_loss", patience=phase.patience, min_delta=phase.min_delta, mode="min"
@@ -327,7 +340,7 @@ def fit_phases(
         model.train()  # Lightning keeps the modes it finds; dropout must be active
         trainer.fit(module, datamodule=datamodule)
         epochs = trainer.current_epoch
-        results.append(PhaseResult(phase.name, epochs, offset + best.best_epoch + 1, best.best, hist.rows))
+        results.append(PhaseResult(phase.name, epochs, best.best_epoch, best.best, hist.rows))
         offset += epochs
     set_trainable(model, {n for n, _ in model.named_parameters()})
     model.eval()

@@ -179,6 +179,12 @@ def _backbone_state(state: dict[str, torch.Tensor], source: str) -> dict[str, to
 def load_backbone_weights(model: VGG16Classifier, weights: str) -> None:
     """Load ``imagenet`` / ``none`` / ``<path>`` weights into ``model.features`` in place."""
     if weights == "none":
+        if model.config.width == 1.0:  # the paper's network, without the paper's starting point
+            log.warning(
+                "model.weights: none: the full-width VGG-16 starts from RANDOM weights; the paper "
+                "fine-tunes the ImageNet weights (model.weights: imagenet, or the path of "
+                "vgg16-397923af.pth), so its accuracy and explanations are not expected here"
+            )
         return
     if weights == "imagenet":
         if model.config.width != 1.0:

@@ -75,11 +75,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             tr.log_artifact(out / f, "global")
     for fig, _ in figs:
         close(fig)
+    t = metrics["tcav"]
     log.info(
-        "global: %d labels over %d classes; TCAV %d tested, %d significant",
+        "global: %d labels over %d classes; TCAV: %d of %d candidate labels tested, %d significant%s",
         metrics["n_labels"],
         metrics["n_classes"],
-        metrics["tcav"]["n_tested"],
-        metrics["tcav"]["n_significant"],
+        t["n_tested"],
+        t["n_candidates"],
+        t["n_significant"],
+        f"; {t['n_too_few_examples']} not tested (fewer than global.tcav.min_examples examples)"
+        if t["n_too_few_examples"]
+        else "",
     )
     return metrics

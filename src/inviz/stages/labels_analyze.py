@@ -99,11 +99,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         for path in (args.inv, args.cluster_labels, args.texts):
             tr.log_artifact(path)
+    accuracy, chance = loop.get("accuracy"), loop.get("baseline")
     log.info(
-        "labels_analyze: %d of %d cluster maps labelled, %d merged maps; closed loop %s",
+        "labels_analyze: %d of %d cluster maps labelled, %d merged maps; closed loop: %s",
         metrics["n_cluster_maps_labelled"],
         metrics["n_cluster_maps"],
         metrics["n_merged_maps"],
-        loop.get("accuracy"),
+        "not measured (no part masks)"
+        if accuracy is None
+        else f"{accuracy:.3f} of the labelled maps' top labels name a part the map covers"
+        + (f" (chance {chance:.3f})" if chance is not None else ""),
     )
     return metrics

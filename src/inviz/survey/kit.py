@@ -71,19 +71,25 @@ def survey_images(selected: pd.DataFrame, cfg: SurveyConfig) -> pd.DataFrame:
             raise SurveyError(f"survey.images: {', '.join(missing)} not among the selected images")
         return selected.set_index("sample_id").loc[list(cfg.images)].reset_index()
     rng = np.random.default_rng(cfg.seed)
+    available = selected["label"].nunique() if cfg.one_per_class else len(selected)
+    n = min(cfg.n_images, available)
+    if n < cfg.n_images:
+        what = "classes among the selected images" if cfg.one_per_class else "selected images"
+        fixes = "more correctly classified test images (a better model, select.per_class) or "
+        msg = (
+            f"survey.n_images: {cfg.n_images} images {'from distinct classes ' if cfg.one_per_class else ''}"
+            f"requested, but there are only {available} {what}. Fix: {fixes}a lower survey.n_images"
+            f"{'; or survey.one_per_class: false' if cfg.one_per_class else ''}"
+        )
+        if n == 0:
+            raise SurveyError(msg)
+        log.warning("%s. The survey kit uses %d image(s).", msg, n)
     if cfg.one_per_class:
         classes = sorted(selected["label"].unique())
-        if len(classes) < cfg.n_images:
-            raise SurveyError(
-                f"survey.n_images: {cfg.n_images} images from distinct classes, "
-                f"but only {len(classes)} classes"
-            )
-        chosen = rng.choice(classes, size=cfg.n_images, replace=False)
+        chosen = rng.choice(classes, size=n, replace=False)
         rows = [int(rng.choice(selected.index[selected["label"] == c])) for c in sorted(chosen)]
     else:
-        if len(selected) < cfg.n_images:
-            raise SurveyError(f"survey.n_images: {cfg.n_images} images requested, {len(selected)} selected")
-        rows = list(rng.choice(len(selected), size=cfg.n_images, replace=False))
+        rows = list(rng.choice(len(selected), size=n, replace=False))
     return selected.loc[sorted(rows)].reset_index(drop=True)
 
 
