@@ -17,7 +17,7 @@ t-SNE backends (:data:`TSNE_BACKENDS`, chosen by ``extract.tsne.backend``):
 - ``numba`` — exact t-SNE compiled for the CPU (:mod:`inviz.fmaps._tsne_numba`), all problems of a batch
   in parallel; deterministic (no random numbers: PCA initialisation). CPU default.
 - ``torch`` — the same exact algorithm batched in torch (padded problems, :mod:`inviz.fmaps._tsne_torch`),
-  for CUDA devices.
+  for CUDA devices; a problem's result does not depend on the problems batched with it.
 - ``reference`` — the recipe of the authors' code: scikit-learn ``PCA`` and Barnes-Hut ``TSNE``,
   one problem at a time (seeded with ``seed``). Slow; kept for agreement checks.
 - ``auto`` — ``torch`` when the device is CUDA, ``numba`` otherwise.
@@ -171,10 +171,10 @@ def tsne_init(scores: torch.Tensor) -> torch.Tensor:
     init = torch.zeros((scores.shape[0], 2), dtype=torch.float64, device=scores.device)
     k = min(2, scores.shape[1])
     init[:, :k] = scores[:, :k]
-    std = init[:, 0].std(unbiased=False) if init.shape[0] > 1 else torch.tensor(0.0)
-    if float(std) > 0:
-        init = init / std * 1e-4
-    return init
+    if init.shape[0] < 2:
+        return init
+    std = init[:, 0].std(unbiased=False)
+    return torch.where(std > 0, init / std * 1e-4, init)  # no host synchronisation
 
 
 def learning_rate(n: int, cfg: TSNEConfig) -> float:
@@ -300,7 +300,8 @@ class TorchTSNE(TSNEBackend):
         from inviz.fmaps._tsne_torch import tsne_torch
 
         results: list[Embedding | None] = [None] * len(scores)
-        # bucket by size so that small problems are not padded to the largest one
+        # chunks of problems of similar size (less padding); a problem's result does not depend
+        # on its chunk (see inviz.fmaps._tsne_torch)
         todo = sorted(range(len(scores)), key=lambda i: scores[i].shape[0])
         chunks: list[list[int]] = [[]]
         for i in todo:
