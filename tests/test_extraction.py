@@ -13,8 +13,7 @@ from inviz.core.config import ParamsError, from_dict, to_dict
 from inviz.fmaps.clustering import CLUSTERINGS
 from inviz.fmaps.explain import ExtractConfig, RunConfig, explain
 from inviz.fmaps.gradients import NonFiniteError, capture
-from inviz.fmaps.shards import fingerprint, prepare_output
-from inviz.fmaps.shards import consolidate, finished_ids, to_tables, write_shard
+from inviz.fmaps.shards import consolidate, fingerprint, finished_ids, prepare_output, to_tables, write_shard
 from inviz.fmaps.store import load_results
 from inviz.fmaps.table1 import table1
 from inviz.fmaps.threshold import keep_mask, layer_threshold

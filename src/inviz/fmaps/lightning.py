@@ -210,6 +210,8 @@ class ExtractionData(L.LightningDataModule):
         self.model_sha256 = model_sha256
         self.indices: list[int] = []
         self.n_todo = self.n_skipped = 0
+        # a process may have nothing to do (fewer images left than processes): it still takes part
+        self.allow_zero_length_dataloader_with_multiple_devices = True
 
     def setup(self, stage: str) -> None:
         """Check agreement, let rank 0 prepare the folder, take this process's share of the to-do list."""
