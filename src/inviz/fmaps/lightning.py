@@ -26,6 +26,7 @@ import json
 import logging
 import time
 import uuid
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -336,7 +337,9 @@ def run_extraction(
     trainer = _trainer(cfg, ShardWriter(out_dir, cfg.run.shard_size), progress)
     det = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     try:
-        trainer.predict(module, datamodule=data, return_predictions=False)
+        with warnings.catch_warnings():  # nothing (left) to do for a process is expected: see ExtractionData
+            warnings.filterwarnings("ignore", message=r".*(across ranks is zero|local rank has zero length)")
+            trainer.predict(module, datamodule=data, return_predictions=False)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             trainer.strategy.barrier("inviz-extract-merge")  # every rank has written its shards
     finally:

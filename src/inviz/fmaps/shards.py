@@ -332,7 +332,9 @@ def fingerprint(cfg: ExtractConfig, model_sha256: str | None) -> str:
 
     d = to_dict(cfg)
     d.pop("run")
-    blob = {"format": FORMAT, "config": d, "runtime": runtime(cfg), "model": model_sha256}
+    rt = runtime(cfg)
+    d["tsne"]["backend"] = rt["tsne_backend"]  # ``auto`` counts as what it resolves to
+    blob = {"format": FORMAT, "config": d, "runtime": rt, "model": model_sha256}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

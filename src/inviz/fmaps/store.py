@@ -210,9 +210,10 @@ def one_copy(clusters: pd.DataFrame, layers: pd.DataFrame) -> tuple[pd.DataFrame
             "%d duplicate image-layer row(s) in the shards: the first shard's copy is kept",
             len(layers) - len(winners),
         )
-    chosen = pd.MultiIndex.from_frame(winners[[*keys, "shard"]])
-    mask = pd.MultiIndex.from_frame(clusters[[*keys, "shard"]]).isin(chosen) if len(clusters) else []
-    return clusters[mask].drop(columns="shard"), winners.drop(columns="shard")
+    if len(clusters):
+        chosen = pd.MultiIndex.from_frame(winners[[*keys, "shard"]])
+        clusters = clusters[pd.MultiIndex.from_frame(clusters[[*keys, "shard"]]).isin(chosen)]
+    return clusters.drop(columns="shard"), winners.drop(columns="shard")
 
 
 # ----------------------------------------------------------------------------------------------
