@@ -88,7 +88,11 @@ def _extract_runs(tracking_uri: str) -> list[tuple[str, str, int]]:
     with sqlite3.connect(tracking_uri.removeprefix("sqlite:///")) as con:
         rows = con.execute("select run_uuid, status from runs where name = 'extract'").fetchall()
         return [
-            (rid, status, con.execute("select count(*) from metrics where run_uuid = ?", (rid,)).fetchone()[0])
+            (
+                rid,
+                status,
+                con.execute("select count(*) from metrics where run_uuid = ?", (rid,)).fetchone()[0],
+            )
             for rid, status in rows
         ]
 

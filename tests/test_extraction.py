@@ -454,7 +454,7 @@ def test_an_images_records_do_not_depend_on_its_batch_companions(vgg, backend):
 
 def test_the_analysis_runs_in_full_float32_and_restores_the_callers_settings(vgg, images):
     """TF32 requested by the caller (Lightning's hint) is off inside the analysis, and back afterwards."""
-    from inviz.fmaps.numerics import _PRECISION_FLAGS, _flag
+    from inviz.core.compute import _PRECISION_FLAGS, _flag
 
     seen = []
 

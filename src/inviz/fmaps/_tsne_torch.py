@@ -25,8 +25,8 @@ from collections.abc import Sequence
 
 import torch
 
+from inviz.core.compute import one_thread
 from inviz.fmaps.embedding import Embedding, TSNEConfig, effective_perplexity, learning_rate, tsne_init
-from inviz.fmaps.numerics import one_thread
 
 #: rows of the padded problems: a multiple of this (the widest SIMD loop step of torch on the CPU)
 ROW_PAD = 32

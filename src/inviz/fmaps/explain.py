@@ -8,7 +8,7 @@ scaling (§1.5) and PCA (§1.6) of the kept maps (:mod:`inviz.fmaps.pca`), t-SNE
 :mod:`inviz.fmaps.clustering`), cluster weights, maps and pruning (§1.8-§1.9,
 :mod:`inviz.fmaps.cluster_maps`). The results are records (:mod:`inviz.fmaps.records`).
 :class:`Explainer` pads every batch to the batch size, pins the numerics
-(:mod:`inviz.fmaps.numerics`) and clusters one batch on the CPU while the next one runs.
+(:mod:`inviz.core.compute`) and clusters one batch on the CPU while the next one runs.
 
 :class:`ExtractConfig` holds every number of §1 (the ``extract`` section of ``params.yaml``;
 defaults are the authors' code); how the analysis runs (device, batch and shard size, threads …)
@@ -29,13 +29,13 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import nn
 
+from inviz.core.compute import exact_float32
 from inviz.core.config import from_dict
 from inviz.fmaps.analysis import finish_batch, prepare_batch
 from inviz.fmaps.cluster_maps import MAP_SCALINGS
 from inviz.fmaps.clustering import CLUSTERINGS
 from inviz.fmaps.embedding import TSNEConfig, timed
 from inviz.fmaps.gradients import LayerCapture
-from inviz.fmaps.numerics import exact_float32
 from inviz.fmaps.records import ImageExplanation
 from inviz.fmaps.threshold import ThresholdConfig
 from inviz.fmaps.weighting import NORMALISATIONS, WEIGHTINGS
@@ -212,22 +212,6 @@ class ExtractConfig:
         return dataclasses.replace(self, **changes)
 
 
-def resolve_device(device: str) -> torch.device:
-    """Resolve a ``run.device`` setting to a torch device.
-
-    Parameters
-    ----------
-    device : ``auto`` (``cuda`` when available, else ``cpu``) or a torch device string.
-
-    Returns
-    -------
-    torch.device
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _model_device(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
@@ -258,7 +242,7 @@ class Explainer:
     pass, then the device part of the analysis (:func:`inviz.fmaps.analysis.prepare_batch`); the
     CPU part (:func:`inviz.fmaps.analysis.finish_batch`: Ward, cluster maps, records) runs in a
     background thread while the next batch is submitted (``cfg.run.overlap``). Everything runs
-    under :func:`inviz.fmaps.numerics.exact_float32`. The caller's model is never modified.
+    under :func:`inviz.core.compute.exact_float32`. The caller's model is never modified.
 
     Parameters
     ----------

@@ -39,9 +39,10 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from inviz.core.compute import resolve_device
 from inviz.core.errors import InvizError
 from inviz.data.datamodule import collate_skip_none
-from inviz.fmaps.explain import Explainer, ExtractConfig, resolve_device, set_threads
+from inviz.fmaps.explain import Explainer, ExtractConfig, set_threads
 from inviz.fmaps.records import ImageExplanation
 from inviz.fmaps.shards import consolidate, fingerprint, prepare_output, write_shard
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from inviz.fmaps.numerics import one_thread
+from inviz.core.compute import one_thread
 
 #: a map whose range is at most this fraction of its magnitude counts as constant (float32 rounding)
 CONSTANT_RTOL = 1e-6
@@ -90,7 +90,7 @@ def pca_scores(xs: Sequence[torch.Tensor], n_components: int) -> list[torch.Tens
     its own, zero-padded to :func:`padded_size` and eigen-decomposed together with the other
     problems of the same padded size (one ``eigh`` call per size, no host synchronisation per
     problem). The padding depends only on the problem's own size, so its scores do not depend on
-    the other problems. On the CPU the algebra runs on one thread (:func:`inviz.fmaps.numerics.one_thread`):
+    the other problems. On the CPU the algebra runs on one thread (:func:`inviz.core.compute.one_thread`):
     MKL's products and eigen-solvers round differently with different thread counts.
     """
     if not xs:

@@ -302,9 +302,9 @@ def runtime(cfg: ExtractConfig) -> dict[str, Any]:
     """
     import torch
 
+    from inviz.core.compute import resolve_device
     from inviz.core.config import to_dict
     from inviz.fmaps.embedding import resolve_backend
-    from inviz.fmaps.explain import resolve_device
 
     device = resolve_device(cfg.run.device)
     run = to_dict(cfg.run)

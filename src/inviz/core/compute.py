@@ -1,18 +1,21 @@
-"""Pinned numerics of the analysis: full float32, deterministic kernels, thread-independent CPU algebra.
+"""Where and how torch computes: the device, pinned float32 numerics, thread-independent CPU algebra.
+
+- :func:`resolve_device` — a ``run.device`` setting (``auto`` | ``cpu`` | ``cuda`` | ``cuda:1``) as a
+  torch device.
 
 The INV analysis amplifies float rounding: t-SNE turns a relative difference of 1e-6 in the kept
 maps into another embedding, and Ward then picks another k. So the arithmetic is pinned wherever a
 library would otherwise choose it for us (docs/method.md §1.6, "Reproducibility"):
 
-- :func:`exact_float32` — for the whole analysis (network pass, PCA, t-SNE, cluster maps): full
-  IEEE float32 for convolutions and matrix products on every backend (no TF32 on cuDNN / cuBLAS /
-  oneDNN, whatever ``torch.set_float32_matmul_precision("high")`` or the TF32 defaults of the
-  installed torch say), cuDNN in deterministic mode without auto-tuning. The caller's settings
-  are restored on exit.
-- :func:`one_thread` — for the CPU linear algebra of PCA (MKL's Gram products and eigen-solvers
-  give different rounding with 1 and 2 threads, measured): one thread, so the result does not
-  depend on how many processes share the machine (Lightning and ``torchrun`` give each process
-  ``cores / processes`` threads).
+- :func:`exact_float32` — for the whole analysis (network pass, PCA, t-SNE, cluster maps) and the
+  TCAV validation: full IEEE float32 for convolutions and matrix products on every backend (no
+  TF32 on cuDNN / cuBLAS / oneDNN, whatever ``torch.set_float32_matmul_precision("high")`` or the
+  TF32 defaults of the installed torch say), cuDNN in deterministic mode without auto-tuning. The
+  caller's settings are restored on exit.
+- :func:`one_thread` — for the CPU linear algebra of PCA and the torch t-SNE (MKL's Gram products
+  and eigen-solvers give different rounding with 1 and 2 threads, measured): one thread, so the
+  result does not depend on how many processes share the machine (Lightning and ``torchrun``
+  give each process ``cores / processes`` threads).
 
 Lightning's ``Trainer(deterministic=...)`` (``extract.run.deterministic``) adds
 ``torch.use_deterministic_algorithms`` for the extraction run; see
@@ -35,6 +38,22 @@ _PRECISION_FLAGS = (
     ("mkldnn", "conv"),
     ("mkldnn", "rnn"),
 )
+
+
+def resolve_device(device: str) -> torch.device:
+    """Resolve a ``run.device`` setting to a torch device.
+
+    Parameters
+    ----------
+    device : ``auto`` (``cuda`` when available, else ``cpu``) or a torch device string.
+
+    Returns
+    -------
+    torch.device
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 def _flag(backend: str, op: str) -> object:
