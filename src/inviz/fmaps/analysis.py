@@ -1,12 +1,14 @@
 """One captured batch through the analysis (docs/method.md §1.2-§1.9): device part, then CPU part.
 
-:func:`prepare_batch` runs on the device that ran the network: channel weights (§1.2-§1.3), the
-map threshold (§1.4), min-max scaling (§1.5), PCA and t-SNE (§1.6) of every image and layer of
-the batch. The host waits for the device only once per layer (to learn which channels are kept)
-plus inside PCA (once per padded size) and t-SNE (convergence checks); the kept maps are copied
-to the host once per layer. :func:`finish_batch` runs on the CPU: Ward + silhouette (§1.7),
-cluster weights, maps and pruning (§1.8-§1.9), the records. :class:`inviz.fmaps.explain.Explainer`
-runs the CPU part of one batch while the next batch goes through the network.
+:func:`prepare_batch` runs right after the network pass, on its device: channel weights
+(§1.2-§1.3), the map threshold (§1.4), min-max scaling (§1.5) and PCA (§1.6) of every image and
+layer of the batch. The host waits for the device once per layer (to learn which channels are
+kept) and once per padded size in PCA; the kept maps are copied to the host once per layer,
+without blocking. :func:`finish_batch` embeds the PCA scores with t-SNE (§1.6; on the device for
+the ``torch`` backend, with a wait per convergence check) and runs the CPU steps: Ward +
+silhouette (§1.7), cluster weights, maps and pruning (§1.8-§1.9), the records.
+:class:`inviz.fmaps.explain.Explainer` runs :func:`finish_batch` of one batch in a background
+thread while the next batch goes through the network.
 
 Every step computes each image and layer on its own (the weights of a padded batch, PCA and
 t-SNE per problem, see :mod:`inviz.fmaps.pca` and :mod:`inviz.fmaps._tsne_torch`), so an image's
@@ -22,11 +24,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from inviz.core.compute import one_thread
 from inviz.fmaps.cluster_maps import MAP_SCALINGS, cluster_maps, prune_mask
 from inviz.fmaps.clustering import WardSilhouette
-from inviz.fmaps.embedding import Embedding, embed, embed_pca, resolve_backend, timed
+from inviz.fmaps.embedding import TSNE_BACKENDS, Embedding, pca_points, resolve_backend, timed
 from inviz.fmaps.gradients import Captured, ResolvedLayer
-from inviz.fmaps.pca import minmax_rows
+from inviz.fmaps.pca import minmax_rows, pca_scores
 from inviz.fmaps.records import ClusterResult, ImageExplanation, LayerExplanation
 from inviz.fmaps.threshold import keep_mask, layer_threshold
 from inviz.fmaps.weighting import NORMALISATIONS, WEIGHTINGS, layer_total, normalisation_scale
@@ -73,8 +76,10 @@ class PreparedBatch:
     targets, preds : int64 ndarrays of shape (B,), differentiated and predicted classes.
     logits : float64 ndarray of shape (B,), the target logits.
     problems : one :class:`Problem` per image and layer (layer-major).
-    embeddings : one :class:`inviz.fmaps.embedding.Embedding` per problem.
+    scores : one Tensor of shape (n, d) per problem, its PCA scores (on the device for ``torch``).
+    method : ``pca`` (Ward on the PCA scores) or the t-SNE backend that embeds the scores.
     input_size : (height, width) of the network input.
+    copied : on CUDA, an event recorded after the kept maps' copies to the host were queued.
     """
 
     ids: list[str]
@@ -82,8 +87,10 @@ class PreparedBatch:
     preds: np.ndarray
     logits: np.ndarray
     problems: list[Problem]
-    embeddings: list[Embedding]
+    scores: list[torch.Tensor]
+    method: str
     input_size: tuple[int, int]
+    copied: torch.cuda.Event | None = None
 
 
 def _layer_problems(
@@ -138,7 +145,7 @@ def prepare_batch(
     input_size: tuple[int, int],
     timings: dict[str, float] | None = None,
 ) -> PreparedBatch:
-    """Run the device part of the analysis of one captured batch: weights, threshold, PCA, t-SNE (§1.2-§1.6).
+    """Run the first part of the analysis of one captured batch: weights, threshold, min-max, PCA (§1.2-§1.6).
 
     Parameters
     ----------
@@ -148,68 +155,83 @@ def prepare_batch(
     cfg : the settings.
     ids : sequence of shape (B,), the images' ids.
     input_size : (height, width) of the network input.
-    timings : optional dict receiving seconds per step (``weights``, ``pca``, ``tsne``).
+    timings : optional dict receiving seconds per step (``weights``, ``pca``).
 
     Returns
     -------
-    :class:`PreparedBatch`, on the host.
+    :class:`PreparedBatch` (PCA scores on the device for the ``torch`` backend, the rest on the host).
     """
     nb = len(ids)
     if nb == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return PreparedBatch([], empty, empty, np.zeros(0), [], [], (int(input_size[0]), int(input_size[1])))
+        size = (int(input_size[0]), int(input_size[1]))
+        return PreparedBatch([], empty, empty, np.zeros(0), [], [], "pca", size)
     device = captured.logits.device
     problems: list[Problem] = []
     xs: list[torch.Tensor] = []
-    with timed(timings, "weights"):
+    with timed(timings, "weights"), one_thread(device):  # small tensors: threads would only wait
         for layer in captured.layers:
             p, x = _layer_problems(captured, layer, nb, cfg)
             problems.extend(p)
             xs.extend(x)
-    if cfg.embedding == "pca":
-        embeddings = embed_pca(xs, cfg.pca_components, timings)
-    else:
-        backend = resolve_backend(cfg.tsne.backend, device)
-        embeddings = embed(xs, cfg.tsne, cfg.pca_components, cfg.seed, backend=backend, timings=timings)
+    method = "pca" if cfg.embedding == "pca" else resolve_backend(cfg.tsne.backend, device)
+    with timed(timings, "pca"), one_thread(device):
+        if method == "pca":
+            scores = pca_scores(xs, cfg.pca_components)
+        else:
+            if method != "torch":  # the CPU backends
+                xs = [x.cpu() for x in xs]
+            scores = TSNE_BACKENDS[method].pca(xs, cfg.pca_components, cfg.seed)
     logits = captured.logits[:nb].float()
     targets = captured.targets[:nb]
     target_logits = logits.gather(1, targets[:, None])[:, 0]
     head = torch.stack([targets.double(), logits.argmax(1).double(), target_logits.double()])
     head = head.cpu().numpy()
-    if device.type == "cuda":
-        torch.cuda.current_stream(device).synchronize()  # the kept maps copied without blocking
+    copied = None
+    if device.type == "cuda":  # the kept maps are copied to the host without blocking
+        copied = torch.cuda.Event()
+        copied.record()
     return PreparedBatch(
         list(ids),
         head[0].astype(np.int64),
         head[1].astype(np.int64),
         head[2],
         problems,
-        embeddings,
+        scores,
+        method,
         (int(input_size[0]), int(input_size[1])),
+        copied,
     )
 
 
 def finish_batch(
     batch: PreparedBatch, cfg: ExtractConfig, timings: dict[str, float] | None = None
 ) -> list[ImageExplanation]:
-    """Run the CPU part: Ward + silhouette, cluster weights and maps, pruning, the records (§1.7-§1.9).
+    """Run the second part: t-SNE, Ward + silhouette, cluster weights and maps, pruning, records (§1.6-§1.9).
 
     Parameters
     ----------
     batch : the output of :func:`prepare_batch`.
     cfg : the settings.
-    timings : optional dict receiving seconds per step (``clustering``, ``maps``).
+    timings : optional dict receiving seconds per step (``tsne``, ``clustering``, ``maps``).
 
     Returns
     -------
     list of B :class:`ImageExplanation`, in batch order.
     """
+    if batch.method == "pca":
+        embeddings = pca_points(batch.scores)
+    else:
+        embeddings = TSNE_BACKENDS[batch.method].embed_scores(batch.scores, cfg.tsne, cfg.seed, timings)
+    if batch.copied is not None:
+        batch.copied.synchronize()
     per_image: list[dict[str, LayerExplanation]] = [{} for _ in batch.ids]
-    for pr, emb in zip(batch.problems, batch.embeddings, strict=True):
-        with timed(timings, "clustering"):
-            est = WardSilhouette(cfg.k_min, cfg.k_max, cfg.few_points, cfg.clustering).fit(emb.points)
-        with timed(timings, "maps"):
-            per_image[pr.b][pr.layer.name] = _layer_record(pr, emb, est, cfg, batch.input_size)
+    with one_thread("cpu"):  # one problem's maps at a time: threads would only wait for each other
+        for pr, emb in zip(batch.problems, embeddings, strict=True):
+            with timed(timings, "clustering"):
+                est = WardSilhouette(cfg.k_min, cfg.k_max, cfg.few_points, cfg.clustering).fit(emb.points)
+            with timed(timings, "maps"):
+                per_image[pr.b][pr.layer.name] = _layer_record(pr, emb, est, cfg, batch.input_size)
     return [
         ImageExplanation(
             sid, int(batch.targets[b]), int(batch.preds[b]), float(batch.logits[b]), per_image[b]

@@ -239,6 +239,28 @@ class TSNEBackend:
         """
         with timed(timings, "pca"):
             scores = self.pca(xs, n_components, seed)
+        return self.embed_scores(scores, cfg, seed, timings)
+
+    def embed_scores(
+        self,
+        scores: Sequence[torch.Tensor],
+        cfg: TSNEConfig,
+        seed: int = 0,
+        timings: dict[str, float] | None = None,
+    ) -> list[Embedding]:
+        """Embed problems already reduced by :meth:`pca` (the second half of :meth:`__call__`).
+
+        Parameters
+        ----------
+        scores : tensors of shape (n_i, d_i), the PCA scores of each problem (from :meth:`pca`).
+        cfg : t-SNE settings.
+        seed : random seed (used by the ``reference`` backend only).
+        timings : optional dict receiving the seconds spent in ``tsne``.
+
+        Returns
+        -------
+        list of :class:`Embedding`, one per problem: points of shape (n_i, 2).
+        """
         results = [_few_points(s) if s.shape[0] < MIN_TSNE_POINTS else None for s in scores]
         todo = [i for i, s in enumerate(scores) if s.shape[0] >= MIN_TSNE_POINTS]
         if todo:
@@ -383,6 +405,20 @@ def embed_pca(
     """
     with timed(timings, "pca"):
         scores = pca_scores([x.detach() for x in xs], n_components)
+    return pca_points(scores)
+
+
+def pca_points(scores: Sequence[torch.Tensor]) -> list[Embedding]:
+    """Return the PCA scores themselves as the points to cluster (``extract.embedding: pca``).
+
+    Parameters
+    ----------
+    scores : tensors of shape (n_i, d_i), from :func:`inviz.fmaps.pca.pca_scores`.
+
+    Returns
+    -------
+    list of :class:`Embedding`, points of shape (n_i, max(d_i, 2)) (zero-padded to 2 columns).
+    """
     out = []
     for s in scores:
         pts = s.cpu().numpy().astype(np.float64)

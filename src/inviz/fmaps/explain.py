@@ -234,6 +234,21 @@ def set_threads(threads: int) -> None:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
 
 
+def _init_worker(threads: int) -> None:
+    """Set up the background thread: torch on one thread (its tensors are small), numba as configured."""
+    torch.set_num_threads(1)  # per thread (OpenMP and MKL settings of this thread)
+    if threads:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # per thread too
+
+
+def _close_worker(pool: ThreadPoolExecutor, threads: int) -> None:
+    """Stop the background thread, leaving torch's default for new threads as the caller had it."""
+    pool.submit(torch.set_num_threads, threads)
+    pool.shutdown(wait=True)
+
+
 class Explainer:
     """Explains batches one after the other; a context manager (hooks, numerics, worker thread).
 
@@ -281,7 +296,10 @@ class Explainer:
             stack.enter_context(exact_float32())
             self._capture = stack.enter_context(LayerCapture(self.model, self.layers))
             if self.cfg.run.overlap:
-                self._pool = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="inviz-cluster"))
+                threads = self.cfg.run.threads
+                pool = ThreadPoolExecutor(1, "inviz-cluster", initializer=_init_worker, initargs=(threads,))
+                stack.callback(_close_worker, pool, torch.get_num_threads())
+                self._pool = pool
         except BaseException:
             stack.close()
             raise
