@@ -5,7 +5,7 @@
 
 The INV analysis amplifies float rounding: t-SNE turns a relative difference of 1e-6 in the kept
 maps into another embedding, and Ward then picks another k. So the arithmetic is pinned wherever a
-library would otherwise choose it for us (docs/method.md §1.6, "Reproducibility"):
+library would otherwise choose it for us (docs/method.md §1, "Beyond the paper", run settings):
 
 - :func:`exact_float32` — for the whole analysis (network pass, PCA, t-SNE, cluster maps) and the
   TCAV validation: full IEEE float32 for convolutions and matrix products on every backend (no
