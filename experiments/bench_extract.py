@@ -1,27 +1,29 @@
-"""Benchmark: the fast INV extraction path against the scikit-learn ``reference`` recipe.
+"""Benchmark of the INV extraction: CPU cost against the bare network pass, batch independence, GPU use.
 
-Same model (random-init full-width VGG-16, ``build_vgg16(10, ModelConfig(weights="none", input_size=size))``),
-same images (real photos from ``skimage.data`` resized to the input size), same 9 layers
-(block3_conv1 … block5_conv3), same kept maps. Prints
+Model: a random-init full-width VGG-16 (``build_vgg16(10, ModelConfig(weights="none"))``) at
+256 px, the 9 layers block3_conv1 … block5_conv3, real photos from ``skimage.data``. Prints
 
-- per-image seconds of each path and of each step (forward+backward, weights, PCA, t-SNE,
-  clustering, maps), the speedup, and the ratio to the bare forward+backward pass;
-- the numba first-call (JIT/cache-load) cost, measured separately before any timing;
-- agreement of the two paths: chosen k per image and layer, adjusted Rand index of the cluster
-  assignments (same maps), Table 1 columns and their relative differences;
-- recovery of known groups on structured synthetic maps (blobs at distinct positions): chosen k
-  and ARI against the ground truth, for every path (t-SNE backend + clustering implementation).
+1. **CPU ratio to the bare forward+backward** (goal <= 1.3x): seconds per image of the network pass
+   alone (the same padded batches, one forward and one backward) and of the whole extraction with
+   the background clustering thread (``extract.run.overlap``) and without it, measured back to
+   back in this process, alternating, median over ``--repeat``; per-step seconds.
+2. **Batch independence**: the same images explained with every batch size of ``--batch-sizes``
+   and in another order: how many image-layers give bit-identical records (k, labels, embedding,
+   weights, cluster maps).
+3. **GPU** (when CUDA is available): images per second of the network pass alone and of the whole
+   extraction on the GPU (``tsne.backend: auto`` = batched torch t-SNE), and the share of the wall
+   time the GPU is busy (kernel time from ``torch.profiler``).
+4. With ``--reference``: agreement with the scikit-learn ``reference`` recipe (``tsne.backend:
+   reference`` + ``clustering: sklearn``): speed-up, chosen k, adjusted Rand index, Table 1, and
+   recovery of known groups on synthetic maps.
 
-The ``reference`` path is the authors' recipe: ``tsne.backend: reference`` (scikit-learn PCA and
-Barnes-Hut t-SNE) with ``clustering: sklearn`` (``AgglomerativeClustering`` refitted per k); the
-fast paths use the ``numba`` / ``torch`` backend with ``clustering: scipy`` (one Ward tree).
+Timings are wall clock on a possibly shared machine: ratios are measured back to back in one
+process, but stay noisy under load. Usage::
 
-The machine may be shared: timings are wall-clock medians over ``--repeat`` runs, alternating
-the paths, and can be noisy. Usage::
-
-    .venv/bin/python experiments/bench_extract.py            # 4 images, 256 px
-    .venv/bin/python experiments/bench_extract.py --quick    # 2 images, 1 repeat
-    .venv/bin/python experiments/bench_extract.py --images 8 --repeat 3 --torch
+    .venv/bin/python experiments/bench_extract.py                   # 24 photos, batch 8 (3 batches)
+    .venv/bin/python experiments/bench_extract.py --quick           # 8 photos, batch 4, 1 repetition
+    .venv/bin/python experiments/bench_extract.py --gpu-images 256  # on a CUDA machine
+    .venv/bin/python experiments/bench_extract.py --reference --images 4
 """
 
 from __future__ import annotations
@@ -83,13 +85,16 @@ def synthetic_maps(
 
 
 def run_path(
-    model: torch.nn.Module, images: torch.Tensor, cfg: Any
+    model: torch.nn.Module, images: torch.Tensor, cfg: Any, ids: list[str] | None = None
 ) -> tuple[list[Any], dict[str, float], float]:
+    """Explain ``images`` with ``cfg``: (records, seconds per step, wall seconds)."""
     from inviz.fmaps.explain import explain
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    out = explain(model, images, cfg=cfg, timings=timings)
+    out = explain(model, images, cfg=cfg, sample_ids=ids, timings=timings)
+    if next(model.parameters()).device.type == "cuda":
+        torch.cuda.synchronize()
     return out, timings, time.perf_counter() - start
 
 
@@ -166,26 +171,180 @@ def synthetic_recovery(paths: dict[str, Any], seeds: int = 3) -> list[dict[str, 
     return rows
 
 
+def _same_layer(a: Any, b: Any) -> bool:
+    """Two records of one image and layer are bit-identical."""
+    if (a.k, a.ks, a.silhouettes, a.kl, a.tsne_iter) != (b.k, b.ks, b.silhouettes, b.kl, b.tsne_iter):
+        return False
+    arrays = ("channels", "weights", "embedding", "labels")
+    if not all(np.array_equal(getattr(a, f), getattr(b, f)) for f in arrays):
+        return False
+    return all(
+        np.array_equal(x.raw_map, y.raw_map) and np.array_equal(x.map, y.map)
+        for x, y in zip(a.clusters, b.clusters, strict=True)
+    )
+
+
+def identical(a: list[Any], b: list[Any]) -> tuple[int, int]:
+    """(bit-identical image-layers, all image-layers) of two runs over the same images (any order)."""
+    by_id = {ex.sample_id: ex for ex in b}
+    pairs = [(la, by_id[ex.sample_id].layers[name]) for ex in a for name, la in ex.layers.items()]
+    return sum(_same_layer(x, y) for x, y in pairs), len(pairs)
+
+
+def bare_pass(model: torch.nn.Module, images: torch.Tensor, batch: int) -> float:
+    """Seconds per image of the network pass alone, on the batches the extraction uses (padded)."""
+    from inviz.core.compute import exact_float32
+    from inviz.fmaps.explain import MIN_NETWORK_BATCH, PAPER_LAYERS
+    from inviz.fmaps.gradients import LayerCapture
+
+    device = next(model.parameters()).device
+    size = max(batch, MIN_NETWORK_BATCH)
+    with exact_float32(), LayerCapture(model, PAPER_LAYERS) as cap:
+        start = time.perf_counter()
+        for i in range(0, len(images), batch):
+            x = images[i : i + batch].to(device)
+            if len(x) < size:
+                x = torch.cat([x, x[-1:].expand(size - len(x), *x.shape[1:])])
+            cap.run(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / len(images)
+
+
+def cpu_ratio(model: torch.nn.Module, images: torch.Tensor, args: argparse.Namespace) -> None:
+    """Section 1: the extraction against the bare network pass on the CPU."""
+    from inviz.fmaps.explain import ExtractConfig
+
+    cfg = ExtractConfig(run={"batch_size": args.batch_size, "device": "cpu"}, seed=args.seed)
+    paths = {"overlap": cfg, "serial": cfg.replace(run={"overlap": False})}
+    run_path(model, images[: args.batch_size], cfg)  # warm-up (untimed)
+    fb: list[float] = []
+    times: dict[str, list[float]] = {k: [] for k in paths}
+    steps: dict[str, list[dict[str, float]]] = {k: [] for k in paths}
+    for _ in range(args.repeat):  # alternate, so that load changes hit every path
+        fb.append(bare_pass(model, images, args.batch_size))
+        for name, c in paths.items():
+            _, tm, total = run_path(model, images, c)
+            times[name].append(total / len(images))
+            steps[name].append({k: v / len(images) for k, v in tm.items()})
+    floor = statistics.median(fb)
+    n_batches = -(-len(images) // args.batch_size)
+    print(
+        f"\n1. CPU: seconds per image ({len(images)} photos, {n_batches} batches of {args.batch_size}; "
+        f"median of {args.repeat})"
+    )
+    keys = ["forward_backward", "weights", "pca", "tsne", "clustering", "maps"]
+    print(f"   {'path':<9}{'total':>8}{'ratio':>8}" + "".join(f"{k:>17}" for k in keys))
+    print(f"   {'network':<9}{floor:>8.3f}{1.0:>8.2f}   (bare forward+backward)")
+    for name in paths:
+        med = statistics.median(times[name])
+        cells = [statistics.median(s.get(k, 0.0) for s in steps[name]) for k in keys]
+        print(f"   {name:<9}{med:>8.3f}{med / floor:>8.2f}" + "".join(f"{c:>17.3f}" for c in cells))
+    ratio = statistics.median(times["overlap"]) / floor
+    print(
+        f"   ratio to the bare forward+backward: {ratio:.2f}x (goal <= 1.3x: {'met' if ratio <= 1.3 else 'NOT met'})"
+    )
+    print(
+        "   (step seconds are summed per thread: with overlap, t-SNE, clustering and maps run in the "
+        "background thread while the next batch goes through the network)"
+    )
+
+
+def batch_independence(model: torch.nn.Module, images: torch.Tensor, args: argparse.Namespace) -> None:
+    """Section 2: the same images with several batch sizes and in another order."""
+    from inviz.fmaps.explain import ExtractConfig
+
+    n = min(len(images), args.independence_images)
+    x, ids = images[:n], [f"img{i}" for i in range(n)]
+    sizes = [int(v) for v in args.batch_sizes.split(",")]
+    runs = {}
+    for b in sizes:
+        cfg = ExtractConfig(run={"batch_size": b, "device": "cpu"}, seed=args.seed)
+        runs[f"batch {b}"] = run_path(model, x, cfg, ids)[0]
+    order = list(range(n))[::-1]
+    cfg = ExtractConfig(run={"batch_size": sizes[-1], "device": "cpu"}, seed=args.seed)
+    runs[f"batch {sizes[-1]}, reversed"] = run_path(model, x[order], cfg, [ids[i] for i in order])[0]
+    names = list(runs)
+    print(f"\n2. Batch independence ({n} photos, 9 layers): bit-identical image-layers")
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            same, total = identical(runs[a], runs[b])
+            print(f"   {a:<22} vs {b:<22} {same:>3}/{total}  {'identical' if same == total else 'DIFFER'}")
+
+
+def gpu_throughput(model: torch.nn.Module, args: argparse.Namespace) -> None:
+    """Section 3: images per second and GPU busy share on CUDA."""
+    from inviz.fmaps.explain import ExtractConfig
+
+    if not torch.cuda.is_available():
+        print("\n3. GPU: no CUDA device here; run this script on a GPU machine for images/s and busy share")
+        return
+    device = torch.device("cuda")
+    gpu_model = model.to(device)
+    images = photos(args.gpu_images, args.size)
+    cfg = ExtractConfig(run={"batch_size": args.gpu_batch_size, "device": "cuda"}, seed=args.seed)
+    run_path(gpu_model, images[: args.gpu_batch_size], cfg)  # warm-up: cuDNN, kernels
+    fb = bare_pass(gpu_model, images, args.gpu_batch_size)
+    out, tm, total = run_path(gpu_model, images, cfg)
+    torch.cuda.synchronize()
+    per = total / len(images)
+    print(
+        f"\n3. GPU ({torch.cuda.get_device_name(device)}, {len(images)} photos, batch {args.gpu_batch_size}, "
+        f"t-SNE backend torch)"
+    )
+    print(f"   network pass alone: {1 / fb:8.1f} images/s")
+    print(f"   whole extraction:   {1 / per:8.1f} images/s ({per / fb:.2f}x the network pass)")
+    print("   per-image seconds: " + ", ".join(f"{k} {v / len(images):.4f}" for k, v in tm.items()))
+    try:
+        from torch.profiler import ProfilerActivity, profile
+
+        sub = images[: min(len(images), 4 * args.gpu_batch_size)]
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            start = time.perf_counter()
+            run_path(gpu_model, sub, cfg)
+            torch.cuda.synchronize()
+            wall = time.perf_counter() - start
+        kernels = sum(
+            getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0.0))
+            for e in prof.key_averages()
+        )
+        print(
+            f"   GPU busy: {100 * kernels / 1e6 / wall:.0f}% of the wall time (kernel time, torch.profiler, "
+            f"{len(sub)} photos; the profiler adds some host overhead)"
+        )
+    except Exception as err:  # the profiler is optional here
+        print(f"   GPU busy share not measured: {err}")
+    model.to("cpu")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--images", type=int, default=4, help="number of photos (default 4)")
+    p.add_argument("--images", type=int, default=24, help="photos for the CPU ratio (default 24)")
     p.add_argument("--size", type=int, default=256, help="input size (paper: 256)")
-    p.add_argument("--repeat", type=int, default=2, help="timed repetitions of each path (median reported)")
-    p.add_argument("--quick", action="store_true", help="2 images, 1 repetition, fewer synthetic cases")
-    p.add_argument(
-        "--torch", action="store_true", help="also time the batched torch t-SNE backend (on this device)"
-    )
+    p.add_argument("--batch-size", type=int, default=8, help="extract.run.batch_size on the CPU (default 8)")
+    p.add_argument("--repeat", type=int, default=2, help="timed repetitions (median reported)")
+    p.add_argument("--quick", action="store_true", help="8 photos, batch 4, 1 repetition, small checks")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for every library (0: their defaults)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-sizes", default="1,2,5", help="batch sizes compared for batch independence")
+    p.add_argument(
+        "--independence-images", type=int, default=5, help="photos for the batch-independence check"
+    )
+    p.add_argument("--gpu-images", type=int, default=64, help="photos for the GPU throughput")
+    p.add_argument("--gpu-batch-size", type=int, default=16, help="extract.run.batch_size on the GPU")
+    p.add_argument("--skip", default="", help="comma-separated sections to skip: cpu,independence,gpu")
+    p.add_argument(
+        "--reference", action="store_true", help="also compare with the scikit-learn reference recipe"
+    )
     p.add_argument(
         "--self-check",
         action="store_true",
-        help="also run the reference with another seed: how far the reference is from itself",
+        help="with --reference: also run the reference with another seed (how far it is from itself)",
     )
     args = p.parse_args(argv)
     if args.quick:
-        args.images, args.repeat = min(args.images, 2), 1
+        args.images, args.batch_size, args.repeat = min(args.images, 8), min(args.batch_size, 4), 1
+        args.gpu_images = min(args.gpu_images, 16)
     import numba
 
     if args.threads:  # torch, numba and the BLAS/OpenMP pools of numpy/scipy/scikit-learn
@@ -200,129 +359,89 @@ def main(argv: list[str] | None = None) -> int:
         numba.set_num_threads(args.threads)
         threadpool_limits(args.threads)
 
-    from inviz.fmaps.explain import PAPER_LAYERS, ExtractConfig
-    from inviz.fmaps.gradients import LayerCapture
     from inviz.models.vgg import ModelConfig, build_vgg16
 
     torch.manual_seed(args.seed)
     model = build_vgg16(10, ModelConfig(weights="none", input_size=args.size)).eval()
     images = photos(args.images, args.size)
-    base = ExtractConfig(run={"batch_size": args.batch_size}, seed=args.seed)
-    cfg_fast = base.replace(tsne={"backend": "numba"}, clustering="scipy")
-    cfg_ref = base.replace(tsne={"backend": "reference"}, clustering="sklearn")
     print(
-        f"VGG-16 (random init), {args.size} px, {args.images} photo(s), 9 layers; torch threads "
-        f"{torch.get_num_threads()}, numba threads {numba.get_num_threads()}; batch {args.batch_size}"
+        f"VGG-16 (random init), {args.size} px, 9 layers; torch threads {torch.get_num_threads()}, "
+        f"numba threads {numba.get_num_threads()}; torch {torch.__version__}"
     )
-    print("NOTE: wall-clock on a possibly shared machine; medians over repetitions, still noisy.\n")
+    print("NOTE: wall-clock on a possibly shared machine; medians over repetitions, still noisy.")
+    numba_first_call()
+    skip = set(args.skip.split(","))
+    if "cpu" not in skip:
+        cpu_ratio(model, images, args)
+    if "independence" not in skip:
+        batch_independence(model, images, args)
+    if "gpu" not in skip:
+        gpu_throughput(model, args)
+    if args.reference:
+        reference_comparison(model, images, args)
+    return 0
 
-    # numba first call: JIT compile, or load from the on-disk cache (cache=True), on a tiny problem
+
+def numba_first_call() -> None:
+    """Report the numba JIT/cache-load cost of the first t-SNE call (not included in any timing)."""
     from inviz.fmaps import _tsne_numba
-    from inviz.fmaps.embedding import embed
+    from inviz.fmaps.embedding import TSNEConfig, embed
 
     start = time.perf_counter()
-    embed([torch.rand(6, 16)], cfg_fast.tsne, 50, backend="numba")
+    embed([torch.rand(6, 16)], TSNEConfig(), 50, backend="numba")
     jit = time.perf_counter() - start
     how = (
-        "loaded from the on-disk cache"
-        if _tsne_numba.tsne_many.stats.cache_hits
-        else "compiled (now cached on disk)"
+        "loaded from the on-disk cache" if _tsne_numba.tsne_many.stats.cache_hits else "compiled (now cached)"
     )
     print(f"numba first call: {jit:.2f} s, {how}; not included below")
-    run_path(model, images[:1], cfg_fast)  # warm-up of torch and the rest (untimed)
 
-    # bare forward + backward (the floor)
-    fb = []
-    for _ in range(max(args.repeat, 2)):
-        with LayerCapture(model, PAPER_LAYERS) as cap:
-            start = time.perf_counter()
-            for i in range(0, args.images, args.batch_size):
-                cap.run(images[i : i + args.batch_size])
-            fb.append((time.perf_counter() - start) / args.images)
-    fwd_bwd = statistics.median(fb)
 
+def reference_comparison(model: torch.nn.Module, images: torch.Tensor, args: argparse.Namespace) -> None:
+    """Section 4: the fast path against the scikit-learn reference recipe (slow)."""
+    from inviz.fmaps.explain import PAPER_LAYERS, ExtractConfig
+
+    base = ExtractConfig(run={"batch_size": args.batch_size, "device": "cpu"}, seed=args.seed)
+    cfg_fast = base.replace(tsne={"backend": "numba"}, clustering="scipy")
+    cfg_ref = base.replace(tsne={"backend": "reference"}, clustering="sklearn")
     paths = {"reference": cfg_ref, "fast": cfg_fast}
-    if args.torch:
-        paths["torch"] = base.replace(tsne={"backend": "torch"}, clustering="scipy")
     if args.self_check:  # calibration: the reference against itself with another seed
         paths["reference_seed2"] = cfg_ref.replace(seed=args.seed + 1)
     results: dict[str, list[Any]] = {}
     times: dict[str, list[float]] = {k: [] for k in paths}
-    steps: dict[str, list[dict[str, float]]] = {k: [] for k in paths}
     for _ in range(args.repeat):
-        for name, cfg in paths.items():  # alternate the paths so load changes hit both
-            out, tm, total = run_path(model, images, cfg)
+        for name, cfg in paths.items():
+            out, _, total = run_path(model, images, cfg)
             results[name] = out
-            times[name].append(total / args.images)
-            steps[name].append({k: v / args.images for k, v in tm.items()})
-
-    keys = ["forward_backward", "weights", "pca", "tsne", "clustering", "maps"]
-    print(f"\nper-image seconds (median of {args.repeat}):")
-    print(f"{'path':<10}" + "".join(f"{k:>17}" for k in keys) + f"{'total':>10}")
-    med = {}
-    for name in paths:
-        med[name] = statistics.median(times[name])
-        cells = [statistics.median(s.get(k, 0.0) for s in steps[name]) for k in keys]
-        print(f"{name:<10}" + "".join(f"{c:>17.3f}" for c in cells) + f"{med[name]:>10.3f}")
-    print(f"\nbare forward+backward: {fwd_bwd:.3f} s/image")
-    for name in paths:
-        if name != "reference":
-            print(
-                f"{name}: speedup vs reference {med['reference'] / med[name]:.1f}x; "
-                f"ratio to forward+backward {med[name] / fwd_bwd:.1f}x"
-            )
-    print(f"reference: ratio to forward+backward {med['reference'] / fwd_bwd:.1f}x")
+            times[name].append(total / len(images))
+    med = {name: statistics.median(t) for name, t in times.items()}
     print(
-        "non-network part (total minus forward_backward) per image: "
-        + ", ".join(
-            f"{name} {med[name] - statistics.median(s.get('forward_backward', 0.0) for s in steps[name]):.3f} s"
-            for name in paths
-        )
+        f"\n4. Reference recipe: {med['reference']:.2f} s/image; fast path {med['fast']:.2f} s/image "
+        f"({med['reference'] / med['fast']:.1f}x faster)"
     )
-
-    kept = [le.n_kept for ex in results["fast"] for le in ex.layers.values()]
-    print(f"\nkept maps per image: {sum(kept) / args.images:.0f} (per layer {min(kept)}..{max(kept)})")
     for name in paths:
         if name == "reference":
             continue
         ag = agreement(results["reference"], results[name])
         print(
-            f"\nagreement reference vs {name} over {ag['n']} image-layers: same k {ag['same_k']}/{ag['n']}, "
+            f"   reference vs {name} over {ag['n']} image-layers: same k {ag['same_k']}/{ag['n']}, "
             f"ARI mean {ag['ari_mean']:.2f} (median {ag['ari_median']:.2f})"
         )
-        print("  ARI per layer: " + ", ".join(f"{k}: {v:.2f}" for k, v in ag["ari_per_layer"].items()))
-        t_ref = table1_of(results["reference"], PAPER_LAYERS)
-        t_new = table1_of(results[name], PAPER_LAYERS)
-        print("  Table 1 (reference | " + name + " | relative diff):")
-        print(f"  {'layer':<14}{'clusters':>22}{'fmaps %':>24}{'weight %':>24}")
-        rel_all = []
-        for layer in PAPER_LAYERS:
-            cells = []
-            for col in ("leftover_clusters", "leftover_fmaps", "leftover_weight"):
-                a, b = t_ref.loc[layer, col], t_new.loc[layer, col]
-                rel = (b - a) / a * 100 if a else float("nan")
-                rel_all.append((col, rel))
-                cells.append(f"{a:7.2f} |{b:7.2f} |{rel:+5.0f}%")
-            print(f"  {layer:<14}" + "".join(f"{c:>24}" for c in cells))
+        t_ref, t_new = table1_of(results["reference"], PAPER_LAYERS), table1_of(results[name], PAPER_LAYERS)
         for col in ("leftover_clusters", "leftover_fmaps", "leftover_weight"):
             a, b = t_ref[col].mean(), t_new[col].mean()
-            print(f"  mean over layers {col}: reference {a:.2f}, {name} {b:.2f} ({(b - a) / a * 100:+.1f}%)")
-
-    print("\nrecovery of known groups on synthetic maps (ARI vs ground truth, chosen k vs true k):")
-    recovery = {name: cfg for name, cfg in paths.items() if name in ("reference", "fast", "torch")}
+            print(
+                f"   Table 1 mean over layers, {col}: reference {a:.2f}, {name} {b:.2f} ({(b - a) / a * 100:+.1f}%)"
+            )
+    print("   recovery of known groups on synthetic maps (ARI vs ground truth, chosen k vs true k):")
+    recovery = {name: cfg for name, cfg in paths.items() if name in ("reference", "fast")}
     rows = synthetic_recovery(recovery, seeds=1 if args.quick else 3)
     for name in recovery:
         part = [r for r in rows if r["path"] == name]
         right_k = sum(r["k"] == r["groups"] for r in part)
-        by_noise = {}
-        for r in part:
-            by_noise.setdefault(r["noise"], []).append(r["ari"])
         print(
-            f"  {name:<10} ARI mean {np.mean([r['ari'] for r in part]):.2f} (min {min(r['ari'] for r in part):.2f}), "
-            f"right k {right_k}/{len(part)}, {np.mean([r['seconds'] for r in part]):.2f} s/problem; ARI by noise "
-            + ", ".join(f"{k}: {np.mean(v):.2f}" for k, v in sorted(by_noise.items()))
+            f"   {name:<10} ARI mean {np.mean([r['ari'] for r in part]):.2f} (min {min(r['ari'] for r in part):.2f}), "
+            f"right k {right_k}/{len(part)}, {np.mean([r['seconds'] for r in part]):.2f} s/problem"
         )
-    return 0
 
 
 if __name__ == "__main__":

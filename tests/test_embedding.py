@@ -178,12 +178,50 @@ def test_numba_and_torch_run_the_same_algorithm():
     assert np.mean(kl_a) == pytest.approx(np.mean(kl_b), rel=0.1)
 
 
-def test_batch_of_problems_equals_one_at_a_time():
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_batch_of_problems_equals_one_at_a_time(backend):
+    """A problem's embedding is bit-identical alone, in a batch, and padded by a larger companion."""
     problems = [minmax_rows(blob_maps(k, 12, seed=k)[0]) for k in (3, 4, 5)]
-    together = embed(problems, TSNEConfig(n_iter=400), 50, backend="numba")
-    for x, e in zip(problems, together, strict=True):
-        alone = embed([x], TSNEConfig(n_iter=400), 50, backend="numba")[0]
-        np.testing.assert_array_equal(alone.points, e.points)
+    big = minmax_rows(blob_maps(4, 30, seed=9)[0])  # 120 points: pads the others to 128 rows (torch)
+    cfg = TSNEConfig(n_iter=300)
+    together = embed(problems, cfg, 50, backend=backend)
+    padded = embed([problems[2], big, problems[0], problems[1]], cfg, 50, backend=backend)
+    for x, e, p in zip(problems, together, [padded[2], padded[3], padded[0]], strict=True):
+        alone = embed([x], cfg, 50, backend=backend)[0]
+        for other in (e, p):
+            np.testing.assert_array_equal(alone.points, other.points)
+            assert (alone.kl, alone.n_iter) == (other.kl, other.n_iter)
+
+
+def test_tree_sum_is_exact_pairwise_and_ignores_zero_padding():
+    from inviz.fmaps._tsne_torch import tree_sum
+
+    x = torch.tensor([[1.0, 2.0, 3.0, 4.0, 5.0], [1e16, 1.0, -1e16, 1.0, 0.5]], dtype=torch.float64)
+    # ((x0 + x1) + (x2 + x3)) + x4
+    assert tree_sum(x).tolist() == [15.0, ((1e16 + 1.0) + (-1e16 + 1.0)) + 0.5]
+    rng = torch.Generator().manual_seed(0)
+    y = torch.rand(3, 37, generator=rng, dtype=torch.float32)
+    for pad in (3, 27, 91):
+        assert torch.equal(tree_sum(y), tree_sum(torch.nn.functional.pad(y, (0, pad))))
+
+
+def test_pca_of_a_problem_does_not_depend_on_the_others_or_on_threads():
+    """Each problem's Gram/covariance is solved on its own (padded by its own size), on one CPU thread."""
+    g = torch.Generator().manual_seed(0)
+    xs = [
+        minmax_rows(torch.rand(n, p, generator=g) ** 3) for n, p in ((37, 64), (90, 64), (150, 64), (60, 100))
+    ]
+    before = torch.get_num_threads()
+    try:
+        results = {}
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results[threads] = pca_scores(xs, 50)
+            for x, s in zip(xs, results[threads], strict=True):
+                assert torch.equal(pca_scores([x], 50)[0], s)
+        assert all(torch.equal(a, b) for a, b in zip(results[1], results[2], strict=True))
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("backend", sorted(TSNE_BACKENDS))

@@ -13,8 +13,7 @@ from inviz.core.config import ParamsError, from_dict, to_dict
 from inviz.fmaps.clustering import CLUSTERINGS
 from inviz.fmaps.explain import ExtractConfig, RunConfig, explain
 from inviz.fmaps.gradients import NonFiniteError, capture
-from inviz.fmaps.lightning import fingerprint, prepare_output
-from inviz.fmaps.shards import consolidate, finished_ids, to_tables, write_shard
+from inviz.fmaps.shards import consolidate, fingerprint, finished_ids, prepare_output, to_tables, write_shard
 from inviz.fmaps.store import load_results
 from inviz.fmaps.table1 import table1
 from inviz.fmaps.threshold import keep_mask, layer_threshold
@@ -331,21 +330,155 @@ def test_tables_shards_and_loading(tmp_path, vgg, images):
     assert list(t.index) == list(LAYERS) and (t["n_images"] == 3).all()
 
 
-def test_prepare_output_resets_on_other_config(tmp_path, vgg, images):
-    cfg = ExtractConfig(layers=("block5_conv3",))
+def test_prepare_output_resets_on_other_config_or_runtime(tmp_path, vgg, images):
+    cfg = ExtractConfig(layers=("block5_conv3",), tsne={"backend": "auto"})
     ex = explain(vgg, images[:1], cfg=cfg)
+
+    def fill(name: str) -> None:
+        write_shard(tmp_path, f"r000-{name}-00000", ex)
+        consolidate(tmp_path)
+
     assert prepare_output(tmp_path, cfg, "m1") == set()
-    write_shard(tmp_path, "r000-a-00000", ex)
+    fill("a")
     (tmp_path / "shards" / "r000-b-00000.maps.npz").write_bytes(b"partial")  # an interrupted shard
-    resumed = cfg.replace(run={"shard_size": 3, "threads": 2, "num_workers": 1, "device": "cpu"})
+    resumed = cfg.replace(
+        run={"shard_size": 3, "threads": 2, "num_workers": 1, "device": "cpu", "overlap": False, "devices": 2}
+    )
     assert prepare_output(tmp_path, resumed, "m1") == {"0"}  # run settings that do not change results: resume
     assert not (tmp_path / "shards" / "r000-b-00000.maps.npz").exists()
-    assert prepare_output(tmp_path, cfg.replace(k_max=6), "m1") == set()  # another config: afresh
-    write_shard(tmp_path, "r000-c-00000", ex)
-    assert (
-        prepare_output(tmp_path, cfg.replace(run={"batch_size": 3}), "m1") == set()
-    )  # batch size can: afresh
-    assert prepare_output(tmp_path, cfg, "m2") == set()  # another model: afresh
+    assert prepare_output(tmp_path, cfg.replace(tsne={"backend": "numba"}), "m1") == {
+        "0"
+    }  # auto = numba here
+    for other in (
+        cfg.replace(k_max=6),  # another config
+        cfg.replace(run={"batch_size": 3}),  # another batch size
+        cfg.replace(tsne={"backend": "torch"}),  # another t-SNE backend
+        cfg.replace(run={"device": "cuda"}),  # another device type (and with it the backend auto resolves to)
+        cfg,  # ... and back, with another model below
+    ):
+        fill("c")
+        model = "m2" if other is cfg else "m1"
+        assert prepare_output(tmp_path, other, model) == set()  # afresh
+        # the merged tables went with the shards: nothing of the old run can be read back
+        assert (
+            not (tmp_path / "clusters.parquet").exists() and not (tmp_path / "layer_stats.parquet").exists()
+        )
+        assert len(load_results(tmp_path).layers) == 0
+        cfg = other
+
+
+def test_merged_tables_of_another_run_or_merge_are_refused(tmp_path, vgg, images):
+    from inviz.core.io import read_json, write_json
+    from inviz.fmaps.store import StaleResultsError
+
+    cfg = ExtractConfig(layers=("block5_conv3",))
+    prepare_output(tmp_path, cfg, "m1")
+    write_shard(tmp_path, "r000-a-00000", explain(vgg, images[:2], cfg=cfg))
+    consolidate(tmp_path)
+    assert len(load_results(tmp_path).layers) == 2
+    old = (tmp_path / "layer_stats.parquet").read_bytes()
+    consolidate(tmp_path)  # a second merge: a new token in both tables
+    (tmp_path / "layer_stats.parquet").write_bytes(old)  # one table of the first merge, one of the second
+    with pytest.raises(StaleResultsError, match="different merges"):
+        load_results(tmp_path)
+    consolidate(tmp_path)
+    manifest = read_json(tmp_path / "manifest.json")
+    write_json(tmp_path / "manifest.json", {**manifest, "fingerprint": "0123456789abcdef"})
+    with pytest.raises(StaleResultsError, match="another configuration or model"):
+        load_results(tmp_path)
+
+
+def test_consolidate_keeps_one_consistent_copy_of_a_duplicated_image(tmp_path, vgg, images):
+    """Two different analyses of one image (a re-run, two ranks): layer rows and clusters of one shard."""
+    three = explain(vgg, images[:1], cfg=ExtractConfig(layers=LAYERS, k_min=3, k_max=3), sample_ids=["s"])
+    five = explain(vgg, images[:1], cfg=ExtractConfig(layers=LAYERS, k_min=5, k_max=5), sample_ids=["s"])
+    other = explain(vgg, images[1:2], cfg=ExtractConfig(layers=LAYERS), sample_ids=["t"])
+    write_shard(tmp_path, "r001-b-00000", five + other)
+    write_shard(tmp_path, "r000-a-00000", three)  # first in name order: its copy wins
+    for clusters, layers in (consolidate(tmp_path, ["s", "t"]), consolidate(tmp_path)):
+        assert len(layers) == 2 * len(LAYERS) and not layers.duplicated(["sample_id", "layer"]).any()
+        for r in layers.itertuples():
+            rows = clusters[(clusters["sample_id"] == r.sample_id) & (clusters["layer"] == r.layer)]
+            assert len(rows) == r.n_clusters == r.k and rows["k"].eq(r.k).all()
+            assert rows["map_file"].nunique() == 1  # every cluster from one shard
+            if r.sample_id == "s":
+                assert r.k == 3 and rows["map_file"].iloc[0] == "shards/r000-a-00000.maps.npz"
+    for name in ("clusters.parquet", "layer_stats.parquet"):
+        (tmp_path / name).unlink()
+    res = load_results(tmp_path)  # read from the shards: the same one copy
+    assert sorted(res.layers.groupby("sample_id")["k"].max().items()) == sorted(
+        layers.groupby("sample_id")["k"].max().items()
+    )
+    assert len(res.clusters) == len(clusters)
+
+
+def _same_records(a, b) -> None:
+    """Two records of one image are bit-identical (every number, embedding and map)."""
+    assert (a.sample_id, a.target, a.pred, a.logit) == (b.sample_id, b.target, b.pred, b.logit)
+    for name, la in a.layers.items():
+        lb = b.layers[name]
+        for f in ("channels", "weights", "embedding", "labels"):
+            np.testing.assert_array_equal(getattr(la, f), getattr(lb, f), err_msg=f"{name}.{f}")
+        assert (la.k, la.ks, la.silhouettes, la.kl, la.tsne_iter, la.status, la.total_weight) == (
+            lb.k,
+            lb.ks,
+            lb.silhouettes,
+            lb.kl,
+            lb.tsne_iter,
+            lb.status,
+            lb.total_weight,
+        )
+        for ca, cb in zip(la.clusters, lb.clusters, strict=True):
+            assert (ca.weight, ca.pruned) == (cb.weight, cb.pruned)
+            np.testing.assert_array_equal(ca.raw_map, cb.raw_map)
+            np.testing.assert_array_equal(ca.map, cb.map)
+
+
+@pytest.mark.parametrize("backend", ["numba", "torch"])
+def test_an_images_records_do_not_depend_on_its_batch_companions(vgg, backend):
+    """For a batch size, an image gives the same records in another order, another batch, a partial
+    last batch, alone, with or without the CPU overlap; per image, not up to rounding."""
+    torch.manual_seed(5)
+    x = torch.randn(5, 3, 64, 64)
+    ids = [f"i{i}" for i in range(5)]
+    cfg = ExtractConfig(layers=LAYERS, run={"batch_size": 3}, tsne={"backend": backend, "n_iter": 300})
+    base = {ex.sample_id: ex for ex in explain(vgg, x, cfg=cfg, sample_ids=ids)}  # batches 3 + 2 (padded)
+    order = [4, 2, 0, 3, 1]
+    shuffled = explain(
+        vgg, x[order], cfg=cfg.replace(run={"overlap": False}), sample_ids=[ids[i] for i in order]
+    )
+    alone = explain(vgg, x[3:4], cfg=cfg, sample_ids=["i3"])  # a batch of one, padded to three
+    for ex in [*shuffled, *alone]:
+        _same_records(base[ex.sample_id], ex)
+
+
+def test_the_analysis_runs_in_full_float32_and_restores_the_callers_settings(vgg, images):
+    """TF32 requested by the caller (Lightning's hint) is off inside the analysis, and back afterwards."""
+    from inviz.core.compute import _PRECISION_FLAGS, _flag
+
+    seen = []
+
+    def record(module, inputs, output):
+        flags = [_flag(*key).fp32_precision for key in _PRECISION_FLAGS]
+        seen.append((flags, torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark))
+
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.benchmark
+    torch.set_float32_matmul_precision("high")
+    torch.backends.cudnn.benchmark = True
+    try:
+        caller = [_flag(*key).fp32_precision for key in _PRECISION_FLAGS]
+        assert "tf32" in caller
+        handle = vgg.features[0].register_forward_hook(record)
+        try:
+            explain(vgg, images[:1], cfg=ExtractConfig(layers=("block5_conv3",)))
+        finally:
+            handle.remove()
+        assert seen and all(flags == ["ieee"] * len(_PRECISION_FLAGS) and d and not b for flags, d, b in seen)
+        assert [_flag(*key).fp32_precision for key in _PRECISION_FLAGS] == caller
+        assert torch.backends.cudnn.benchmark and torch.get_float32_matmul_precision() == "high"
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cudnn.benchmark = before[1]
 
 
 def test_to_tables_columns(vgg, images):
@@ -399,7 +532,7 @@ def test_run_settings_are_a_nested_section_and_old_keys_still_load(caplog):
         from_dict(ExtractConfig, {"run": {"batch_size": 0}}, "extract")
 
 
-def test_fingerprint_covers_the_method_and_the_batch_size_only():
+def test_fingerprint_covers_the_method_the_runtime_and_the_model(monkeypatch):
     cfg = ExtractConfig(layers=("block5_conv3",))
     same = cfg.replace(
         run={
@@ -410,17 +543,28 @@ def test_fingerprint_covers_the_method_and_the_batch_size_only():
             "devices": 2,
             "num_nodes": 2,
             "strategy": "ddp",
+            "overlap": False,
+            "deterministic": "warn",
         }
     )
     assert fingerprint(same, "m") == fingerprint(cfg, "m")
     others = [
         cfg.replace(run={"batch_size": 3}),
+        cfg.replace(run={"device": "cuda"}),
+        cfg.replace(tsne={"backend": "torch"}),
         cfg.replace(k_max=6),
         cfg.replace(clustering="sklearn"),
         cfg.replace(tsne={"perplexity": 20.0}),
     ]
     prints = {fingerprint(c, "m") for c in others} | {fingerprint(cfg, "m"), fingerprint(cfg, "m2")}
     assert len(prints) == len(others) + 2
+    from inviz.fmaps.shards import runtime
+
+    assert runtime(cfg)["tsne_backend"] == "numba" and runtime(cfg)["device_type"] == "cpu"  # auto, resolved
+    assert runtime(cfg.replace(run={"device": "cuda"}))["tsne_backend"] == "torch"
+    before = fingerprint(cfg, "m")
+    monkeypatch.setattr(torch, "__version__", "0.0.1")  # another torch rounds differently
+    assert fingerprint(cfg, "m") != before
 
 
 @pytest.mark.parametrize("name", sorted(CLUSTERINGS))

@@ -187,22 +187,6 @@ def test_stage_errors_are_clear(tmp_path, tracking_uri, capsys):
     assert "extract: weights" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_two_process_ddp_writes_rank_shards(tmp_path):
-    """Two CPU processes (DDP, gloo): each rank writes its own shards; padding duplicates are merged away."""
-    images, selected, _, model = make_inputs(tmp_path)
-    ds, ids = dataset(images, selected)
-    cfg = ExtractConfig(
-        layers=LAYERS,
-        run={"batch_size": 2, "shard_size": 2, "device": "cpu", "devices": 2, "strategy": "ddp_spawn"},
-    )
-    run = run_extraction(model, ds, ids, tmp_path / "out", cfg, model_sha256="m", progress=False)
-    ranks = {name.split("-")[0] for name in complete_shards(tmp_path / "out")}
-    assert ranks == {"r000", "r001"}
-    assert run.layers["sample_id"].drop_duplicates().tolist() == ids
-    assert len(run.layers) == len(ids) * len(LAYERS)
-
-
 def test_dvc_tracks_the_method_keys_and_no_run_setting():
     """The ``extract`` stage re-runs when a method key changes, not when threads/devices/batch size do."""
     import dataclasses

@@ -196,8 +196,10 @@ def _validate(
     from tqdm.auto import tqdm
 
     from inviz.concepts.tcav import run_tcav
+    from inviz.core.compute import exact_float32, resolve_device
     from inviz.data.datamodule import read_index
 
+    model = loaded.model.to(resolve_device(cfg.run.device))  # global.run.device (TCAV's passes)
     c = cfg.concepts
     size, mean, std = loaded.config.input_size, loaded.config.mean, loaded.config.std
     index = read_index(index_path)
@@ -219,9 +221,10 @@ def _validate(
         if not concepts:
             continue
         layer_cfg = dataclasses.replace(cfg.tcav, layers=(layer,))
-        res = run_tcav(
-            loaded.model, class_label, concepts, random_x, class_x, layer_cfg, cav_cache, loaded.sha256
-        )
+        with exact_float32():  # no TF32: the same activations, CAVs and scores on every device
+            res = run_tcav(
+                model, class_label, concepts, random_x, class_x, layer_cfg, cav_cache, loaded.sha256
+            )
         trained, cached = trained + res.n_trained, cached + res.n_cached
         runs.append(res.runs.assign(class_label=class_label))
         t = res.table

@@ -97,6 +97,19 @@ class ConceptConfig:
 
 
 @dataclass(frozen=True)
+class GlobalRunConfig:
+    """``global.run``: how the stage runs, not what it computes (not a DVC dependency).
+
+    Parameters
+    ----------
+    device : str
+        Where TCAV runs the model: ``auto`` (CUDA when available) | ``cpu`` | ``cuda`` | ``cuda:1`` …
+    """
+
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
 class GlobalConfig:
     """``global`` section: class-level explanations and their TCAV validation (docs/method.md §4).
 
@@ -124,6 +137,8 @@ class GlobalConfig:
     tcav : TCAVConfig
         TCAV settings (:class:`inviz.concepts.tcav.TCAVConfig`: layers, runs, example counts,
         test, correction).
+    run : GlobalRunConfig
+        Execution settings (the device of TCAV).
     """
 
     layers: tuple[str, ...] | None = None
@@ -136,6 +151,7 @@ class GlobalConfig:
     tcav_enabled: bool = True
     concepts: ConceptConfig = field(default_factory=ConceptConfig)
     tcav: TCAVConfig = field(default_factory=TCAVConfig)
+    run: GlobalRunConfig = field(default_factory=GlobalRunConfig)
 
     def __post_init__(self) -> None:
         """Check the values (``ValueError`` naming the key)."""

@@ -17,7 +17,7 @@ t-SNE backends (:data:`TSNE_BACKENDS`, chosen by ``extract.tsne.backend``):
 - ``numba`` — exact t-SNE compiled for the CPU (:mod:`inviz.fmaps._tsne_numba`), all problems of a batch
   in parallel; deterministic (no random numbers: PCA initialisation). CPU default.
 - ``torch`` — the same exact algorithm batched in torch (padded problems, :mod:`inviz.fmaps._tsne_torch`),
-  for CUDA devices.
+  for CUDA devices; a problem's result does not depend on the problems batched with it.
 - ``reference`` — the recipe of the authors' code: scikit-learn ``PCA`` and Barnes-Hut ``TSNE``,
   one problem at a time (seeded with ``seed``). Slow; kept for agreement checks.
 - ``auto`` — ``torch`` when the device is CUDA, ``numba`` otherwise.
@@ -171,10 +171,10 @@ def tsne_init(scores: torch.Tensor) -> torch.Tensor:
     init = torch.zeros((scores.shape[0], 2), dtype=torch.float64, device=scores.device)
     k = min(2, scores.shape[1])
     init[:, :k] = scores[:, :k]
-    std = init[:, 0].std(unbiased=False) if init.shape[0] > 1 else torch.tensor(0.0)
-    if float(std) > 0:
-        init = init / std * 1e-4
-    return init
+    if init.shape[0] < 2:
+        return init
+    std = init[:, 0].std(unbiased=False)
+    return torch.where(std > 0, init / std * 1e-4, init)  # no host synchronisation
 
 
 def learning_rate(n: int, cfg: TSNEConfig) -> float:
@@ -239,6 +239,28 @@ class TSNEBackend:
         """
         with timed(timings, "pca"):
             scores = self.pca(xs, n_components, seed)
+        return self.embed_scores(scores, cfg, seed, timings)
+
+    def embed_scores(
+        self,
+        scores: Sequence[torch.Tensor],
+        cfg: TSNEConfig,
+        seed: int = 0,
+        timings: dict[str, float] | None = None,
+    ) -> list[Embedding]:
+        """Embed problems already reduced by :meth:`pca` (the second half of :meth:`__call__`).
+
+        Parameters
+        ----------
+        scores : tensors of shape (n_i, d_i), the PCA scores of each problem (from :meth:`pca`).
+        cfg : t-SNE settings.
+        seed : random seed (used by the ``reference`` backend only).
+        timings : optional dict receiving the seconds spent in ``tsne``.
+
+        Returns
+        -------
+        list of :class:`Embedding`, one per problem: points of shape (n_i, 2).
+        """
         results = [_few_points(s) if s.shape[0] < MIN_TSNE_POINTS else None for s in scores]
         todo = [i for i, s in enumerate(scores) if s.shape[0] >= MIN_TSNE_POINTS]
         if todo:
@@ -300,7 +322,8 @@ class TorchTSNE(TSNEBackend):
         from inviz.fmaps._tsne_torch import tsne_torch
 
         results: list[Embedding | None] = [None] * len(scores)
-        # bucket by size so that small problems are not padded to the largest one
+        # chunks of problems of similar size (less padding); a problem's result does not depend
+        # on its chunk (see inviz.fmaps._tsne_torch)
         todo = sorted(range(len(scores)), key=lambda i: scores[i].shape[0])
         chunks: list[list[int]] = [[]]
         for i in todo:
@@ -382,6 +405,20 @@ def embed_pca(
     """
     with timed(timings, "pca"):
         scores = pca_scores([x.detach() for x in xs], n_components)
+    return pca_points(scores)
+
+
+def pca_points(scores: Sequence[torch.Tensor]) -> list[Embedding]:
+    """Return the PCA scores themselves as the points to cluster (``extract.embedding: pca``).
+
+    Parameters
+    ----------
+    scores : tensors of shape (n_i, d_i), from :func:`inviz.fmaps.pca.pca_scores`.
+
+    Returns
+    -------
+    list of :class:`Embedding`, points of shape (n_i, max(d_i, 2)) (zero-padded to 2 columns).
+    """
     out = []
     for s in scores:
         pts = s.cpu().numpy().astype(np.float64)

@@ -1,11 +1,14 @@
 """The INV feature-map analysis of a set of images: images in, cluster maps out (docs/method.md §1).
 
 Per batch one forward and one backward pass serve all layers (§1.1, :mod:`inviz.fmaps.gradients`);
-then for every image and layer: channel weights (§1.2-§1.3, :mod:`inviz.fmaps.weighting`), the map
-threshold (§1.4, :mod:`inviz.fmaps.threshold`), min-max scaling (§1.5) and PCA (§1.6) of the kept
-maps (:mod:`inviz.fmaps.pca`), t-SNE (§1.6, :mod:`inviz.fmaps.embedding`; all problems of a batch at
-once), Ward + silhouette (§1.7, :mod:`inviz.fmaps.clustering`), cluster weights, maps and pruning
-(§1.8-§1.9, :mod:`inviz.fmaps.cluster_maps`). The results are records (:mod:`inviz.fmaps.records`).
+then for every image and layer (:mod:`inviz.fmaps.analysis`): channel weights (§1.2-§1.3,
+:mod:`inviz.fmaps.weighting`), the map threshold (§1.4, :mod:`inviz.fmaps.threshold`), min-max
+scaling (§1.5) and PCA (§1.6) of the kept maps (:mod:`inviz.fmaps.pca`), t-SNE (§1.6,
+:mod:`inviz.fmaps.embedding`; all problems of a batch at once), Ward + silhouette (§1.7,
+:mod:`inviz.fmaps.clustering`), cluster weights, maps and pruning (§1.8-§1.9,
+:mod:`inviz.fmaps.cluster_maps`). The results are records (:mod:`inviz.fmaps.records`).
+:class:`Explainer` pads every batch to the batch size, pins the numerics
+(:mod:`inviz.core.compute`) and clusters one batch on the CPU while the next one runs.
 
 :class:`ExtractConfig` holds every number of §1 (the ``extract`` section of ``params.yaml``;
 defaults are the authors' code); how the analysis runs (device, batch and shard size, threads …)
@@ -16,24 +19,30 @@ on several devices is :mod:`inviz.fmaps.lightning`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-import numpy as np
 import torch
 from torch import nn
 
+from inviz.core.compute import exact_float32
 from inviz.core.config import from_dict
-from inviz.fmaps.cluster_maps import MAP_SCALINGS, cluster_maps, prune_mask
-from inviz.fmaps.clustering import CLUSTERINGS, WardSilhouette
-from inviz.fmaps.embedding import Embedding, TSNEConfig, embed, embed_pca, resolve_backend, timed
-from inviz.fmaps.gradients import Captured, LayerCapture
-from inviz.fmaps.pca import minmax_rows
-from inviz.fmaps.records import ClusterResult, ImageExplanation, LayerExplanation
-from inviz.fmaps.threshold import ThresholdConfig, keep_mask, layer_threshold
-from inviz.fmaps.weighting import NORMALISATIONS, WEIGHTINGS, layer_total, normalisation_scale
+from inviz.fmaps.analysis import finish_batch, prepare_batch
+from inviz.fmaps.cluster_maps import MAP_SCALINGS
+from inviz.fmaps.clustering import CLUSTERINGS
+from inviz.fmaps.embedding import TSNEConfig, timed
+from inviz.fmaps.gradients import LayerCapture
+from inviz.fmaps.records import ImageExplanation
+from inviz.fmaps.threshold import ThresholdConfig
+from inviz.fmaps.weighting import NORMALISATIONS, WEIGHTINGS
+
+#: the network never sees fewer images than this per pass (a single image takes another convolution
+#: path in oneDNN, whose rounding depends on the thread count; from 2 images on it does not, measured)
+MIN_NETWORK_BATCH = 2
 
 #: the paper's nine layers (Keras names of VGG-16's last nine convolutions)
 PAPER_LAYERS: tuple[str, ...] = (
@@ -54,18 +63,27 @@ class RunConfig:
     """``extract.run``: how the extraction runs, not what it computes.
 
     These settings are left out of the ``extract`` stage's DVC params, so changing them does not
-    re-run the stage. ``batch_size`` alone can change results (by float rounding of batched
-    convolutions, see :func:`explain`); it stays in the resume fingerprint (:data:`RESULT_KEYS`).
+    re-run the stage. An image's results do not depend on which images share its batch or process
+    (the last batch is padded to ``batch_size``, see :class:`Explainer`), but they can depend on the
+    batch size itself (the network's convolution algorithm is chosen by shape: on the GPU, and
+    batch size 1 against larger ones on the CPU), so ``batch_size`` is part of the resume
+    fingerprint (:data:`RESULT_KEYS`), with the device type and the t-SNE backend.
 
     Parameters
     ----------
     device : ``auto`` (CUDA when available) | ``cpu`` | ``cuda`` | ``cuda:1`` …
     devices, num_nodes, strategy : Lightning ``Trainer`` settings for
-        :func:`inviz.fmaps.lightning.run_extraction` (DDP).
-    batch_size : images per forward/backward pass.
+        :func:`inviz.fmaps.lightning.run_extraction` (DDP; ``devices`` per node, as in ``torchrun
+        --nproc_per_node``).
+    batch_size : images per forward/backward pass (the last batch is padded to it).
     num_workers : data-loader workers.
     shard_size : images per output shard.
     threads : CPU threads for torch and numba in the stage (0: the libraries' defaults).
+    overlap : cluster one batch on the CPU (Ward, cluster maps) while the next batch runs through
+        the network and t-SNE (a background thread); results are the same either way.
+    deterministic : Lightning's ``Trainer(deterministic=...)`` for the extraction: ``true`` (default:
+        deterministic kernels or an error) or ``warn`` (for models with an op that has no
+        deterministic CUDA kernel, e.g. adaptive average pooling's backward).
     """
 
     #: run settings that can change results: part of the resume fingerprint
@@ -79,11 +97,15 @@ class RunConfig:
     num_workers: int = 0
     shard_size: int = 64
     threads: int = 0
+    overlap: bool = True
+    deterministic: bool | Literal["warn"] = True
 
     def __post_init__(self) -> None:
         """Check the sizes."""
         if self.batch_size < 1 or self.shard_size < 1:
             raise ValueError("run.batch_size and run.shard_size must be >= 1")
+        if self.devices < 1 or self.num_nodes < 1:
+            raise ValueError("run.devices and run.num_nodes must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -190,28 +212,162 @@ class ExtractConfig:
         return dataclasses.replace(self, **changes)
 
 
-def resolve_device(device: str) -> torch.device:
-    """Resolve a ``run.device`` setting to a torch device.
-
-    Parameters
-    ----------
-    device : ``auto`` (``cuda`` when available, else ``cpu``) or a torch device string.
-
-    Returns
-    -------
-    torch.device
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def _model_device(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
     for b in model.buffers():
         return b.device
     return torch.device("cpu")
+
+
+def set_threads(threads: int) -> None:
+    """Set the CPU threads of torch and numba (``extract.run.threads``; 0 keeps the libraries' defaults).
+
+    Parameters
+    ----------
+    threads : number of threads, or 0.
+    """
+    if threads:
+        import numba
+
+        torch.set_num_threads(threads)
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
+def _init_worker(threads: int) -> None:
+    """Set up the background thread: torch on one thread (its tensors are small), numba as configured."""
+    torch.set_num_threads(1)  # per thread (OpenMP and MKL settings of this thread)
+    if threads:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # per thread too
+
+
+def _close_worker(pool: ThreadPoolExecutor, threads: int) -> None:
+    """Stop the background thread, leaving torch's default for new threads as the caller had it."""
+    pool.submit(torch.set_num_threads, threads)
+    pool.shutdown(wait=True)
+
+
+class Explainer:
+    """Explains batches one after the other; a context manager (hooks, numerics, worker thread).
+
+    Per batch (:meth:`submit`): the images are padded to ``cfg.run.batch_size`` (at least
+    :data:`MIN_NETWORK_BATCH`; copies of the last image), go through one forward and one backward
+    pass, then the device part of the analysis (:func:`inviz.fmaps.analysis.prepare_batch`); the
+    CPU part (:func:`inviz.fmaps.analysis.finish_batch`: Ward, cluster maps, records) runs in a
+    background thread while the next batch is submitted (``cfg.run.overlap``). Everything runs
+    under :func:`inviz.core.compute.exact_float32`. The caller's model is never modified.
+
+    Parameters
+    ----------
+    model : a CNN returning logits of shape (N, K), in eval mode.
+    cfg : the settings.
+    layers : layer names; default ``cfg.layers``.
+    timings : optional dict receiving seconds per step.
+
+    Examples
+    --------
+    >>> with Explainer(model, cfg) as ex:                    # doctest: +SKIP
+    ...     records = [r for x, ids in batches for r in ex.submit(x, None, ids)] + ex.flush()
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        cfg: ExtractConfig,
+        layers: Sequence[str] | None = None,
+        timings: dict[str, float] | None = None,
+    ) -> None:
+        self.model = model
+        self.cfg = cfg
+        self.layers = tuple(layers) if layers is not None else cfg.layers
+        self.timings = timings
+        self.device = _model_device(model)
+        self._stack: contextlib.ExitStack | None = None
+        self._capture: LayerCapture | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: Future | None = None
+
+    def __enter__(self) -> Explainer:
+        """Pin the numerics, register the hooks, start the worker thread."""
+        stack = contextlib.ExitStack()
+        try:
+            stack.enter_context(exact_float32())
+            self._capture = stack.enter_context(LayerCapture(self.model, self.layers))
+            if self.cfg.run.overlap:
+                threads = self.cfg.run.threads
+                pool = ThreadPoolExecutor(1, "inviz-cluster", initializer=_init_worker, initargs=(threads,))
+                stack.callback(_close_worker, pool, torch.get_num_threads())
+                self._pool = pool
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        """Wait for the worker, remove the hooks, restore the numerics."""
+        self.close()
+
+    def close(self) -> None:
+        """Like leaving the context; safe to call twice."""
+        self._pending = None
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            stack.close()
+        self._capture = self._pool = None
+
+    def submit(
+        self, images: torch.Tensor, targets: torch.Tensor | Sequence[int] | None, ids: Sequence[str]
+    ) -> list[ImageExplanation]:
+        """Explain one batch.
+
+        Parameters
+        ----------
+        images : Tensor of shape (B, 3, H, W), ``B <= cfg.run.batch_size``, normalised for the model.
+        targets : Tensor or sequence of shape (B,), the class per image, or None (predicted class).
+        ids : sequence of shape (B,), the images' ids.
+
+        Returns
+        -------
+        list of :class:`ImageExplanation`: the records finished by now (with ``overlap``, those of
+        the previous batch; :meth:`flush` returns the rest).
+        """
+        if self._capture is None:
+            raise RuntimeError("Explainer.submit must be called inside 'with Explainer(...)'")
+        n, size = images.shape[0], max(self.cfg.run.batch_size, MIN_NETWORK_BATCH)
+        if n > self.cfg.run.batch_size:
+            raise ValueError(
+                f"a batch of {n} images is larger than run.batch_size ({self.cfg.run.batch_size})"
+            )
+        x = images.to(self.device)
+        tgt = (
+            None
+            if targets is None
+            else torch.as_tensor(targets, dtype=torch.long).reshape(-1).to(self.device)
+        )
+        if 0 < n < size:  # pad: every image goes through the network in a batch of the same size
+            x = torch.cat([x, x[-1:].expand(size - n, *x.shape[1:])])
+            tgt = None if tgt is None else torch.cat([tgt, tgt[-1:].expand(size - n)])
+        with timed(self.timings, "forward_backward"):
+            captured = self._capture.run(x, tgt)
+        prepared = prepare_batch(captured, self.cfg, [str(i) for i in ids], tuple(x.shape[-2:]), self.timings)
+        done = self.flush()
+        if self._pool is None:
+            return done + finish_batch(prepared, self.cfg, self.timings)
+        self._pending = self._pool.submit(finish_batch, prepared, self.cfg, self.timings)
+        return done
+
+    def flush(self) -> list[ImageExplanation]:
+        """Wait for the batch still being clustered and return its records (empty when none).
+
+        Returns
+        -------
+        list of :class:`ImageExplanation`
+        """
+        pending, self._pending = self._pending, None
+        return [] if pending is None else pending.result()
 
 
 def explain(
@@ -244,14 +400,15 @@ def explain(
 
     Notes
     -----
-    Results are deterministic for a given configuration (seed) and batch size. A different batch
-    size can change the network's activations by float rounding (batched convolutions), which
-    t-SNE may amplify into a different embedding; kept maps and weights agree to rounding.
+    Results are deterministic for a given configuration, batch size and device type, and an
+    image's records do not depend on the other images (their order, which of them share its
+    batch, a partial last batch). A different batch size can change the network's activations
+    by float rounding (the convolution algorithm is chosen by shape), which t-SNE may amplify
+    into a different embedding; kept maps and weights agree to rounding.
     """
     from tqdm.auto import tqdm
 
     cfg = cfg or ExtractConfig()
-    layers = tuple(layers) if layers is not None else cfg.layers
     n = images.shape[0]
     ids = [str(s) for s in sample_ids] if sample_ids is not None else [str(i) for i in range(n)]
     if len(ids) != n:
@@ -260,181 +417,16 @@ def explain(
     if tgt is not None and tgt.numel() != n:
         raise ValueError(f"targets: expected {n} class indices, got {tgt.numel()}")
     out: list[ImageExplanation] = []
-    device = _model_device(model)
     batch = cfg.run.batch_size
-    capture = LayerCapture(model, layers)
-    with capture as cap, tqdm(total=n, desc="INV extract", unit="img", disable=not progress) as bar:
+    with (
+        Explainer(model, cfg, layers, timings) as ex,
+        tqdm(total=n, desc="INV extract", unit="img", disable=not progress) as bar,
+    ):
         for start in range(0, n, batch):
             stop = min(start + batch, n)
-            x = images[start:stop].to(device)
-            with timed(timings, "forward_backward"):
-                captured = cap.run(x, None if tgt is None else tgt[start:stop].to(device))
-            out.extend(analyse_batch(captured, cfg, ids[start:stop], tuple(x.shape[-2:]), timings))
+            out.extend(
+                ex.submit(images[start:stop], None if tgt is None else tgt[start:stop], ids[start:stop])
+            )
             bar.update(stop - start)
+        out.extend(ex.flush())
     return out
-
-
-@dataclass(eq=False)
-class _Problem:
-    """One image and layer: its maps, weights and the kept channels (one t-SNE + Ward problem)."""
-
-    b: int  # image within the batch
-    layer: Any  # the captured layer (``.name``, ``.module``)
-    acts: torch.Tensor  # (C, H, W) for this image
-    w_raw: torch.Tensor  # (C,)
-    w_norm: torch.Tensor  # (C,)
-    total: float
-    scale: float
-    threshold: float | None
-    kept: torch.Tensor  # (n,) channel ids
-
-
-def _problems(captured: Captured, cfg: ExtractConfig) -> list[_Problem]:
-    """Channel weights, normalisation and threshold of every image and layer of a batch (§1.2-§1.4)."""
-    nb = captured.logits.shape[0]
-    problems: list[_Problem] = []
-    for layer in captured.layers:
-        acts = captured.activations[layer.name].float()
-        grads = captured.gradients[layer.name].float()
-        w = WEIGHTINGS[cfg.weights](acts, grads)  # (B, C)
-        total = layer_total(w)  # (B,)
-        w_norm = NORMALISATIONS[cfg.normalisation](w, total)
-        scales = normalisation_scale(cfg.normalisation, total).tolist()
-        thr = layer_threshold(layer.name, acts.shape[1], cfg.threshold)
-        keep = keep_mask(w, thr, cfg.threshold.keep_nonpositive)
-        totals = total.tolist()
-        for b in range(nb):
-            kept = keep[b].nonzero().flatten()
-            problems.append(_Problem(b, layer, acts[b], w[b], w_norm[b], totals[b], scales[b], thr, kept))
-    return problems
-
-
-def _embed(
-    problems: Sequence[_Problem], cfg: ExtractConfig, device: torch.device, timings: dict[str, float] | None
-) -> list[Embedding]:
-    """Min-max scaled kept maps -> points to cluster, every problem of the batch at once (§1.5-§1.6)."""
-    with timed(timings, "weights"):
-        xs = []
-        for pr in problems:
-            flat = pr.acts[pr.kept].flatten(1)
-            xs.append(minmax_rows(flat) if cfg.minmax else flat)
-    if cfg.embedding == "pca":
-        return embed_pca(xs, cfg.pca_components, timings)
-    backend = resolve_backend(cfg.tsne.backend, device)
-    return embed(xs, cfg.tsne, cfg.pca_components, cfg.seed, backend=backend, timings=timings)
-
-
-def analyse_batch(
-    captured: Captured,
-    cfg: ExtractConfig,
-    ids: Sequence[str],
-    input_size: tuple[int, int],
-    timings: dict[str, float] | None = None,
-) -> list[ImageExplanation]:
-    """Analyse one captured batch: weights, threshold, embedding, clusters, maps (§1.2-§1.9).
-
-    Parameters
-    ----------
-    captured : activations (B, C, H, W) and gradients of every layer, logits (B, K) and targets (B,)
-        of one forward/backward pass (:class:`inviz.fmaps.gradients.Captured`).
-    cfg : the settings.
-    ids : sequence of shape (B,), the images' ids.
-    input_size : (height, width) of the network input (``map_scaling: code`` upsamples to it).
-    timings : optional dict receiving seconds per step.
-
-    Returns
-    -------
-    list of B :class:`ImageExplanation`.
-    """
-    with timed(timings, "weights"):
-        problems = _problems(captured, cfg)
-    embeddings = _embed(problems, cfg, captured.logits.device, timings)
-    nb = captured.logits.shape[0]
-    per_image: list[dict[str, LayerExplanation]] = [{} for _ in range(nb)]
-    for pr, emb in zip(problems, embeddings, strict=True):
-        with timed(timings, "clustering"):
-            est = WardSilhouette(cfg.k_min, cfg.k_max, cfg.few_points, cfg.clustering).fit(emb.points)
-        with timed(timings, "maps"):
-            per_image[pr.b][pr.layer.name] = _layer_record(pr, emb, est, cfg, input_size)
-    logits = captured.logits.float().cpu()
-    targets = captured.targets.cpu()
-    preds = logits.argmax(1)
-    return [
-        ImageExplanation(ids[b], int(targets[b]), int(preds[b]), float(logits[b, targets[b]]), per_image[b])
-        for b in range(nb)
-    ]
-
-
-def _clusters(
-    pr: _Problem, labels_in: np.ndarray, k: int, cfg: ExtractConfig, input_size: tuple[int, int]
-) -> tuple[np.ndarray, list[ClusterResult]]:
-    """Cluster weights and maps numbered by decreasing weight, pruning, map scaling (§1.8-§1.9).
-
-    Returns the labels renumbered like the clusters, ndarray of shape (n,), and the clusters.
-    """
-    weights = pr.w_norm[pr.kept]
-    labels = torch.as_tensor(labels_in, dtype=torch.long, device=pr.acts.device)
-    w_c, a_c = cluster_maps(pr.acts[pr.kept], weights, labels, k)
-    # clusters numbered by decreasing weight (stable for ties)
-    order = torch.as_tensor(np.argsort(-w_c.double().cpu().numpy(), kind="stable"), device=w_c.device)
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(k, device=w_c.device)
-    w_c, a_c = w_c[order], a_c[order]
-    labels = rank[labels]
-    if cfg.prune:
-        kept_mask = prune_mask(w_c, cfg.prune_max_divisor, cfg.prune_mean_divisor)
-    else:
-        kept_mask = torch.ones(k, dtype=torch.bool)
-    shown = MAP_SCALINGS[cfg.map_scaling](a_c, input_size)
-    map_dtype = np.float16 if cfg.map_dtype == "float16" else np.float32
-    labels_np = labels.cpu().numpy().astype(np.int64)
-    a_np = a_c.float().cpu().numpy().astype(map_dtype)
-    s_np = shown.float().cpu().numpy().astype(map_dtype)
-    w_np = w_c.double().cpu().numpy()
-    pruned = ~kept_mask.cpu().numpy()
-    kept_np = pr.kept.cpu().numpy().astype(np.int64)
-    clusters = [
-        ClusterResult(j, float(w_np[j]), kept_np[labels_np == j], a_np[j], s_np[j], bool(pruned[j]))
-        for j in range(k)
-    ]
-    return labels_np, clusters
-
-
-def _layer_record(
-    pr: _Problem, emb: Embedding, est: WardSilhouette, cfg: ExtractConfig, input_size: tuple[int, int]
-) -> LayerExplanation:
-    c, h, w = pr.acts.shape
-    n = int(pr.kept.numel())
-    status = est.status_
-    n_positive = int((pr.w_raw > 0).sum())
-    if n == 0 and n_positive == 0:
-        status = "no_positive"
-    k = int(est.n_clusters_)
-    labels_np, clusters = np.zeros(n, dtype=np.int64), []
-    if n and k:
-        labels_np, clusters = _clusters(pr, est.labels_, k, cfg, input_size)
-    return LayerExplanation(
-        layer=pr.layer.name,
-        module=pr.layer.module,
-        n_channels=c,
-        height=h,
-        width=w,
-        threshold=pr.threshold,
-        total_weight=float(pr.total),
-        scale=float(pr.scale),
-        n_positive=n_positive,
-        channels=pr.kept.cpu().numpy().astype(np.int64),
-        weights=pr.w_norm[pr.kept].double().cpu().numpy(),
-        embedding=emb.points,
-        embedding_method=emb.method,
-        perplexity=float(emb.perplexity),
-        kl=float(emb.kl),
-        tsne_iter=int(emb.n_iter),
-        ks=tuple(int(v) for v in est.ks_),
-        silhouettes=tuple(float(v) for v in est.silhouette_scores_),
-        k=k,
-        silhouette=float(est.silhouette_),
-        labels=labels_np,
-        clusters=tuple(clusters),
-        status=status,
-    )

@@ -1,10 +1,22 @@
-"""Many images through the analysis with Lightning: devices, shards as it goes, resume (docs/method.md §1).
+"""Many images through the analysis with Lightning: devices, nodes, shards, resume (docs/method.md §1).
 
-:func:`run_extraction` runs :func:`inviz.fmaps.explain.explain` under Lightning ``Trainer.predict``
-(``inference_mode=False``: gradients are needed) with :class:`ShardWriter` writing shards
-(:mod:`inviz.fmaps.shards`) as it goes; several devices/nodes (DDP) work unchanged; an interrupted
-run resumes and skips finished images (:func:`prepare_output`, keyed by :func:`fingerprint`). Only
-the ``extract`` stage imports this module (Lightning is imported here, at the top).
+:func:`run_extraction` runs :class:`inviz.fmaps.explain.Explainer` under Lightning
+``Trainer.predict`` (``inference_mode=False``: gradients are needed) with :class:`ShardWriter`
+writing shards (:mod:`inviz.fmaps.shards`) as it goes. Several devices and nodes (DDP, launched by
+Lightning, ``torchrun`` or a cluster manager) work the same way:
+
+1. inside the Trainer, once every process has joined, the processes check that they explain
+   the same image list with the same fingerprint (:func:`inviz.fmaps.shards.fingerprint`: config,
+   runtime, model); otherwise all of them stop with :class:`DistributedMismatchError`;
+2. global rank 0 alone prepares the folder (:func:`inviz.fmaps.shards.prepare_output`: a folder of
+   another run is emptied, incomplete shards removed) and broadcasts the images still to do;
+3. every process takes every ``world_size``-th of them (no image twice, none left out; a process
+   with nothing to do still joins every collective step);
+4. after the last shard is written, a barrier; then rank 0 merges the shards.
+
+An image's results do not depend on the process or batch it lands in (the last batch is padded
+to the batch size), so 1 or several processes and a resumed run give identical tables. Only the
+``extract`` stage imports this module (Lightning is imported here, at the top).
 """
 
 from __future__ import annotations
@@ -12,10 +24,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,22 +39,29 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from inviz.core.config import to_dict
-from inviz.core.io import read_json, write_json
+from inviz.core.compute import resolve_device
+from inviz.core.errors import InvizError
 from inviz.data.datamodule import collate_skip_none
-from inviz.fmaps.explain import ExtractConfig, explain, resolve_device
+from inviz.fmaps.explain import Explainer, ExtractConfig, set_threads
 from inviz.fmaps.records import ImageExplanation
-from inviz.fmaps.shards import consolidate, finished_ids, remove_incomplete_shards, write_shard
-from inviz.fmaps.store import FORMAT
+from inviz.fmaps.shards import consolidate, fingerprint, prepare_output, write_shard
 
 log = logging.getLogger(__name__)
 
+#: prefix of the numbers a run leaves in ``trainer.callback_metrics`` (they survive ``ddp_spawn``)
+_METRICS = "inviz_extract/"
+
+
+class DistributedMismatchError(InvizError):
+    """The processes of one distributed extraction disagree on the images, the configuration or the model."""
+
 
 class ExplainModule(L.LightningModule):
-    """A LightningModule whose ``predict_step`` returns the batch's :class:`ImageExplanation` records.
+    """A LightningModule whose ``predict_step`` returns finished :class:`ImageExplanation` records.
 
     Batches are dicts ``{"image", "label", "sample_id"}``
-    (:class:`inviz.data.datamodule.IndexedImageDataset`).
+    (:class:`inviz.data.datamodule.IndexedImageDataset`). With ``run.overlap`` a step returns the
+    records of the previous batch (clustered on the CPU meanwhile); :meth:`finish` returns the rest.
 
     Parameters
     ----------
@@ -60,29 +78,50 @@ class ExplainModule(L.LightningModule):
         self.model = model
         self.cfg = cfg
         self.timings: dict[str, float] = {}
+        self._explainer: Explainer | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the model's logits, shape (N, K), for images of shape (N, 3, H, W)."""
         return self.model(x)
 
+    def setup(self, stage: str) -> None:
+        """Apply ``run.threads`` (Lightning's launchers set their own default per process)."""
+        set_threads(self.cfg.run.threads)
+
+    def on_predict_start(self) -> None:
+        """Open the :class:`inviz.fmaps.explain.Explainer` (hooks, pinned numerics, worker thread)."""
+        self._explainer = Explainer(self.model, self.cfg, timings=self.timings).__enter__()
+
     def predict_step(
         self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
     ) -> list[ImageExplanation]:
-        """Explain one batch: its records (an empty list for an empty batch)."""
+        """Explain one batch: the records finished by now (an empty list for an empty batch)."""
         images = batch["image"]
-        if images.numel() == 0:
+        if images.numel() == 0 or self._explainer is None:
             return []
         targets = batch["label"] if self.cfg.target == "label" else None
         with torch.enable_grad():  # Trainer.predict runs under no_grad (inference_mode=False)
-            return explain(
-                self.model,
-                images,
-                self.cfg.layers,
-                self.cfg,
-                targets=targets,
-                sample_ids=list(batch["sample_id"]),
-                timings=self.timings,
-            )
+            return self._explainer.submit(images, targets, list(batch["sample_id"]))
+
+    def finish(self) -> list[ImageExplanation]:
+        """Wait for the batch still being clustered and return its records."""
+        return self._explainer.flush() if self._explainer is not None else []
+
+    def close(self) -> None:
+        """Close the explainer (remove the hooks, restore the numerics); safe to call twice."""
+        if self._explainer is not None:
+            self._explainer.close()
+            self._explainer = None
+
+    def on_predict_end(self) -> None:
+        """Close the explainer."""
+        self.close()
+
+    def teardown(self, stage: str) -> None:
+        """Leave this process's step timings where the caller finds them (also under ``ddp_spawn``)."""
+        self.close()
+        for key, value in self.timings.items():
+            self.trainer.callback_metrics[f"{_METRICS}timing/{key}"] = torch.tensor(value)
 
 
 class ShardWriter(BasePredictionWriter):
@@ -121,14 +160,99 @@ class ShardWriter(BasePredictionWriter):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
-        """Buffer the batch's records; write a shard once ``shard_size`` are buffered."""
+        """Buffer the finished records; write a shard once ``shard_size`` are buffered."""
         self.buffer.extend(prediction or [])
         if len(self.buffer) >= self.shard_size:
             self._flush(trainer.global_rank)
 
     def on_predict_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Write the remaining records."""
+        """Collect the records still being clustered and write the rest."""
+        if isinstance(pl_module, ExplainModule):
+            self.buffer.extend(pl_module.finish())
         self._flush(trainer.global_rank)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        """Close the explainer (its hooks and worker thread) when the run fails."""
+        if isinstance(pl_module, ExplainModule):
+            pl_module.close()
+
+
+class ExtractionData(L.LightningDataModule):
+    """The images still to explain, agreed on by every process of the run (steps 1-3 of the module docstring).
+
+    Parameters
+    ----------
+    dataset : map-style dataset of dicts ``{"image", "label", "sample_id"}``.
+    sample_ids : sequence of shape (len(dataset),), the images' ids.
+    out_dir : the extraction folder.
+    cfg : the settings (batch size, workers).
+    model_sha256 : the model's hash (part of the fingerprint).
+
+    Attributes
+    ----------
+    indices : this process's dataset indices (after :meth:`setup`).
+    n_todo, n_skipped : images to do in this run (all processes) and already done.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        sample_ids: Sequence[str],
+        out_dir: str | Path,
+        cfg: ExtractConfig,
+        model_sha256: str | None,
+    ) -> None:
+        super().__init__()
+        self.dataset = dataset
+        self.sample_ids = [str(s) for s in sample_ids]
+        self.out_dir = Path(out_dir)
+        self.cfg = cfg
+        self.model_sha256 = model_sha256
+        self.indices: list[int] = []
+        self.n_todo = self.n_skipped = 0
+        # a process may have nothing to do (fewer images left than processes): it still takes part
+        self.allow_zero_length_dataloader_with_multiple_devices = True
+
+    def setup(self, stage: str) -> None:
+        """Check agreement, let rank 0 prepare the folder, take this process's share of the to-do list."""
+        trainer, strategy = self.trainer, self.trainer.strategy
+        fp = fingerprint(self.cfg, self.model_sha256)
+        digest = hashlib.sha256(json.dumps([fp, self.sample_ids]).encode()).hexdigest()
+        reference = strategy.broadcast(digest, src=0)
+        if not strategy.reduce_boolean_decision(digest == reference, all=True):
+            raise DistributedMismatchError(
+                f"{self.out_dir}: the processes of this run disagree on the image list, the extract "
+                "configuration, the runtime (device type, batch size, t-SNE backend, torch) or the model "
+                f"(rank {trainer.global_rank}: {len(self.sample_ids)} images, fingerprint {fp}); give every "
+                "node the same params.yaml, selected images and model"
+            )
+        todo = None
+        if trainer.is_global_zero:
+            done = prepare_output(self.out_dir, self.cfg, self.model_sha256)
+            todo = [s for s in self.sample_ids if s not in done]
+        todo = strategy.broadcast(todo, src=0)  # every process waits here for rank 0's folder
+        self.n_todo, self.n_skipped = len(todo), len(self.sample_ids) - len(todo)
+        position = {s: i for i, s in enumerate(self.sample_ids)}
+        self.indices = [position[s] for s in todo[trainer.global_rank :: trainer.world_size]]
+        if self.n_skipped and trainer.is_global_zero:
+            log.info("resuming: %d of %d image(s) already done", self.n_skipped, len(self.sample_ids))
+
+    def predict_dataloader(self) -> DataLoader:
+        """Load this process's images in input order, ``run.batch_size`` per batch."""
+        return DataLoader(
+            Subset(self.dataset, self.indices),
+            batch_size=self.cfg.run.batch_size,
+            shuffle=False,
+            num_workers=self.cfg.run.num_workers,
+            collate_fn=collate_skip_none,
+        )
+
+    def teardown(self, stage: str) -> None:
+        """Leave the counts where the caller finds them (also under ``ddp_spawn``)."""
+        self.trainer.callback_metrics[f"{_METRICS}n_todo"] = torch.tensor(self.n_todo)
+        self.trainer.callback_metrics[f"{_METRICS}n_skipped"] = torch.tensor(self.n_skipped)
 
 
 @dataclass(frozen=True)
@@ -137,10 +261,11 @@ class ExtractionRun:
 
     Parameters
     ----------
-    n_new, n_skipped, n_total : images done now, skipped (resumed), requested.
+    n_new, n_skipped, n_total : images done now (all processes), skipped (resumed), requested.
     seconds : wall time of the analysis.
-    timings : seconds per step (this process).
-    clusters, layers : the consolidated tables (None on a non-zero DDP rank).
+    timings : seconds per step (this process; global rank 0's under ``ddp_spawn``).
+    clusters, layers : the consolidated tables (None on a non-zero rank).
+    rank, world_size : this process's global rank and the number of processes.
     """
 
     n_new: int
@@ -150,89 +275,13 @@ class ExtractionRun:
     timings: dict[str, float]
     clusters: pd.DataFrame | None
     layers: pd.DataFrame | None
+    rank: int = 0
+    world_size: int = 1
 
-
-# ----------------------------------------------------------------------------------------------
-# resume
-
-
-def fingerprint(cfg: ExtractConfig, model_sha256: str | None) -> str:
-    """Hash everything that changes results: the method config, the batch size and the model.
-
-    The run settings that can change results are ``RunConfig.RESULT_KEYS`` (the batch size:
-    float rounding of batched convolutions); the others (threads, workers, devices …) cannot.
-
-    Parameters
-    ----------
-    cfg : the extraction settings.
-    model_sha256 : the model's hash (None: unknown).
-
-    Returns
-    -------
-    str, 16 hex digits.
-    """
-    d = to_dict(cfg)
-    run = d.pop("run")
-    d.update({k: run[k] for k in cfg.run.RESULT_KEYS})
-    blob = json.dumps({"format": FORMAT, "config": d, "model": model_sha256}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _is_rank_zero() -> bool:
-    """Tell whether this process owns the folder: outside DDP, or global rank 0 (Lightning's env vars)."""
-    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
-
-
-def prepare_output(out_dir: str | Path, cfg: ExtractConfig, model_sha256: str | None) -> set[str]:
-    """Create or validate ``out_dir`` for a (possibly resumed) run.
-
-    A folder written with another config or model (different :func:`fingerprint`) is emptied
-    first; files of incomplete shards are removed.
-
-    Parameters
-    ----------
-    out_dir : the extraction folder.
-    cfg : the extraction settings.
-    model_sha256 : the model's hash.
-
-    Returns
-    -------
-    set of str, the ids already finished.
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if not _is_rank_zero():  # DDP workers only read: rank 0 owns the folder (and is launched first)
-        return finished_ids(out)
-    fp = fingerprint(cfg, model_sha256)
-    manifest = out / "manifest.json"
-    old = None
-    if manifest.is_file():
-        try:
-            old = read_json(manifest).get("fingerprint")
-        except ValueError:
-            old = None
-    if old != fp:
-        if manifest.is_file():
-            log.warning("%s: results of another configuration or model; starting afresh", out)
-        shutil.rmtree(out / "shards", ignore_errors=True)
-    write_json(
-        manifest,
-        {
-            "format": FORMAT,
-            "fingerprint": fp,
-            "config": to_dict(cfg),
-            "model_sha256": model_sha256,
-            "layers": list(cfg.layers),
-        },
-    )
-    removed = remove_incomplete_shards(out)
-    if removed:
-        log.info("removed %d file(s) of incomplete shards", removed)
-    return finished_ids(out)
-
-
-# ----------------------------------------------------------------------------------------------
-# run
+    @property
+    def is_global_zero(self) -> bool:
+        """Whether this process is global rank 0 (which merged the tables and reports)."""
+        return self.rank == 0
 
 
 def _trainer(cfg: ExtractConfig, writer: ShardWriter, progress: bool) -> L.Trainer:
@@ -244,7 +293,9 @@ def _trainer(cfg: ExtractConfig, writer: ShardWriter, progress: bool) -> L.Train
         devices=[device.index] if device.type == "cuda" and device.index is not None else run.devices,
         num_nodes=run.num_nodes,
         strategy=run.strategy,
+        deterministic=run.deterministic,
         inference_mode=False,
+        use_distributed_sampler=False,  # ExtractionData shares the images out itself
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
@@ -277,35 +328,35 @@ def run_extraction(
 
     Returns
     -------
-    :class:`ExtractionRun` with the consolidated tables.
+    :class:`ExtractionRun` with the consolidated tables (on global rank 0).
     """
     sample_ids = [str(s) for s in sample_ids]
-    done = prepare_output(out_dir, cfg, model_sha256)
-    todo = [i for i, s in enumerate(sample_ids) if s not in done]
-    skipped = len(sample_ids) - len(todo)
-    if skipped:
-        log.info("resuming: %d of %d image(s) already done", skipped, len(sample_ids))
     start = time.perf_counter()
-    timings: dict[str, float] = {}
-    if todo:
-        model.eval()
-        module = ExplainModule(model, cfg)
-        trainer = _trainer(cfg, ShardWriter(out_dir, cfg.run.shard_size), progress)
-        loader = DataLoader(
-            Subset(dataset, todo),
-            batch_size=cfg.run.batch_size,
-            shuffle=False,
-            num_workers=cfg.run.num_workers,
-            collate_fn=collate_skip_none,
-        )
-        trainer.predict(module, dataloaders=loader, return_predictions=False)
-        timings = dict(module.timings)
+    model.eval()
+    data = ExtractionData(dataset, sample_ids, out_dir, cfg, model_sha256)
+    module = ExplainModule(model, cfg)
+    trainer = _trainer(cfg, ShardWriter(out_dir, cfg.run.shard_size), progress)
+    det = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        with warnings.catch_warnings():  # nothing (left) to do for a process is expected: see ExtractionData
+            warnings.filterwarnings("ignore", message=r".*(across ranks is zero|local rank has zero length)")
+            trainer.predict(module, datamodule=data, return_predictions=False)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            trainer.strategy.barrier()  # every rank has flushed its shards before rank 0 merges them
-        if not trainer.is_global_zero:
-            seconds = time.perf_counter() - start
-            return ExtractionRun(len(todo), skipped, len(sample_ids), seconds, timings, None, None)
+            trainer.strategy.barrier("inviz-extract-merge")  # every rank has written its shards
+    finally:
+        torch.use_deterministic_algorithms(det[0], warn_only=det[1])
     seconds = time.perf_counter() - start
+    numbers = {
+        k[len(_METRICS) :]: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(_METRICS)
+    }
+    timings = {k[len("timing/") :]: v for k, v in numbers.items() if k.startswith("timing/")}
+    n_new, n_skipped = int(numbers.get("n_todo", 0)), int(numbers.get("n_skipped", 0))
+    summary = dict(
+        n_new=n_new, n_skipped=n_skipped, n_total=len(sample_ids), seconds=seconds, timings=timings
+    )
+    rank, world = trainer.global_rank, trainer.world_size
+    if rank != 0:
+        return ExtractionRun(**summary, clusters=None, layers=None, rank=rank, world_size=world)
     clusters, layers = consolidate(out_dir, sample_ids)
     missing = set(sample_ids) - set(layers["sample_id"])
     if missing:
@@ -314,4 +365,4 @@ def run_extraction(
             len(missing),
             ", ".join(sorted(missing)[:5]),
         )
-    return ExtractionRun(len(todo), skipped, len(sample_ids), seconds, timings, clusters, layers)
+    return ExtractionRun(**summary, clusters=clusters, layers=layers, rank=0, world_size=world)

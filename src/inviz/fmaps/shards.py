@@ -1,7 +1,8 @@
 """Writing the extraction folder: shards as images are explained, resume, merged tables (docs/method.md §1).
 
 The folder's layout and its reader are :mod:`inviz.fmaps.store`. :func:`write_shard` turns records
-into one shard (maps, clusters, then layers, which marks it complete); on resume
+into one shard (maps, clusters, then layers, which marks it complete); :func:`prepare_output`
+starts or resumes a folder (keyed by :func:`fingerprint`), on resume
 :func:`remove_incomplete_shards` drops interrupted shards and :func:`finished_ids` lists the images
 already done; :func:`consolidate` merges the complete shards into ``clusters.parquet`` and
 ``layer_stats.parquet``.
@@ -9,8 +10,12 @@ already done; :func:`consolidate` merges the complete shards into ``clusters.par
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
+import shutil
+import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,10 +23,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from inviz.fmaps.records import ClusterResult, ImageExplanation, LayerExplanation
-from inviz.fmaps.store import CLUSTER_COLUMNS, LAYER_COLUMNS, cluster_id, complete_shards, read_shards
+from inviz.fmaps.store import (
+    CLUSTER_COLUMNS,
+    FORMAT,
+    LAYER_COLUMNS,
+    MERGED_TABLES,
+    cluster_id,
+    complete_shards,
+    one_copy,
+    read_shards,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from inviz.fmaps.explain import ExtractConfig
 
 log = logging.getLogger(__name__)
 
@@ -232,24 +248,145 @@ def consolidate(
     ----------
     out_dir : the extraction folder.
     sample_ids : when given, only these images are kept, in this order (results of other images
-        are counted and left out). Duplicates (DDP padding repeats images) keep their first copy.
+        are counted and left out). An image found in several shards keeps one copy, layer rows
+        and clusters from the same shard (:func:`inviz.fmaps.store.one_copy`).
 
     Returns
     -------
     clusters : DataFrame, one row per cluster.
     layer_stats : DataFrame, one row per image and layer.
+
+    Notes
+    -----
+    Both tables carry ``attrs["inviz"] = {"fingerprint": <manifest's>, "merge": <token>}``, so that
+    :func:`inviz.fmaps.store.load_results` can tell tables of another run or merge.
     """
-    from inviz.core.io import write_parquet
+    from inviz.core.io import read_json, write_parquet
 
     out = Path(out_dir)
-    clusters, layers = read_shards(out)
-    # first copy of each (sample, layer): drop DDP duplicates consistently in both tables
-    layers = layers.drop_duplicates(["sample_id", "layer"], keep="first")
-    clusters = clusters.drop_duplicates("cluster_id", keep="first")
+    clusters, layers = one_copy(*read_shards(out, with_shard=True))
     if sample_ids is not None:
         clusters, layers = _in_order(clusters, layers, sample_ids)
     layers = layers.reset_index(drop=True)
     clusters = clusters.reset_index(drop=True)
+    manifest = out / "manifest.json"
+    tag = {
+        "fingerprint": read_json(manifest).get("fingerprint") if manifest.is_file() else None,
+        "merge": uuid.uuid4().hex,
+    }
+    clusters.attrs["inviz"] = layers.attrs["inviz"] = tag
     write_parquet(out / "clusters.parquet", clusters)
     write_parquet(out / "layer_stats.parquet", layers)
     return clusters, layers
+
+
+# ----------------------------------------------------------------------------------------------
+# the folder of a run: fingerprint, manifest, resume
+
+
+def runtime(cfg: ExtractConfig) -> dict[str, Any]:
+    """Return the run settings that can change results: batch size, device type, t-SNE backend, torch.
+
+    An image's results do not depend on its batch companions, its process or a resume (see
+    :class:`inviz.fmaps.explain.Explainer`), but the network's rounding depends on the batch size
+    and the device, and the t-SNE backends compute different embeddings.
+
+    Parameters
+    ----------
+    cfg : the extraction settings (``tsne.backend: auto`` is resolved on ``run.device``).
+
+    Returns
+    -------
+    dict with ``batch_size`` (and any other :data:`inviz.fmaps.explain.RunConfig.RESULT_KEYS`),
+    ``device_type``, ``tsne_backend``, ``torch``.
+    """
+    import torch
+
+    from inviz.core.compute import resolve_device
+    from inviz.core.config import to_dict
+    from inviz.fmaps.embedding import resolve_backend
+
+    device = resolve_device(cfg.run.device)
+    run = to_dict(cfg.run)
+    return {
+        **{k: run[k] for k in cfg.run.RESULT_KEYS},
+        "device_type": device.type,
+        "tsne_backend": resolve_backend(cfg.tsne.backend, device),
+        "torch": torch.__version__,
+    }
+
+
+def fingerprint(cfg: ExtractConfig, model_sha256: str | None) -> str:
+    """Hash everything that changes results: the method config, the :func:`runtime` and the model.
+
+    Parameters
+    ----------
+    cfg : the extraction settings.
+    model_sha256 : the model's hash (None: unknown).
+
+    Returns
+    -------
+    str, 16 hex digits.
+    """
+    from inviz.core.config import to_dict
+
+    d = to_dict(cfg)
+    d.pop("run")
+    rt = runtime(cfg)
+    d["tsne"]["backend"] = rt["tsne_backend"]  # ``auto`` counts as what it resolves to
+    blob = {"format": FORMAT, "config": d, "runtime": rt, "model": model_sha256}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def prepare_output(out_dir: str | Path, cfg: ExtractConfig, model_sha256: str | None) -> set[str]:
+    """Create or validate ``out_dir`` for a (possibly resumed) run; call it in one process only.
+
+    A folder written with another config, runtime or model (different :func:`fingerprint`) is
+    emptied first, in an order that never shows a reader tables of another manifest: the merged
+    tables, then the shards, then the new ``manifest.json`` (written atomically). Files of
+    incomplete shards are removed.
+
+    Parameters
+    ----------
+    out_dir : the extraction folder.
+    cfg : the extraction settings.
+    model_sha256 : the model's hash.
+
+    Returns
+    -------
+    set of str, the ids already finished.
+    """
+    from inviz.core.config import to_dict
+    from inviz.core.io import read_json, write_json
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fp = fingerprint(cfg, model_sha256)
+    manifest = out / "manifest.json"
+    old = None
+    if manifest.is_file():
+        try:
+            old = read_json(manifest).get("fingerprint")
+        except ValueError:
+            old = None
+    if old != fp:
+        if manifest.is_file():
+            log.warning("%s: results of another configuration, runtime or model; starting afresh", out)
+        for name in MERGED_TABLES:
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "shards", ignore_errors=True)
+        write_json(
+            manifest,
+            {
+                "format": FORMAT,
+                "fingerprint": fp,
+                "config": to_dict(cfg),
+                "runtime": runtime(cfg),
+                "model_sha256": model_sha256,
+                "layers": list(cfg.layers),
+            },
+        )
+    removed = remove_incomplete_shards(out)
+    if removed:
+        log.info("removed %d file(s) of incomplete shards", removed)
+    return finished_ids(out)

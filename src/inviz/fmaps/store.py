@@ -3,9 +3,11 @@
 Extraction folder (``data/extract/``)
 -------------------------------------
 ``manifest.json``
-    ``{"format": "inviz-extract/1", "fingerprint", "config", "model_sha256", "layers"}``. A run on
-    a folder whose fingerprint (:func:`inviz.fmaps.lightning.fingerprint`: method config +
-    ``run.batch_size`` + model) differs starts afresh.
+    ``{"format": "inviz-extract/2", "fingerprint", "config", "runtime", "model_sha256", "layers"}``.
+    A run on a folder whose fingerprint (:func:`inviz.fmaps.shards.fingerprint`: method config,
+    ``runtime`` = batch size, device type, resolved t-SNE backend and torch version, and the model)
+    differs starts afresh: the merged tables, then the shards are deleted before the new manifest
+    is written.
 ``shards/<name>.maps.npz``, ``shards/<name>.clusters.parquet``, ``shards/<name>.layers.parquet``
     One shard per ``run.shard_size`` images and writer (rank). The layers file is written last: a
     shard without it is incomplete and removed on resume. ``maps.npz`` holds per layer one array
@@ -15,7 +17,9 @@ Extraction folder (``data/extract/``)
     ``cluster_id, sample_id, layer, module, cluster, weight, n_fmaps, channels (list[int]), k,
     silhouette, pruned, target, height, width, map_file, map_index`` — the map is row
     ``map_index`` of ``raw__<layer>`` / ``map__<layer>`` in ``map_file`` (relative to the folder).
-    A cluster's stable id is ``"<sample_id>|<layer>|<cluster>"`` (:func:`cluster_id`).
+    A cluster's stable id is ``"<sample_id>|<layer>|<cluster>"`` (:func:`cluster_id`). Both merged
+    tables carry ``attrs["inviz"] = {"fingerprint", "merge"}`` (Parquet metadata): :func:`load_results`
+    refuses tables of another manifest or of two different merges (:class:`StaleResultsError`).
 ``layer_stats.parquet`` (consolidated, one row per image and layer)
     ``sample_id, layer, module, target, pred, logit, n_channels, height, width, threshold,
     total_weight, scale, n_positive, n_kept, status, k, silhouette, ks, silhouettes (lists),
@@ -23,26 +27,33 @@ Extraction folder (``data/extract/``)
     leftover_weight_of_kept_pct, embedding_method, perplexity, kl, tsne_iter, channels, weights,
     labels, embedding_x, embedding_y (lists, one entry per kept channel)``.
 
-:func:`load_results` reads a folder back (:class:`ExtractionResults`: tables, cluster maps, records).
+:func:`load_results` reads a folder back (:class:`ExtractionResults`: tables, cluster maps, records);
+without merged tables it reads the shards, one copy per image and layer (:func:`one_copy`).
 Writing it (shards as images are explained, resume, consolidation) is :mod:`inviz.fmaps.shards`.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from inviz.core.errors import InvizError
 from inviz.fmaps.records import ClusterResult, ImageExplanation, LayerExplanation
 
 if TYPE_CHECKING:
     import pandas as pd
 
-#: ``format`` of ``manifest.json``
-FORMAT = "inviz-extract/1"
+log = logging.getLogger(__name__)
 
+#: ``format`` of ``manifest.json``
+FORMAT = "inviz-extract/2"
+
+#: the merged tables of a folder (written by :func:`inviz.fmaps.shards.consolidate`)
+MERGED_TABLES = ("clusters.parquet", "layer_stats.parquet")
 #: columns of ``clusters.parquet`` (one row per cluster)
 CLUSTER_COLUMNS = [
     "cluster_id",
@@ -101,6 +112,10 @@ LAYER_COLUMNS = [
 ]
 
 
+class StaleResultsError(InvizError):
+    """The merged tables of an extraction folder do not belong to its manifest."""
+
+
 def cluster_id(sample_id: str, layer: str, cluster: int) -> str:
     """Stable id of a cluster map: ``"<sample_id>|<layer>|<cluster>"``.
 
@@ -138,13 +153,15 @@ def complete_shards(out_dir: str | Path) -> list[str]:
     return sorted(p.name[: -len(".layers.parquet")] for p in shards.glob("*.layers.parquet"))
 
 
-def read_shards(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read the complete shards' clusters and layers tables, concatenated.
+def read_shards(out: Path, with_shard: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read the complete shards' clusters and layers tables, concatenated in shard-name order.
 
     Parameters
     ----------
     out : Path
         The extraction folder.
+    with_shard : bool
+        Add a column ``shard`` (the shard's name) to both tables.
 
     Returns
     -------
@@ -154,14 +171,49 @@ def read_shards(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     import pandas as pd
 
     names = complete_shards(out)
+    extra = ["shard"] if with_shard else []
     if not names:
-        return pd.DataFrame(columns=CLUSTER_COLUMNS), pd.DataFrame(columns=LAYER_COLUMNS)
+        return pd.DataFrame(columns=CLUSTER_COLUMNS + extra), pd.DataFrame(columns=LAYER_COLUMNS + extra)
     shards = out / "shards"
-    clusters = pd.concat(
-        [pd.read_parquet(shards / f"{n}.clusters.parquet") for n in names], ignore_index=True
+    frames: dict[str, list[pd.DataFrame]] = {"clusters": [], "layers": []}
+    for n in names:
+        for kind in frames:
+            frame = pd.read_parquet(shards / f"{n}.{kind}.parquet")
+            frames[kind].append(frame.assign(shard=n) if with_shard else frame)
+    return (
+        pd.concat(frames["clusters"], ignore_index=True),
+        pd.concat(frames["layers"], ignore_index=True),
     )
-    layers = pd.concat([pd.read_parquet(shards / f"{n}.layers.parquet") for n in names], ignore_index=True)
-    return clusters, layers
+
+
+def one_copy(clusters: pd.DataFrame, layers: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Keep one copy of every image and layer: the rows of the first shard holding it, its clusters only.
+
+    An image is in two shards after a re-run or when two ranks explained it; taking the layer row
+    of one shard and cluster rows of another could mix two analyses (a ``k`` that does not match
+    the clusters), so the winner (the first shard in name order) gives both.
+
+    Parameters
+    ----------
+    clusters, layers : the tables of :func:`read_shards` with ``with_shard=True``, in shard order.
+
+    Returns
+    -------
+    clusters, layers : the kept rows, without the ``shard`` column.
+    """
+    import pandas as pd
+
+    keys = ["sample_id", "layer"]
+    winners = layers.drop_duplicates(keys, keep="first")
+    if len(winners) < len(layers):
+        log.info(
+            "%d duplicate image-layer row(s) in the shards: the first shard's copy is kept",
+            len(layers) - len(winners),
+        )
+    if len(clusters):
+        chosen = pd.MultiIndex.from_frame(winners[[*keys, "shard"]])
+        clusters = clusters[pd.MultiIndex.from_frame(clusters[[*keys, "shard"]]).isin(chosen)]
+    return clusters.drop(columns="shard"), winners.drop(columns="shard")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -305,6 +357,23 @@ def load_results(out_dir: str | Path) -> ExtractionResults:
     if (out / "clusters.parquet").is_file() and (out / "layer_stats.parquet").is_file():
         clusters = pd.read_parquet(out / "clusters.parquet")
         layers = pd.read_parquet(out / "layer_stats.parquet")
+        _check_merged(out, clusters, layers, manifest)
     else:
-        clusters, layers = read_shards(out)
+        clusters, layers = one_copy(*read_shards(out, with_shard=True))
     return ExtractionResults(out, clusters, layers, manifest)
+
+
+def _check_merged(out: Path, clusters: pd.DataFrame, layers: pd.DataFrame, manifest: dict[str, Any]) -> None:
+    """Refuse merged tables that were not merged together, or under another manifest."""
+    a, b = clusters.attrs.get("inviz", {}), layers.attrs.get("inviz", {})
+    if a.get("merge") != b.get("merge"):
+        raise StaleResultsError(
+            f"{out}: clusters.parquet and layer_stats.parquet come from different merges "
+            "(an interrupted run?); run the 'extract' stage again"
+        )
+    fp = manifest.get("fingerprint")
+    if fp and a.get("fingerprint") and a["fingerprint"] != fp:
+        raise StaleResultsError(
+            f"{out}: the merged tables belong to another configuration or model (fingerprint "
+            f"{a['fingerprint']}, manifest.json: {fp}); run the 'extract' stage again"
+        )

@@ -8,8 +8,8 @@ Outputs
 -------
 ``--out`` (``data/extract/``), the extraction folder, resumable (declared ``persist`` in dvc.yaml):
 
-- ``manifest.json`` — format, fingerprint of config (+ ``run.batch_size``) and model, config, model hash,
-  layers;
+- ``manifest.json`` — format, fingerprint of config, runtime (batch size, device type, t-SNE
+  backend, torch) and model, config, runtime, model hash, layers;
 - ``clusters.parquet`` — one row per cluster: ``cluster_id`` (``"<sample_id>|<layer>|<cluster>"``,
   cluster 0 = heaviest), ``sample_id, layer, module, cluster, weight, n_fmaps, channels, k,
   silhouette, pruned, target, height, width, map_file, map_index``;
@@ -78,26 +78,18 @@ def read_selected(path: str) -> Any:
     return frame
 
 
-def _set_threads(threads: int) -> None:
-    """CPU threads for torch and numba (``extract.run.threads``; 0 keeps the libraries' defaults)."""
-    if threads:
-        import numba
-        import torch
-
-        torch.set_num_threads(threads)
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from inviz.core.compute import resolve_device
     from inviz.core.tracking import stage_run
     from inviz.data.datamodule import IndexedImageDataset, eval_transform
-    from inviz.fmaps.explain import ExtractConfig, resolve_device
+    from inviz.fmaps.explain import ExtractConfig, set_threads
     from inviz.fmaps.gradients import resolve_layers
     from inviz.fmaps.lightning import run_extraction
+    from inviz.fmaps.shards import runtime
     from inviz.models.checkpoint import load_checkpoint
 
     cfg, tracking = load_params(args.params, ("extract", ExtractConfig))
-    _set_threads(cfg.run.threads)
+    set_threads(cfg.run.threads)
     device = resolve_device(cfg.run.device)
     loaded = load_checkpoint(args.model)
     resolve_layers(loaded.model, cfg.layers)  # unknown layer names fail before any output is written
@@ -106,10 +98,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     dataset = IndexedImageDataset(selected, args.images, eval_transform(mc.input_size, mc.mean, mc.std))
     ids = selected["sample_id"].astype(str).tolist()
 
-    with stage_run("extract", tracking, {"extract": cfg}, tags={"model_sha256": loaded.sha256}) as tr:
-        result = run_extraction(loaded.model, dataset, ids, args.out, cfg, model_sha256=loaded.sha256)
-        if result.layers is None:  # a non-zero DDP rank: rank 0 writes the reports
-            return {}
+    result = run_extraction(loaded.model, dataset, ids, args.out, cfg, model_sha256=loaded.sha256)
+    if not result.is_global_zero:  # another process of a distributed run: rank 0 reports and logs
+        return {}
+    # one MLflow run per stage execution, opened by rank 0 once the run is complete (timed from the
+    # stage's start, see inviz.core.tracking.mark_stage_start)
+    tags = {"model_sha256": loaded.sha256, **{f"runtime.{k}": str(v) for k, v in runtime(cfg).items()}}
+    with stage_run("extract", tracking, {"extract": cfg}, tags=tags) as tr:
         metrics = _write_reports(args, cfg, result, len(ids), str(device), tr)
     log.info(
         "extract: %d images, %d cluster maps kept (paper: %d)",
@@ -163,6 +158,7 @@ def _write_reports(
         "n_missing": int(n_requested - n_images),
         "seconds": round(result.seconds, 3),
         "seconds_per_image": round(result.seconds / result.n_new, 4) if result.n_new else None,
+        "n_processes": result.world_size,
         "tsne_backend": resolve_backend(cfg.tsne.backend, device),
         "device": device,
         "status_counts": {str(k): int(v) for k, v in layers["status"].value_counts().items()},
