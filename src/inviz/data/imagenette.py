@@ -96,12 +96,7 @@ def _extract(archive: Path, md5: str | None, dest: Path) -> Path:
 
 def _copy_tree(src: Path, dest: Path) -> None:
     """Copy ``src`` into ``dest`` (hard links when on the same file system)."""
-
-    def link_or_copy(s: str, d: str) -> None:
-        try:
-            os.link(s, d)
-        except OSError:
-            shutil.copy2(s, d)
+    from inviz.core.io import link_or_copy
 
     shutil.copytree(src, dest, copy_function=link_or_copy)
 

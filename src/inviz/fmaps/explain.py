@@ -30,6 +30,7 @@ from inviz.fmaps.cluster_maps import MAP_SCALINGS, cluster_maps, prune_mask
 from inviz.fmaps.clustering import CLUSTERINGS, WardSilhouette
 from inviz.fmaps.embedding import Embedding, TSNEConfig, embed, embed_pca, resolve_backend, timed
 from inviz.fmaps.gradients import Captured, LayerCapture
+from inviz.fmaps.layers import LayerError, expand_layers, spatial_problem
 from inviz.fmaps.pca import minmax_rows
 from inviz.fmaps.records import ClusterResult, ImageExplanation, LayerExplanation
 from inviz.fmaps.threshold import ThresholdConfig, keep_mask, layer_threshold
@@ -230,7 +231,7 @@ def explain(
     ----------
     model : a CNN returning logits of shape (N, K); used as it is (put it in eval mode), never modified.
     images : Tensor of shape (N, 3, H, W), normalised for the model; moved to the model's device.
-    layers : layer names; default ``cfg.layers``.
+    layers : layer names (module names, Keras aliases for VGG, ``last_conv:N``); default ``cfg.layers``.
     cfg : settings; default ``ExtractConfig()``. Images go through in batches of ``cfg.run.batch_size``.
     targets : Tensor or sequence of shape (N,), the class per image; default the predicted class.
     sample_ids : sequence of shape (N,), ids for the records; default ``"0", "1", …``.
@@ -252,6 +253,7 @@ def explain(
 
     cfg = cfg or ExtractConfig()
     layers = tuple(layers) if layers is not None else cfg.layers
+    layers = expand_layers(model, layers, int(images.shape[-1]))
     n = images.shape[0]
     ids = [str(s) for s in sample_ids] if sample_ids is not None else [str(i) for i in range(n)]
     if len(ids) != n:
@@ -295,6 +297,12 @@ def _problems(captured: Captured, cfg: ExtractConfig) -> list[_Problem]:
     problems: list[_Problem] = []
     for layer in captured.layers:
         acts = captured.activations[layer.name].float()
+        problem = spatial_problem(acts)
+        if problem:
+            raise LayerError(
+                f"layer {layer.name!r} ({layer.capture}): {problem}; INV needs the spatial map of a "
+                "convolution or a block (an earlier layer, or last_conv:N)"
+            )
         grads = captured.gradients[layer.name].float()
         w = WEIGHTINGS[cfg.weights](acts, grads)  # (B, C)
         total = layer_total(w)  # (B,)
@@ -358,9 +366,11 @@ def analyse_batch(
             per_image[pr.b][pr.layer.name] = _layer_record(pr, emb, est, cfg, input_size)
     logits = captured.logits.float().cpu()
     targets = captured.targets.cpu()
-    preds = logits.argmax(1)
+    probs, preds = logits.softmax(1).max(1)
     return [
-        ImageExplanation(ids[b], int(targets[b]), int(preds[b]), float(logits[b, targets[b]]), per_image[b])
+        ImageExplanation(
+            ids[b], int(targets[b]), int(preds[b]), float(logits[b, targets[b]]), per_image[b], float(probs[b])
+        )
         for b in range(nb)
     ]
 
