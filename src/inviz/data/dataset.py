@@ -83,8 +83,8 @@ def prepare_dataset(cfg: DataConfig, images: str | Path, source: str = "params")
     """
     from inviz.data import synthetic
     from inviz.data.folder import prepare_folder
-    from inviz.data.game_classes import game_classes_frame, imagenette_game_classes
-    from inviz.data.imagenette import IMAGENETTE_CLASSES, fetch_imagenette
+    from inviz.data.game_classes import game_classes_frame
+    from inviz.data.imagenette import IMAGENETTE_CLASSES, fetch_imagenette, imagenette_game_classes
     from inviz.data.index import carve_test_pool, scan_image_folder
 
     images = Path(images)

@@ -1,7 +1,7 @@
 """The label game's class list of a dataset (docs/method.md §2-§3): game ids and names per class folder.
 
 Deep Reveal asks players to pick a class by its game name; the game's export refers to classes by
-game id. The paper's list for Imagenette is packaged (``resources/game_classes_imagenette.csv``:
+game id. The paper's list for Imagenette is packaged (:func:`inviz.data.imagenette.imagenette_game_classes`:
 English springer is shown as "Dog", tench as "Fish"); for any other dataset the list is generated
 from the class names (:func:`game_classes_frame`). The ``data`` stage writes it next to the
 class list, so ``labels_import.class_map`` can point at it.
@@ -10,7 +10,6 @@ class list, so ``labels_import.class_map`` can point at it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from importlib import resources
 
 import numpy as np
 import pandas as pd
@@ -44,9 +43,3 @@ def game_classes_frame(class_names: Sequence[str], folders: Sequence[str]) -> pd
             "class_name": [class_names[i] for i in order],
         }
     )
-
-
-def imagenette_game_classes() -> pd.DataFrame:
-    """Return the paper's game class list for Imagenette (the packaged file)."""
-    with resources.files("inviz").joinpath("resources/game_classes_imagenette.csv").open() as fh:
-        return pd.read_csv(fh, dtype={"class_folder": str})[GAME_CLASS_COLUMNS]

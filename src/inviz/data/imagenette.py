@@ -17,6 +17,7 @@ import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from inviz.core.errors import InvizError
 
@@ -35,6 +36,21 @@ IMAGENETTE_CLASSES: dict[str, str] = {
     "n03445777": "golf ball",
     "n03888605": "parachute",
 }
+
+
+def imagenette_game_classes() -> Any:
+    """Return the paper's label-game class list for Imagenette (the packaged file) as a DataFrame.
+
+    Columns ``game_id, game_name, class_folder, class_name`` (:data:`inviz.data.game_classes.GAME_CLASS_COLUMNS`).
+    """
+    from importlib import resources
+
+    import pandas as pd
+
+    from inviz.data.game_classes import GAME_CLASS_COLUMNS
+
+    with resources.files("inviz").joinpath("resources/game_classes_imagenette.csv").open() as fh:
+        return pd.read_csv(fh, dtype={"class_folder": str})[GAME_CLASS_COLUMNS]
 
 
 class DatasetUnavailable(InvizError, RuntimeError):

@@ -174,8 +174,10 @@ def check_arch(arch: str) -> None:
             f"arch: {name!r} is not a torchvision classification model ({hint}; "
             f"{len(names)} names in torchvision.models.list_models())"
         )
-    close = difflib.get_close_matches(arch, list(FIXED_ARCHS) + names, n=5, cutoff=0.5)
-    hint = ", ".join(c if c in FIXED_ARCHS else TORCHVISION_PREFIX + c for c in close)
+    choices = list(FIXED_ARCHS) + [TORCHVISION_PREFIX + n for n in names]
+    ratio = {c: difflib.SequenceMatcher(None, arch, c.split(":")[-1]).ratio() for c in choices}
+    close = [c for c in sorted(choices, key=lambda c: -ratio[c]) if ratio[c] >= 0.5][:5]  # stable: ours first
+    hint = ", ".join(close)
     raise ValueError(
         f"arch: unknown architecture {arch!r}; expected vgg16 (the paper), checkpoint (your model) or "
         f"torchvision:<name>" + (f"; did you mean {hint}?" if hint else "")

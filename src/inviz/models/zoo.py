@@ -60,7 +60,7 @@ def weights_enum(name: str, weights: str, strict: bool = True) -> Any:
     if not strict:
         return None
     raise WeightsError(
-        f"model.weights: expected 'none', 'imagenet', one of {', '.join(enum.__members__)} (torchvision "
+        f"model.weights: expected 'none', 'imagenet', one of {', '.join(m.name for m in enum)} (torchvision "
         f"weights of {name}) or the path of a state_dict file; {weights!r} is none of these (no such file)"
     )
 
