@@ -179,8 +179,9 @@ def _caption(inv: ImageINV, cfg: FigureConfig, labelled: bool, text_width: float
 
     status = "correct" if inv.pred == inv.true_label else "wrong"
     truth = f"true class: {inv.true_class} ({status})" if inv.true_label >= 0 else "true class: not given"
+    nbsp = "\u00a0"  # keeps "true class: ..." on one line when the caption wraps
     lines = [
-        f"predicted: {inv.pred_name} ({100 * inv.confidence:.1f} %)   {truth}",
+        f"predicted: {inv.pred_name} ({100 * inv.confidence:.1f}{nbsp}%)   {truth.replace(' ', nbsp)}",
         f"{'merged ' if cfg.merged and labelled else ''}cluster maps per layer, heaviest first: "
         "weight in % of the layer's weight, feature maps, "
         + (
