@@ -17,7 +17,9 @@ class SmallCNN(nn.Module):
     def __init__(self, n_outputs: int = 5):
         super().__init__()
         self.late = nn.Conv2d(16, 16, 3, padding=1)
-        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU())
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU()
+        )
         self.gate = nn.Conv2d(16, 16, 1)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(16, n_outputs)

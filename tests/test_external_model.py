@@ -17,7 +17,9 @@ from inviz.models.config import ExternalConfig, ModelConfig
 from inviz.models.external import ModelSourceError, count_outputs, import_builder, load_external
 from inviz.models.weights import WeightsError
 
-CLASSES = [{"label": i, "class_folder": f, "class_name": f.title()} for i, f in enumerate(["ant", "bee", "cow"])]
+CLASSES = [
+    {"label": i, "class_folder": f, "class_name": f.title()} for i, f in enumerate(["ant", "bee", "cow"])
+]
 
 
 def own(tmp_path=None, **ext) -> ModelConfig:
@@ -34,8 +36,12 @@ def weights_file(tmp_path):
 
 
 def test_builder_and_state_dict_with_class_index(weights_file):
-    cfg = own(builder_args={"n_outputs": 5}, state_dict=str(weights_file), strip_prefix="model.",
-              class_index={"ant": 4, "bee": 0, "cow": 2})
+    cfg = own(
+        builder_args={"n_outputs": 5},
+        state_dict=str(weights_file),
+        strip_prefix="model.",
+        class_index={"ant": 4, "bee": 0, "cow": 2},
+    )
     model, saved = build_model(CLASSES, cfg)
     ref = small_cnn(5, seed=7).eval()
     x = torch.randn(3, 3, 32, 32)
@@ -48,7 +54,12 @@ def test_builder_and_state_dict_with_class_index(weights_file):
 def test_class_index_from_a_csv(tmp_path, weights_file):
     csv = tmp_path / "index.csv"
     csv.write_text("class_folder,output_index\ncow,1\nant,3\nbee,2\n")
-    cfg = own(builder_args={"n_outputs": 5}, state_dict=str(weights_file), strip_prefix="model.", class_index=str(csv))
+    cfg = own(
+        builder_args={"n_outputs": 5},
+        state_dict=str(weights_file),
+        strip_prefix="model.",
+        class_index=str(csv),
+    )
     model, saved = build_model(CLASSES, cfg)
     assert saved.checkpoint.class_index == {"cow": 1, "ant": 3, "bee": 2}  # read once, saved with the model
     with torch.no_grad():
@@ -59,8 +70,11 @@ def test_class_index_from_a_csv(tmp_path, weights_file):
 @pytest.mark.parametrize(
     "ext, fragment",
     [
-        ({}, "the model's classifier has 5 outputs but the dataset has 3 classes (ant, bee, cow); set "
-             "model.checkpoint.class_index"),
+        (
+            {},
+            "the model's classifier has 5 outputs but the dataset has 3 classes (ant, bee, cow); set "
+            "model.checkpoint.class_index",
+        ),
         ({"class_index": {"ant": 0, "bee": 1}}, "no output for class folder(s) cow"),
         ({"class_index": {"ant": 0, "bee": 1, "cow": 2, "dog": 3}}, "unknown class folder(s) dog"),
         ({"class_index": {"ant": 0, "bee": 1, "cow": 5}}, "output index out of range [0, 5): cow: 5"),
@@ -77,7 +91,11 @@ def test_classifier_size_must_match_the_classes(ext, fragment):
     "spec, error, fragment",
     [
         ("no_such_package.models:build", ModelSourceError, "cannot import module 'no_such_package.models'"),
-        ("own_models:smal_cnn", ModelSourceError, "own_models has no attribute 'smal_cnn'; did you mean small_cnn"),
+        (
+            "own_models:smal_cnn",
+            ModelSourceError,
+            "own_models has no attribute 'smal_cnn'; did you mean small_cnn",
+        ),
         ("own_models:SmallCNN.nope", ModelSourceError, "own_models.SmallCNN has no attribute 'nope'"),
         ("own_models:not_a_model", ModelSourceError, "returned str, expected an nn.Module"),
     ],
@@ -89,7 +107,9 @@ def test_builder_errors_are_clear(spec, error, fragment):
 
 
 def test_builder_raising_and_bad_state_dict(tmp_path):
-    with pytest.raises(ModelSourceError, match=r"own_models:small_cnn\(\*\*\{'n_output': 3\}\) raised TypeError"):
+    with pytest.raises(
+        ModelSourceError, match=r"own_models:small_cnn\(\*\*\{'n_output': 3\}\) raised TypeError"
+    ):
         load_external(ExternalConfig(builder="own_models:small_cnn", builder_args={"n_output": 3}))
     path = tmp_path / "w.pth"
     torch.save(small_cnn(4).state_dict(), path)
@@ -101,8 +121,12 @@ def test_builder_raising_and_bad_state_dict(tmp_path):
 
 
 def test_round_trip_through_the_inviz_checkpoint(tmp_path, weights_file):
-    cfg = own(builder_args={"n_outputs": 5}, state_dict=str(weights_file), strip_prefix="model.",
-              class_index={"ant": 4, "bee": 0, "cow": 2})
+    cfg = own(
+        builder_args={"n_outputs": 5},
+        state_dict=str(weights_file),
+        strip_prefix="model.",
+        class_index={"ant": 4, "bee": 0, "cow": 2},
+    )
     model, saved = build_model(CLASSES, cfg)
     path = save_checkpoint(tmp_path / "m.safetensors", model, CLASSES, config=saved)
     weights_file.unlink()  # the inviz checkpoint holds the weights
@@ -129,7 +153,9 @@ def test_changed_builder_is_reported_when_loading(tmp_path):
 
 def exported(tmp_path, n_outputs=3):
     model = small_cnn(n_outputs).eval()
-    ep = torch.export.export(model, (torch.randn(2, 3, 32, 32),), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))
+    ep = torch.export.export(
+        model, (torch.randn(2, 3, 32, 32),), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},)
+    )
     path = tmp_path / "model.pt2"
     torch.export.save(ep, str(path))
     return model, path
@@ -169,7 +195,9 @@ def test_torchscript_evaluates_but_cannot_be_hooked(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         torch.jit.save(torch.jit.script(ref), str(path))
-    model, _ = build_model(CLASSES, own(builder=None, file=str(path), class_index={"ant": 1, "bee": 3, "cow": 0}))
+    model, _ = build_model(
+        CLASSES, own(builder=None, file=str(path), class_index={"ant": 1, "bee": 3, "cow": 0})
+    )
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(model(x), ref(x)[:, [1, 3, 0]])

@@ -8,7 +8,7 @@ from conftest import write_image_folder
 
 from inviz.core.config import ParamsError, from_dict
 from inviz.data.dataset import DataConfig, prepare_dataset
-from inviz.data.folder import FolderFractions, assign_fractions, read_class_names
+from inviz.data.folder import FolderFractions, assign_fractions
 from inviz.data.imagenette import imagenette_game_classes
 from inviz.data.index import DatasetLayoutError
 
@@ -87,7 +87,10 @@ def test_class_names_file_and_game_class_list(tmp_path):
         ("class_folder,class_name\nn01,a\nn01,b\n", "class_folder 'n01' appears more than once"),
         ("class_folder,class_name\nn01,\n", "row 2: empty class_folder or class_name"),
         ("class_folder,class_name\nn01,a\n", "no class_name for class folder(s) n02"),
-        ("class_folder,class_name\nn01,a\nn02,b\nn03,c\n", "class folder(s) n03 not in the dataset (n01, n02)"),
+        (
+            "class_folder,class_name\nn01,a\nn02,b\nn03,c\n",
+            "class folder(s) n03 not in the dataset (n01, n02)",
+        ),
     ],
 )
 def test_class_names_file_errors_name_the_file(tmp_path, content, fragment):

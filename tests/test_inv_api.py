@@ -26,7 +26,9 @@ def card_gids(fig) -> list[str]:
 def test_image_inv_holds_every_kept_cluster_map_heaviest_first():
     model = small_cnn(3).eval()
     x = torch.randn(1, 3, 32, 32)
-    [ex] = explain(model, x, cfg=ExtractConfig(layers=("body.2", "late"), k_min=2, k_max=3), sample_ids=["img"])
+    [ex] = explain(
+        model, x, cfg=ExtractConfig(layers=("body.2", "late"), k_min=2, k_max=3), sample_ids=["img"]
+    )
     photo = np.random.default_rng(0).integers(0, 255, (40, 50, 3), dtype=np.uint8)
     inv = image_inv(ex, photo, 32, class_names=["ant", "bee", "cow"], true_label=2)
     assert inv.image.shape == (32, 32, 3) and inv.layers == ("body.2", "late")

@@ -31,13 +31,18 @@ def test_last_conv_on_resnet18():
 
 def test_spatial_shapes_and_the_errors_for_other_layers():
     model = torchvision.models.resnet18(num_classes=3).eval()
-    assert check_spatial(model, ["layer3", "layer4.1"], 224) == {"layer3": (256, 14, 14), "layer4.1": (512, 7, 7)}
+    assert check_spatial(model, ["layer3", "layer4.1"], 224) == {
+        "layer3": (256, 14, 14),
+        "layer4.1": (512, 7, 7),
+    }
     with pytest.raises(LayerError) as err:
         check_spatial(model, ["layer4", "fc"], 224)
     msg = str(err.value)
     assert "layer 'fc' (fc, Linear): its output has shape (2, 3), not (N, C, H, W)" in msg
     assert "layer4.1.conv2" in msg and "last_conv:N" in msg
-    with pytest.raises(LayerError, match=r"'avgpool' \(avgpool, AdaptiveAvgPool2d\): .*\(2, 512, 1, 1\): a 1x1 map"):
+    with pytest.raises(
+        LayerError, match=r"'avgpool' \(avgpool, AdaptiveAvgPool2d\): .*\(2, 512, 1, 1\): a 1x1 map"
+    ):
         check_spatial(model, ["avgpool"], 224)
 
 

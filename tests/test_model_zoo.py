@@ -47,7 +47,10 @@ def test_unknown_architecture_lists_close_matches(arch, fragment):
         ({"arch": "checkpoint", "weights": "none"}, "set checkpoint.file or checkpoint.builder"),
         ({"arch": "checkpoint", "checkpoint": {"builder": "a:b"}}, "set weights: none"),
         ({"checkpoint": {"builder": "a:b"}}, "only read with arch checkpoint"),
-        ({"arch": "checkpoint", "weights": "none", "checkpoint": {"builder": "ab"}}, "'package.module:function'"),
+        (
+            {"arch": "checkpoint", "weights": "none", "checkpoint": {"builder": "ab"}},
+            "'package.module:function'",
+        ),
         (
             {"arch": "checkpoint", "weights": "none", "checkpoint": {"builder": "a:b", "file": "m.pt2"}},
             "either file",
@@ -100,7 +103,9 @@ def test_phases_take_module_prefixes_of_any_architecture():
     layer4 = trainable_parameters(model, ["layer4"])
     assert layer4 and all(n.startswith("layer4.") for n in layer4)
     assert trainable_parameters(model, ["layer4", "head"]) == layer4 | {"fc.weight", "fc.bias"}
-    with pytest.raises(ValueError, match=r"'block5' matches no parameter; use 'all', 'head', 'backbone' or a"):
+    with pytest.raises(
+        ValueError, match=r"'block5' matches no parameter; use 'all', 'head', 'backbone' or a"
+    ):
         trainable_parameters(model, ["block5"])
     # torchvision's VGG-16 keeps the paper's Keras names
     vgg = build_torchvision(3, tv("vgg16"))
@@ -163,7 +168,9 @@ def test_checkpoint_round_trip_rebuilds_the_architecture(tmp_path, monkeypatch, 
     cfg = tv(name, weights="imagenet")
     pre = weights_enum(name, "imagenet")
     torch.manual_seed(3)
-    stand_in = getattr(torchvision.models, name)(**({"aux_logits": True, "init_weights": True} if name == "googlenet" else {}))
+    stand_in = getattr(torchvision.models, name)(
+        **({"aux_logits": True, "init_weights": True} if name == "googlenet" else {})
+    )
     cached_weights_path(pre).parent.mkdir(parents=True, exist_ok=True)
     torch.save(stand_in.state_dict(), cached_weights_path(pre))
     torch.manual_seed(4)
@@ -177,4 +184,8 @@ def test_checkpoint_round_trip_rebuilds_the_architecture(tmp_path, monkeypatch, 
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), model(x))
-    assert loaded.config.arch == f"torchvision:{name}" and loaded.class_names == ["class 0", "class 1", "class 2"]
+    assert loaded.config.arch == f"torchvision:{name}" and loaded.class_names == [
+        "class 0",
+        "class 1",
+        "class 2",
+    ]

@@ -74,7 +74,7 @@ def synthetic_config(cfg: DataConfig, source: str = "params") -> Any:
 
 
 def prepare_dataset(cfg: DataConfig, images: str | Path, source: str = "params") -> Dataset:
-    """Fetch (Imagenette), generate (synthetic) or link (folder) the images into ``images``; index them; split.
+    """Fetch (Imagenette), generate (synthetic) or link (folder) the images into ``images``; index; split.
 
     Parameters
     ----------

@@ -25,7 +25,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from inviz.data.index import INDEX_COLUMNS, DatasetLayoutError, SplitConfig, carve_test_pool, scan_image_folder
+from inviz.data.index import (
+    INDEX_COLUMNS,
+    DatasetLayoutError,
+    SplitConfig,
+    carve_test_pool,
+    scan_image_folder,
+)
 
 log = logging.getLogger(__name__)
 
@@ -164,19 +170,23 @@ def assign_fractions(index: pd.DataFrame, fractions: FolderFractions, seed: int)
 
 
 def _materialise(index: pd.DataFrame, source_root: Path, dest: Path) -> pd.DataFrame:
-    """Link every indexed image into ``dest/<split>/<class>/<file>``; return the index with new paths and ids."""
+    """Link every indexed image into ``dest/<split>/<class>/<file>``; return the index with new paths, ids."""
     from inviz.core.io import atomic_path, link_or_copy
 
     out = index.copy()
     names = [Path(p).name for p in out["path"]]
     out["path"] = [f"{s}/{c}/{n}" for s, c, n in zip(out["split"], out["class_folder"], names, strict=True)]
-    out["sample_id"] = [f"{s}/{c}/{Path(n).stem}" for s, c, n in zip(out["split"], out["class_folder"], names, strict=True)]
+    out["sample_id"] = [
+        f"{s}/{c}/{Path(n).stem}" for s, c, n in zip(out["split"], out["class_folder"], names, strict=True)
+    ]
     with atomic_path(dest, directory=True) as tmp:
         for src, rel in zip(index["path"], out["path"], strict=True):
             target = tmp / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             link_or_copy(source_root / src, target)
-    return out.sort_values(["split", "label", "sample_id"], kind="stable").reset_index(drop=True)[INDEX_COLUMNS]
+    return out.sort_values(["split", "label", "sample_id"], kind="stable").reset_index(drop=True)[
+        INDEX_COLUMNS
+    ]
 
 
 def prepare_folder(

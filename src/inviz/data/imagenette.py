@@ -41,7 +41,7 @@ IMAGENETTE_CLASSES: dict[str, str] = {
 def imagenette_game_classes() -> Any:
     """Return the paper's label-game class list for Imagenette (the packaged file) as a DataFrame.
 
-    Columns ``game_id, game_name, class_folder, class_name`` (:data:`inviz.data.game_classes.GAME_CLASS_COLUMNS`).
+    Columns ``game_id, game_name, class_folder, class_name`` (see :mod:`inviz.data.game_classes`).
     """
     from importlib import resources
 

@@ -369,7 +369,12 @@ def analyse_batch(
     probs, preds = logits.softmax(1).max(1)
     return [
         ImageExplanation(
-            ids[b], int(targets[b]), int(preds[b]), float(logits[b, targets[b]]), per_image[b], float(probs[b])
+            ids[b],
+            int(targets[b]),
+            int(preds[b]),
+            float(logits[b, targets[b]]),
+            per_image[b],
+            float(probs[b]),
         )
         for b in range(nb)
     ]

@@ -39,7 +39,15 @@ from torch import nn
 from inviz.core.errors import InvizError
 from inviz.fmaps.layers import LayerError, ResolvedLayer, not_spatial_error, resolve_layers
 
-__all__ = ["Captured", "LayerCapture", "LayerError", "NonFiniteError", "ResolvedLayer", "capture", "resolve_layers"]
+__all__ = [
+    "Captured",
+    "LayerCapture",
+    "LayerError",
+    "NonFiniteError",
+    "ResolvedLayer",
+    "capture",
+    "resolve_layers",
+]
 
 log = logging.getLogger(__name__)
 

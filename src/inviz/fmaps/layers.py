@@ -78,7 +78,7 @@ def check_hookable(model: nn.Module) -> None:
 
 
 def suggestions(model: nn.Module, name: str = "", n: int = 4) -> str:
-    """A few layer names worth trying: close matches of ``name``, the last convolutions and blocks, ``last_conv:N``."""
+    """List a few layer names worth trying: close matches of ``name``, the last convolutions and blocks."""
     modules = [m for m, _ in model.named_modules() if m]
     aliases = keras_aliases(model)
     close = difflib.get_close_matches(name, modules + list(aliases), n=n, cutoff=0.6) if name else []
@@ -171,7 +171,7 @@ def spatial_problem(output: Any) -> str | None:
 
 
 def not_spatial_error(model: nn.Module, name: str, module: str, problem: str) -> LayerError:
-    """The error for a layer that gives no spatial map, with candidates."""
+    """Make the error for a layer that gives no spatial map, with candidates."""
     kind = type(dict(model.named_modules())[module]).__name__
     return LayerError(
         f"layer {name!r} ({module}, {kind}): {problem}. INV clusters feature maps and needs a spatial "
@@ -179,7 +179,9 @@ def not_spatial_error(model: nn.Module, name: str, module: str, problem: str) ->
     )
 
 
-def trace_outputs(model: nn.Module, modules: Sequence[str], input_size: int) -> tuple[dict[str, Any], list[str]]:
+def trace_outputs(
+    model: nn.Module, modules: Sequence[str], input_size: int
+) -> tuple[dict[str, Any], list[str]]:
     """One forward pass on zeros of shape (2, 3, S, S): the outputs' shapes and the order convolutions run.
 
     Parameters
@@ -256,7 +258,9 @@ def expand_layers(model: nn.Module, layers: Sequence[str], input_size: int) -> t
     return expanded
 
 
-def check_spatial(model: nn.Module, layers: Sequence[str], input_size: int) -> dict[str, tuple[int, int, int]]:
+def check_spatial(
+    model: nn.Module, layers: Sequence[str], input_size: int
+) -> dict[str, tuple[int, int, int]]:
     """Check that every layer outputs a spatial map at ``input_size``; return its (C, H, W).
 
     Parameters

@@ -62,9 +62,7 @@ class ExternalConfig:
         if self.file and self.state_dict:
             raise ValueError("checkpoint.state_dict goes with a builder; a file already holds its weights")
         if self.builder is not None and ":" not in self.builder:
-            raise ValueError(
-                f"checkpoint.builder: expected 'package.module:function', got {self.builder!r}"
-            )
+            raise ValueError(f"checkpoint.builder: expected 'package.module:function', got {self.builder!r}")
 
     @property
     def given(self) -> bool:
@@ -116,11 +114,13 @@ class ModelConfig:
         check_unit(self, ("dropout",), "[)", what="a probability")
         if self.arch != "vgg16":
             changed = [
-                k for k, v in (("width", 1.0), ("head_hidden", 256), ("dropout", 0.3)) if getattr(self, k) != v
+                k
+                for k, v in (("width", 1.0), ("head_hidden", 256), ("dropout", 0.3))
+                if getattr(self, k) != v
             ]
             if changed:
                 raise ValueError(
-                    f"{', '.join(changed)}: only used by arch vgg16 (arch is {self.arch!r}); remove the key(s)"
+                    f"{', '.join(changed)}: only used by arch vgg16 (arch is {self.arch!r}); remove it"
                 )
         if self.arch == "checkpoint":
             if not self.checkpoint.given:
@@ -169,7 +169,11 @@ def check_arch(arch: str) -> None:
         if name in names:
             return
         close = difflib.get_close_matches(name, names, n=5, cutoff=0.5)
-        hint = f"close matches: {', '.join(TORCHVISION_PREFIX + c for c in close)}" if close else "no close match"
+        hint = (
+            f"close matches: {', '.join(TORCHVISION_PREFIX + c for c in close)}"
+            if close
+            else "no close match"
+        )
         raise ValueError(
             f"arch: {name!r} is not a torchvision classification model ({hint}; "
             f"{len(names)} names in torchvision.models.list_models())"

@@ -140,7 +140,8 @@ def load_external(ext: ExternalConfig, weights: bool = True) -> nn.Module:
         model = builder(**ext.builder_args)
     except Exception as err:  # the user's code: report what it raised, with the call
         raise ModelSourceError(
-            f"model.checkpoint.builder: {ext.builder}(**{ext.builder_args}) raised {type(err).__name__}: {err}"
+            f"model.checkpoint.builder: {ext.builder}(**{ext.builder_args}) raised "
+            f"{type(err).__name__}: {err}"
         ) from err
     if not isinstance(model, nn.Module):
         raise ModelSourceError(
@@ -180,7 +181,9 @@ def count_outputs(model: nn.Module, input_size: int) -> int:
         model.train(was_training)
     if not isinstance(out, torch.Tensor) or out.dim() != 2:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ModelSourceError(f"model.checkpoint: expected logits of shape (N, K) from the model, got {shape}")
+        raise ModelSourceError(
+            f"model.checkpoint: expected logits of shape (N, K) from the model, got {shape}"
+        )
     return int(out.shape[1])
 
 
@@ -196,7 +199,9 @@ def read_class_index(ext: ExternalConfig) -> dict[str, int] | None:
     frame = pd.read_csv(path, dtype={"class_folder": str})
     missing = [c for c in ("class_folder", "output_index") if c not in frame.columns]
     if missing:
-        raise ModelSourceError(f"{path}: missing column(s) {', '.join(missing)}; expected class_folder,output_index")
+        raise ModelSourceError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected class_folder,output_index"
+        )
     bad = frame["output_index"].isna() | (pd.to_numeric(frame["output_index"], errors="coerce") % 1 != 0)
     if bad.any():
         row = int(bad.to_numpy().nonzero()[0][0]) + 2
@@ -233,7 +238,8 @@ def output_index(ext: ExternalConfig, classes: Sequence[dict[str, Any]], n_outpu
     unknown = sorted(set(mapping) - set(folders))
     if missing or unknown:
         raise ModelSourceError(
-            f"{where}: " + "; ".join(
+            f"{where}: "
+            + "; ".join(
                 m
                 for m in (
                     f"no output for class folder(s) {', '.join(missing)}" if missing else "",
@@ -247,7 +253,9 @@ def output_index(ext: ExternalConfig, classes: Sequence[dict[str, Any]], n_outpu
     index = [mapping[f] for f in folders]
     out_of_range = [f"{f}: {i}" for f, i in zip(folders, index, strict=True) if not 0 <= i < n_outputs]
     if out_of_range:
-        raise ModelSourceError(f"{where}: output index out of range [0, {n_outputs}): {', '.join(out_of_range)}")
+        raise ModelSourceError(
+            f"{where}: output index out of range [0, {n_outputs}): {', '.join(out_of_range)}"
+        )
     if len(set(index)) != len(index):
         raise ModelSourceError(f"{where}: two classes share an output ({mapping})")
     return index

@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 VGG16_CFG: tuple[int | str, ...] = tuple(tv_vgg.cfgs["D"])
 
 
-
 def scaled_cfg(width: float) -> list[int | str]:
     """VGG-16 configuration with every channel count multiplied by ``width`` (at least 1)."""
     return [v if v == "M" else max(1, int(round(v * width))) for v in VGG16_CFG]

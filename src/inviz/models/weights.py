@@ -103,7 +103,9 @@ def read_state_dict(path: str | Path, key: str = "model.weights", strip_prefix: 
     return state
 
 
-def load_into(model: torch.nn.Module, state: dict[str, Any], source: str, what: str, strict: bool = True) -> None:
+def load_into(
+    model: torch.nn.Module, state: dict[str, Any], source: str, what: str, strict: bool = True
+) -> None:
     """``model.load_state_dict(state)`` with an error naming the file and the mismatching keys.
 
     Parameters
@@ -118,5 +120,7 @@ def load_into(model: torch.nn.Module, state: dict[str, Any], source: str, what: 
     except RuntimeError as err:
         raise WeightsError(f"{source}: does not fit {what}: {err}") from err
     if missing or unexpected:
-        log.warning("%s: %d missing and %d unexpected keys (strict: false)", source, len(missing), len(unexpected))
+        log.warning(
+            "%s: %d missing and %d unexpected keys (strict: false)", source, len(missing), len(unexpected)
+        )
     log.info("loaded weights from %s", source)

@@ -163,7 +163,11 @@ def rebuild_torchvision(n_classes: int, cfg: ModelConfig) -> nn.Module:
     name = cfg.torchvision_name
     pretrained = weights_enum(name, cfg.weights, strict=False)
     model = get_model(
-        name, weights=None, num_classes=n_classes, **_construction_args(name, pretrained), **_aux_arg(name, False)
+        name,
+        weights=None,
+        num_classes=n_classes,
+        **_construction_args(name, pretrained),
+        **_aux_arg(name, False),
     )
     _drop_aux(model, name)
     return model

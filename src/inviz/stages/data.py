@@ -23,7 +23,7 @@ PATHS = {
     "--index": "output: index CSV (one row per usable image)",
     "--skipped": "output: CSV of files not used, with the reason",
     "--classes": "output: class list JSON",
-    "--game-classes": "output: the label game's class list CSV (game_id, game_name, class_folder, class_name)",
+    "--game-classes": "output: the game's class list CSV (game_id, game_name, class_folder, class_name)",
     "--parts": "output: ground-truth part masks (.npz; empty for real data)",
     "--metrics": "output: metrics JSON",
 }

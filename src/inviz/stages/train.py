@@ -16,7 +16,9 @@ from typing import Any
 
 from inviz.stages import load_params
 
-HELP = "build the model (VGG-16, torchvision:<name> or your checkpoint), fine-tune it in phases, evaluate on val"
+HELP = (
+    "build the model (VGG-16, torchvision:<name> or your checkpoint), fine-tune it in phases, evaluate on val"
+)
 log = logging.getLogger(__name__)
 
 #: the stage's paths, all required (see :mod:`inviz.stages`): option -> help
@@ -133,7 +135,11 @@ def _write_reports(
 
     cm = confusion(y, yhat, len(names))
     columns = ["epoch", "phase", "train_loss", "train_acc", "val_loss", "val_acc"]
-    history = pd.DataFrame([row for ph in phases for row in ph.history]) if phases else pd.DataFrame(columns=columns)
+    history = (
+        pd.DataFrame([row for ph in phases for row in ph.history])
+        if phases
+        else pd.DataFrame(columns=columns)
+    )
     write_csv(reports / "history.csv", history)
     write_csv(
         reports / "val_predictions.csv",

@@ -174,7 +174,7 @@ def _header_image(fig: Any, rect: list[float], image: np.ndarray) -> None:
 
 
 def _caption(inv: ImageINV, cfg: FigureConfig, labelled: bool, text_width: float) -> str:
-    """The INV's caption (prediction, true class, what the cards show), wrapped to ``text_width`` inches."""
+    """Write the INV's caption (prediction, true class, what the cards show), wrapped to ``text_width`` in."""
     import textwrap
 
     status = "correct" if inv.pred == inv.true_label else "wrong"
@@ -205,7 +205,9 @@ def _inv_title(fig: Any, inv: ImageINV, cfg: FigureConfig, caption: str, x: floa
         fontweight="bold",
         va="top",
     )
-    fig.text(x, 1 - (y_top + 0.42) / height, caption, fontsize=cfg.font_size * 1.15, va="top", linespacing=1.5)
+    fig.text(
+        x, 1 - (y_top + 0.42) / height, caption, fontsize=cfg.font_size * 1.15, va="top", linespacing=1.5
+    )
 
 
 def inv_figure(inv: ImageINV, cfg: FigureConfig | None = None, reveal_cfg: RevealConfig | None = None) -> Any:

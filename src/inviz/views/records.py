@@ -415,7 +415,7 @@ def image_inv(
     true_label: int | None = None,
     map_kind: Literal["map", "raw"] = "map",
 ) -> ImageINV:
-    """The INV of one image straight from :func:`inviz.fmaps.explain.explain`, before any game labels.
+    """Assemble the INV of one image straight from :func:`inviz.fmaps.explain.explain`, before any labels.
 
     Every kept (unpruned) cluster map becomes a card (weight, feature-map count, no labels yet),
     heaviest first per layer; with no labels nothing merges, so the merged cards are the same.
