@@ -35,13 +35,18 @@ def weights_file(tmp_path):
     return path
 
 
-def test_builder_and_state_dict_with_class_index(weights_file):
-    cfg = own(
+def mapped(weights_file) -> ModelConfig:
+    """SmallCNN(5) from its (prefixed) state dict, outputs 4, 0, 2 for ant, bee, cow."""
+    return own(
         builder_args={"n_outputs": 5},
         state_dict=str(weights_file),
         strip_prefix="model.",
         class_index={"ant": 4, "bee": 0, "cow": 2},
     )
+
+
+def test_builder_and_state_dict_with_class_index(weights_file):
+    cfg = mapped(weights_file)
     model, saved = build_model(CLASSES, cfg)
     ref = small_cnn(5, seed=7).eval()
     x = torch.randn(3, 3, 32, 32)
@@ -121,12 +126,7 @@ def test_builder_raising_and_bad_state_dict(tmp_path):
 
 
 def test_round_trip_through_the_inviz_checkpoint(tmp_path, weights_file):
-    cfg = own(
-        builder_args={"n_outputs": 5},
-        state_dict=str(weights_file),
-        strip_prefix="model.",
-        class_index={"ant": 4, "bee": 0, "cow": 2},
-    )
+    cfg = mapped(weights_file)
     model, saved = build_model(CLASSES, cfg)
     path = save_checkpoint(tmp_path / "m.safetensors", model, CLASSES, config=saved)
     weights_file.unlink()  # the inviz checkpoint holds the weights

@@ -89,7 +89,7 @@ def test_class_names_file_and_game_class_list(tmp_path):
         ("class_folder,class_name\nn01,a\n", "no class_name for class folder(s) n02"),
         (
             "class_folder,class_name\nn01,a\nn02,b\nn03,c\n",
-            "class folder(s) n03 not in the dataset (n01, n02)",
+            "class folder(s) not in the dataset: n03 (expected: n01, n02)",
         ),
     ],
 )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import write_image_folder
-from test_pipeline_e2e import BIN, ROOT, run, set_key
+from test_pipeline_e2e import ROOT, copy_code, init_repo, repo_env, run, set_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -31,20 +30,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 def make_repo(tmp: Path, profile: str, overrides: dict, prepare=None) -> tuple[Path, dict]:
     """A git+DVC repository holding src/ and examples/<profile>/ with the overridden params."""
     repo = tmp / "repo"
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
-    shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    repo.mkdir()
+    env = repo_env(repo)
+    copy_code(repo)
     work = repo / "examples" / profile
     shutil.copytree(ROOT / "examples" / profile, work)
-    (repo / "models").mkdir()
-    (repo / "models" / "sbert").symlink_to(ROOT / "models" / "sbert", target_is_directory=True)
     if prepare is not None:
         prepare(work)
     params = yaml.safe_load((work / "params.yaml").read_text())
@@ -52,12 +42,7 @@ def make_repo(tmp: Path, profile: str, overrides: dict, prepare=None) -> tuple[P
     for key, value in overrides.items():
         set_key(params, key, value)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (repo / ".gitignore").write_text("mlflow.db\n")
-    run(["git", "init", "-q"], repo, env)
-    run(["dvc", "init", "-q"], repo, env)
-    run(["dvc", "config", "core.analytics", "false"], repo, env)
-    run(["git", "add", "-A"], repo, env)
-    run(["git", "commit", "-qm", "init"], repo, env)
+    init_repo(repo, env)
     return work, env
 
 

@@ -25,6 +25,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from inviz.core.checks import coverage_problems
 from inviz.data.index import (
     INDEX_COLUMNS,
     DatasetLayoutError,
@@ -106,22 +107,11 @@ def _check_names(names: dict[str, str] | None, folders: list[str], source: str |
     """Every class folder has a name and every named folder exists."""
     if names is None:
         return
-    missing = [f for f in folders if f not in names]
-    unknown = sorted(set(names) - set(folders))
-    if missing or unknown:
-        raise DatasetLayoutError(
-            f"{source}: "
-            + "; ".join(
-                m
-                for m in (
-                    f"no class_name for class folder(s) {', '.join(missing)}" if missing else "",
-                    f"class folder(s) {', '.join(unknown)} not in the dataset ({', '.join(folders)})"
-                    if unknown
-                    else "",
-                )
-                if m
-            )
-        )
+    problems = coverage_problems(
+        names, folders, "no class_name for class folder(s)", "class folder(s) not in the dataset:"
+    )
+    if problems:
+        raise DatasetLayoutError(f"{source}: {problems}")
 
 
 def _stray_files(root: Path, split_dirs: list[Path]) -> list[dict[str, str]]:

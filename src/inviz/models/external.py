@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from inviz.core.checks import coverage_problems
 from inviz.core.errors import InvizError
 from inviz.models.config import ExternalConfig, ModelConfig
 from inviz.models.weights import load_into, read_state_dict
@@ -234,22 +235,9 @@ def output_index(ext: ExternalConfig, classes: Sequence[dict[str, Any]], n_outpu
             )
         return None
     where = "model.checkpoint.class_index"
-    missing = [f for f in folders if f not in mapping]
-    unknown = sorted(set(mapping) - set(folders))
-    if missing or unknown:
-        raise ModelSourceError(
-            f"{where}: "
-            + "; ".join(
-                m
-                for m in (
-                    f"no output for class folder(s) {', '.join(missing)}" if missing else "",
-                    f"unknown class folder(s) {', '.join(unknown)} (dataset: {', '.join(folders)})"
-                    if unknown
-                    else "",
-                )
-                if m
-            )
-        )
+    problems = coverage_problems(mapping, folders, "no output for class folder(s)", "unknown class folder(s)")
+    if problems:
+        raise ModelSourceError(f"{where}: {problems}")
     index = [mapping[f] for f in folders]
     out_of_range = [f"{f}: {i}" for f, i in zip(folders, index, strict=True) if not 0 <= i < n_outputs]
     if out_of_range:

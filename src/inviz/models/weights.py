@@ -80,12 +80,9 @@ def read_state_dict(path: str | Path, key: str = "model.weights", strip_prefix: 
 
     Returns
     -------
-    dict of str to Tensor
-
-    Raises
-    ------
-    WeightsError
-        Missing or unreadable file, or not a mapping.
+    dict
+        Parameter name -> tensor. A missing or unreadable file, or one holding no mapping, raises
+        :class:`WeightsError`.
     """
     path = Path(path)
     if not path.is_file():
