@@ -322,8 +322,12 @@ def fit_phases(
 
     Returns
     -------
-    list of PhaseResult, one per phase.
+    list of PhaseResult, one per phase (none with ``cfg.enabled`` false: the model is only put in eval mode).
     """
+    if not cfg.enabled:
+        log.info("train.enabled: false: the model is evaluated as it is, nothing is trained")
+        model.eval()
+        return []
     results: list[PhaseResult] = []
     offset = 0
     for phase in cfg.phases:

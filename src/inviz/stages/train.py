@@ -74,12 +74,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with stage_run("train", tracking, {"model": model_cfg, "train": cfg}) as tr:
         target = MLflowTarget(tracking.experiment, tr.tracking_uri, tr.run_id) if tr.enabled else None
         start = time.perf_counter()
-        if cfg.enabled:
-            phases = fit_phases(model, dm, cfg, mlflow=target, head=model_cfg.checkpoint.head)
-        else:
-            log.info("train.enabled: false: evaluating %s without training", model_cfg.arch)
-            phases = []
-            model.eval()
+        phases = fit_phases(model, dm, cfg, mlflow=target, head=model_cfg.checkpoint.head)
         train_seconds = time.perf_counter() - start
 
         preds = predict_logits(model, dm.val_dataloader(), accelerator=cfg.run.accelerator)

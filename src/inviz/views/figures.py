@@ -210,6 +210,12 @@ def _inv_title(fig: Any, inv: ImageINV, cfg: FigureConfig, caption: str, x: floa
     )
 
 
+def _shown_cards(inv: ImageINV, cfg: FigureConfig) -> dict[str, list[Card]]:
+    """Return the cards of each layer column: at most ``cfg.max_cards``, heaviest first."""
+    columns = inv.cards(cfg.merged)
+    return {ly: columns.get(ly, [])[: cfg.max_cards or None] for ly in inv.layers}
+
+
 def inv_figure(inv: ImageINV, cfg: FigureConfig | None = None, reveal_cfg: RevealConfig | None = None) -> Any:
     """Draw the INV of one image (paper Figure 3).
 
@@ -229,14 +235,10 @@ def inv_figure(inv: ImageINV, cfg: FigureConfig | None = None, reveal_cfg: Revea
 
     from inviz.core.plotting import apply_style
 
-    cfg = cfg or FigureConfig()
-    reveal_cfg = reveal_cfg or RevealConfig(game_size=2 * inv.image.shape[0])
+    cfg, reveal_cfg = cfg or FigureConfig(), reveal_cfg or RevealConfig(game_size=2 * inv.image.shape[0])
     apply_style()
-    columns = inv.cards(cfg.merged)
     layers = list(inv.layers)
-    shown = {
-        ly: columns.get(ly, [])[: cfg.max_cards] if cfg.max_cards else columns.get(ly, []) for ly in layers
-    }
+    shown = _shown_cards(inv, cfg)
     n_rows = max([len(v) for v in shown.values()] + [1])
     everything = [c for v in shown.values() for c in v]
     colours = label_colours(_labels_by_importance(everything))
