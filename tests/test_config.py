@@ -110,3 +110,45 @@ def test_demo_recipe_docstring_override_parses():
     params = yaml.safe_load((root / "demo" / "params.yaml").read_text())
     recipe.apply_override(params, "train.phases.0.lr=3e-4")
     assert from_dict(TrainConfig, params["train"], "train").phases[0].lr == 3e-4
+
+
+def test_example_profiles_run_the_same_pipeline():
+    """examples/<profile>/dvc.yaml are copies of dvc.yaml; their params hold every key dvc.yaml lists."""
+    import yaml
+
+    from inviz.core.config import get_key
+
+    root = Path(__file__).resolve().parents[1]
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    keys = {k if isinstance(k, str) else next(iter(k)) for s in stages.values() for k in s.get("params", [])}
+    for profile in ("resnet18_folder", "checkpoint"):
+        folder = root / "examples" / profile
+        assert (folder / "dvc.yaml").read_text() == (root / "dvc.yaml").read_text(), (
+            f"examples/{profile}/dvc.yaml differs from dvc.yaml: cp dvc.yaml examples/{profile}/dvc.yaml"
+        )
+        params = yaml.safe_load((folder / "params.yaml").read_text())
+        for key in sorted(keys):
+            get_key(params, key, f"examples/{profile}/params.yaml")  # DVC fails on a missing key
+        assert params["root"] == "../.."
+        for section, cls in sections():
+            load_section(folder / "params.yaml", section, cls)  # every section is a valid config
+
+
+def sections():
+    from inviz.data.dataset import DataConfig
+    from inviz.fmaps.explain import ExtractConfig
+    from inviz.game.export import ImportConfig
+    from inviz.game.reveal import RevealConfig
+    from inviz.models.config import ModelConfig
+    from inviz.models.training import TrainConfig
+    from inviz.views.figures import FigureConfig
+
+    return [
+        ("data", DataConfig),
+        ("model", ModelConfig),
+        ("train", TrainConfig),
+        ("extract", ExtractConfig),
+        ("masks", RevealConfig),
+        ("labels_import", ImportConfig),
+        ("figures", FigureConfig),
+    ]

@@ -41,26 +41,35 @@ def run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
     return proc
 
 
-@pytest.fixture(scope="module")
-def demo_repo(tmp_path_factory):
-    repo = tmp_path_factory.mktemp("e2e")
-    env = pipeline_env(repo)
+def copy_code(repo: Path) -> None:
+    """Copy src/ into ``repo`` and link the Sentence-BERT model of `make install` (labels_analyze's dependency)."""
     shutil.copytree(ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
-    # the Sentence-BERT model assembled by `make install` (a code dependency of labels_analyze)
     (repo / "models").mkdir()
     (repo / "models" / "sbert").symlink_to(ROOT / "models" / "sbert", target_is_directory=True)
-    params = yaml.safe_load((ROOT / "demo" / "params.yaml").read_text())
-    params["root"] = "."
-    for key, value in OVERRIDES.items():
-        set_key(params, key, value)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def init_repo(repo: Path, env: dict) -> None:
+    """Make ``repo`` a git + DVC repository with everything committed."""
     (repo / ".gitignore").write_text("mlflow.db\n")
     run(["git", "init", "-q"], repo, env)
     run(["dvc", "init", "-q"], repo, env)
     run(["dvc", "config", "core.analytics", "false"], repo, env)
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "init"], repo, env)
+
+
+@pytest.fixture(scope="module")
+def demo_repo(tmp_path_factory):
+    repo = tmp_path_factory.mktemp("e2e")
+    env = pipeline_env(repo)
+    copy_code(repo)
+    shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
+    params = yaml.safe_load((ROOT / "demo" / "params.yaml").read_text())
+    params["root"] = "."
+    for key, value in OVERRIDES.items():
+        set_key(params, key, value)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    init_repo(repo, env)
     first = run(["dvc", "repro"], repo, env)
     return repo, env, first
 

@@ -6,7 +6,7 @@ Each check raises :class:`ValueError` naming the key, the expected range and the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 _INSIDE = {
@@ -91,3 +91,29 @@ def check_pair(name: str, pair: tuple[float, float], low: float, high: float | N
     if not (low <= lo <= hi and (high is None or hi <= high)):
         bound = f"{low} <= min <= max" + (f" <= {high}" if high is not None else "")
         raise ValueError(f"{name}: expected {bound}, got ({lo}, {hi})")
+
+
+def coverage_problems(given: Iterable[str], expected: Sequence[str], missing: str, unknown: str) -> str:
+    """Describe how a mapping's keys fail to cover exactly ``expected`` ("" when they do).
+
+    Parameters
+    ----------
+    given : iterable of str
+        The mapping's keys (e.g. class folders of a mapping file).
+    expected : sequence of str
+        The keys it must have, no more (e.g. the dataset's class folders).
+    missing, unknown : str
+        Message heads, e.g. ``"no name for class folder(s)"`` and ``"unknown class folder(s)"``.
+
+    Returns
+    -------
+    str
+        ``"<missing> a, b; <unknown> c (expected: ...)"`` or ``""``.
+    """
+    given = set(given)
+    lacking = [k for k in expected if k not in given]
+    extra = sorted(given - set(expected))
+    parts = [f"{missing} {', '.join(lacking)}"] if lacking else []
+    if extra:
+        parts.append(f"{unknown} {', '.join(extra)} (expected: {', '.join(expected)})")
+    return "; ".join(parts)

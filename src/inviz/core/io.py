@@ -155,6 +155,14 @@ def save_figure(
     return written
 
 
+def link_or_copy(src: str | Path, dst: str | Path) -> None:
+    """Hard-link ``src`` to ``dst`` (same file system), else copy it with its metadata."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def require_file(path: str | Path, what: str, stage: str, error: type[Exception] = FileNotFoundError) -> Path:
     """Return ``path`` as a Path; a missing file raises ``error`` naming it and the stage that writes it.
 

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal
 
 import pandas as pd
 
+from inviz.data.folder import FolderConfig
 from inviz.data.imagenette import ImagenetteConfig
 from inviz.data.index import SplitConfig
 
@@ -27,17 +28,21 @@ class DataRunConfig:
 class DataConfig:
     """``data`` section.
 
-    source : ``imagenette`` (the paper) or ``synthetic`` (offline demo, see ``synthetic``).
+    source : ``imagenette`` (the paper), ``synthetic`` (offline demo, see ``synthetic``) or
+        ``folder`` (your own image-folder dataset, see ``folder``).
     imagenette : download / local-copy settings. synthetic : generator settings
-    (:class:`inviz.data.synthetic.SyntheticConfig`). split : test-pool carving.
+    (:class:`inviz.data.synthetic.SyntheticConfig`). folder : your dataset
+    (:class:`inviz.data.folder.FolderConfig`). split : test-pool carving (and the seed of the
+    folder dataset's fractions).
     run : execution settings (:class:`DataRunConfig`; old key ``check_workers`` still accepted).
     """
 
     MOVED_KEYS: ClassVar[dict[str, str]] = {"check_workers": "run.check_workers"}
 
-    source: Literal["imagenette", "synthetic"] = "imagenette"
+    source: Literal["imagenette", "synthetic", "folder"] = "imagenette"
     imagenette: ImagenetteConfig = field(default_factory=ImagenetteConfig)
     synthetic: dict[str, Any] = field(default_factory=dict)
+    folder: FolderConfig = field(default_factory=FolderConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     run: DataRunConfig = field(default_factory=DataRunConfig)
 
@@ -49,12 +54,15 @@ class Dataset:
     index : one row per usable image (sample id, split, label, path, ...).
     skipped : files not used, with the reason. classes : ``[{label, class_folder, class_name}]``.
     parts : ground-truth part masks (:class:`inviz.data.synthetic.PartMasks`; empty for real data).
+    game_classes : the label game's class list (:mod:`inviz.data.game_classes`): the paper's for
+        Imagenette, generated from the class names otherwise.
     """
 
     index: pd.DataFrame
     skipped: pd.DataFrame
     classes: list[dict[str, Any]]
     parts: Any
+    game_classes: pd.DataFrame
 
 
 def synthetic_config(cfg: DataConfig, source: str = "params") -> Any:
@@ -66,7 +74,7 @@ def synthetic_config(cfg: DataConfig, source: str = "params") -> Any:
 
 
 def prepare_dataset(cfg: DataConfig, images: str | Path, source: str = "params") -> Dataset:
-    """Fetch (Imagenette) or generate (synthetic) the images into ``images``; index them; carve the test pool.
+    """Fetch (Imagenette), generate (synthetic) or link (folder) the images into ``images``; index; split.
 
     Parameters
     ----------
@@ -74,26 +82,35 @@ def prepare_dataset(cfg: DataConfig, images: str | Path, source: str = "params")
     source : the params file name, for error messages.
     """
     from inviz.data import synthetic
-    from inviz.data.imagenette import IMAGENETTE_CLASSES, fetch_imagenette
+    from inviz.data.folder import prepare_folder
+    from inviz.data.game_classes import game_classes_frame
+    from inviz.data.imagenette import IMAGENETTE_CLASSES, fetch_imagenette, imagenette_game_classes
     from inviz.data.index import carve_test_pool, scan_image_folder
 
     images = Path(images)
-    if cfg.source == "imagenette":
-        fetch_imagenette(cfg.imagenette, images)
-        names: dict[str, str] | None = IMAGENETTE_CLASSES
-        parts = synthetic.empty_parts()
+    parts = synthetic.empty_parts()
+    if cfg.source == "folder":
+        index, skipped = prepare_folder(cfg.folder, cfg.split, images, workers=cfg.run.check_workers)
     else:
-        scfg = synthetic_config(cfg, source)
-        parts = synthetic.generate_dataset(scfg, images)
-        names = synthetic.class_names(scfg)
-    index, skipped = scan_image_folder(images, names, workers=cfg.run.check_workers)
-    before = index.set_index("path")["sample_id"]
-    index = carve_test_pool(index, cfg.split)
-    after = index.set_index("path")["sample_id"]
-    parts = parts.renamed({before[p]: after[p] for p in after.index if before[p] != after[p]})
+        if cfg.source == "imagenette":
+            fetch_imagenette(cfg.imagenette, images)
+            names: dict[str, str] | None = IMAGENETTE_CLASSES
+        else:
+            scfg = synthetic_config(cfg, source)
+            parts = synthetic.generate_dataset(scfg, images)
+            names = synthetic.class_names(scfg)
+        index, skipped = scan_image_folder(images, names, workers=cfg.run.check_workers)
+        before = index.set_index("path")["sample_id"]
+        index = carve_test_pool(index, cfg.split)
+        after = index.set_index("path")["sample_id"]
+        parts = parts.renamed({before[p]: after[p] for p in after.index if before[p] != after[p]})
     classes = (
         index.drop_duplicates("label")
         .sort_values("label")[["label", "class_folder", "class_name"]]
         .to_dict("records")
     )
-    return Dataset(index=index, skipped=skipped, classes=classes, parts=parts)
+    if cfg.source == "imagenette":
+        game = imagenette_game_classes()
+    else:
+        game = game_classes_frame([c["class_name"] for c in classes], [c["class_folder"] for c in classes])
+    return Dataset(index=index, skipped=skipped, classes=classes, parts=parts, game_classes=game)

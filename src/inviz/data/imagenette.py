@@ -17,6 +17,7 @@ import shutil
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from inviz.core.errors import InvizError
 
@@ -35,6 +36,21 @@ IMAGENETTE_CLASSES: dict[str, str] = {
     "n03445777": "golf ball",
     "n03888605": "parachute",
 }
+
+
+def imagenette_game_classes() -> Any:
+    """Return the paper's label-game class list for Imagenette (the packaged file) as a DataFrame.
+
+    Columns ``game_id, game_name, class_folder, class_name`` (see :mod:`inviz.data.game_classes`).
+    """
+    from importlib import resources
+
+    import pandas as pd
+
+    from inviz.data.game_classes import GAME_CLASS_COLUMNS
+
+    with resources.files("inviz").joinpath("resources/game_classes_imagenette.csv").open() as fh:
+        return pd.read_csv(fh, dtype={"class_folder": str})[GAME_CLASS_COLUMNS]
 
 
 class DatasetUnavailable(InvizError, RuntimeError):
@@ -96,12 +112,7 @@ def _extract(archive: Path, md5: str | None, dest: Path) -> Path:
 
 def _copy_tree(src: Path, dest: Path) -> None:
     """Copy ``src`` into ``dest`` (hard links when on the same file system)."""
-
-    def link_or_copy(s: str, d: str) -> None:
-        try:
-            os.link(s, d)
-        except OSError:
-            shutil.copy2(s, d)
+    from inviz.core.io import link_or_copy
 
     shutil.copytree(src, dest, copy_function=link_or_copy)
 

@@ -36,6 +36,7 @@ from inviz.fmaps.cluster_maps import MAP_SCALINGS
 from inviz.fmaps.clustering import CLUSTERINGS
 from inviz.fmaps.embedding import TSNEConfig, timed
 from inviz.fmaps.gradients import LayerCapture
+from inviz.fmaps.layers import expand_layers
 from inviz.fmaps.records import ImageExplanation
 from inviz.fmaps.threshold import ThresholdConfig
 from inviz.fmaps.weighting import NORMALISATIONS, WEIGHTINGS
@@ -386,7 +387,7 @@ def explain(
     ----------
     model : a CNN returning logits of shape (N, K); used as it is (put it in eval mode), never modified.
     images : Tensor of shape (N, 3, H, W), normalised for the model; moved to the model's device.
-    layers : layer names; default ``cfg.layers``.
+    layers : layer names (module names, Keras aliases for VGG, ``last_conv:N``); default ``cfg.layers``.
     cfg : settings; default ``ExtractConfig()``. Images go through in batches of ``cfg.run.batch_size``.
     targets : Tensor or sequence of shape (N,), the class per image; default the predicted class.
     sample_ids : sequence of shape (N,), ids for the records; default ``"0", "1", …``.
@@ -409,6 +410,8 @@ def explain(
     from tqdm.auto import tqdm
 
     cfg = cfg or ExtractConfig()
+    layers = tuple(layers) if layers is not None else cfg.layers
+    layers = expand_layers(model, layers, int(images.shape[-1]))
     n = images.shape[0]
     ids = [str(s) for s in sample_ids] if sample_ids is not None else [str(i) for i in range(n)]
     if len(ids) != n:

@@ -2,7 +2,8 @@
 
 Layers are addressed by their ``named_modules()`` name (``features.28``, ``layer4.1.conv2``,
 ``_blocks.15``), so any torch CNN works; a VGG-style model with a ``features`` Sequential also
-accepts the paper's Keras names (``block5_conv3``, see :func:`inviz.models.vgg.keras_layer_names`).
+accepts the paper's Keras names (``block5_conv3``). Naming, resolving and checking layers
+(``last_conv:N``, spatial maps) is :mod:`inviz.fmaps.layers`.
 
 What is captured for a layer (``A_k`` of docs/method.md §1):
 
@@ -36,94 +37,23 @@ import torch
 from torch import nn
 
 from inviz.core.errors import InvizError
+from inviz.fmaps.layers import LayerError, ResolvedLayer, not_spatial_error, resolve_layers
+
+__all__ = [
+    "Captured",
+    "LayerCapture",
+    "LayerError",
+    "NonFiniteError",
+    "ResolvedLayer",
+    "capture",
+    "resolve_layers",
+]
 
 log = logging.getLogger(__name__)
 
 
-class LayerError(InvizError, ValueError):
-    """A layer name cannot be resolved, or its activations cannot be explained."""
-
-
 class NonFiniteError(InvizError, FloatingPointError):
     """NaN or infinite values in a layer's activations or gradients."""
-
-
-@dataclass(frozen=True)
-class ResolvedLayer:
-    """A requested layer name and the module whose output is captured.
-
-    Parameters
-    ----------
-    name : the name as requested (``block5_conv3`` or ``features.28``); results are keyed by it.
-    module : ``named_modules()`` name of the addressed module (``features.28``).
-    capture : ``named_modules()`` name of the module whose output is ``A`` (``features.29``, the
-        ReLU that follows the convolution; equal to ``module`` otherwise).
-    """
-
-    name: str
-    module: str
-    capture: str
-
-
-def _alias_table(model: nn.Module) -> dict[str, str]:
-    features = getattr(model, "features", None)
-    if isinstance(features, nn.Sequential) and any(isinstance(m, nn.MaxPool2d) for m in features):
-        from inviz.models.vgg import keras_layer_names
-
-        return keras_layer_names(features, prefix="features")
-    return {}
-
-
-def resolve_layers(model: nn.Module, layers: Sequence[str]) -> list[ResolvedLayer]:
-    """Resolve layer names (module names or Keras aliases) to the modules to hook.
-
-    Parameters
-    ----------
-    model : the CNN.
-    layers : layer names: ``named_modules()`` names, or Keras-style aliases for a VGG-style model.
-
-    Returns
-    -------
-    list of :class:`ResolvedLayer`, in request order.
-
-    Raises
-    ------
-    LayerError
-        For an unknown name (the message lists a few valid names) or a duplicate.
-    """
-    modules = dict(model.named_modules())
-    aliases = _alias_table(model)
-    out: list[ResolvedLayer] = []
-    seen: set[str] = set()
-    for name in layers:
-        if name in seen:
-            raise LayerError(f"layer {name!r} is listed twice")
-        seen.add(name)
-        module = name if name in modules and name != "" else aliases.get(name)
-        if module is None:
-            convs = [n for n, m in modules.items() if isinstance(m, nn.Conv2d)]
-            hint = ", ".join(list(aliases)[-3:] + convs[-3:])
-            raise LayerError(
-                f"layer {name!r} is neither a module name of {type(model).__name__} nor a Keras-style "
-                f"alias; valid names include: {hint}"
-            )
-        out.append(ResolvedLayer(name, module, _capture_point(model, modules, module)))
-    return out
-
-
-def _capture_point(model: nn.Module, modules: dict[str, nn.Module], module: str) -> str:
-    """Return the following ReLU for a Conv2d inside a Sequential, else the module itself."""
-    if not isinstance(modules[module], nn.Conv2d):
-        return module
-    parent_name, child = module.rsplit(".", 1) if "." in module else ("", module)
-    parent = modules.get(parent_name)
-    if not isinstance(parent, nn.Sequential):
-        return module
-    names = [n for n, _ in parent.named_children()]
-    i = names.index(child)
-    if i + 1 < len(names) and isinstance(parent[i + 1], nn.ReLU):
-        return f"{parent_name}.{names[i + 1]}" if parent_name else names[i + 1]
-    return module
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,9 +125,8 @@ class LayerCapture:
         def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
             if not isinstance(output, torch.Tensor) or output.dim() != 4:
                 shape = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
-                raise LayerError(
-                    f"layer {group[0].name!r} ({capture}): expected a (N, C, H, W) tensor output, got {shape}"
-                )
+                problem = f"expected a (N, C, H, W) tensor output, got {shape}"
+                raise not_spatial_error(self.model, group[0].name, capture, problem)
             self._calls[capture] = self._calls.get(capture, 0) + 1
             if self._calls[capture] > 1:
                 raise LayerError(

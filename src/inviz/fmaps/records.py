@@ -136,6 +136,8 @@ class ImageExplanation:
     pred : the predicted class.
     logit : the target's pre-softmax logit.
     layers : layer name -> its :class:`LayerExplanation`.
+    confidence : softmax probability of the predicted class (NaN when read back from a store,
+        which keeps the logits in ``selected.csv`` instead).
     """
 
     sample_id: str
@@ -143,3 +145,4 @@ class ImageExplanation:
     pred: int
     logit: float
     layers: dict[str, LayerExplanation]
+    confidence: float = float("nan")

@@ -2,10 +2,12 @@
 
 A checkpoint is one `safetensors <https://huggingface.co/docs/safetensors>`_ file: the state
 dict's tensors plus, in its metadata, the :class:`ModelConfig` it was built from, the class list
-and a few extra facts (JSON). Safetensors files hold no pickle and their bytes depend only on
-their content, so a model retrained to identical weights has the identical file hash: DVC and
-the CAV cache (keyed by :attr:`LoadedModel.sha256`) then see the same model. ``torch.save`` files
-carry a random serialization id and would not.
+and a few extra facts (JSON). Loading rebuilds the architecture from that config through the
+registry of :mod:`inviz.models.architectures` (VGG-16, torchvision models, your own model's
+builder or file) and loads the saved weights into it. Safetensors files hold no pickle and their
+bytes depend only on their content, so a model retrained to identical weights has the identical
+file hash: DVC and the CAV cache (keyed by :attr:`LoadedModel.sha256`) then see the same model.
+``torch.save`` files carry a random serialization id and would not.
 
 Checkpoints of the earlier format (a ``torch.save`` dict tagged ``inviz-model/1``) still load.
 """
@@ -23,7 +25,7 @@ from torch import nn
 from inviz.core.config import from_dict, to_dict
 from inviz.core.errors import InvizError
 from inviz.core.io import atomic_path, file_digest, require_file
-from inviz.models.vgg import ModelConfig, VGG16Classifier
+from inviz.models.config import ModelConfig
 
 FORMAT = "inviz-model/2"
 _LEGACY_FORMAT = "inviz-model/1"
@@ -62,7 +64,11 @@ class LoadedModel:
 
 
 def save_checkpoint(
-    path: str | Path, model: VGG16Classifier, classes: list[dict[str, Any]], extra: dict | None = None
+    path: str | Path,
+    model: nn.Module,
+    classes: list[dict[str, Any]],
+    extra: dict | None = None,
+    config: ModelConfig | None = None,
 ) -> Path:
     """Write ``model`` with its config and ``classes`` as one safetensors file (atomically).
 
@@ -70,12 +76,14 @@ def save_checkpoint(
     ----------
     path : str or Path
         Output file (conventionally ``*.safetensors``).
-    model : VGG16Classifier
+    model : nn.Module
         The trained network.
     classes : list of dict
         ``[{label, class_folder, class_name}]``.
     extra : dict, optional
         JSON-able facts kept with the model (e.g. validation accuracy, seed).
+    config : ModelConfig, optional
+        The config the model was built from (default: ``model.config``, which VGG-16 carries).
 
     Returns
     -------
@@ -83,7 +91,8 @@ def save_checkpoint(
     """
     from safetensors.torch import save_file
 
-    meta = {"format": FORMAT, "model_config": to_dict(model.config), "classes": classes, "extra": extra or {}}
+    config = config if config is not None else model.config
+    meta = {"format": FORMAT, "model_config": to_dict(config), "classes": classes, "extra": extra or {}}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     # one metadata key with sorted JSON: the header (and so the file's bytes) is deterministic
     with atomic_path(path) as tmp:
@@ -129,9 +138,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     meta, state = _read(path, map_location)
     if meta.get("format") not in (FORMAT, _LEGACY_FORMAT):
         raise CheckpointError(f"{path}: not an inviz model checkpoint (expected format '{FORMAT}')")
-    cfg = from_dict(ModelConfig, {**meta["model_config"], "weights": "none"}, "model_config", str(path))
+    from inviz.models.architectures import rebuild_model
+
+    cfg = from_dict(ModelConfig, meta["model_config"], "model_config", str(path))
     classes = list(meta["classes"])
-    model = VGG16Classifier(len(classes), cfg)
-    model.load_state_dict(state)
+    model = rebuild_model(classes, cfg)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"{path}: its weights do not fit the model rebuilt from its config (arch {cfg.arch}); "
+            f"was the builder or model file changed since 'train'? ({str(err)[:300]})"
+        ) from err
     model.to(map_location).eval()
     return LoadedModel(model, cfg, classes, file_digest(path))

@@ -68,12 +68,24 @@ def confusion_figure(cm: np.ndarray, class_names: Sequence[str], title: str = ""
 
 
 def history_figure(history: pd.DataFrame) -> Any:
-    """Loss and accuracy per epoch, phases shaded (input: rows of ``epoch, phase, *_loss, *_acc``)."""
+    """Loss and accuracy per epoch, phases shaded (input: rows of ``epoch, phase, *_loss, *_acc``).
+
+    Without rows (``train.enabled: false``) the panels say that nothing was trained.
+    """
     import seaborn as sns
 
     from inviz.core.plotting import new_figure
 
     fig, axes = new_figure(6.8, 2.4, ncols=2)
+    if history.empty:
+        for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+            ax.text(0.5, 0.5, "not trained\n(train.enabled: false)", ha="center", va="center", color="0.4")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(metric)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.tight_layout()
+        return fig
     for ax, metric in zip(axes, ("loss", "acc"), strict=True):
         cols = [c for c in (f"train_{metric}", f"val_{metric}") if c in history]
         long = history.melt(id_vars=["epoch", "phase"], value_vars=cols, var_name="split", value_name=metric)

@@ -30,9 +30,11 @@ class PhaseConfig:
     """One training phase.
 
     name : used in logs and metric names.
-    trainable : what gets gradients: ``all``, ``head`` (the dense classifier), Keras block
-        names (``block5``), Keras layer names (``block5_conv1``) or module-name prefixes
-        (``features.24``). Everything else is frozen.
+    trainable : what gets gradients: ``all``, ``head`` (the classifier head: VGG-16's dense layers,
+        ResNet's ``fc``, EfficientNet's ``classifier``; see :func:`inviz.models.heads.head_name`),
+        ``backbone`` (everything but the head), module-name prefixes of any architecture
+        (``layer4``, ``features.7``, ``features.24``) and, for VGG, Keras block names (``block5``)
+        and layer names (``block5_conv1``). Everything else is frozen.
     lr : Adam learning rate. max_epochs : upper bound. patience : early-stopping patience in
     epochs on ``val_loss`` (best weights are restored at the end of the phase).
     min_delta : smallest val-loss decrease that counts as an improvement.
@@ -79,6 +81,8 @@ class TrainRunConfig:
 class TrainConfig:
     """``train`` section of ``params.yaml``.
 
+    enabled : ``false`` trains nothing: the model (e.g. ``model.arch: checkpoint``, a finished
+        model) is only evaluated on ``val`` (accuracy, confusion matrix) and saved.
     seed : seeds weights init, shuffling, augmentation and dropout.
     batch_size : training batch size (paper: 32).
     phases : the fine-tuning phases, run in order (default: the paper's two).
@@ -95,6 +99,7 @@ class TrainConfig:
         "threads": "run.threads",
     }
 
+    enabled: bool = True
     seed: int = 432
     batch_size: int = 32
     phases: list[PhaseConfig] = field(default_factory=_paper_phases)
@@ -110,29 +115,46 @@ class TrainConfig:
             raise ValueError(f"phases: names must be unique, got {names}")
 
 
-def trainable_parameters(model: nn.Module, spec: Sequence[str]) -> set[str]:
-    """Names of the parameters selected by a phase's ``trainable`` list (see :class:`PhaseConfig`)."""
+def trainable_parameters(model: nn.Module, spec: Sequence[str], head: str | None = None) -> set[str]:
+    """Names of the parameters selected by a phase's ``trainable`` list (see :class:`PhaseConfig`).
+
+    Parameters
+    ----------
+    model : nn.Module
+    spec : the phase's ``trainable`` list.
+    head : module name of the classifier head (``model.checkpoint.head``); default: found by
+        :func:`inviz.models.heads.head_name`.
+
+    Returns
+    -------
+    set of str
+    """
+    from inviz.models.heads import head_parameters
     from inviz.models.vgg import block_of, keras_layer_names
 
     names = [n for n, _ in model.named_parameters()]
     features = getattr(model, "features", None)
-    aliases = keras_layer_names(features) if isinstance(features, nn.Sequential) else {}
+    is_vgg = isinstance(features, nn.Sequential) and any(isinstance(m, nn.MaxPool2d) for m in features)
+    aliases = keras_layer_names(features) if is_vgg else {}
     chosen: set[str] = set()
     for item in spec:
         if item == "all":
             hit = set(names)
-        elif item == "head":
-            hit = {n for n in names if n.startswith("classifier.")}
+        elif item in ("head", "backbone"):
+            in_head = head_parameters(model, head)
+            hit = in_head if item == "head" else set(names) - in_head
         elif item in aliases:
             hit = {n for n in names if n.startswith(aliases[item] + ".")}
-        elif item.startswith("block") and item[5:].isdigit() and isinstance(features, nn.Sequential):
+        elif item.startswith("block") and item[5:].isdigit() and is_vgg:
             hit = {n for n in names if block_of(n.rsplit(".", 1)[0], features) == item}
         else:
             hit = {n for n in names if n == item or n.startswith(item + ".")}
         if not hit:
+            tops = list(dict.fromkeys(n.split(".")[0] for n in names))
+            vgg = f", a block ('block5'), a layer ({', '.join(list(aliases)[:3])}, ...)" if aliases else ""
             raise ValueError(
-                f"trainable: {item!r} matches no parameter; use 'all', 'head', a block ('block5'), "
-                f"a layer ({', '.join(list(aliases)[:3])}, ...) or a module name"
+                f"trainable: {item!r} matches no parameter; use 'all', 'head', 'backbone'{vgg} or a "
+                f"module name prefix ({', '.join(tops[:8])}, ...)"
             )
         chosen |= hit
     return chosen
@@ -292,6 +314,7 @@ def fit_phases(
     cfg: TrainConfig,
     mlflow: MLflowTarget | None = None,
     callbacks: Sequence[L.Callback] = (),
+    head: str | None = None,
 ) -> list[PhaseResult]:
     """Train ``model`` in place through ``cfg.phases``; each phase restores its best weights.
 
@@ -307,15 +330,21 @@ def fit_phases(
         Log each phase's curves into this MLflow run.
     callbacks : sequence of lightning Callback
         Extra callbacks for every phase (e.g. progress printing).
+    head : str, optional
+        Module name of the classifier head for the ``head`` / ``backbone`` shorthands (default: found).
 
     Returns
     -------
-    list of PhaseResult, one per phase.
+    list of PhaseResult, one per phase (none with ``cfg.enabled`` false: the model is only put in eval mode).
     """
+    if not cfg.enabled:
+        log.info("train.enabled: false: the model is evaluated as it is, nothing is trained")
+        model.eval()
+        return []
     results: list[PhaseResult] = []
     offset = 0
     for phase in cfg.phases:
-        names = trainable_parameters(model, phase.trainable)
+        names = trainable_parameters(model, phase.trainable, head)
         set_trainable(model, names)
         n_train = sum(p.numel() for n, p in model.named_parameters() if n in names)
         log.info("phase %s: %d trainable parameters, lr %g", phase.name, n_train, phase.lr)

@@ -14,59 +14,21 @@ module names (``features.28``), see :func:`keras_layer_names`.
 from __future__ import annotations
 
 import logging
-import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 from torchvision.models import vgg as tv_vgg
 
-from inviz.core.checks import check_unit
-from inviz.core.errors import InvizError
+from inviz.models.config import ModelConfig
+from inviz.models.weights import WeightsError, cached_weights_path, pretrained_state, read_state_dict
+
+__all__ = ["ModelConfig", "WeightsError"]  # re-exported: their home used to be this module
 
 log = logging.getLogger(__name__)
 
 #: torchvision's configuration "D" (VGG-16): channel counts and "M" for max-pooling.
 VGG16_CFG: tuple[int | str, ...] = tuple(tv_vgg.cfgs["D"])
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """``model`` section of ``params.yaml``.
-
-    arch : only ``vgg16`` is built by this module.
-    width : channel multiplier of every convolution (1.0 = the paper's VGG-16).
-    weights : ``imagenet`` (torchvision ``IMAGENET1K_V1``, width 1.0 only), ``none`` (random
-        init) or a path to a ``state_dict`` file for the backbone (``features.*`` keys, or a
-        full model's state dict whose ``features.*`` entries are used).
-    input_size : square input side in pixels (paper: 256); must be divisible by 32.
-    head_hidden : units of the hidden dense layer (paper: 256).
-    dropout : dropout before each dense layer (paper: 0.3).
-    mean, std : input normalisation (torchvision's ImageNet statistics match its weights).
-    """
-
-    arch: str = "vgg16"
-    width: float = 1.0
-    weights: str = "imagenet"
-    input_size: int = 256
-    head_hidden: int = 256
-    dropout: float = 0.3
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-    def __post_init__(self) -> None:
-        if self.arch != "vgg16":
-            raise ValueError(f"arch: only 'vgg16' is supported, got {self.arch!r}")
-        if not 0 < self.width <= 4:
-            raise ValueError(f"width: expected a multiplier in (0, 4], got {self.width}")
-        if self.input_size <= 0 or self.input_size % 32:
-            raise ValueError(f"input_size: expected a positive multiple of 32, got {self.input_size}")
-        check_unit(self, ("dropout",), "[)", what="a probability")
-
-
-class WeightsError(InvizError, RuntimeError):
-    """Backbone weights cannot be obtained or do not fit the model."""
 
 
 def scaled_cfg(width: float) -> list[int | str]:
@@ -145,30 +107,10 @@ def block_of(module_name: str, features: nn.Sequential, prefix: str = "features"
 
 def imagenet_weights_path() -> Path:
     """Where torchvision caches the VGG-16 ImageNet file (``$TORCH_HOME/hub/checkpoints``)."""
-    url = tv_vgg.VGG16_Weights.IMAGENET1K_V1.url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
-
-
-def _load_imagenet_state() -> dict[str, torch.Tensor]:
-    weights = tv_vgg.VGG16_Weights.IMAGENET1K_V1
-    target = imagenet_weights_path()
-    if target.is_file():
-        return torch.load(target, map_location="cpu", weights_only=True)
-    try:
-        return weights.get_state_dict(progress=True)
-    except Exception as err:  # URLError, HTTPError, OSError: all mean "could not download"
-        raise WeightsError(
-            "model.weights=imagenet: could not download the VGG-16 ImageNet weights "
-            f"({type(err).__name__}: {err}).\n"
-            f"Offline? Download {weights.url}\n"
-            f"and place it at {target}\n"
-            "(or set TORCH_HOME, or set model.weights to the path of the file)."
-        ) from err
+    return cached_weights_path(tv_vgg.VGG16_Weights.IMAGENET1K_V1)
 
 
 def _backbone_state(state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
-    if "state_dict" in state and isinstance(state["state_dict"], dict):  # Lightning checkpoint
-        state = state["state_dict"]
     state = {k.removeprefix("model."): v for k, v in state.items()}
     feats = {k.removeprefix("features."): v for k, v in state.items() if k.startswith("features.")}
     if not feats:
@@ -192,21 +134,15 @@ def load_backbone_weights(model: VGG16Classifier, weights: str) -> None:
                 f"model.weights=imagenet needs model.width=1.0 (got {model.config.width}); "
                 "use weights: none for a narrower network"
             )
-        state, source = _load_imagenet_state(), "VGG-16 ImageNet weights"
+        state = pretrained_state(tv_vgg.VGG16_Weights.IMAGENET1K_V1, "VGG-16")
+        source = "VGG-16 ImageNet weights"
     else:
-        path = Path(weights)
-        if not path.is_file():
+        if not Path(weights).is_file():
             raise WeightsError(
                 f"model.weights: expected 'imagenet', 'none' or the path of a state_dict file; "
                 f"{weights!r} is none of these (no such file)"
             )
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise WeightsError(f"{path}: not a readable torch state_dict ({err})") from err
-        if not isinstance(state, dict):
-            raise WeightsError(f"{path}: expected a state_dict (mapping), got {type(state).__name__}")
-        source = str(path)
+        state, source = read_state_dict(weights), weights
     feats = _backbone_state(state, source)
     try:
         model.features.load_state_dict(feats, strict=True)

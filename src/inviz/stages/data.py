@@ -1,4 +1,4 @@
-"""``inviz data``: get the dataset (Imagenette or synthetic), index it, carve the test pool (method §0).
+"""``inviz data``: get the dataset (Imagenette, synthetic or your folder), index it, split it (method §0).
 
 The step is :func:`inviz.data.dataset.prepare_dataset` (docs/method.md §0).
 """
@@ -11,7 +11,10 @@ from typing import Any
 
 from inviz.stages import load_params
 
-HELP = "download/verify Imagenette or generate the synthetic dataset; index it and carve the test pool"
+HELP = (
+    "download/verify Imagenette, generate the synthetic dataset or take your image folder; index it, "
+    "split it (test pool), write the class list and the game's class list"
+)
 log = logging.getLogger(__name__)
 
 #: the stage's paths, all required (see :mod:`inviz.stages`): option -> help
@@ -20,6 +23,7 @@ PATHS = {
     "--index": "output: index CSV (one row per usable image)",
     "--skipped": "output: CSV of files not used, with the reason",
     "--classes": "output: class list JSON",
+    "--game-classes": "output: the game's class list CSV (game_id, game_name, class_folder, class_name)",
     "--parts": "output: ground-truth part masks (.npz; empty for real data)",
     "--metrics": "output: metrics JSON",
 }
@@ -38,6 +42,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     write_csv(args.index, index)
     write_csv(args.skipped, skipped)
     write_json(args.classes, classes)
+    write_csv(args.game_classes, ds.game_classes)
     counts = split_counts(index)
     metrics = {
         "n_images": int(len(index)),
@@ -48,6 +53,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     write_json(args.metrics, {**metrics, "per_class": counts})
     if len(skipped):
         log.warning("%d file(s) skipped; see %s", len(skipped), args.skipped)
+        for reason, n in skipped["reason"].value_counts().head(5).items():
+            log.warning("  %d x %s", n, reason)
     with stage_run("data", tracking, {"data": cfg}) as tr:
         tr.log_metrics(metrics)
         tr.log_artifact(args.skipped)

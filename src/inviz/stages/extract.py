@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.core.tracking import stage_run
     from inviz.data.datamodule import IndexedImageDataset, eval_transform
     from inviz.fmaps.explain import ExtractConfig, set_threads
-    from inviz.fmaps.gradients import resolve_layers
+    from inviz.fmaps.layers import check_spatial, expand_layers
     from inviz.fmaps.lightning import run_extraction
     from inviz.fmaps.shards import runtime
     from inviz.models.checkpoint import load_checkpoint
@@ -92,9 +92,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     set_threads(cfg.run.threads)
     device = resolve_device(cfg.run.device)
     loaded = load_checkpoint(args.model)
-    resolve_layers(loaded.model, cfg.layers)  # unknown layer names fail before any output is written
-    selected = read_selected(args.selected)
     mc = loaded.config
+    # last_conv:N -> module names; unknown or non-spatial layers fail before any output is written
+    cfg = cfg.replace(layers=expand_layers(loaded.model, cfg.layers, mc.input_size))
+    shapes = check_spatial(loaded.model, cfg.layers, mc.input_size)
+    log.info("extract: layers (C, H, W) %s", shapes)
+    selected = read_selected(args.selected)
     dataset = IndexedImageDataset(selected, args.images, eval_transform(mc.input_size, mc.mean, mc.std))
     ids = selected["sample_id"].astype(str).tolist()
 

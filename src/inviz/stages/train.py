@@ -1,4 +1,10 @@
-"""``inviz train``: build VGG-16 with the paper's head and fine-tune it in phases."""
+"""``inviz train``: build the model of ``model.arch`` and fine-tune it in phases, or only evaluate it.
+
+The model comes from the registry of :mod:`inviz.models.architectures` (the paper's VGG-16, any
+torchvision classifier, or your finished model with ``model.arch: checkpoint``). With
+``train.enabled: false`` nothing is trained: the model is evaluated on ``val`` (accuracy, per-class
+scores, confusion matrix) and saved as the checkpoint every later stage reads.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,9 @@ from typing import Any
 
 from inviz.stages import load_params
 
-HELP = "fine-tune VGG-16 (paper head, two phases with early stopping) and evaluate it on val"
+HELP = (
+    "build the model (VGG-16, torchvision:<name> or your checkpoint), fine-tune it in phases, evaluate on val"
+)
 log = logging.getLogger(__name__)
 
 #: the stage's paths, all required (see :mod:`inviz.stages`): option -> help
@@ -31,10 +39,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.core.io import read_json, write_json
     from inviz.core.tracking import stage_run
     from inviz.data.datamodule import ImageDataModule, read_index
-    from inviz.models.checkpoint import save_checkpoint
+    from inviz.models.architectures import build_model
+    from inviz.models.checkpoint import CheckpointError, save_checkpoint
+    from inviz.models.config import ModelConfig
     from inviz.models.evaluation import classification_metrics
     from inviz.models.training import MLflowTarget, TrainConfig, fit_phases, predict_logits
-    from inviz.models.vgg import ModelConfig, build_vgg16
 
     model_cfg, cfg, tracking = load_params(args.params, ("model", ModelConfig), ("train", TrainConfig))
     if cfg.run.threads:
@@ -43,8 +52,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     names = [c["class_name"] for c in classes]
     index = read_index(args.index)
 
+    if cfg.enabled and model_cfg.checkpoint.file:
+        raise CheckpointError(
+            "train.enabled: a model file (model.checkpoint.file) is a finished model: set train.enabled: "
+            "false to evaluate it, or give model.checkpoint.builder (+ state_dict) to fine-tune it"
+        )
     L.seed_everything(cfg.seed, workers=True)
-    model = build_vgg16(len(classes), model_cfg)
+    model, model_cfg = build_model(classes, model_cfg)
     dm = ImageDataModule(
         index,
         args.images,
@@ -60,7 +74,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with stage_run("train", tracking, {"model": model_cfg, "train": cfg}) as tr:
         target = MLflowTarget(tracking.experiment, tr.tracking_uri, tr.run_id) if tr.enabled else None
         start = time.perf_counter()
-        phases = fit_phases(model, dm, cfg, mlflow=target)
+        phases = fit_phases(model, dm, cfg, mlflow=target, head=model_cfg.checkpoint.head)
         train_seconds = time.perf_counter() - start
 
         preds = predict_logits(model, dm.val_dataloader(), accelerator=cfg.run.accelerator)
@@ -69,6 +83,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         metrics = classification_metrics(y, yhat, names)
         _write_reports(Path(args.reports), phases, preds["sample_id"], y, yhat, names, metrics, tr)
         out = {
+            "trained": cfg.enabled,
+            "arch": model_cfg.arch,
             "val_accuracy": metrics["accuracy"],
             "val_macro_f1": metrics["macro_f1"],
             "train_seconds": round(train_seconds, 1),
@@ -78,7 +94,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "per_class": metrics["per_class"],
         }
         save_checkpoint(
-            args.model, model, classes, extra={"val_accuracy": metrics["accuracy"], "seed": cfg.seed}
+            args.model,
+            model,
+            classes,
+            extra={"val_accuracy": metrics["accuracy"], "seed": cfg.seed, "trained": cfg.enabled},
+            config=model_cfg,
         )
         write_json(args.metrics, out)
         tr.log_metrics({k: v for k, v in out.items() if k != "per_class"})
@@ -109,7 +129,12 @@ def _write_reports(
     from inviz.models.evaluation import confusion, confusion_figure, history_figure
 
     cm = confusion(y, yhat, len(names))
-    history = pd.DataFrame([row for ph in phases for row in ph.history])
+    columns = ["epoch", "phase", "train_loss", "train_acc", "val_loss", "val_acc"]
+    history = (
+        pd.DataFrame([row for ph in phases for row in ph.history])
+        if phases
+        else pd.DataFrame(columns=columns)
+    )
     write_csv(reports / "history.csv", history)
     write_csv(
         reports / "val_predictions.csv",
@@ -129,8 +154,7 @@ def _write_reports(
     save_figure(fig, reports / "confusion.png", formats=("png", "pdf"))
     tr.log_figure(fig, "train/confusion.png")
     close(fig)
-    if not history.empty:
-        fig = history_figure(history)
-        save_figure(fig, reports / "history.png")
-        tr.log_figure(fig, "train/history.png")
-        close(fig)
+    fig = history_figure(history)
+    save_figure(fig, reports / "history.png")
+    tr.log_figure(fig, "train/history.png")
+    close(fig)

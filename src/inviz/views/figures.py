@@ -133,7 +133,7 @@ def _draw_card(
     if card is None:
         return ax
     labels = card.top(n_labels)
-    if not labels:
+    if not labels and n_labels:
         ax.text(
             0.0,
             -line * 0.55,
@@ -173,9 +173,30 @@ def _header_image(fig: Any, rect: list[float], image: np.ndarray) -> None:
     ax.set_gid("header")
 
 
-def _inv_title(fig: Any, inv: ImageINV, cfg: FigureConfig, x: float, y_top: float, height: float) -> None:
-    """Write the INV's title and caption (prediction, true class, what the cards show) at ``x``."""
+def _caption(inv: ImageINV, cfg: FigureConfig, labelled: bool, text_width: float) -> str:
+    """Write the INV's caption (prediction, true class, what the cards show), wrapped to ``text_width`` in."""
+    import textwrap
+
     status = "correct" if inv.pred == inv.true_label else "wrong"
+    truth = f"true class: {inv.true_class} ({status})" if inv.true_label >= 0 else "true class: not given"
+    nbsp = "\u00a0"  # keeps "true class: ..." on one line when the caption wraps
+    lines = [
+        f"predicted: {inv.pred_name} ({100 * inv.confidence:.1f}{nbsp}%)   {truth.replace(' ', nbsp)}",
+        f"{'merged ' if cfg.merged and labelled else ''}cluster maps per layer, heaviest first: "
+        "weight in % of the layer's weight, feature maps, "
+        + (
+            f"top-{cfg.top_labels} labels with scores (best in bold)"
+            if labelled
+            else "no labels yet (they come from the label game, Deep Reveal)"
+        ),
+    ]
+    chars = max(24, int(text_width / (0.58 * cfg.font_size * 1.15 / 72)))  # ~0.58 em per character
+    return "\n".join(textwrap.fill(line, chars) for line in lines)
+
+
+def _inv_title(fig: Any, inv: ImageINV, cfg: FigureConfig, caption: str, x: float, y_top: float) -> None:
+    """Write the INV's title and its caption at ``x`` (figure fraction), ``y_top`` inches from the top."""
+    height = fig.get_figheight()
     fig.text(
         x,
         1 - (y_top + 0.12) / height,
@@ -185,26 +206,25 @@ def _inv_title(fig: Any, inv: ImageINV, cfg: FigureConfig, x: float, y_top: floa
         va="top",
     )
     fig.text(
-        x,
-        1 - (y_top + 0.42) / height,
-        f"predicted: {inv.pred_name} ({100 * inv.confidence:.1f} %)   "
-        f"true class: {inv.true_class} ({status})\n"
-        f"{'merged ' if cfg.merged else ''}cluster maps per layer, heaviest first: "
-        f"weight in % of the layer's weight, feature maps, "
-        f"top-{cfg.top_labels} labels with scores (best in bold)",
-        fontsize=cfg.font_size * 1.15,
-        va="top",
-        linespacing=1.5,
+        x, 1 - (y_top + 0.42) / height, caption, fontsize=cfg.font_size * 1.15, va="top", linespacing=1.5
     )
 
 
-def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> Any:
+def _shown_cards(inv: ImageINV, cfg: FigureConfig) -> dict[str, list[Card]]:
+    """Return the cards of each layer column: at most ``cfg.max_cards``, heaviest first."""
+    columns = inv.cards(cfg.merged)
+    return {ly: columns.get(ly, [])[: cfg.max_cards or None] for ly in inv.layers}
+
+
+def inv_figure(inv: ImageINV, cfg: FigureConfig | None = None, reveal_cfg: RevealConfig | None = None) -> Any:
     """Draw the INV of one image (paper Figure 3).
 
     Parameters
     ----------
-    inv : the image's INV (:func:`inviz.views.records.load_inv`).
-    cfg : figure settings; reveal_cfg : the game's reveal settings (used by ``overlay``).
+    inv : the image's INV (:func:`inviz.views.records.load_inv` for the pipeline's, with labels;
+        :func:`inviz.views.records.image_inv` for an :func:`inviz.fmaps.explain.explain` result).
+    cfg : figure settings (default :class:`FigureConfig`); reveal_cfg : the game's reveal settings
+        used by ``overlay`` (default :class:`RevealConfig` with ``game_size`` = 2x the image).
 
     Returns
     -------
@@ -215,30 +235,30 @@ def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> An
 
     from inviz.core.plotting import apply_style
 
+    cfg, reveal_cfg = cfg or FigureConfig(), reveal_cfg or RevealConfig(game_size=2 * inv.image.shape[0])
     apply_style()
-    columns = inv.cards(cfg.merged)
     layers = list(inv.layers)
-    shown = {
-        ly: columns.get(ly, [])[: cfg.max_cards] if cfg.max_cards else columns.get(ly, []) for ly in layers
-    }
+    shown = _shown_cards(inv, cfg)
     n_rows = max([len(v) for v in shown.values()] + [1])
     everything = [c for v in shown.values() for c in v]
     colours = label_colours(_labels_by_importance(everything))
     score_max = max([s for c in everything for _, s in c.top(cfg.top_labels)] + [0.0])
+    n_labels = cfg.top_labels if any(c.labels for c in everything) else 0  # unlabelled: no label rows
 
     cw = cfg.card_width
     pad = 0.08 * cw
-    label_h = 0.2 * cfg.top_labels * cw
-    card_h = cw * 1.16 + label_h + pad
-    header_h = 1.2 * cw + 0.15
+    card_h = cw * 1.16 + 0.2 * n_labels * cw + pad
     col_head = 0.22
     width = max(len(layers) * cw + (len(layers) + 1) * pad, 3.4)
+    caption = _caption(inv, cfg, n_labels > 0, width - 1.2 * cw - 3 * pad)
+    caption_h = 0.52 + (caption.count("\n") + 1) * cfg.font_size * 1.15 * 1.5 / 72
+    header_h = max(1.2 * cw + 0.15, caption_h)
     height = header_h + col_head + n_rows * card_h + pad
     fig = plt.figure(figsize=(width, height))
     font = cfg.font_size
     rect = partial(_rect, width, height)
     _header_image(fig, rect(pad, pad, 1.2 * cw, 1.2 * cw), inv.image)
-    _inv_title(fig, inv, cfg, (1.2 * cw + 2 * pad) / width, pad, height)
+    _inv_title(fig, inv, cfg, caption, (1.2 * cw + 2 * pad) / width, pad)
     tiles: dict[str, np.ndarray] = {}
     for j, ly in enumerate(layers):
         x = pad + j * (cw + pad)
@@ -259,7 +279,7 @@ def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> An
                 rect(x, y, cw, card_h - pad),
                 card,
                 tiles[card.key],
-                cfg.top_labels,
+                n_labels,
                 score_max,
                 colours,
                 font,

@@ -407,6 +407,84 @@ def load_inv(
     return images_out
 
 
+def image_inv(
+    explanation: Any,
+    image: Any,
+    input_size: int,
+    class_names: Sequence[str] | None = None,
+    true_label: int | None = None,
+    map_kind: Literal["map", "raw"] = "map",
+) -> ImageINV:
+    """Assemble the INV of one image straight from :func:`inviz.fmaps.explain.explain`, before any labels.
+
+    Every kept (unpruned) cluster map becomes a card (weight, feature-map count, no labels yet),
+    heaviest first per layer; with no labels nothing merges, so the merged cards are the same.
+
+    Parameters
+    ----------
+    explanation : :class:`inviz.fmaps.records.ImageExplanation`
+        One image's analysis.
+    image : PIL image or ndarray of uint8, shape (H, W, 3)
+        The original image; resized (squashed, bilinear) to the network input as the model saw it.
+    input_size : int
+        The network's input side.
+    class_names : sequence of str, optional
+        Names of the model's outputs (default: the output indices).
+    true_label : int, optional
+        The image's class, when known.
+    map_kind : ``map`` (the stored, display-scaled map) or ``raw`` (``A_C``).
+
+    Returns
+    -------
+    ImageINV
+    """
+    from inviz.game.reveal import game_image
+
+    def name(i: int) -> str:
+        return str(class_names[i]) if class_names is not None else str(i)
+
+    cards: dict[str, list[Card]] = {}
+    next_id = 0
+    for li, (layer, le) in enumerate(explanation.layers.items()):
+        cards[layer] = []
+        for c in le.kept_clusters:
+            cards[layer].append(
+                Card(
+                    kind="cluster",
+                    id=next_id,
+                    members=(next_id,),
+                    image=explanation.sample_id,
+                    layer=layer,
+                    layer_index=li,
+                    weight=float(c.weight),
+                    n_fmaps=c.n_fmaps,
+                    labels=(),
+                    best=(),
+                    plays=0,
+                    wins=0,
+                    losses=0,
+                    resigns=0,
+                    mean_hints=float("nan"),
+                    map=np.asarray(c.map if map_kind == "map" else c.raw_map, dtype=np.float32),
+                )
+            )
+            next_id += 1
+        cards[layer].sort(key=lambda c: (-c.weight, c.id))
+    return ImageINV(
+        sample_id=explanation.sample_id,
+        path="",
+        true_label=-1 if true_label is None else int(true_label),
+        true_class="" if true_label is None else name(int(true_label)),
+        pred=explanation.pred,
+        pred_name=name(explanation.pred),
+        confidence=float(explanation.confidence),
+        image=game_image(np.asarray(image), input_size, input_size),
+        layers=tuple(explanation.layers),
+        merged=cards,
+        clusters=cards,
+    )
+
+
 def safe_name(text: str) -> str:
     """Make a sample id or class name file-name-safe (``val/c00_x/img_1`` -> ``val__c00_x__img_1``)."""
     import re

@@ -4,7 +4,9 @@ A game refers to classes by its own ids (``1..K``) and names; a *class map* file
 game_name, class_folder, class_name``; the paper's is
 ``inviz/resources/game_classes_imagenette.csv``) joins them to the dataset's class folders.
 :func:`load_class_map` reads and checks it; :class:`ClassMap` resolves a class given as game id,
-game name, class name or folder; :func:`game_classes_frame` makes a class list like the paper's.
+game name, class name or folder; :func:`game_classes_frame` (re-exported from
+:mod:`inviz.data.game_classes`, where the ``data`` stage writes every dataset's list) makes a class
+list like the paper's.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from inviz.data.game_classes import game_classes_frame
 from inviz.game.export.layouts import CLASS_MAP
 from inviz.game.export.problems import GameExportError
 from inviz.game.export.tables import check_columns, read_table
+
+__all__ = ["ClassMap", "game_classes_frame", "load_class_map"]
 
 
 def _norm_name(value: str) -> str:
@@ -142,30 +146,3 @@ def load_class_map(path: str | Path, classes: Sequence[dict[str, Any]], encoding
             f"{path}: dataset class(es) {', '.join(missing)} missing from the game's class list"
         )
     return ClassMap(t.sort_values("game_id").reset_index(drop=True))
-
-
-def game_classes_frame(class_names: Sequence[str], folders: Sequence[str]) -> pd.DataFrame:
-    """Make a game class list like the paper's: ids 1..K in alphabetical order of the readable names.
-
-    Parameters
-    ----------
-    class_names : sequence of str, length K
-        Readable class names in class order.
-    folders : sequence of str, length K
-        Class folders in class order.
-
-    Returns
-    -------
-    DataFrame
-        ``game_id, game_name, class_folder, class_name``; ``game_name`` is the readable name in
-        title case (``"Night Sky"``).
-    """
-    order = sorted(range(len(class_names)), key=lambda i: str(class_names[i]).lower())
-    return pd.DataFrame(
-        {
-            "game_id": np.arange(1, len(order) + 1),
-            "game_name": [str(class_names[i]).title() for i in order],
-            "class_folder": [folders[i] for i in order],
-            "class_name": [class_names[i] for i in order],
-        }
-    )
