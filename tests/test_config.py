@@ -152,3 +152,22 @@ def sections():
         ("labels_import", ImportConfig),
         ("figures", FigureConfig),
     ]
+
+
+def test_every_other_pipeline_is_a_dvc_project_of_its_own():
+    """demo/ and examples/*/ hold their own .dvc: DVC at the root sees the paper pipeline only."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    others = [
+        p.parent
+        for p in root.rglob("dvc.yaml")
+        if p.parent != root and not {".venv", "build", ".dvc"} & set(p.relative_to(root).parts)
+    ]
+    assert {o.relative_to(root).as_posix() for o in others} >= {"demo", "examples/checkpoint"}
+    for folder in others:
+        assert (folder / ".dvc" / "config").is_file(), f"{folder}: run `dvc init --subdir` there"
+    dvc = Path(sys.executable).with_name("dvc")
+    dot = subprocess.run([dvc, "dag", "--dot"], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert '"train"' in dot and "dvc.yaml:" not in dot, dot[:500]
