@@ -1,0 +1,361 @@
+"""Rounds of Deep Reveal: hand out a map, reveal levels, take the guess or resign, then the features.
+
+The course of a round (docs/method.md §7): the player sees a cluster map's masked image at its
+start level and the offered classes; asks for hints (the next levels, up to the last); guesses,
+or resigns once every hint is used; after a guess types 1-3 features; only then learns the true
+class and the points. What reaches the client before that is the round's opaque token, the
+level, the offered class names and the image bytes: never the image name, class, layer or
+cluster id.
+
+Every answer is one transaction, committed before the response; state changes are conditional
+updates (``... WHERE status = 'open'``), so a replayed or concurrent request cannot answer twice.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from inviz.core.config import ParamsError
+from inviz.game.export.tables import encoding_problem
+from inviz.game.web.accounts import add_points
+from inviz.game.web.config import GameConfig
+from inviz.game.web.content import GameContent
+from inviz.game.web.db import Feature, MapPlays, Player, Round, new_token, token_hash
+from inviz.game.web.errors import GameRequestError, bad, conflict, not_found
+from inviz.game.web.policy import (
+    choose_map,
+    is_screening_round,
+    offered_classes,
+    passed_screening,
+    round_points,
+    round_rng,
+    screening_maps,
+    start_level,
+)
+
+
+@dataclass(frozen=True)
+class Result:
+    """How a finished round ended: right/wrong (None: resigned), the true class, points, features."""
+
+    correct: bool | None
+    true_class: str
+    guessed: str | None
+    points: int
+    total_points: int
+    features: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RoundView:
+    """What the client may know of a round (nothing that names the map before the answer).
+
+    token : the round's opaque token. number : the player's round number. status : ``open``,
+    ``guessed`` (features wanted), ``done`` or ``resigned``. level, n_levels, percent : the level
+    shown and the share of the map it reveals. hints_used, hints_left, can_resign : the hint
+    counter. choices : (id, name) of the offered classes. features : (min, max) texts wanted
+    (status ``guessed``). result : set once the round is finished.
+    """
+
+    token: str
+    number: int
+    status: str
+    level: int
+    n_levels: int
+    percent: float
+    hints_used: int
+    hints_left: int
+    can_resign: bool
+    choices: tuple[tuple[int, str], ...]
+    features: tuple[int, int] | None
+    result: Result | None
+
+
+class RoundService:
+    """The rules of a round over the game database.
+
+    Parameters
+    ----------
+    cfg : GameConfig
+        The ``game`` section.
+    content : GameContent
+        Maps, images and classes.
+    max_text_length : int
+        ``labels_import.max_text_length``: the longest feature text accepted.
+    clock : callable
+        Returns the time in epoch seconds (tests move it).
+    """
+
+    def __init__(self, cfg: GameConfig, content: GameContent, max_text_length: int, clock: Callable[[], float]):
+        self.cfg = cfg
+        self.content = content
+        self.max_text_length = max_text_length
+        self.clock = clock
+        maps = content.maps
+        self.images = maps["image"].tolist()
+        self.starts = np.array([start_level(w, cfg.difficulty) for w in maps["weight"]], dtype=int)
+        self.starts = np.minimum(self.starts, content.n_levels - 1)
+        try:
+            pool = screening_maps(maps, cfg.screening, content.layers) if cfg.screening.enabled else []
+        except ValueError as err:
+            raise ParamsError(str(err)) from err
+        self.screening_pool = pool
+
+    # -- lookups -------------------------------------------------------------------------------
+    def own_round(self, s: Session, player: Player, token: str) -> Round:
+        """Return the player's round of a token (404 for an unknown token or another player's round)."""
+        r = s.scalar(select(Round).where(Round.token_hash == token_hash(token)))
+        if r is None or r.player_id != player.id:
+            raise not_found("round not found: unknown or outdated token, or not your round")
+        return r
+
+    def _check_open(self, r: Round) -> None:
+        if r.status != "open":
+            raise conflict(f"round {r.seq} is answered already")
+        if r.expires_at <= self.clock():
+            raise GameRequestError(410, f"round {r.seq} has expired; start a new round")
+
+    def plays(self, s: Session, now: float) -> np.ndarray:
+        """Plays of every map: answered (``map_plays``) plus open, unexpired rounds (outside screening)."""
+        counts = np.zeros(len(self.images), dtype=int)
+        pos = self.content.position
+        for cid, n in s.execute(select(MapPlays.cluster_id, MapPlays.plays)):
+            if int(cid) in pos:
+                counts[pos[int(cid)]] += int(n)
+        inflight = (
+            select(Round.cluster_id, func.count())
+            .where(Round.status == "open", Round.screening.is_(False), Round.expires_at > now)
+            .group_by(Round.cluster_id)
+        )
+        for cid, n in s.execute(inflight):
+            if int(cid) in pos:
+                counts[pos[int(cid)]] += int(n)
+        return counts
+
+    def ensure_map_rows(self, s: Session) -> None:
+        """Create the ``map_plays`` rows of maps that have none (committed here)."""
+        have = set(s.scalars(select(MapPlays.cluster_id)))
+        s.add_all(MapPlays(cluster_id=int(c), plays=0) for c in self.content.maps["cluster_id"] if int(c) not in have)
+        s.commit()
+
+    # -- the round's course --------------------------------------------------------------------
+    def next_round(self, s: Session, player: Player) -> RoundView | None:
+        """Continue the player's unfinished round, or hand out the next map.
+
+        An open or guessed round that has not expired comes back with a fresh token (the old
+        one stops working); a guessed round that has expired is finished without features.
+
+        Returns
+        -------
+        RoundView or None
+            None when no map is left for this player.
+        """
+        now = self.clock()
+        cur = s.scalar(select(Round).where(Round.player_id == player.id).order_by(Round.seq.desc()).limit(1))
+        if cur is not None and cur.status in ("open", "guessed") and cur.expires_at > now:
+            token, digest = new_token()
+            cur.token_hash = digest
+            s.commit()
+            return self.view(s, cur, token)
+        if cur is not None and cur.status == "guessed":
+            self._finish(s, cur, now)
+        seq = cur.seq + 1 if cur is not None else 1
+        rng = round_rng(self.cfg.seed, player.id, seq)
+        seen = set(s.scalars(select(Round.cluster_id).where(Round.player_id == player.id)))
+        last_image = cur.image if cur is not None else None
+        cid, level, screening = self._pick(s, seq, seen, last_image, rng, now)
+        if cid is None:
+            s.commit()
+            return None
+        row = self.content.map_row(cid)
+        offered = offered_classes(int(row["game_id"]), self.content.class_ids, self.cfg.n_choices, rng)
+        token, digest = new_token()
+        r = Round(
+            token_hash=digest,
+            player_id=player.id,
+            seq=seq,
+            cluster_id=int(cid),
+            image=str(row["image"]),
+            screening=screening,
+            start_level=level,
+            level=level,
+            offered=",".join(map(str, offered)),
+            status="open",
+            points=0,
+            created_at=now,
+            expires_at=now + 60 * self.cfg.round_ttl_minutes,
+        )
+        s.add(r)
+        s.commit()
+        return self.view(s, r, token)
+
+    def _pick(
+        self, s: Session, seq: int, seen: set[int], last_image: str | None, rng: np.random.Generator, now: float
+    ) -> tuple[int | None, int, bool]:
+        """(cluster id, start level, screening) of the next round; cluster id None when nothing is left."""
+        if is_screening_round(seq, self.cfg.screening):
+            pool = [c for c in self.screening_pool if c not in seen and self.content.map_row(c)["image"] != last_image]
+            if pool:
+                level = min(self.cfg.screening.level, self.content.n_levels - 1)
+                return int(pool[int(rng.integers(len(pool)))]), level, True
+        pos = self.content.position
+        target = self.cfg.plays_per_map if self.cfg.stop_when_done else None
+        chosen = choose_map(self.plays(s, now), self.images, [pos[c] for c in seen if c in pos], last_image, rng, target)
+        if chosen is None:
+            return None, 0, False
+        return int(self.content.maps["cluster_id"].iloc[chosen]), int(self.starts[chosen]), False
+
+    def hint(self, s: Session, player: Player, token: str) -> RoundView:
+        """Reveal the next level (409 when none is left)."""
+        r = self.own_round(s, player, token)
+        self._check_open(r)
+        if r.level >= self.content.n_levels - 1:
+            raise conflict("no hints left: guess or resign")
+        done = s.execute(
+            update(Round)
+            .where(Round.id == r.id, Round.status == "open", Round.level == r.level)
+            .values(level=Round.level + 1)
+        )
+        if done.rowcount != 1:
+            raise conflict("this hint was asked already")
+        s.commit()
+        s.refresh(r)
+        return self.view(s, r, token)
+
+    def _answer(self, s: Session, r: Round, status: str, guessed: int | None, correct: bool, now: float) -> None:
+        """Record a guess or a resign: the round, the map's plays, screening counts (no commit)."""
+        points = round_points(correct, r.hints, self.cfg) if status == "guessed" else 0
+        done = s.execute(
+            update(Round)
+            .where(Round.id == r.id, Round.status == "open")
+            .values(status=status, guessed_id=guessed, correct=correct, points=points, answered_at=now)
+        )
+        if done.rowcount != 1:
+            raise conflict(f"round {r.seq} is answered already")
+        if r.screening:
+            player = s.get(Player, r.player_id)
+            player.screening_done += 1
+            player.screening_failed += 0 if correct else 1
+            player.passed_screening = passed_screening(player.screening_failed, self.cfg.screening)
+        else:
+            s.execute(
+                update(MapPlays).where(MapPlays.cluster_id == r.cluster_id).values(plays=MapPlays.plays + 1)
+            )
+
+    def guess(self, s: Session, player: Player, token: str, choice: int) -> RoundView:
+        """Take the player's guess (one of the offered classes); features are asked next."""
+        r = self.own_round(s, player, token)
+        self._check_open(r)
+        offered = [int(c) for c in r.offered.split(",")]
+        if choice not in offered:
+            raise bad(f"choice {choice} was not offered in this round (offered: {offered})")
+        correct = choice == int(self.content.map_row(r.cluster_id)["game_id"])
+        self._answer(s, r, "guessed", choice, correct, self.clock())
+        s.commit()
+        s.refresh(r)
+        return self.view(s, r, token)
+
+    def resign(self, s: Session, player: Player, token: str) -> RoundView:
+        """Give up (only once every hint is used); the true class is shown."""
+        r = self.own_round(s, player, token)
+        self._check_open(r)
+        if r.level < self.content.n_levels - 1:
+            raise conflict(f"resigning is possible after the last hint ({self.content.n_levels - 1 - r.level} left)")
+        now = self.clock()
+        self._answer(s, r, "resigned", None, False, now)
+        add_points(s, r.player_id, 0)
+        s.commit()
+        s.refresh(r)
+        return self.view(s, r, token)
+
+    def check_texts(self, texts: list[str]) -> list[str]:
+        """Check the typed features: count, length, characters, repeats; return them stripped."""
+        lo, hi = self.cfg.min_features, self.cfg.max_features
+        clean = [re.sub(r"\s+", " ", str(t)).strip() for t in texts]
+        if not lo <= len(clean) <= hi:
+            raise bad(f"features: expected {lo} to {hi} texts, got {len(clean)}")
+        for i, t in enumerate(clean, start=1):
+            if not t:
+                raise bad(f"feature {i}: empty text")
+            if len(t) > self.max_text_length:
+                raise bad(f"feature {i}: {len(t)} characters; at most {self.max_text_length}")
+            why = encoding_problem(t)
+            if why:
+                raise bad(f"feature {i}: {why}")
+        keys = [t.casefold() for t in clean]
+        for i, k in enumerate(keys):
+            if k in keys[:i]:
+                raise bad(f"feature {i + 1} repeats feature {keys.index(k) + 1}")
+        return clean
+
+    def features(self, s: Session, player: Player, token: str, texts: list[str]) -> RoundView:
+        """Store the features typed after a guess and finish the round (its result is shown)."""
+        r = self.own_round(s, player, token)
+        if r.status == "open":
+            raise conflict("guess first, then type the features")
+        if r.status != "guessed":
+            raise conflict(f"round {r.seq} is finished already")
+        if r.expires_at <= self.clock():
+            raise GameRequestError(410, f"round {r.seq} has expired; start a new round")
+        clean = self.check_texts(texts)
+        s.add_all(Feature(round_id=r.id, position=i, text=t, language=player.language) for i, t in enumerate(clean, 1))
+        self._finish(s, r, self.clock())
+        s.commit()
+        s.refresh(r)
+        return self.view(s, r, token)
+
+    def _finish(self, s: Session, r: Round, now: float) -> None:
+        """Close a guessed round and add its points to the player's total (no commit)."""
+        done = s.execute(update(Round).where(Round.id == r.id, Round.status == "guessed").values(status="done"))
+        if done.rowcount != 1:
+            raise conflict(f"round {r.seq} is finished already")
+        add_points(s, r.player_id, r.points)
+
+    def image(self, s: Session, player: Player, token: str, level: int) -> bytes:
+        """Return the masked image of a round at a revealed level (403 for a level not revealed yet)."""
+        r = self.own_round(s, player, token)
+        if not 0 <= level < self.content.n_levels:
+            raise not_found(f"level {level}: expected 0..{self.content.n_levels - 1}")
+        if r.status == "open" and r.expires_at <= self.clock():
+            raise GameRequestError(410, f"round {r.seq} has expired; start a new round")
+        if level > r.level and not r.finished:
+            raise GameRequestError(403, f"level {level} is not revealed yet (ask for a hint)")
+        return self.content.image(r.cluster_id, level)
+
+    # -- what the client sees ------------------------------------------------------------------
+    def view(self, s: Session, r: Round, token: str) -> RoundView:
+        """Describe a round for its player (the true class only once the round is finished)."""
+        n = self.content.n_levels
+        choices = sorted(
+            ((c, self.content.game_class(c).name) for c in map(int, r.offered.split(","))), key=lambda x: x[1]
+        )
+        result = None
+        if r.finished:
+            texts = tuple(
+                s.scalars(select(Feature.text).where(Feature.round_id == r.id).order_by(Feature.position))
+            )
+            total = int(s.scalar(select(Player.points).where(Player.id == r.player_id)) or 0)
+            truth = self.content.game_class(int(self.content.map_row(r.cluster_id)["game_id"])).name
+            guessed = self.content.game_class(r.guessed_id).name if r.guessed_id is not None else None
+            correct = None if r.status == "resigned" else bool(r.correct)
+            result = Result(correct, truth, guessed, int(r.points), total, texts)
+        return RoundView(
+            token=token,
+            number=r.seq,
+            status=r.status,
+            level=r.level,
+            n_levels=n,
+            percent=float(self.content.levels[r.level]),
+            hints_used=r.hints,
+            hints_left=n - 1 - r.level,
+            can_resign=r.status == "open" and r.level >= n - 1,
+            choices=tuple(choices),
+            features=(self.cfg.min_features, self.cfg.max_features) if r.status == "guessed" else None,
+            result=result,
+        )

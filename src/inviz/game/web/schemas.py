@@ -1,0 +1,179 @@
+"""Pydantic models of every request and response of the game's API."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from inviz.game.web.rounds import RoundView
+
+
+class _In(BaseModel):
+    """A request body: unknown fields are an error (a typo must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SignUpIn(_In):
+    """Sign-up: nickname, AI background (the paper's question) and the language the player types in."""
+
+    nickname: str = Field(max_length=200)
+    ai_background: bool
+    language: str = Field(max_length=16)
+
+
+class PlayerOut(BaseModel):
+    """A player as the player sees themself."""
+
+    nickname: str
+    ai_background: bool
+    language: str
+    points: int
+    rounds: int
+    questionnaire_due: bool
+
+
+class SignUpOut(BaseModel):
+    """The new player and its token (also set as an HttpOnly cookie); the token is shown once."""
+
+    player: PlayerOut
+    token: str
+
+
+class ConfigOut(BaseModel):
+    """What the page needs to know about the game."""
+
+    title: str
+    languages: list[str]
+    n_levels: int
+    percents: list[float]
+    min_features: int
+    max_features: int
+    max_text_length: int
+    what_if: bool
+
+
+class ChoiceOut(BaseModel):
+    """An offered class: an id to send back and the name shown."""
+
+    id: int
+    name: str
+
+
+class ResultOut(BaseModel):
+    """A finished round: right (true), wrong (false) or resigned (null); the true class; points."""
+
+    correct: bool | None
+    true_class: str
+    guessed: str | None
+    points: int
+    total_points: int
+    features: list[str]
+
+
+class RoundOut(BaseModel):
+    """A round as its player sees it: an opaque token, the level, the choices; the result when finished."""
+
+    token: str
+    number: int
+    status: str
+    level: int
+    n_levels: int
+    percent: float
+    hints_used: int
+    hints_left: int
+    can_resign: bool
+    image: str
+    choices: list[ChoiceOut]
+    features_min: int | None
+    features_max: int | None
+    result: ResultOut | None
+
+    @classmethod
+    def of(cls, v: RoundView) -> RoundOut:
+        """Build from a :class:`~inviz.game.web.rounds.RoundView`."""
+        r = v.result
+        return cls(
+            token=v.token,
+            number=v.number,
+            status=v.status,
+            level=v.level,
+            n_levels=v.n_levels,
+            percent=v.percent,
+            hints_used=v.hints_used,
+            hints_left=v.hints_left,
+            can_resign=v.can_resign,
+            image=f"/api/rounds/{v.token}/image/{v.level}",
+            choices=[ChoiceOut(id=i, name=n) for i, n in v.choices],
+            features_min=v.features[0] if v.features else None,
+            features_max=v.features[1] if v.features else None,
+            result=None
+            if r is None
+            else ResultOut(
+                correct=r.correct,
+                true_class=r.true_class,
+                guessed=r.guessed,
+                points=r.points,
+                total_points=r.total_points,
+                features=list(r.features),
+            ),
+        )
+
+
+class NextRoundOut(BaseModel):
+    """The next (or unfinished) round; ``round`` is null when no map is left for the player."""
+
+    round: RoundOut | None
+    message: str = ""
+    questionnaire_due: bool = False
+
+
+class GuessIn(_In):
+    """A guess: the id of one of the offered classes."""
+
+    choice: int
+
+
+class FeaturesIn(_In):
+    """The free-text features that made the player decide."""
+
+    texts: list[str] = Field(max_length=20)
+
+
+class StandingOut(BaseModel):
+    """A leaderboard line (ties share a rank)."""
+
+    rank: int
+    nickname: str
+    points: int
+    rounds: int
+
+
+class LeaderboardOut(BaseModel):
+    """The top players and the asking player's own standing."""
+
+    top: list[StandingOut]
+    me: StandingOut
+    players: int
+
+
+class QuestionnaireFormOut(BaseModel):
+    """The questionnaire's items: SUS statements (1-5) and TLX subscales (0-100)."""
+
+    sus: list[str]
+    tlx: list[dict[str, str]]
+    tlx_step: int
+
+
+class QuestionnaireIn(_In):
+    """SUS (10 answers 1-5) and raw TLX (6 answers 0-100), or ``skip``."""
+
+    sus: list[int] | None = None
+    tlx: list[int] | None = None
+    skip: bool = False
+
+
+class QuestionnaireOut(BaseModel):
+    """The scores of the answers (null when skipped)."""
+
+    sus_score: float | None
+    tlx_raw: float | None

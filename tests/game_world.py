@@ -1,0 +1,123 @@
+"""A tiny finished ``masks`` stage for the game tests: per-layer zips of small PNGs, a manifest,
+the class list and a params file; every (map, level) image has its own bytes."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from PIL import Image
+
+from inviz.game.manifest import MANIFEST_COLUMNS
+
+CLASSES = ["apple", "bicycle", "castle", "dragon"]
+LAYERS = ["block4_conv1", "block5_conv3"]
+LEVELS = [2.0, 4.5, 8.0, 13.0, 20.0, 30.0]
+
+
+def png(cid: int, level: int, side: int = 8) -> bytes:
+    img = np.zeros((side, side, 3), np.uint8)
+    img[..., 0] = cid % 256
+    img[..., 1] = level * 40
+    img[0, 0, 2] = cid // 256
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def build_game_world(root: Path, n_images: int = 8, clusters: int = 2, **game) -> dict[str, Path]:
+    """Write masks/, masks.csv, classes.json, game_classes.csv and params.yaml under ``root``.
+
+    Images ``img0..`` have class ``i % len(CLASSES)``; each has ``clusters`` maps per layer with
+    weights 40, 20, 8, 4 … (cluster 0 heaviest). Cluster ids 1..N in image, layer, cluster order.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    classes = [{"label": i, "class_folder": f"c{i:02d}_{n}", "class_name": n} for i, n in enumerate(CLASSES)]
+    (root / "classes.json").write_text(json.dumps(classes))
+    pd.DataFrame(
+        {
+            "game_id": [1, 2, 3, 4],
+            "game_name": ["Apple", "Bike", "Castle", "Dragon"],
+            "class_folder": [c["class_folder"] for c in classes],
+            "class_name": CLASSES,
+        }
+    ).to_csv(root / "game_classes.csv", index=False)
+    (root / "masks").mkdir(exist_ok=True)
+    zips = {layer: zipfile.ZipFile(root / "masks" / f"{layer}.zip", "w", zipfile.ZIP_STORED) for layer in LAYERS}
+    rows, cid = [], 0
+    weights = [40.0, 20.0, 8.0, 4.0, 2.0]
+    for i in range(n_images):
+        label = i % len(CLASSES)
+        for li, layer in enumerate(LAYERS):
+            for c in range(clusters):
+                cid += 1
+                for level, q in enumerate(LEVELS):
+                    member = f"{cid:06d}/{level}.png"
+                    zips[layer].writestr(member, png(cid, level))
+                    rows.append(
+                        {
+                            "cluster_id": cid,
+                            "extract_id": f"e{cid}",
+                            "image": f"val/{classes[label]['class_folder']}/img{i}",
+                            "layer": layer,
+                            "layer_index": li,
+                            "cluster": c,
+                            "label": label,
+                            "true_class": CLASSES[label],
+                            "pred": label,
+                            "pred_name": CLASSES[label],
+                            "weight": weights[c],
+                            "level": level,
+                            "percent": q,
+                            "revealed_share": q / 100,
+                            "factor": 8.0,
+                            "sigma": 12.0,
+                            "shard": f"{layer}.zip",
+                            "member": member,
+                            "file": f"{layer}.zip/{member}",
+                        }
+                    )
+    for z in zips.values():
+        z.close()
+    pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(root / "masks.csv", index=False)
+    params = {
+        "mlflow": {"enabled": False},
+        "labels_import": {"source_dir": "export", "class_map": "game_classes.csv", "max_text_length": 40},
+        "game": {
+            "db_url": "sqlite:///game.db",
+            "n_choices": 3,
+            "plays_per_map": 2,
+            "questionnaire_after": 3,
+            "screening": {"enabled": False},
+            **game,
+        },
+    }
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return {
+        "root": root,
+        "params": root / "params.yaml",
+        "manifest": root / "masks.csv",
+        "masks": root / "masks",
+        "classes": root / "classes.json",
+        "class_map": root / "game_classes.csv",
+    }
+
+
+def paths(w: dict[str, Path]) -> dict[str, Path]:
+    """The path overrides of Settings.from_params for a game world."""
+    return {"manifest": w["manifest"], "masks_dir": w["masks"], "classes": w["classes"]}
+
+
+class Clock:
+    """A clock the tests move (epoch seconds)."""
+
+    def __init__(self, t: float = 1_700_000_000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
