@@ -123,16 +123,22 @@ class RoundService:
 
     def plays(self, s: Session, now: float) -> np.ndarray:
         """Plays of every map: answered (``map_plays``) plus open, unexpired rounds (outside screening)."""
-        counts = np.zeros(len(self.images), dtype=int)
-        pos = self.content.position
-        for cid, n in s.execute(select(MapPlays.cluster_id, MapPlays.plays)):
-            if int(cid) in pos:
-                counts[pos[int(cid)]] += int(n)
+        ids = self.content.maps["cluster_id"].to_numpy()
+        rows = s.execute(select(MapPlays.cluster_id, MapPlays.plays).order_by(MapPlays.cluster_id)).all()
+        have = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        counts = np.zeros(len(ids), dtype=np.int64)
+        if len(have) == len(ids) and np.array_equal(have[:, 0], ids):  # one row per map (ensure_map_rows)
+            counts += have[:, 1]
+        else:
+            at = np.searchsorted(ids, have[:, 0])
+            ok = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == have[:, 0])
+            np.add.at(counts, at[ok], have[ok, 1])
         inflight = (
             select(Round.cluster_id, func.count())
             .where(Round.status == "open", Round.screening.is_(False), Round.expires_at > now)
             .group_by(Round.cluster_id)
         )
+        pos = self.content.position
         for cid, n in s.execute(inflight):
             if int(cid) in pos:
                 counts[pos[int(cid)]] += int(n)
@@ -225,7 +231,6 @@ class RoundService:
         if done.rowcount != 1:
             raise conflict("this hint was asked already")
         s.commit()
-        s.refresh(r)
         return self.view(s, r, token)
 
     def _answer(self, s: Session, r: Round, status: str, guessed: int | None, correct: bool, now: float) -> None:
@@ -258,7 +263,6 @@ class RoundService:
         correct = choice == int(self.content.map_row(r.cluster_id)["game_id"])
         self._answer(s, r, "guessed", choice, correct, self.clock())
         s.commit()
-        s.refresh(r)
         return self.view(s, r, token)
 
     def resign(self, s: Session, player: Player, token: str) -> RoundView:
@@ -271,7 +275,6 @@ class RoundService:
         self._answer(s, r, "resigned", None, False, now)
         add_points(s, r.player_id, 0)
         s.commit()
-        s.refresh(r)
         return self.view(s, r, token)
 
     def check_texts(self, texts: list[str]) -> list[str]:
@@ -307,7 +310,6 @@ class RoundService:
         s.add_all(Feature(round_id=r.id, position=i, text=t, language=player.language) for i, t in enumerate(clean, 1))
         self._finish(s, r, self.clock())
         s.commit()
-        s.refresh(r)
         return self.view(s, r, token)
 
     def _finish(self, s: Session, r: Round, now: float) -> None:
