@@ -27,6 +27,7 @@ ROUND_KEYS = {
     "can_resign",
     "image",
     "choices",
+    "guessed",
     "features_min",
     "features_max",
     "result",
@@ -100,12 +101,14 @@ def game(tmp_path):
 def test_sign_up_validates_and_handles_nickname_collisions(game):
     c = game.client()
     assert c.get("/api/players/me").status_code == 401
+    assert c.get("/api/session").json() == {"player": None}
     assert c.post("/api/rounds").status_code == 401
     r = c.post("/api/players", json={"nickname": "Ann Lee", "ai_background": True, "language": "it"})
     assert r.status_code == 201 and r.json()["player"]["nickname"] == "Ann Lee"
     assert "inviz_player" in r.headers["set-cookie"] and "HttpOnly" in r.headers["set-cookie"]
     assert "samesite=strict" in r.headers["set-cookie"].lower()
     assert c.get("/api/players/me").json()["language"] == "it"  # the cookie signs the player in
+    assert c.get("/api/session").json()["player"]["nickname"] == "Ann Lee"
     other = game.client()
     clash = other.post("/api/players", json={"nickname": "ann  LEE", "ai_background": False, "language": "en"})
     assert clash.status_code == 409 and "try 'ann LEE2'" in clash.json()["detail"]

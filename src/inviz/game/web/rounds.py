@@ -73,6 +73,7 @@ class RoundView:
     hints_left: int
     can_resign: bool
     choices: tuple[tuple[int, str], ...]
+    guessed: int | None
     features: tuple[int, int] | None
     result: Result | None
 
@@ -358,6 +359,7 @@ class RoundService:
             hints_left=n - 1 - r.level,
             can_resign=r.status == "open" and r.level >= n - 1,
             choices=tuple(choices),
+            guessed=r.guessed_id,
             features=(self.cfg.min_features, self.cfg.max_features) if r.status == "guessed" else None,
             result=result,
         )

@@ -39,6 +39,12 @@ class SignUpOut(BaseModel):
     token: str
 
 
+class SessionOut(BaseModel):
+    """The player signed up on this browser, if any."""
+
+    player: PlayerOut | None
+
+
 class ConfigOut(BaseModel):
     """What the page needs to know about the game."""
 
@@ -84,6 +90,7 @@ class RoundOut(BaseModel):
     can_resign: bool
     image: str
     choices: list[ChoiceOut]
+    guessed: int | None
     features_min: int | None
     features_max: int | None
     result: ResultOut | None
@@ -104,6 +111,7 @@ class RoundOut(BaseModel):
             can_resign=v.can_resign,
             image=f"/api/rounds/{v.token}/image/{v.level}",
             choices=[ChoiceOut(id=i, name=n) for i, n in v.choices],
+            guessed=v.guessed,
             features_min=v.features[0] if v.features else None,
             features_max=v.features[1] if v.features else None,
             result=None

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy import select
 
 from inviz.game.web.accounts import questionnaire_due, sign_up
-from inviz.game.web.db import Player
-from inviz.game.web.deps import COOKIE, ReadingPlayer, ReadSession, State, WriteSession
-from inviz.game.web.schemas import ConfigOut, PlayerOut, SignUpIn, SignUpOut
+from inviz.game.web.db import Player, token_hash
+from inviz.game.web.deps import COOKIE, ReadingPlayer, ReadSession, State, WriteSession, player_token
+from inviz.game.web.schemas import ConfigOut, PlayerOut, SessionOut, SignUpIn, SignUpOut
 
 router = APIRouter(prefix="/api", tags=["players"])
 
@@ -63,6 +64,14 @@ def create_player(body: SignUpIn, request: Request, response: Response, s: Write
 def me(player: ReadingPlayer, s: ReadSession, state: State) -> PlayerOut:
     """The signed-up player (401 when not signed up)."""
     return player_out(s, player, state)
+
+
+@router.get("/session", response_model=SessionOut)
+def session(request: Request, s: ReadSession, state: State) -> SessionOut:
+    """The signed-up player of this browser, or null (the page's first call: no 401 to log)."""
+    token = player_token(request)
+    player = s.scalar(select(Player).where(Player.token_hash == token_hash(token))) if token else None
+    return SessionOut(player=player_out(s, player, state) if player is not None else None)
 
 
 @router.post("/players/sign-out", status_code=204)
