@@ -131,7 +131,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _decide(
+def decide(
     m: GameMap,
     p: Player,
     offered: list[int],
@@ -140,17 +140,21 @@ def _decide(
     cfg: SimulateConfig,
     vocabulary: Sequence[str],
     rng: np.random.Generator,
+    start: int = 0,
 ) -> tuple[int | None, int, set[str]]:
-    """One game's course (steps 2-3, 5): the guessed class (None: resign), the level, the parts seen."""
+    """One game's course (steps 2-3, 5): the guessed class (None: resign), the level, the parts seen.
+
+    ``start`` is the level the game opens at (0: the first view; the web game may start higher).
+    """
     u = rng.random(len(m.parts))
     halluc = str(rng.choice(vocabulary)) if rng.random() < cfg.hallucination else None
-    guessed, level, seen = None, 0, set()
+    guessed, level, seen = None, start, set()
     if not p.trustworthy:
-        level = int(rng.integers(n_levels))
+        level = int(rng.integers(start, n_levels))
         guessed = int(rng.choice(offered))
         seen = {str(rng.choice(vocabulary))}
         return guessed, level, seen
-    for level in range(n_levels):
+    for level in range(start, n_levels):
         prob = p.skill * _sigmoid(cfg.see_sharpness * (m.coverage[level] - cfg.see_threshold))
         seen = {part for part, ui, pr in zip(m.parts, u, prob, strict=False) if ui < pr}
         if halluc:
@@ -173,7 +177,7 @@ def _decide(
     return guessed, level, seen
 
 
-def _game_rows(
+def game_rows(
     base: dict[str, Any],
     m: GameMap,
     p: Player,
@@ -293,8 +297,8 @@ def play(
                 "label": m.label,
                 "guess_id": f"g{guess_no:06d}",
             }
-            decision = _decide(m, p, offered, class_parts, n_levels, cfg, vocabulary, rng)
-            rows += _game_rows(
+            decision = decide(m, p, offered, class_parts, n_levels, cfg, vocabulary, rng)
+            rows += game_rows(
                 base, m, p, decision, n_levels, class_parts, class_names, cfg, rng, phrases, colour_words
             )
     return pd.DataFrame(rows, columns=GAME_COLUMNS), players
