@@ -417,3 +417,45 @@ def test_a_database_of_another_schema_version_or_other_masks_is_refused(game):
         s.commit()
     with pytest.raises(GameDatabaseError, match="other masked images"):
         open_game(game.settings, clock=game.clock)
+
+
+def test_the_database_deals_maps_by_the_rule_of_choose_map(game):
+    """The SQL that picks the least-played candidates agrees with the pure rule on random states."""
+    import numpy as np
+
+    from inviz.game.web.db import MapPlays, Player
+    from inviz.game.web.policy import choose_map
+
+    content, rounds = game.state.content, game.state.rounds
+    ids = content.maps["cluster_id"].to_numpy()
+    images = content.maps["image"].tolist()
+    now = game.clock()
+    a, b = game.client("Ann"), game.client("Bob")
+    rng = np.random.default_rng(5)
+    with game.state.db.write() as s:
+        ann, bob = s.scalars(select(Player).order_by(Player.id)).all()
+        for trial in range(12):
+            s.execute(update(MapPlays).values(plays=0))
+            s.query(Round).delete()
+            plays = rng.integers(0, 3, len(ids))
+            for cid, n in zip(ids, plays, strict=True):
+                s.execute(update(MapPlays).where(MapPlays.cluster_id == int(cid)).values(plays=int(n)))
+            seen = rng.choice(len(ids), size=int(rng.integers(0, 20)), replace=False)
+            inflight = rng.choice(len(ids), size=5, replace=False)
+            for k, (pid, pos, status) in enumerate(
+                [(ann.id, p, "done") for p in seen] + [(bob.id, p, "open") for p in inflight]
+            ):
+                expires = now - 1 if k % 4 == 3 else now + 600  # some of Bob's rounds have expired
+                s.add(Round(token_hash=f"t{trial}-{k}", player_id=pid, seq=k + 1, cluster_id=int(ids[pos]),
+                            image=images[pos], screening=False, start_level=0, level=0, offered="1,2",
+                            status=status, points=0, created_at=now, expires_at=expires))
+            s.flush()
+            load = plays.copy()
+            for k, pos in enumerate(inflight, start=len(seen)):
+                load[pos] += 1 if k % 4 != 3 else 0
+            last = images[seen[-1]] if len(seen) else None
+            expected = choose_map(load, images, set(seen.tolist()), last, np.random.default_rng(trial))
+            got = rounds.least_played(s, ann.id, last, now, np.random.default_rng(trial))
+            assert got == ids[expected], trial
+        s.rollback()
+    assert a and b

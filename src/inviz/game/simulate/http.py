@@ -66,7 +66,8 @@ class _Client:
 
     async def call(self, method: str, path: str, name: str, token: str, ok: tuple[int, ...] = (200, 201), **kw: Any):
         self.requests[name] += 1
-        r = await self.client.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kw)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        r = await self.client.request(method, path, headers=headers, **kw)
         if r.status_code not in ok:
             raise InvizError(f"simulated game: {method} {name} answered {r.status_code}: {r.text[:300]}")
         return r

@@ -84,10 +84,11 @@ class Player(Base):
 
 
 class MapPlays(Base):
-    """``map_plays``: answered plays (guesses and resigns) of each cluster map, outside screening."""
+    """``map_plays``: answered plays (guesses and resigns) of each cluster map outside screening, and its image."""
 
     __tablename__ = "map_plays"
     cluster_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    image: Mapped[str] = mapped_column(String(200))
     plays: Mapped[int] = mapped_column(Integer, default=0)
 
 

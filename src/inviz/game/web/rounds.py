@@ -29,7 +29,6 @@ from inviz.game.web.content import GameContent
 from inviz.game.web.db import Feature, MapPlays, Player, Round, new_token, token_hash
 from inviz.game.web.errors import GameRequestError, bad, conflict, not_found
 from inviz.game.web.policy import (
-    choose_map,
     is_screening_round,
     offered_classes,
     passed_screening,
@@ -99,7 +98,6 @@ class RoundService:
         self.max_text_length = max_text_length
         self.clock = clock
         maps = content.maps
-        self.images = maps["image"].tolist()
         self.starts = np.array([start_level(w, cfg.difficulty) for w in maps["weight"]], dtype=int)
         self.starts = np.minimum(self.starts, content.n_levels - 1)
         try:
@@ -122,33 +120,56 @@ class RoundService:
         if r.expires_at <= self.clock():
             raise GameRequestError(410, f"round {r.seq} has expired; start a new round")
 
-    def plays(self, s: Session, now: float) -> np.ndarray:
-        """Plays of every map: answered (``map_plays``) plus open, unexpired rounds (outside screening)."""
-        ids = self.content.maps["cluster_id"].to_numpy()
-        rows = s.execute(select(MapPlays.cluster_id, MapPlays.plays).order_by(MapPlays.cluster_id)).all()
-        have = np.array(rows, dtype=np.int64).reshape(-1, 2)
-        counts = np.zeros(len(ids), dtype=np.int64)
-        if len(have) == len(ids) and np.array_equal(have[:, 0], ids):  # one row per map (ensure_map_rows)
-            counts += have[:, 1]
-        else:
-            at = np.searchsorted(ids, have[:, 0])
-            ok = (at < len(ids)) & (ids[np.minimum(at, len(ids) - 1)] == have[:, 0])
-            np.add.at(counts, at[ok], have[ok, 1])
+    def least_played(
+        self, s: Session, player_id: int, last_image: str | None, now: float, rng: np.random.Generator
+    ) -> int | None:
+        """Pick the player's next map: one of the least-played maps the player may get, at random.
+
+        The rule of :func:`~inviz.game.web.policy.choose_map` (the same draw from ``rng``), run by
+        the database: plays are answered plays plus open, unexpired rounds (outside screening);
+        maps the player had and maps of the previous round's image are left out, and with
+        ``stop_when_done`` maps that have ``plays_per_map`` plays. The database counts the tied
+        candidates and returns the drawn one (by cluster id), so no list of maps is moved.
+
+        Returns
+        -------
+        int or None
+            The cluster id; None when no map is left for the player.
+        """
         inflight = (
-            select(Round.cluster_id, func.count())
+            select(Round.cluster_id.label("cid"), func.count().label("n"))
             .where(Round.status == "open", Round.screening.is_(False), Round.expires_at > now)
             .group_by(Round.cluster_id)
+            .subquery()
         )
-        pos = self.content.position
-        for cid, n in s.execute(inflight):
-            if int(cid) in pos:
-                counts[pos[int(cid)]] += int(n)
-        return counts
+        load = MapPlays.plays + func.coalesce(inflight.c.n, 0)
+        seen = select(Round.cluster_id).where(Round.player_id == player_id)
+        q = (
+            select(MapPlays.cluster_id.label("cluster_id"), load.label("load"))
+            .outerjoin(inflight, inflight.c.cid == MapPlays.cluster_id)
+            .where(MapPlays.cluster_id.not_in(seen))
+        )
+        if last_image is not None:
+            q = q.where(MapPlays.image != last_image)
+        if self.cfg.stop_when_done:
+            q = q.where(load < self.cfg.plays_per_map)
+        c = q.cte("candidates")
+        tied = c.c.load == select(func.min(c.c.load)).scalar_subquery()
+        n = int(s.scalar(select(func.count()).select_from(c).where(tied)) or 0)
+        if not n:
+            return None
+        k = int(rng.integers(n))  # choose_map's draw among the tied maps, in cluster-id order
+        return int(s.scalar(select(c.c.cluster_id).where(tied).order_by(c.c.cluster_id).offset(k).limit(1)))
 
     def ensure_map_rows(self, s: Session) -> None:
         """Create the ``map_plays`` rows of maps that have none (committed here)."""
         have = set(s.scalars(select(MapPlays.cluster_id)))
-        s.add_all(MapPlays(cluster_id=int(c), plays=0) for c in self.content.maps["cluster_id"] if int(c) not in have)
+        maps = self.content.maps
+        s.add_all(
+            MapPlays(cluster_id=int(c), image=str(im), plays=0)
+            for c, im in zip(maps["cluster_id"], maps["image"], strict=True)
+            if int(c) not in have
+        )
         s.commit()
 
     # -- the round's course --------------------------------------------------------------------
@@ -174,9 +195,8 @@ class RoundService:
             self._finish(s, cur, now)
         seq = cur.seq + 1 if cur is not None else 1
         rng = round_rng(self.cfg.seed, player.id, seq)
-        seen = set(s.scalars(select(Round.cluster_id).where(Round.player_id == player.id)))
         last_image = cur.image if cur is not None else None
-        cid, level, screening = self._pick(s, seq, seen, last_image, rng, now)
+        cid, level, screening = self._pick(s, player.id, seq, last_image, rng, now)
         if cid is None:
             s.commit()
             return None
@@ -203,20 +223,25 @@ class RoundService:
         return self.view(s, r, token)
 
     def _pick(
-        self, s: Session, seq: int, seen: set[int], last_image: str | None, rng: np.random.Generator, now: float
+        self,
+        s: Session,
+        player_id: int,
+        seq: int,
+        last_image: str | None,
+        rng: np.random.Generator,
+        now: float,
     ) -> tuple[int | None, int, bool]:
         """(cluster id, start level, screening) of the next round; cluster id None when nothing is left."""
         if is_screening_round(seq, self.cfg.screening):
+            seen = set(s.scalars(select(Round.cluster_id).where(Round.player_id == player_id)))
             pool = [c for c in self.screening_pool if c not in seen and self.content.map_row(c)["image"] != last_image]
             if pool:
                 level = min(self.cfg.screening.level, self.content.n_levels - 1)
                 return int(pool[int(rng.integers(len(pool)))]), level, True
-        pos = self.content.position
-        target = self.cfg.plays_per_map if self.cfg.stop_when_done else None
-        chosen = choose_map(self.plays(s, now), self.images, [pos[c] for c in seen if c in pos], last_image, rng, target)
+        chosen = self.least_played(s, player_id, last_image, now, rng)
         if chosen is None:
             return None, 0, False
-        return int(self.content.maps["cluster_id"].iloc[chosen]), int(self.starts[chosen]), False
+        return chosen, int(self.starts[self.content.position[chosen]]), False
 
     def hint(self, s: Session, player: Player, token: str) -> RoundView:
         """Reveal the next level (409 when none is left)."""
