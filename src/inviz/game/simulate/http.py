@@ -303,10 +303,12 @@ def write_http_export(out: str | Path, game: HttpGame, translations: pd.DataFram
     import shutil
 
     from inviz.core.io import atomic_path
+    from inviz.game.web.export import readme
 
     with atomic_path(out, directory=True) as tmp:
         for name, frame in game.export.files().items():
             frame.to_csv(tmp / name, index=False)
+        (tmp / "README.md").write_text(readme(game.export), encoding="utf-8")
         translations.to_csv(tmp / "translations.csv", index=False)
         game.games.to_csv(tmp / truth_file, index=False)
         shutil.copyfile(game.db, tmp / DB_FILE)

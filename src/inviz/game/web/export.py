@@ -274,6 +274,23 @@ def _what_if(db: Database, names: dict[int, str], truth: dict[int, int], content
     return pd.DataFrame(out, columns=WHAT_IF_COLUMNS)
 
 
+#: The README written into every export folder.
+EXPORT_README = """# Deep Reveal game export
+
+Written by `inviz game export` from the game's database; read by `inviz labels_import`
+(`labels_import.source_dir`, README "Label game data").
+
+- `guesses.csv`: the canonical long format, one row per typed feature, per guess without text and
+  per resign (screening rounds excluded); `passed_screening` is the player's flag, `start_level` and
+  `level` the reveal levels at the start and at the answer ({guesses} rows, {rounds} answers).
+- `players.csv`: `player_id, passed_screening` and the sign-up answers ({players} players, pseudonymous).
+- `screening.csv`: the screening rounds ({screening} rounds).
+- `questionnaires.csv`: SUS (items 1-10, 1-5) and raw NASA-TLX (0-100) answers and scores ({questionnaires}).
+- `what_if.csv`: the "what if" edits and the model's predictions before/after ({what_if}).
+- `game_classes.csv`: the game's class list.
+"""
+
+
 def write_export(out_dir: str | Path, export: GameExport) -> Path:
     """Write the export tables into ``out_dir`` (replaced atomically: a reader never sees half of it).
 
@@ -293,7 +310,20 @@ def write_export(out_dir: str | Path, export: GameExport) -> Path:
     with atomic_path(out_dir, directory=True) as tmp:
         for name, frame in export.files().items():
             frame.to_csv(tmp / name, index=False)
+        (tmp / "README.md").write_text(readme(export), encoding="utf-8")
     return Path(out_dir)
+
+
+def readme(export: GameExport) -> str:
+    """The export folder's README (what each file holds, with counts)."""
+    return EXPORT_README.format(
+        guesses=len(export.guesses),
+        rounds=export.guesses["guess_id"].nunique(),
+        players=len(export.players),
+        screening=len(export.screening),
+        questionnaires=len(export.questionnaires),
+        what_if=len(export.what_if),
+    )
 
 
 def export_zip(export: GameExport) -> bytes:
