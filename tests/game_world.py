@@ -155,3 +155,60 @@ class ThreadedServer:
     def __exit__(self, *exc):
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+WHATIF_GRID = 16
+
+
+def build_whatif_world(root: Path) -> dict[str, Path]:
+    """A game world with real images, a tiny checkpoint and masked images that are exactly
+    ``cell mask x game image`` (one opacity per 4 x 4 px cell of the 64-px game image), for the
+    "what if" panel. ``masks_of[cluster_id][level]`` holds each level's (16, 16) uint8 mask."""
+    import torch
+
+    from inviz.game.reveal import game_image
+    from inviz.models.checkpoint import save_checkpoint
+    from inviz.models.vgg import ModelConfig, build_vgg16
+
+    w = build_game_world(root, n_images=4, clusters=1, what_if=True, what_if_grid=WHATIF_GRID)
+    rng = np.random.default_rng(3)
+    (root / "images" / "val").mkdir(parents=True, exist_ok=True)
+    manifest = pd.read_csv(w["manifest"])
+    selected, masks_of = [], {}
+    for i, image in enumerate(sorted(manifest["image"].unique())):
+        path = f"val/img{i}.png"
+        rgb = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
+        Image.fromarray(rgb).save(root / "images" / path)
+        selected.append({"sample_id": image, "path": path})
+    pd.DataFrame(selected).to_csv(root / "selected.csv", index=False)
+    paths_of = {r["sample_id"]: r["path"] for r in selected}
+    zips = {layer: zipfile.ZipFile(root / "masks" / f"{layer}.zip", "w", zipfile.ZIP_STORED) for layer in LAYERS}
+    for cid, g in manifest.groupby("cluster_id"):
+        img = np.asarray(Image.open(root / "images" / paths_of[g["image"].iloc[0]]).convert("RGB"))
+        full = game_image(img, 32, 64, "bilinear")
+        base = rng.random((WHATIF_GRID, WHATIF_GRID))
+        masks_of[int(cid)] = {}
+        for r in g.itertuples():
+            cell = np.where(base >= np.quantile(base, 1 - r.percent / 100), 255, 0).astype(np.uint8)
+            soft = np.kron(cell, np.ones((4, 4), np.uint8)).astype(np.float64) / 255
+            masked = np.rint(full * soft[..., None]).astype(np.uint8)
+            buf = io.BytesIO()
+            Image.fromarray(masked).save(buf, format="PNG")
+            zips[r.layer].writestr(r.member, buf.getvalue())
+            masks_of[int(cid)][int(r.level)] = cell
+    for z in zips.values():
+        z.close()
+    torch.manual_seed(0)
+    classes = json.loads(w["classes"].read_text())
+    model = build_vgg16(len(classes), ModelConfig(weights="none", input_size=32, width=0.0625, head_hidden=8))
+    save_checkpoint(root / "model.safetensors", model, classes)
+    params = yaml.safe_load(w["params"].read_text())
+    params["masks"] = {"game_size": 64, "image_resample": "bilinear"}
+    w["params"].write_text(yaml.safe_dump(params, sort_keys=False))
+    return {**w, "model": root / "model.safetensors", "selected": root / "selected.csv", "images": root / "images",
+            "masks_of": masks_of}
+
+
+def whatif_paths(w: dict) -> dict:
+    """The path overrides of Settings.from_params for a what-if world."""
+    return {**paths(w), "model": w["model"], "selected": w["selected"], "images": w["images"]}

@@ -107,6 +107,7 @@ class GameConfig:
     what_if : after a round, offer the "what if" panel (paint or erase regions, the model's
         prediction updates; needs the model checkpoint).
     what_if_max_edits : edits a player may submit per round.
+    what_if_grid : cells per side of the editable mask (must divide ``masks.game_size``).
     admin_token_env : environment variable holding the admin token (never in a file).
     title : the game's name on its pages.
     run : execution settings (:class:`GameRunConfig`).
@@ -130,6 +131,7 @@ class GameConfig:
     difficulty: DifficultyConfig = field(default_factory=DifficultyConfig)
     what_if: bool = False
     what_if_max_edits: int = 20
+    what_if_grid: int = 64
     admin_token_env: str = "INVIZ_GAME_ADMIN_TOKEN"
     title: str = "Deep Reveal"
     run: GameRunConfig = field(default_factory=GameRunConfig)
@@ -148,6 +150,7 @@ class GameConfig:
                 "questionnaire_after": 0,
                 "round_ttl_minutes": 0.1,
                 "what_if_max_edits": 0,
+                "what_if_grid": 4,
             },
         )
         if self.points_max < self.points_min:

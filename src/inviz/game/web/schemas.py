@@ -185,3 +185,29 @@ class QuestionnaireOut(BaseModel):
 
     sus_score: float | None
     tlx_raw: float | None
+
+
+class PredictionOut(BaseModel):
+    """The model's answer: the predicted class, the top 3 with probabilities, the true class's probability."""
+
+    label: str
+    top: list[dict[str, float | str]]
+    true_class: str
+    true_prob: float
+
+
+class WhatIfEditIn(_In):
+    """An edited mask: base64 of ``grid x grid`` opacities (0 hidden … 255 shown), row by row."""
+
+    mask: str = Field(max_length=200_000)
+
+
+class WhatIfOut(BaseModel):
+    """The panel's state: the mask, the model's prediction on it, edits left, server time in ms."""
+
+    grid: int
+    mask: str
+    image: str | None
+    prediction: PredictionOut
+    edits_left: int
+    ms: float

@@ -26,6 +26,8 @@ DEFAULT_PATHS = {
     "masks_dir": "data/masks",
     "classes": "data/classes.json",
     "model": "models/model.safetensors",
+    "selected": "data/selected.csv",
+    "images": "data/images",
 }
 
 
@@ -34,7 +36,8 @@ class Settings(BaseModel):
 
     game : the ``game`` section. db_url : resolved SQLAlchemy URL. manifest, masks_dir : the
     ``masks`` outputs. class_map, classes : the game's class list and ``data/classes.json``.
-    model : the checkpoint ("what if" panel). max_text_length : ``labels_import.max_text_length``.
+    model, selected, images : the checkpoint, the selected images and the dataset folder (the "what
+    if" panel). max_text_length : ``labels_import.max_text_length``.
     export_dir : ``labels_import.source_dir`` (where ``inviz game export`` writes by default).
     admin_token : from the environment variable ``game.admin_token_env`` (None: admin disabled).
     params : the params file.
@@ -49,6 +52,8 @@ class Settings(BaseModel):
     class_map: Path
     classes: Path
     model: Path
+    selected: Path | None = None
+    images: Path | None = None
     max_text_length: int
     export_dir: Path
     admin_token: SecretStr | None = None
@@ -168,7 +173,7 @@ def open_game(settings: Settings, clock: Callable[[], float] | None = None, cont
         if settings.game.what_if:
             from inviz.game.web.whatif import WhatIfModel
 
-            what_if = WhatIfModel.load(settings.model, content)
+            what_if = WhatIfModel.load(settings, content)
     except BaseException:
         db.dispose()
         raise
