@@ -43,7 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 JSON_ENDPOINTS = ("sign_up", "next_round", "hint", "guess", "resign", "features", "leaderboard")
 
 
-def synthetic_masks(root: Path, n_images: int = 50, maps_per_image: int = 30, side: int = 256, seed: int = 0) -> dict:
+def synthetic_masks(
+    root: Path, n_images: int = 50, maps_per_image: int = 30, side: int = 256, seed: int = 0
+) -> dict:
     """Write a masks stage of the demo's size: smooth 256-px PNGs (about the demo's bytes per image)."""
     from PIL import Image, ImageFilter
 
@@ -62,16 +64,22 @@ def synthetic_masks(root: Path, n_images: int = 50, maps_per_image: int = 30, si
         }
     ).to_csv(root / "game_classes.csv", index=False)
     layers = [f"block{b}_conv{c}" for b in (3, 4, 5) for c in (1, 2, 3)]
-    zips = {layer: zipfile.ZipFile(root / "masks" / f"{layer}.zip", "w", zipfile.ZIP_STORED) for layer in layers}
+    zips = {
+        layer: zipfile.ZipFile(root / "masks" / f"{layer}.zip", "w", zipfile.ZIP_STORED) for layer in layers
+    }
     levels = [2, 4.5, 8, 13, 20, 30]
     rows, cid = [], 0
     for i in range(n_images):
-        base = Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).resize((side, side), Image.BICUBIC)
+        base = Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).resize(
+            (side, side), Image.BICUBIC
+        )
         noisy = np.clip(np.asarray(base, float) + rng.normal(0, 6, (side, side, 3)), 0, 255).astype(np.uint8)
         for k in range(maps_per_image):
             cid += 1
             layer = layers[k % len(layers)]
-            heat = np.asarray(Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).resize((side, side)), float)
+            heat = np.asarray(
+                Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).resize((side, side)), float
+            )
             for level, q in enumerate(levels):
                 mask = (heat >= np.percentile(heat, 100 - q)).astype(np.uint8) * 255
                 soft = np.asarray(Image.fromarray(mask).filter(ImageFilter.GaussianBlur(12)), float) / 255
@@ -79,18 +87,38 @@ def synthetic_masks(root: Path, n_images: int = 50, maps_per_image: int = 30, si
                 Image.fromarray((noisy * soft[..., None]).astype(np.uint8)).save(buf, "PNG", compress_level=1)
                 member = f"{cid:06d}/{level}.png"
                 zips[layer].writestr(member, buf.getvalue())
-                rows.append({
-                    "cluster_id": cid, "extract_id": f"e{cid}", "image": f"img{i}", "layer": layer,
-                    "layer_index": layers.index(layer), "cluster": k // len(layers), "label": i % 10,
-                    "true_class": f"k{i % 10}", "pred": i % 10, "pred_name": f"k{i % 10}", "weight": 10.0,
-                    "level": level, "percent": q, "revealed_share": q / 100, "factor": 8.0, "sigma": 12.0,
-                    "shard": f"{layer}.zip", "member": member, "file": f"{layer}.zip/{member}",
-                })
+                rows.append(
+                    {
+                        "cluster_id": cid,
+                        "extract_id": f"e{cid}",
+                        "image": f"img{i}",
+                        "layer": layer,
+                        "layer_index": layers.index(layer),
+                        "cluster": k // len(layers),
+                        "label": i % 10,
+                        "true_class": f"k{i % 10}",
+                        "pred": i % 10,
+                        "pred_name": f"k{i % 10}",
+                        "weight": 10.0,
+                        "level": level,
+                        "percent": q,
+                        "revealed_share": q / 100,
+                        "factor": 8.0,
+                        "sigma": 12.0,
+                        "shard": f"{layer}.zip",
+                        "member": member,
+                        "file": f"{layer}.zip/{member}",
+                    }
+                )
     for z in zips.values():
         z.close()
     pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(root / "masks.csv", index=False)
-    return {"manifest": root / "masks.csv", "masks": root / "masks", "classes": root / "classes.json",
-            "class_map": root / "game_classes.csv"}
+    return {
+        "manifest": root / "masks.csv",
+        "masks": root / "masks",
+        "classes": root / "classes.json",
+        "class_map": root / "game_classes.csv",
+    }
 
 
 def write_params(work: Path, content: dict, plays_per_map: int) -> Path:
@@ -98,7 +126,11 @@ def write_params(work: Path, content: dict, plays_per_map: int) -> Path:
     params = {
         "mlflow": {"enabled": False},
         "labels_import": {"source_dir": str(work / "export"), "class_map": str(content["class_map"])},
-        "game": {"plays_per_map": plays_per_map, "questionnaire_after": 0, "screening": {"positions": [3, 9, 16]}},
+        "game": {
+            "plays_per_map": plays_per_map,
+            "questionnaire_after": 0,
+            "screening": {"positions": [3, 9, 16]},
+        },
     }
     path = work / "params.yaml"
     path.write_text(yaml.safe_dump(params))
@@ -110,9 +142,23 @@ class Server:
 
     def __init__(self, params: Path, content: dict, db: Path, port: int, log: Path):
         self.cmd = [
-            sys.executable, "-c", "import sys; from inviz.cli import main; sys.exit(main())", "game", "serve",
-            "--params", str(params), "--manifest", str(content["manifest"]), "--masks", str(content["masks"]),
-            "--classes", str(content["classes"]), "--db-url", f"sqlite:///{db}", "--port", str(port),
+            sys.executable,
+            "-c",
+            "import sys; from inviz.cli import main; sys.exit(main())",
+            "game",
+            "serve",
+            "--params",
+            str(params),
+            "--manifest",
+            str(content["manifest"]),
+            "--masks",
+            str(content["masks"]),
+            "--classes",
+            str(content["classes"]),
+            "--db-url",
+            f"sqlite:///{db}",
+            "--port",
+            str(port),
         ]
         self.port, self.log, self.proc = port, log, None
 
@@ -156,13 +202,17 @@ class Stats:
         self.rounds_done = 0
 
 
-async def request(client, stats: Stats, name: str, method: str, url: str, token: str, server_down: asyncio.Event, **kw):
+async def request(
+    client, stats: Stats, name: str, method: str, url: str, token: str, server_down: asyncio.Event, **kw
+):
     """One request; on a connection error wait for the server to come back and return None."""
     import httpx2 as httpx
 
     t0 = time.perf_counter()
     try:
-        r = await client.request(method, url, headers={"Authorization": f"Bearer {token}"} if token else {}, **kw)
+        r = await client.request(
+            method, url, headers={"Authorization": f"Bearer {token}"} if token else {}, **kw
+        )
     except httpx.TransportError:
         stats.conn_errors += 1
         while server_down.is_set():
@@ -175,7 +225,9 @@ async def request(client, stats: Stats, name: str, method: str, url: str, token:
     return r
 
 
-async def player(client, i: int, rounds: int, think: float, stats: Stats, rng: np.random.Generator, down: asyncio.Event):
+async def player(
+    client, i: int, rounds: int, think: float, stats: Stats, rng: np.random.Generator, down: asyncio.Event
+):
     async def call(name, method, url, token, **kw):
         while True:
             r = await request(client, stats, name, method, url, token, down, **kw)
@@ -186,7 +238,13 @@ async def player(client, i: int, rounds: int, think: float, stats: Stats, rng: n
         if think > 0:
             await asyncio.sleep(float(rng.exponential(think)))
 
-    r = await call("sign_up", "POST", "/api/players", "", json={"nickname": f"bench {i}", "ai_background": bool(i % 2), "language": "en"})
+    r = await call(
+        "sign_up",
+        "POST",
+        "/api/players",
+        "",
+        json={"nickname": f"bench {i}", "ai_background": bool(i % 2), "language": "en"},
+    )
     token = r.json()["token"]
     done = 0
     while done < rounds:
@@ -215,14 +273,32 @@ async def player(client, i: int, rounds: int, think: float, stats: Stats, rng: n
                     done += 1
                 continue  # any failure: next_round resumes the round where the server left it
             choice = rnd["choices"][int(rng.integers(len(rnd["choices"])))]["id"]
-            g = await request(client, stats, "guess", "POST", f"/api/rounds/{tok}/guess", token, down, json={"choice": choice})
+            g = await request(
+                client,
+                stats,
+                "guess",
+                "POST",
+                f"/api/rounds/{tok}/guess",
+                token,
+                down,
+                json={"choice": choice},
+            )
             if g is None or g.status_code != 200:
                 continue
         await pause()
         texts = [f"b{i} r{rnd['number']} f{k}" for k in range(int(rng.integers(1, 4)))]
         keys = {(i, "feature", t) for t in texts}
         stats.doubt |= keys
-        f = await request(client, stats, "features", "POST", f"/api/rounds/{tok}/features", token, down, json={"texts": texts})
+        f = await request(
+            client,
+            stats,
+            "features",
+            "POST",
+            f"/api/rounds/{tok}/features",
+            token,
+            down,
+            json={"texts": texts},
+        )
         if f is not None and f.status_code == 200:
             stats.acked |= keys
             stats.doubt -= keys
@@ -232,15 +308,21 @@ async def player(client, i: int, rounds: int, think: float, stats: Stats, rng: n
             await call("leaderboard", "GET", "/api/leaderboard", token)
 
 
-async def run_players(base: str, n: int, rounds: int, think: float, server: Server, kill_at: float | None, seed: int):
+async def run_players(
+    base: str, n: int, rounds: int, think: float, server: Server, kill_at: float | None, seed: int
+):
     import httpx2 as httpx
 
     stats = Stats()
     down = asyncio.Event()
     limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
-        tasks = [asyncio.create_task(player(client, i, rounds, think, stats, np.random.default_rng([seed, i]), down))
-                 for i in range(n)]
+        tasks = [
+            asyncio.create_task(
+                player(client, i, rounds, think, stats, np.random.default_rng([seed, i]), down)
+            )
+            for i in range(n)
+        ]
         t0 = time.perf_counter()
         kill_info = None
         if kill_at is not None:
@@ -264,10 +346,18 @@ def db_answers(db: Path) -> tuple[set, set]:
     import sqlite3
 
     con = sqlite3.connect(db)
-    feats = {(int(n.split()[1]), "feature", t) for n, t in con.execute(
-        "select p.nickname, f.text from features f join rounds r on r.id = f.round_id join players p on p.id = r.player_id")}
-    resigns = {(int(n.split()[1]), "resign", seq) for n, seq in con.execute(
-        "select p.nickname, r.seq from rounds r join players p on p.id = r.player_id where r.status = 'resigned'")}
+    feats = {
+        (int(n.split()[1]), "feature", t)
+        for n, t in con.execute(
+            "select p.nickname, f.text from features f join rounds r on r.id = f.round_id join players p on p.id = r.player_id"
+        )
+    }
+    resigns = {
+        (int(n.split()[1]), "resign", seq)
+        for n, seq in con.execute(
+            "select p.nickname, r.seq from rounds r join players p on p.id = r.player_id where r.status = 'resigned'"
+        )
+    }
     con.close()
     return feats, resigns
 
@@ -276,30 +366,53 @@ def report(title: str, stats: Stats, seconds: float, n: int, rounds: int, load: 
     rows = []
     for name, values in sorted(stats.lat.items()):
         v = np.asarray(values)
-        rows.append({"endpoint": name, "n": len(v), "p50_ms": np.percentile(v, 50), "p95_ms": np.percentile(v, 95),
-                     "p99_ms": np.percentile(v, 99), "max_ms": v.max()})
+        rows.append(
+            {
+                "endpoint": name,
+                "n": len(v),
+                "p50_ms": np.percentile(v, 50),
+                "p95_ms": np.percentile(v, 95),
+                "p99_ms": np.percentile(v, 99),
+                "max_ms": v.max(),
+            }
+        )
     table = pd.DataFrame(rows)
-    print(f"\n== {title}: {n} players x {rounds} rounds in {seconds:.1f} s "
-          f"({stats.rounds_done / seconds:.1f} rounds/s, {sum(len(v) for v in stats.lat.values()) / seconds:.0f} requests/s)")
+    print(
+        f"\n== {title}: {n} players x {rounds} rounds in {seconds:.1f} s "
+        f"({stats.rounds_done / seconds:.1f} rounds/s, {sum(len(v) for v in stats.lat.values()) / seconds:.0f} requests/s)"
+    )
     print(f"load average before/after: {load[0]:.1f} / {os.getloadavg()[0]:.1f} (2 cores)")
     print(table.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
     print(f"HTTP status classes: {dict(stats.status)}; connection errors: {stats.conn_errors}")
     json_p95 = table[table["endpoint"].isin(JSON_ENDPOINTS)]["p95_ms"].max()
     img_p95 = table.loc[table["endpoint"] == "image", "p95_ms"].max()
-    print(f"p95 JSON endpoints (worst): {json_p95:.1f} ms (target < 50); images: {img_p95:.1f} ms (target < 100)")
-    return {"rounds_per_second": stats.rounds_done / seconds, "json_p95_ms": float(json_p95), "image_p95_ms": float(img_p95),
-            "http_5xx": stats.status.get(5, 0), "table": table.to_dict("records")}
+    print(
+        f"p95 JSON endpoints (worst): {json_p95:.1f} ms (target < 50); images: {img_p95:.1f} ms (target < 100)"
+    )
+    return {
+        "rounds_per_second": stats.rounds_done / seconds,
+        "json_p95_ms": float(json_p95),
+        "image_p95_ms": float(img_p95),
+        "http_5xx": stats.status.get(5, 0),
+        "table": table.to_dict("records"),
+    }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--players", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=20)
-    ap.add_argument("--think", type=float, default=0.5, help="mean think time between actions, seconds (exponential)")
+    ap.add_argument(
+        "--think", type=float, default=0.5, help="mean think time between actions, seconds (exponential)"
+    )
     ap.add_argument("--synthetic", action="store_true", help="generated maps instead of the demo's masks")
-    ap.add_argument("--synthetic-images", type=int, default=50, help="images of the generated content (30 maps each)")
+    ap.add_argument(
+        "--synthetic-images", type=int, default=50, help="images of the generated content (30 maps each)"
+    )
     ap.add_argument("--no-kill", action="store_true", help="skip the SIGKILL run")
-    ap.add_argument("--kill-at", type=float, default=0.5, help="share of the rounds done when the server is killed")
+    ap.add_argument(
+        "--kill-at", type=float, default=0.5, help="share of the rounds done when the server is killed"
+    )
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -307,18 +420,28 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     demo = ROOT / "demo" / "data"
     if args.synthetic or not (demo / "masks.csv").is_file():
-        print("content: synthetic maps (demo size)" if args.synthetic else "content: demo masks missing -> synthetic")
+        print(
+            "content: synthetic maps (demo size)"
+            if args.synthetic
+            else "content: demo masks missing -> synthetic"
+        )
         content = synthetic_masks(work / "content", n_images=args.synthetic_images)
     else:
-        content = {"manifest": demo / "masks.csv", "masks": demo / "masks", "classes": demo / "classes.json",
-                   "class_map": demo / "game" / "game_classes.csv"}
+        content = {
+            "manifest": demo / "masks.csv",
+            "masks": demo / "masks",
+            "classes": demo / "classes.json",
+            "class_map": demo / "game" / "game_classes.csv",
+        }
         if not content["class_map"].is_file():
             from inviz.core.io import read_json
             from inviz.game.export import game_classes_frame
 
             cls = sorted(read_json(content["classes"]), key=lambda c: c["label"])
             content["class_map"] = work / "game_classes.csv"
-            game_classes_frame([c["class_name"] for c in cls], [c["class_folder"] for c in cls]).to_csv(content["class_map"], index=False)
+            game_classes_frame([c["class_name"] for c in cls], [c["class_folder"] for c in cls]).to_csv(
+                content["class_map"], index=False
+            )
         print(f"content: {content['manifest']}")
     params = write_params(work, content, plays_per_map=5)
     results = {}
@@ -338,22 +461,44 @@ def main() -> None:
         load = os.getloadavg()
         try:
             stats, seconds, kill = asyncio.run(
-                run_players(f"http://127.0.0.1:{port}", args.players, args.rounds, args.think, server, kill, args.seed)
+                run_players(
+                    f"http://127.0.0.1:{port}", args.players, args.rounds, args.think, server, kill, args.seed
+                )
             )
         finally:
             server.stop()
-        res = report(run if kill is None else f"{run} (server SIGKILLed after {kill['killed_after_rounds']} rounds, "
-                     f"back in {kill['restart_seconds']:.1f} s)", stats, seconds, args.players, args.rounds, load)
+        res = report(
+            run
+            if kill is None
+            else f"{run} (server SIGKILLed after {kill['killed_after_rounds']} rounds, "
+            f"back in {kill['restart_seconds']:.1f} s)",
+            stats,
+            seconds,
+            args.players,
+            args.rounds,
+            load,
+        )
         feats, resigns = db_answers(db)
         in_db = feats | resigns
         missing = stats.acked - in_db
         extra = in_db - stats.acked - stats.doubt
-        print(f"database: {len(feats)} features, {len(resigns)} resigns; acknowledged: {len(stats.acked)}; "
-              f"in doubt at the kill: {len(stats.doubt)}; acknowledged but missing: {len(missing)}; "
-              f"in the database but never sent: {len(extra)}")
-        res.update({"acknowledged": len(stats.acked), "missing": len(missing), "unexpected": len(extra), "kill": kill})
+        print(
+            f"database: {len(feats)} features, {len(resigns)} resigns; acknowledged: {len(stats.acked)}; "
+            f"in doubt at the kill: {len(stats.doubt)}; acknowledged but missing: {len(missing)}; "
+            f"in the database but never sent: {len(extra)}"
+        )
+        res.update(
+            {
+                "acknowledged": len(stats.acked),
+                "missing": len(missing),
+                "unexpected": len(extra),
+                "kill": kill,
+            }
+        )
         results[run] = res
-        assert not missing and not extra and res["http_5xx"] == 0, "FAILED: lost or unexpected answers, or 5xx"
+        assert not missing and not extra and res["http_5xx"] == 0, (
+            "FAILED: lost or unexpected answers, or 5xx"
+        )
     (work / "results.json").write_text(json.dumps(results, indent=2, default=float))
     print(f"\nresults: {work / 'results.json'}")
 

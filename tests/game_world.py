@@ -48,7 +48,9 @@ def build_game_world(root: Path, n_images: int = 8, clusters: int = 2, **game) -
         }
     ).to_csv(root / "game_classes.csv", index=False)
     (root / "masks").mkdir(exist_ok=True)
-    zips = {layer: zipfile.ZipFile(root / "masks" / f"{layer}.zip", "w", zipfile.ZIP_STORED) for layer in LAYERS}
+    zips = {
+        layer: zipfile.ZipFile(root / "masks" / f"{layer}.zip", "w", zipfile.ZIP_STORED) for layer in LAYERS
+    }
     rows, cid = [], 0
     weights = [40.0, 20.0, 8.0, 4.0, 2.0]
     for i in range(n_images):
@@ -182,7 +184,9 @@ def build_whatif_world(root: Path) -> dict[str, Path]:
         selected.append({"sample_id": image, "path": path})
     pd.DataFrame(selected).to_csv(root / "selected.csv", index=False)
     paths_of = {r["sample_id"]: r["path"] for r in selected}
-    zips = {layer: zipfile.ZipFile(root / "masks" / f"{layer}.zip", "w", zipfile.ZIP_STORED) for layer in LAYERS}
+    zips = {
+        layer: zipfile.ZipFile(root / "masks" / f"{layer}.zip", "w", zipfile.ZIP_STORED) for layer in LAYERS
+    }
     for cid, g in manifest.groupby("cluster_id"):
         img = np.asarray(Image.open(root / "images" / paths_of[g["image"].iloc[0]]).convert("RGB"))
         full = game_image(img, 32, 64, "bilinear")
@@ -205,8 +209,13 @@ def build_whatif_world(root: Path) -> dict[str, Path]:
     params = yaml.safe_load(w["params"].read_text())
     params["masks"] = {"game_size": 64, "image_resample": "bilinear"}
     w["params"].write_text(yaml.safe_dump(params, sort_keys=False))
-    return {**w, "model": root / "model.safetensors", "selected": root / "selected.csv", "images": root / "images",
-            "masks_of": masks_of}
+    return {
+        **w,
+        "model": root / "model.safetensors",
+        "selected": root / "selected.csv",
+        "images": root / "images",
+        "masks_of": masks_of,
+    }
 
 
 def whatif_paths(w: dict) -> dict:

@@ -110,7 +110,9 @@ def test_sign_up_validates_and_handles_nickname_collisions(game):
     assert c.get("/api/players/me").json()["language"] == "it"  # the cookie signs the player in
     assert c.get("/api/session").json()["player"]["nickname"] == "Ann Lee"
     other = game.client()
-    clash = other.post("/api/players", json={"nickname": "ann  LEE", "ai_background": False, "language": "en"})
+    clash = other.post(
+        "/api/players", json={"nickname": "ann  LEE", "ai_background": False, "language": "en"}
+    )
     assert clash.status_code == 409 and "try 'ann LEE2'" in clash.json()["detail"]
     ok = other.post("/api/players", json={"nickname": "Ann Lee2", "ai_background": False, "language": "en"})
     assert ok.status_code == 201
@@ -145,7 +147,9 @@ def test_a_round_leaks_nothing_before_the_answer_and_serves_the_stored_bytes(gam
     assert c.get(f"/api/rounds/{tok}/image/6").status_code == 404
     # a guess: features are asked, the truth still hidden
     g = c.post(f"/api/rounds/{tok}/guess", json={"choice": true}).json()
-    assert g["status"] == "guessed" and g["result"] is None and (g["features_min"], g["features_max"]) == (1, 3)
+    assert (
+        g["status"] == "guessed" and g["result"] is None and (g["features_min"], g["features_max"]) == (1, 3)
+    )
     assert "true" not in json.dumps(g)
     done = c.post(f"/api/rounds/{tok}/features", json={"texts": ["red wheel", " two  spokes "]}).json()
     names = {x.game_id: x.name for x in game.state.content.classes}
@@ -256,7 +260,9 @@ def test_maps_are_handed_out_least_played_first_without_repeats(game):
             res = play(game, c)
             seen[i].append(res)
     with game.state.db.read() as s:
-        rows = s.execute(select(Round.player_id, Round.seq, Round.cluster_id, Round.image).order_by(Round.id)).all()
+        rows = s.execute(
+            select(Round.player_id, Round.seq, Round.cluster_id, Round.image).order_by(Round.id)
+        ).all()
     frame = pd.DataFrame(rows, columns=["player", "seq", "cluster_id", "image"])
     assert len(frame) == 64
     assert not frame.duplicated(["player", "cluster_id"]).any()
@@ -269,8 +275,13 @@ def test_maps_are_handed_out_least_played_first_without_repeats(game):
 
 
 def test_stop_when_done_and_by_weight_difficulty(tmp_path):
-    g = Game(tmp_path / "w", n_images=2, stop_when_done=True, plays_per_map=1,
-             difficulty={"mode": "by_weight", "below": [30.0, 10.0], "start_levels": [1, 3]})
+    g = Game(
+        tmp_path / "w",
+        n_images=2,
+        stop_when_done=True,
+        plays_per_map=1,
+        difficulty={"mode": "by_weight", "below": [30.0, 10.0], "start_levels": [1, 3]},
+    )
     try:
         c = g.client("Ann")
         starts = {}
@@ -381,7 +392,9 @@ def test_admin_needs_the_token_from_the_environment(tmp_path):
         import io
 
         with zipfile.ZipFile(io.BytesIO(z.content)) as zf:
-            assert {"guesses.csv", "players.csv", "questionnaires.csv", "game_classes.csv"} <= set(zf.namelist())
+            assert {"guesses.csv", "players.csv", "questionnaires.csv", "game_classes.csv"} <= set(
+                zf.namelist()
+            )
         assert "s3cret" not in c.get("/admin").text
     finally:
         g.state.close()
@@ -446,9 +459,23 @@ def test_the_database_deals_maps_by_the_rule_of_choose_map(game):
                 [(ann.id, p, "done") for p in seen] + [(bob.id, p, "open") for p in inflight]
             ):
                 expires = now - 1 if k % 4 == 3 else now + 600  # some of Bob's rounds have expired
-                s.add(Round(token_hash=f"t{trial}-{k}", player_id=pid, seq=k + 1, cluster_id=int(ids[pos]),
-                            image=images[pos], screening=False, start_level=0, level=0, offered="1,2",
-                            status=status, points=0, created_at=now, expires_at=expires))
+                s.add(
+                    Round(
+                        token_hash=f"t{trial}-{k}",
+                        player_id=pid,
+                        seq=k + 1,
+                        cluster_id=int(ids[pos]),
+                        image=images[pos],
+                        screening=False,
+                        start_level=0,
+                        level=0,
+                        offered="1,2",
+                        status=status,
+                        points=0,
+                        created_at=now,
+                        expires_at=expires,
+                    )
+                )
             s.flush()
             load = plays.copy()
             for k, pos in enumerate(inflight, start=len(seen)):

@@ -74,7 +74,9 @@ def test_the_game_in_a_desktop_browser(served):
 
     server, state = served
     exe = chromium()
-    assert exe, "no headless Chromium: `make install` puts one at .venv/bin/inviz-chromium (.ci/install-browser)"
+    assert exe, (
+        "no headless Chromium: `make install` puts one at .venv/bin/inviz-chromium (.ci/install-browser)"
+    )
     out = artifacts()
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
@@ -98,7 +100,9 @@ def test_the_game_in_a_desktop_browser(served):
         # guess, then the features: free text, no suggestion list
         page.click(f"[data-testid=choice]:has-text('{true_choice(state, page)}')")
         page.wait_for_selector("body[data-view='features']")
-        assert page.locator("datalist, select, [list]").count() == 1  # only the hidden sign-up language select
+        assert (
+            page.locator("datalist, select, [list]").count() == 1
+        )  # only the hidden sign-up language select
         assert page.get_attribute("[data-testid=feature] >> nth=0", "autocomplete") == "off"
         page.locator("[data-testid=feature]").nth(0).fill("spoked wheel")
         page.locator("[data-testid=feature]").nth(1).fill(XSS[0])
@@ -110,7 +114,9 @@ def test_the_game_in_a_desktop_browser(served):
         assert "+85 points" in page.text_content("[data-testid=points]")
         items = page.locator("[data-testid=your-features] li")
         assert items.all_text_contents() == ["spoked wheel", *XSS]  # shown as text ...
-        assert page.locator("[data-testid=your-features] img, [data-testid=your-features] script").count() == 0
+        assert (
+            page.locator("[data-testid=your-features] img, [data-testid=your-features] script").count() == 0
+        )
         assert page.evaluate("window.__xss") is None  # ... and never run
         page.screenshot(path=str(out / "game_result.png"), full_page=True)
         # the leaderboard
@@ -162,7 +168,9 @@ def test_the_game_on_a_phone(served):
 
     server, state = served
     exe = chromium()
-    assert exe, "no headless Chromium: `make install` puts one at .venv/bin/inviz-chromium (.ci/install-browser)"
+    assert exe, (
+        "no headless Chromium: `make install` puts one at .venv/bin/inviz-chromium (.ci/install-browser)"
+    )
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
         ctx = browser.new_context(

@@ -26,7 +26,9 @@ from inviz.game.web.export import GUESS_COLUMNS, export_tables, write_export
 
 def mixed_game(root: Path) -> Game:
     """Three players: features, guesses without text, resigns, a failed screening."""
-    g = Game(root, min_features=0, screening={"enabled": True, "positions": [3], "level": 5, "max_failures": 0})
+    g = Game(
+        root, min_features=0, screening={"enabled": True, "positions": [3], "level": 5, "max_failures": 0}
+    )
     ann, bob, cid = g.client("Ann", language="it"), g.client("Bob"), g.client("Cid")
     play(g, ann, texts=("ruota", "raggi"))
     play(g, ann, right=False, hints=2, texts=())
@@ -46,7 +48,12 @@ def mixed_game(root: Path) -> Game:
 def import_export(g: Game, folder: Path, cfg: ImportConfig | None = None):
     w = g.world
     class_map = load_class_map(w["class_map"], read_json(w["classes"]))
-    return import_game(folder, class_map, cluster_table(read_manifest(w["manifest"])), cfg or ImportConfig(max_text_length=40))
+    return import_game(
+        folder,
+        class_map,
+        cluster_table(read_manifest(w["manifest"])),
+        cfg or ImportConfig(max_text_length=40),
+    )
 
 
 def test_export_round_trips_through_labels_import_with_no_dropped_rows(tmp_path):
@@ -59,7 +66,14 @@ def test_export_round_trips_through_labels_import_with_no_dropped_rows(tmp_path)
     guesses = pd.read_csv(tmp_path / "export" / "guesses.csv", dtype=str, keep_default_na=False)
     assert list(guesses.columns) == GUESS_COLUMNS
     assert guesses["kind"].value_counts().to_dict() == {"feature": 6, "guess": 2, "resign": 1}
-    assert sorted(guesses.loc[guesses["kind"] == "feature", "text"]) == ["grid", "raggi", "red", "ruota", "spokes", "wheel"]
+    assert sorted(guesses.loc[guesses["kind"] == "feature", "text"]) == [
+        "grid",
+        "raggi",
+        "red",
+        "ruota",
+        "spokes",
+        "wheel",
+    ]
     assert set(guesses.loc[guesses["text"] == "ruota", "language"]) == {"it"}
     assert guesses.loc[guesses["kind"] == "resign", "hints"].tolist() == ["5"]
     assert set(guesses.loc[guesses["player_id"] == "p2", "passed_screening"]) == {"false"}
@@ -91,8 +105,17 @@ def test_export_is_the_same_file_every_time(tmp_path):
 
 
 def cli_args(w, *extra):
-    return ["--params", str(w["params"]), "--manifest", str(w["manifest"]), "--masks", str(w["masks"]),
-            "--classes", str(w["classes"]), *extra]
+    return [
+        "--params",
+        str(w["params"]),
+        "--manifest",
+        str(w["manifest"]),
+        "--masks",
+        str(w["masks"]),
+        "--classes",
+        str(w["classes"]),
+        *extra,
+    ]
 
 
 @pytest.mark.slow
@@ -101,16 +124,40 @@ def test_game_export_and_report_commands(tmp_path, tracking_uri, capsys):
     dee = g.client("Dee")
     for _ in range(3):
         play(g, dee)
-    assert dee.post("/api/questionnaire", json={"sus": [4, 2] * 5, "tlx": [50, 10, 30, 70, 60, 20]}).status_code == 201
+    assert (
+        dee.post("/api/questionnaire", json={"sus": [4, 2] * 5, "tlx": [50, 10, 30, 70, 60, 20]}).status_code
+        == 201
+    )
     g.state.close()
     w = g.world
     assert main(["game", "export", *cli_args(w)]) == 0
     assert (w["root"] / "export" / "guesses.csv").is_file()  # labels_import.source_dir by default
     out = tmp_path / "labels"
-    code = main(["labels_import", "--params", str(w["params"]), "--game-dir", str(w["root"] / "export"),
-                 "--class-map", str(w["class_map"]), "--manifest", str(w["manifest"]), "--classes", str(w["classes"]),
-                 "--out", str(out / "g.csv"), "--classes-out", str(out / "c.csv"), "--translations-out",
-                 str(out / "t.csv"), "--problems", str(out / "p.csv"), "--report", str(out / "r.json")])
+    code = main(
+        [
+            "labels_import",
+            "--params",
+            str(w["params"]),
+            "--game-dir",
+            str(w["root"] / "export"),
+            "--class-map",
+            str(w["class_map"]),
+            "--manifest",
+            str(w["manifest"]),
+            "--classes",
+            str(w["classes"]),
+            "--out",
+            str(out / "g.csv"),
+            "--classes-out",
+            str(out / "c.csv"),
+            "--translations-out",
+            str(out / "t.csv"),
+            "--problems",
+            str(out / "p.csv"),
+            "--report",
+            str(out / "r.json"),
+        ]
+    )
     assert code == 0 and json.loads((out / "r.json").read_text())["rows_dropped"] == 0
     assert main(["game", "report", *cli_args(w, "--out", str(tmp_path / "report"))]) == 0
     md = (tmp_path / "report" / "report.md").read_text()
@@ -153,8 +200,14 @@ def loopback(monkeypatch):
 
 
 def start_server(w, port, env):
-    cmd = [sys.executable, "-c", "import sys; from inviz.cli import main; sys.exit(main())", "game", "serve",
-           *cli_args(w, "--port", str(port))]
+    cmd = [
+        sys.executable,
+        "-c",
+        "import sys; from inviz.cli import main; sys.exit(main())",
+        "game",
+        "serve",
+        *cli_args(w, "--port", str(port)),
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return proc
 
@@ -190,13 +243,17 @@ def test_a_killed_server_loses_no_acknowledged_answer(tmp_path, loopback):
         with httpx.Client(base_url=base, timeout=10) as c:
             tokens = []
             for i in range(3):
-                r = c.post("/api/players", json={"nickname": f"P{i}", "ai_background": False, "language": "en"})
+                r = c.post(
+                    "/api/players", json={"nickname": f"P{i}", "ai_background": False, "language": "en"}
+                )
                 tokens.append(r.json()["token"])
 
             def one_round(i, k):
                 h = {"Authorization": f"Bearer {tokens[i]}"}
                 rnd = c.post("/api/rounds", headers=h).json()["round"]
-                c.post(f"/api/rounds/{rnd['token']}/guess", headers=h, json={"choice": rnd["choices"][0]["id"]})
+                c.post(
+                    f"/api/rounds/{rnd['token']}/guess", headers=h, json={"choice": rnd["choices"][0]["id"]}
+                )
                 text = f"feature {i}-{k}"
                 r = c.post(f"/api/rounds/{rnd['token']}/features", headers=h, json={"texts": [text]})
                 if r.status_code == 200:

@@ -10,9 +10,9 @@ from inviz.core.config import ParamsError, from_dict
 from inviz.game.web.config import DifficultyConfig, GameConfig, ScreeningConfig
 from inviz.game.web.policy import (
     choose_map,
+    is_screening_round,
     offered_classes,
     passed_screening,
-    is_screening_round,
     round_points,
     round_rng,
     screening_maps,
@@ -116,7 +116,9 @@ def test_screening_rules():
 
 
 def test_game_params_are_validated_with_the_key_named():
-    cfg = from_dict(GameConfig, {"screening": {"positions": [2, 4]}, "difficulty": {"mode": "by_weight"}}, "game")
+    cfg = from_dict(
+        GameConfig, {"screening": {"positions": [2, 4]}, "difficulty": {"mode": "by_weight"}}, "game"
+    )
     assert cfg.screening.positions == (2, 4) and cfg.difficulty.mode == "by_weight"
     with pytest.raises(ParamsError, match="game.n_choices"):
         from_dict(GameConfig, {"n_choices": "four"}, "game")

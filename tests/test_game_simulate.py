@@ -56,8 +56,15 @@ def played(tmp_path_factory):
 def test_http_players_play_the_web_game_and_labels_import_drops_nothing(played):
     w, params, out = played
     game = out / "game"
-    assert {"guesses.csv", "players.csv", "screening.csv", "translations.csv", "game_classes.csv", "truth.csv",
-            "simulated_game.db"} <= {p.name for p in game.iterdir()}
+    assert {
+        "guesses.csv",
+        "players.csv",
+        "screening.csv",
+        "translations.csv",
+        "game_classes.csv",
+        "truth.csv",
+        "simulated_game.db",
+    } <= {p.name for p in game.iterdir()}
     sim = json.loads((out / "simulate.json").read_text())
     manifest = pd.read_csv(out / "masks.csv").drop_duplicates("cluster_id")
     assert sim["mode"] == "http" and sim["n_games"] == 4 * len(manifest)  # every map, plays_per_map times
@@ -66,7 +73,9 @@ def test_http_players_play_the_web_game_and_labels_import_drops_nothing(played):
     assert req["image"] >= req["next_round"] - 12 + req["hint"]  # every level a player looks at is fetched
     assert sum(sim["rejected_by_server"].values()) > 0  # bad answers were refused ...
     guesses = pd.read_csv(game / "guesses.csv", dtype=str, keep_default_na=False)
-    assert (guesses["text"].str.len() <= 200).all() and (guesses.loc[guesses["kind"] == "feature", "text"] != "").all()
+    assert (guesses["text"].str.len() <= 200).all() and (
+        guesses.loc[guesses["kind"] == "feature", "text"] != ""
+    ).all()
     plays = guesses.drop_duplicates("guess_id")["cluster_id"].astype(int).value_counts()
     assert plays.min() == plays.max() == 4  # the server's least-played-first dealing
     # the audit table is the export, row for row

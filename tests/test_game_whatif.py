@@ -46,7 +46,12 @@ class WhatIfGame:
 
     def client(self, name):
         c = TestClient(self.app)
-        assert c.post("/api/players", json={"nickname": name, "ai_background": True, "language": "en"}).status_code == 201
+        assert (
+            c.post(
+                "/api/players", json={"nickname": name, "ai_background": True, "language": "en"}
+            ).status_code
+            == 201
+        )
         return c
 
     def finished_round(self, c, hints=2):
@@ -69,9 +74,9 @@ def model_probs(w, image):
     """The checkpoint's probabilities on a game image, computed here independently."""
     m = load_checkpoint(w["model"])
     x = np.asarray(Image.fromarray(image).resize((32, 32), Image.Resampling.BILINEAR), np.float32) / 255
-    x = (torch.from_numpy(x).permute(2, 0, 1) - torch.tensor(m.config.mean)[:, None, None]) / torch.tensor(m.config.std)[
-        :, None, None
-    ]
+    x = (torch.from_numpy(x).permute(2, 0, 1) - torch.tensor(m.config.mean)[:, None, None]) / torch.tensor(
+        m.config.std
+    )[:, None, None]
     with torch.inference_mode():
         return torch.softmax(m.model(x[None])[0].double(), 0).numpy()
 
@@ -98,8 +103,12 @@ def test_the_panel_starts_from_what_the_game_showed_and_predicts_on_edits(wig):
     img = c.get(panel["image"])
     full = np.asarray(Image.open(io.BytesIO(img.content)).convert("RGB"))
     sample = wig.state.content.map_row(r.cluster_id)["image"]
-    path = dict(zip(*np.loadtxt(wig.w["selected"], dtype=str, delimiter=",", skiprows=1).T, strict=True))[sample]
-    expected_full = game_image(np.asarray(Image.open(wig.w["images"] / path).convert("RGB")), 32, 64, "bilinear")
+    path = dict(zip(*np.loadtxt(wig.w["selected"], dtype=str, delimiter=",", skiprows=1).T, strict=True))[
+        sample
+    ]
+    expected_full = game_image(
+        np.asarray(Image.open(wig.w["images"] / path).convert("RGB")), 32, 64, "bilinear"
+    )
     assert np.array_equal(full, expected_full)
     names = {k.label: k.name for k in wig.state.content.classes}
     truth = int(wig.state.content.map_row(r.cluster_id)["label"])

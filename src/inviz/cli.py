@@ -67,7 +67,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the ``inviz`` parser: one sub-command per stage of :data:`STAGES`, then the :data:`COMMANDS` groups."""
+    """Build the ``inviz`` parser: one sub-command per stage of :data:`STAGES`, then :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(prog="inviz", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")

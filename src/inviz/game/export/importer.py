@@ -90,7 +90,7 @@ def detect_format(game_dir: Path, cfg: ImportConfig) -> str:
         f"{cfg.files.features} (+ {cfg.files.resigns}, {cfg.files.no_text}; the authors' layout). "
         "Collect labels with the game: 'inviz game serve --params params.yaml' (people play), then "
         f"'inviz game export --params params.yaml' (writes {game_dir}), then 'dvc repro' again "
-        "(README \"The label game\")"
+        '(README "The label game")'
     )
 
 

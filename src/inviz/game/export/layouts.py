@@ -155,9 +155,7 @@ NO_TEXT = Layout(
 #: the players told at sign-up and their counts).
 PLAYERS = Layout(
     required=_same("player_id", "passed_screening"),
-    optional=_same(
-        "ai_background", "language", "rounds", "points", "screening_rounds", "screening_failures"
-    ),
+    optional=_same("ai_background", "language", "rounds", "points", "screening_rounds", "screening_failures"),
 )
 
 #: Optional ``translations.csv``: manual translations passed on to label analysis.

@@ -20,7 +20,7 @@ import hashlib
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,9 @@ class _Client:
         self.client = client
         self.requests: Counter[str] = Counter()
 
-    async def call(self, method: str, path: str, name: str, token: str, ok: tuple[int, ...] = (200, 201), **kw: Any):
+    async def call(
+        self, method: str, path: str, name: str, token: str, ok: tuple[int, ...] = (200, 201), **kw: Any
+    ):
         self.requests[name] += 1
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         r = await self.client.request(method, path, headers=headers, **kw)
@@ -74,7 +76,7 @@ class _Client:
 
 
 def _texts(rows: list[dict[str, Any]], max_length: int) -> tuple[list[dict[str, Any]], list[str]]:
-    """The feature rows a player sends: stripped, clipped to ``max_length`` (a text box's limit), no repeats."""
+    """Keep the feature rows a player sends: stripped, clipped to ``max_length`` (a text box), no repeats."""
     kept, seen = [], set()
     for row in rows:
         text = " ".join(str(row["text"]).split())[:max_length].strip()
@@ -125,10 +127,14 @@ class _Session:
         base_url = f"/api/rounds/{rnd['token']}"
         cid, level = await self.see(rnd["image"], token)
         if level != rnd["level"]:
-            raise InvizError(f"simulated game: round {rnd['number']} shows level {level}, the server says {rnd['level']}")
+            raise InvizError(
+                f"simulated game: round {rnd['number']} shows level {level}, the server says {rnd['level']}"
+            )
         m: GameMap = ctx["maps"][cid]
         offered = [ctx["label_of"][c["id"]] for c in rnd["choices"]]
-        decision = decide(m, p, offered, ctx["class_parts"], ctx["n_levels"], cfg, ctx["vocabulary"], rng, start=level)
+        decision = decide(
+            m, p, offered, ctx["class_parts"], ctx["n_levels"], cfg, ctx["vocabulary"], rng, start=level
+        )
         guessed, target, _ = decision
         while rnd["level"] < target:
             rnd = (await self.http.call("POST", f"{base_url}/hint", "hint", token)).json()
@@ -144,8 +150,19 @@ class _Session:
             "cluster": m.cluster,
             "label": m.label,
         }
-        rows = game_rows(base, m, p, decision, ctx["n_levels"], ctx["class_parts"], ctx["class_names"], cfg, rng,
-                         ctx["phrases"], ctx["colour_words"])
+        rows = game_rows(
+            base,
+            m,
+            p,
+            decision,
+            ctx["n_levels"],
+            ctx["class_parts"],
+            ctx["class_names"],
+            cfg,
+            rng,
+            ctx["phrases"],
+            ctx["colour_words"],
+        )
         hints = rnd["level"] - level if guessed is not None else ctx["n_levels"] - 1 - level
         if guessed is None:
             await self.http.call("POST", f"{base_url}/resign", "resign", token)
@@ -154,8 +171,16 @@ class _Session:
             await self.http.call("POST", f"{base_url}/guess", "guess", token, json={"choice": choice})
             rows, texts = _texts(rows, ctx["max_text_length"])
             if not rows:
-                rows = [{**base, "kind": "guess", "guessed_label": guessed, "text": "", "text_en_clean": "",
-                         "language": p.language}]
+                rows = [
+                    {
+                        **base,
+                        "kind": "guess",
+                        "guessed_label": guessed,
+                        "text": "",
+                        "text_en_clean": "",
+                        "language": p.language,
+                    }
+                ]
             if rng.random() < cfg.defect_rows:
                 await self.bad_answer(f"{base_url}/features", token, texts, rng)
             await self.http.call("POST", f"{base_url}/features", "features", token, json={"texts": texts})
@@ -173,7 +198,11 @@ async def _play(app: Any, players: list[Player], rng: np.random.Generator, ctx: 
         session = _Session(_Client(client), ctx)
         tokens = []
         for p in players:
-            body = {"nickname": f"sim {p.player_id}", "ai_background": bool(rng.random() < 0.5), "language": p.language}
+            body = {
+                "nickname": f"sim {p.player_id}",
+                "ai_background": bool(rng.random() < 0.5),
+                "language": p.language,
+            }
             r = await session.http.call("POST", "/api/players", "sign_up", "", json=body)
             tokens.append(r.json()["token"])
         active = list(range(len(players)))
@@ -242,12 +271,21 @@ def play_http(
     db.unlink(missing_ok=True)
     game = dataclasses.replace(game_cfg, stop_when_done=True, what_if=False)
     settings = Settings(
-        game=game, db_url=f"sqlite:///{db}", manifest=workdir, masks_dir=workdir, class_map=workdir,
-        classes=workdir, model=workdir, max_text_length=max_text_length, export_dir=workdir,
+        game=game,
+        db_url=f"sqlite:///{db}",
+        manifest=workdir,
+        masks_dir=workdir,
+        class_map=workdir,
+        classes=workdir,
+        model=workdir,
+        max_text_length=max_text_length,
+        export_dir=workdir,
     )
     state = open_game(settings, content=content)
     rng = np.random.default_rng(cfg.seed)
-    players = [dataclasses.replace(p, player_id=f"p{i}") for i, p in enumerate(make_players(cfg, rng), start=1)]
+    players = [
+        dataclasses.replace(p, player_id=f"p{i}") for i, p in enumerate(make_players(cfg, rng), start=1)
+    ]
     by_hash = {
         hashlib.sha1(content.image(cid, lv)).digest(): (int(cid), lv)
         for cid in content.maps["cluster_id"]
@@ -333,7 +371,9 @@ def http_summary(game: HttpGame, translations: pd.DataFrame) -> dict[str, Any]:
         "n_texts": int((games["kind"] == "feature").sum()),
         "n_guesses_without_text": int((games["kind"] == "guess").sum()),
         "n_screening_rounds": int(len(game.export.screening)),
-        "guess_accuracy": float((answered["guessed_label"] == answered["label"]).mean()) if len(answered) else float("nan"),
+        "guess_accuracy": float((answered["guessed_label"] == answered["label"]).mean())
+        if len(answered)
+        else float("nan"),
         "mean_hints": float(answered["hints"].mean()) if len(answered) else float("nan"),
         "share_italian_texts": float((texts != "en").mean()) if len(texts) else 0.0,
         "n_manual_translations": int(len(translations)),

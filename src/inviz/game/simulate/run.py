@@ -19,16 +19,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from inviz.core.errors import InvizError
 from inviz.data.parts import PartMasks
 from inviz.game.coverage import Coverage, maps_part_coverage
-from inviz.game.export import cluster_table, game_classes_frame
+from inviz.game.export import ImportFiles, cluster_table, game_classes_frame
 from inviz.game.reveal import RevealConfig
 from inviz.game.simulate.config import SimulateConfig
-from inviz.game.simulate.players import GameMap, Player, part_colour, play
-from inviz.core.errors import InvizError
-from inviz.game.export import ImportFiles
 from inviz.game.simulate.http import HttpGame, http_summary, play_http, write_http_export
-from inviz.game.simulate.tables import TRUTH_FILE, Export, manual_translations, summary, to_export, write_export
+from inviz.game.simulate.players import GameMap, Player, part_colour, play
+from inviz.game.simulate.tables import (
+    TRUTH_FILE,
+    Export,
+    manual_translations,
+    summary,
+    to_export,
+    write_export,
+)
 from inviz.game.simulate.vocabulary import COLOUR_PHRASES, PART_PHRASES
 
 
@@ -184,8 +190,17 @@ def _simulate_http(
     content = GameContent(manifest, web.masks_dir, ClassMap(game_classes))
     try:
         game = play_http(
-            game_maps, content, class_parts, names, cfg, web.game, PART_PHRASES, COLOUR_PHRASES,
-            vocabulary, max_text_length, web.workdir,
+            game_maps,
+            content,
+            class_parts,
+            names,
+            cfg,
+            web.game,
+            PART_PHRASES,
+            COLOUR_PHRASES,
+            vocabulary,
+            max_text_length,
+            web.workdir,
         )
     finally:
         content.close()

@@ -51,10 +51,14 @@ def clean_nickname(raw: str) -> tuple[str, str]:
 
 
 def _suggest(s: Session, shown: str) -> str:
-    """A free nickname like ``shown``: the first of ``shown2``, ``shown3``, … not taken."""
+    """Suggest a free nickname like ``shown``: the first of ``shown2``, ``shown3``, … not taken."""
     stem = shown[: NICKNAME_LENGTH - 3]
     taken = set(
-        s.scalars(select(Player.nickname_key).where(Player.nickname_key.like(f"{stem.casefold().replace(' ', '')}%")))
+        s.scalars(
+            select(Player.nickname_key).where(
+                Player.nickname_key.like(f"{stem.casefold().replace(' ', '')}%")
+            )
+        )
     )
     n = 2
     while f"{stem}{n}".casefold().replace(" ", "") in taken:
@@ -150,7 +154,7 @@ def rank_of(s: Session, points: int) -> int:
 
 
 def leaderboard(s: Session, player: Player, size: int) -> tuple[list[Standing], Standing, int]:
-    """The top ``size`` players and the player's own standing.
+    """List the top ``size`` players and the player's own standing.
 
     Parameters
     ----------
@@ -187,7 +191,9 @@ def questionnaire_due(s: Session, player: Player, cfg: GameConfig) -> bool:
     """Whether the player should now answer SUS + TLX (after ``questionnaire_after`` rounds, once)."""
     if cfg.questionnaire_after <= 0 or player.rounds_done < cfg.questionnaire_after:
         return False
-    return not s.scalar(select(func.count()).select_from(Questionnaire).where(Questionnaire.player_id == player.id))
+    return not s.scalar(
+        select(func.count()).select_from(Questionnaire).where(Questionnaire.player_id == player.id)
+    )
 
 
 def save_questionnaire(

@@ -19,12 +19,20 @@ log = logging.getLogger(__name__)
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
-    p.add_argument("--db-url", default=None, help="SQLAlchemy URL of the game database (default: game.db_url)")
+    p.add_argument(
+        "--db-url", default=None, help="SQLAlchemy URL of the game database (default: game.db_url)"
+    )
     where = "relative to the params file's folder"
     p.add_argument("--manifest", default=None, help=f"masks manifest (default: data/masks.csv, {where})")
-    p.add_argument("--masks", default=None, help=f"folder of the per-layer zips (default: data/masks, {where})")
+    p.add_argument(
+        "--masks", default=None, help=f"folder of the per-layer zips (default: data/masks, {where})"
+    )
     p.add_argument("--classes", default=None, help=f"class list JSON (default: data/classes.json, {where})")
-    p.add_argument("--model", default=None, help=f"model checkpoint (what-if; default: models/model.safetensors, {where})")
+    p.add_argument(
+        "--model",
+        default=None,
+        help=f"model checkpoint (what-if; default: models/model.safetensors, {where})",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _common(export_p)
     export_p.add_argument("--out", default=None, help="export folder (default: labels_import.source_dir)")
     export_p.set_defaults(_run=export)
-    report_p = sub.add_parser("report", help="report plays, outcomes, SUS and TLX", description=report.__doc__)
+    report_p = sub.add_parser(
+        "report", help="report plays, outcomes, SUS and TLX", description=report.__doc__
+    )
     _common(report_p)
     report_p.add_argument("--out", default="reports/game", help="report folder (default: reports/game)")
     report_p.set_defaults(_run=report)
@@ -63,7 +73,8 @@ def _existing_game(args: argparse.Namespace) -> Any:
     url = make_url(settings.db_url)
     if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
         raise GameDatabaseError(
-            f"{url.database}: no game database yet; run 'inviz game serve --params {args.params}' and let people play"
+            f"{url.database}: no game database yet; run 'inviz game serve --params {args.params}' "
+            "and let people play"
         )
     return open_game(settings)
 
@@ -87,9 +98,16 @@ def serve(args: argparse.Namespace) -> dict[str, Any]:
         state.db.safe_url,
     )
     if settings.admin_token is None:
-        log.info("admin page off: set %s to a secret to open http://%s:%d/admin", settings.game.admin_token_env, host, port)
+        log.info(
+            "admin page off: set %s to a secret to open http://%s:%d/admin",
+            settings.game.admin_token_env,
+            host,
+            port,
+        )
     log.info("play at http://%s:%d/", host, port)
-    uvicorn.run(create_app(state), host=host, port=port, log_level="info", access_log=run.access_log, workers=1)
+    uvicorn.run(
+        create_app(state), host=host, port=port, log_level="info", access_log=run.access_log, workers=1
+    )
     return {}
 
 
@@ -133,10 +151,10 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
 
 def report(args: argparse.Namespace) -> dict[str, Any]:
     """Write the game report (Markdown, figure, tables) into ``--out`` and log it to MLflow."""
+    from inviz.core.config import load_section
     from inviz.core.io import save_figure, write_csv, write_text
     from inviz.core.plotting import close
     from inviz.core.tracking import TrackingConfig, stage_run
-    from inviz.core.config import load_section
     from inviz.game.web.progress import progress
     from inviz.game.web.report import make_report
 
@@ -156,5 +174,10 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     with stage_run("game_report", tracking, {"game": state.settings.game}) as tr:
         tr.log_metrics(rep.metrics)
         tr.log_artifact(out)
-    log.info("game report: %s (SUS %s, TLX %s)", out / "report.md", rep.metrics.get("sus_mean"), rep.metrics.get("tlx_mean"))
+    log.info(
+        "game report: %s (SUS %s, TLX %s)",
+        out / "report.md",
+        rep.metrics.get("sus_mean"),
+        rep.metrics.get("tlx_mean"),
+    )
     return rep.metrics

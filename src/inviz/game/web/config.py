@@ -36,7 +36,9 @@ class ScreeningConfig:
 
     def __post_init__(self) -> None:
         if any(p < 1 for p in self.positions) or len(set(self.positions)) != len(self.positions):
-            raise ValueError(f"screening.positions: expected distinct round numbers >= 1, got {self.positions}")
+            raise ValueError(
+                f"screening.positions: expected distinct round numbers >= 1, got {self.positions}"
+            )
         check_at_least(self, {"level": 0, "max_failures": 0}, prefix="screening.")
 
 

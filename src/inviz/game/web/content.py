@@ -48,7 +48,9 @@ class MaskStore:
         self.masks_dir = Path(masks_dir)
         self._fds: dict[str, int] = {}
         self._zips: dict[str, zipfile.ZipFile] = {}
-        self._index: dict[str, tuple[str, int, int]] = {}  # file -> (shard, offset, size); size -1: compressed
+        self._index: dict[
+            str, tuple[str, int, int]
+        ] = {}  # file -> (shard, offset, size); size -1: compressed
         self._lock = threading.Lock()
         by_shard: dict[str, list[str]] = {}
         for f in files:
@@ -153,7 +155,9 @@ class GameContent:
         In extraction order.
     """
 
-    def __init__(self, manifest: pd.DataFrame, masks_dir: str | Path, class_map: ClassMap, fingerprint: str = ""):
+    def __init__(
+        self, manifest: pd.DataFrame, masks_dir: str | Path, class_map: ClassMap, fingerprint: str = ""
+    ):
         if manifest.empty:
             raise GameAssetsError("masks manifest: no cluster maps (nothing to play)")
         t = class_map.table
@@ -173,7 +177,8 @@ class GameContent:
         short = per_map[per_map != self.n_levels]
         if len(short):
             raise GameAssetsError(
-                f"masks manifest: cluster map {int(short.index[0])} has {int(short.iloc[0])} of {self.n_levels} levels"
+                f"masks manifest: cluster map {int(short.index[0])} has {int(short.iloc[0])} "
+                f"of {self.n_levels} levels"
             )
         unknown = sorted(set(manifest["label"].astype(int)) - set(game_of))
         if unknown:

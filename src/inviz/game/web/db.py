@@ -84,7 +84,7 @@ class Player(Base):
 
 
 class MapPlays(Base):
-    """``map_plays``: answered plays (guesses and resigns) of each cluster map outside screening, and its image."""
+    """``map_plays``: answered plays (guesses, resigns) of each cluster map outside screening; its image."""
 
     __tablename__ = "map_plays"
     cluster_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -250,7 +250,9 @@ class Database:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite:
             if parsed.database in (None, "", ":memory:"):
-                raise GameDatabaseError("game.db_url: an in-memory SQLite database cannot be shared; use a file")
+                raise GameDatabaseError(
+                    "game.db_url: an in-memory SQLite database cannot be shared; use a file"
+                )
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             timeout = run.busy_timeout_ms / 1000
             self.writer = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=max(timeout, 30))

@@ -19,7 +19,7 @@ COOKIE = "inviz_player"
 
 
 def get_state(request: Request) -> GameState:
-    """The running game (``app.state.game``)."""
+    """Return the running game (``app.state.game``)."""
     return request.app.state.game
 
 
@@ -27,13 +27,13 @@ State = Annotated[GameState, Depends(get_state)]
 
 
 def write_session(state: State) -> Iterator[Session]:
-    """A session for a request that changes the game (committed by the service before the response)."""
+    """Open a session for a request that changes the game (the service commits before the response)."""
     with state.db.write() as s:
         yield s
 
 
 def read_session(state: State) -> Iterator[Session]:
-    """A session for a request that only reads."""
+    """Open a session for a request that only reads."""
     with state.db.read() as s:
         yield s
 
@@ -43,24 +43,24 @@ ReadSession = Annotated[Session, Depends(read_session)]
 
 
 def bearer(request: Request) -> str | None:
-    """The token of ``Authorization: Bearer <token>``, else None."""
+    """Return the token of ``Authorization: Bearer <token>``, else None."""
     auth = request.headers.get("authorization", "")
     scheme, _, value = auth.partition(" ")
     return value.strip() or None if scheme.lower() == "bearer" else None
 
 
 def player_token(request: Request) -> str | None:
-    """The player's token: the ``Authorization: Bearer`` header, else the player cookie."""
+    """Return the player's token: the ``Authorization: Bearer`` header, else the player cookie."""
     return bearer(request) or request.cookies.get(COOKIE)
 
 
 def writing_player(request: Request, s: WriteSession) -> Player:
-    """The signed-up player of a request that writes (401 otherwise)."""
+    """Return the signed-up player of a request that writes (401 otherwise)."""
     return player_for_token(s, player_token(request))
 
 
 def reading_player(request: Request, s: ReadSession) -> Player:
-    """The signed-up player of a request that only reads (401 otherwise)."""
+    """Return the signed-up player of a request that only reads (401 otherwise)."""
     return player_for_token(s, player_token(request))
 
 
@@ -77,7 +77,8 @@ def require_admin(request: Request, state: State) -> None:
     expected = state.settings.admin_token
     if expected is None:
         raise GameRequestError(
-            403, f"admin is off: set the environment variable {state.settings.game.admin_token_env} and restart"
+            403,
+            f"admin is off: set the environment variable {state.settings.game.admin_token_env} and restart",
         )
     given = bearer(request) or ""
     if not secrets.compare_digest(given.encode(), expected.get_secret_value().encode()):

@@ -22,15 +22,15 @@ class GameRequestError(Exception):
 
 
 def bad(message: str) -> GameRequestError:
-    """An invalid value (422)."""
+    """Refuse an invalid value (422)."""
     return GameRequestError(422, message)
 
 
 def conflict(message: str) -> GameRequestError:
-    """A request that clashes with the state (409): answered twice, nickname taken, no hints left."""
+    """Refuse a request that clashes with the state (409): answered twice, nickname taken, no hints."""
     return GameRequestError(409, message)
 
 
 def not_found(message: str) -> GameRequestError:
-    """An unknown (or another player's) round (404)."""
+    """Refuse an unknown (or another player's) round (404)."""
     return GameRequestError(404, message)

@@ -61,7 +61,16 @@ QUESTIONNAIRE_COLUMNS = [
     "tlx_raw",
 ]
 #: Columns of ``screening.csv``.
-SCREENING_COLUMNS = ["guess_id", "player_id", "cluster_id", "true_class", "kind", "guessed_class", "correct", "level"]
+SCREENING_COLUMNS = [
+    "guess_id",
+    "player_id",
+    "cluster_id",
+    "true_class",
+    "kind",
+    "guessed_class",
+    "correct",
+    "level",
+]
 #: Columns of ``what_if.csv``.
 WHAT_IF_COLUMNS = [
     "edit_id",
@@ -100,7 +109,9 @@ def _flag(value: bool) -> str:
     return "true" if value else "false"
 
 
-def _guess_rows(rounds: pd.DataFrame, feats: pd.DataFrame, names: dict[int, str], truth: dict[int, int], n_levels: int):
+def _guess_rows(
+    rounds: pd.DataFrame, feats: pd.DataFrame, names: dict[int, str], truth: dict[int, int], n_levels: int
+):
     """Canonical rows of the answered rounds (outside screening)."""
     texts = {rid: g for rid, g in feats.groupby("round_id", sort=False)} if len(feats) else {}
     rows = []
@@ -193,9 +204,13 @@ def export_tables(db: Database, content: GameContent) -> GameExport:
     GameExport
     """
     names = {c.game_id: c.name for c in content.classes}
-    truth = dict(zip(content.maps["cluster_id"].astype(int), content.maps["game_id"].astype(int), strict=True))
+    truth = dict(
+        zip(content.maps["cluster_id"].astype(int), content.maps["game_id"].astype(int), strict=True)
+    )
     rounds = answered_rounds(db)
-    feats = read_frame(db, select(Feature.round_id, Feature.position, Feature.text, Feature.language).order_by(Feature.id))
+    feats = read_frame(
+        db, select(Feature.round_id, Feature.position, Feature.text, Feature.language).order_by(Feature.id)
+    )
     play = rounds[~rounds["screening"].astype(bool)]
     guesses = _guess_rows(play, feats, names, truth, content.n_levels)
     players = read_frame(db, select(*Player.__table__.c).order_by(Player.id))
@@ -244,7 +259,9 @@ def export_tables(db: Database, content: GameContent) -> GameExport:
     )
 
 
-def _what_if(db: Database, names: dict[int, str], truth: dict[int, int], content: GameContent) -> pd.DataFrame:
+def _what_if(
+    db: Database, names: dict[int, str], truth: dict[int, int], content: GameContent
+) -> pd.DataFrame:
     stmt = (
         select(WhatIfEdit, Round.cluster_id)
         .join(Round, Round.id == WhatIfEdit.round_id)
@@ -315,7 +332,7 @@ def write_export(out_dir: str | Path, export: GameExport) -> Path:
 
 
 def readme(export: GameExport) -> str:
-    """The export folder's README (what each file holds, with counts)."""
+    """Write the export folder's README (what each file holds, with counts)."""
     return EXPORT_README.format(
         guesses=len(export.guesses),
         rounds=export.guesses["guess_id"].nunique(),
@@ -327,7 +344,7 @@ def readme(export: GameExport) -> str:
 
 
 def export_zip(export: GameExport) -> bytes:
-    """The export tables as one zip (the admin's download)."""
+    """Pack the export tables into one zip (the admin's download)."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
         for name, frame in export.files().items():

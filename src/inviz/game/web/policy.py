@@ -82,7 +82,9 @@ def choose_map(
     return int(least[rng.integers(len(least))])
 
 
-def offered_classes(true_id: int, class_ids: Sequence[int], n_choices: int, rng: np.random.Generator) -> list[int]:
+def offered_classes(
+    true_id: int, class_ids: Sequence[int], n_choices: int, rng: np.random.Generator
+) -> list[int]:
     """Draw the classes offered in a round: the true one plus ``n_choices - 1`` others at random.
 
     Never by model confidence (that would leak what the model sees; docs/method.md §7).
@@ -159,7 +161,7 @@ def is_screening_round(seq: int, cfg: ScreeningConfig) -> bool:
 
 
 def passed_screening(failures: int, cfg: ScreeningConfig) -> bool:
-    """Tell whether a player with ``failures`` failed screening rounds still passes (at most ``max_failures``)."""
+    """Tell whether a player who failed ``failures`` screening rounds passes (at most ``max_failures``)."""
     return failures <= cfg.max_failures
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from inviz.game.web.content import GameContent
 from inviz.game.web.db import Database, Player, Questionnaire
-from inviz.game.web.export import read_frame, answered_rounds
+from inviz.game.web.export import answered_rounds, read_frame
 from inviz.game.web.questionnaire import PAPER_SUS, PAPER_TLX
 
 #: Outcome columns counted per map, layer and class.
@@ -91,7 +91,10 @@ def progress(db: Database, content: GameContent, plays_per_map: int) -> Progress
     play["resign"] = play["status"] == "resigned"
     play["hints"] = np.where(play["resign"], np.nan, play["level"] - play["start_level"])
     per = play.groupby("cluster_id").agg(
-        plays=("id", "size"), wins=("win", "sum"), losses=("loss", "sum"), resigns=("resign", "sum"),
+        plays=("id", "size"),
+        wins=("win", "sum"),
+        losses=("loss", "sum"),
+        resigns=("resign", "sum"),
         hint_sum=("hints", "sum"),
     )
     names = {c.game_id: c.name for c in content.classes}

@@ -33,7 +33,13 @@ SUS_ITEMS: tuple[str, ...] = (
 TLX_ITEMS: tuple[tuple[str, str, str, str, str], ...] = (
     ("mental", "Mental demand", "How mentally demanding was the game?", "Very low", "Very high"),
     ("physical", "Physical demand", "How physically demanding was the game?", "Very low", "Very high"),
-    ("temporal", "Temporal demand", "How hurried or rushed was the pace of the game?", "Very low", "Very high"),
+    (
+        "temporal",
+        "Temporal demand",
+        "How hurried or rushed was the pace of the game?",
+        "Very low",
+        "Very high",
+    ),
     (
         "performance",
         "Performance",

@@ -60,7 +60,9 @@ def markdown(p: Progress, title: str = "Deep Reveal") -> str:
     str
     """
     s = p.summary
-    flagged = p.players.loc[~p.players["passed_screening"], ["player_id", "screening_rounds", "screening_failures"]]
+    flagged = p.players.loc[
+        ~p.players["passed_screening"], ["player_id", "screening_rounds", "screening_failures"]
+    ]
     parts = [
         f"# {title}: game report",
         "",
@@ -117,13 +119,20 @@ def figure(p: Progress) -> Any:
     colours = palette(3)
     ax = axes[0, 0]
     q = p.questionnaires
-    data = [q["sus_score"].dropna().to_numpy() if len(q) else [], q["tlx_raw"].dropna().to_numpy() if len(q) else []]
-    for i, (values, paper) in enumerate(zip(data, (p.summary["sus"]["paper"], p.summary["tlx"]["paper"]), strict=True)):
+    data = [
+        q["sus_score"].dropna().to_numpy() if len(q) else [],
+        q["tlx_raw"].dropna().to_numpy() if len(q) else [],
+    ]
+    for i, (values, paper) in enumerate(
+        zip(data, (p.summary["sus"]["paper"], p.summary["tlx"]["paper"]), strict=True)
+    ):
         if len(values):
             ax.boxplot([values], positions=[i], widths=0.5, showfliers=False)
             jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(values))
             ax.scatter(i + jitter, values, s=6, color=colours[0], alpha=0.6, zorder=3)
-        ax.hlines(paper, i - 0.35, i + 0.35, color="crimson", linestyles="--", label="paper" if i == 0 else None)
+        ax.hlines(
+            paper, i - 0.35, i + 0.35, color="crimson", linestyles="--", label="paper" if i == 0 else None
+        )
     ax.set_xticks([0, 1], ["SUS", "raw NASA-TLX"])
     ax.set_xlim(-0.6, 1.6)
     ax.set_ylim(0, 100)
@@ -170,5 +179,10 @@ def make_report(p: Progress, title: str = "Deep Reveal") -> GameReport:
     metrics = {k: v for k, v in s.items() if not isinstance(v, dict)}
     for key in ("sus", "tlx"):
         metrics.update({f"{key}_{k}": v for k, v in s[key].items() if v is not None})
-    tables = {"maps": p.maps, "by_layer": p.by_layer, "by_class": p.by_class, "players": p.players.drop(columns="nickname")}
+    tables = {
+        "maps": p.maps,
+        "by_layer": p.by_layer,
+        "by_class": p.by_class,
+        "players": p.players.drop(columns="nickname"),
+    }
     return GameReport(markdown(p, title), figure(p), tables, metrics)

@@ -92,7 +92,9 @@ class RoundService:
         Returns the time in epoch seconds (tests move it).
     """
 
-    def __init__(self, cfg: GameConfig, content: GameContent, max_text_length: int, clock: Callable[[], float]):
+    def __init__(
+        self, cfg: GameConfig, content: GameContent, max_text_length: int, clock: Callable[[], float]
+    ):
         self.cfg = cfg
         self.content = content
         self.max_text_length = max_text_length
@@ -234,7 +236,11 @@ class RoundService:
         """(cluster id, start level, screening) of the next round; cluster id None when nothing is left."""
         if is_screening_round(seq, self.cfg.screening):
             seen = set(s.scalars(select(Round.cluster_id).where(Round.player_id == player_id)))
-            pool = [c for c in self.screening_pool if c not in seen and self.content.map_row(c)["image"] != last_image]
+            pool = [
+                c
+                for c in self.screening_pool
+                if c not in seen and self.content.map_row(c)["image"] != last_image
+            ]
             if pool:
                 level = min(self.cfg.screening.level, self.content.n_levels - 1)
                 return int(pool[int(rng.integers(len(pool)))]), level, True
@@ -259,7 +265,9 @@ class RoundService:
         s.commit()
         return self.view(s, r, token)
 
-    def _answer(self, s: Session, r: Round, status: str, guessed: int | None, correct: bool, now: float) -> None:
+    def _answer(
+        self, s: Session, r: Round, status: str, guessed: int | None, correct: bool, now: float
+    ) -> None:
         """Record a guess or a resign: the round, the map's plays, screening counts (no commit)."""
         points = round_points(correct, r.hints, self.cfg) if status == "guessed" else 0
         done = s.execute(
@@ -296,7 +304,9 @@ class RoundService:
         r = self.own_round(s, player, token)
         self._check_open(r)
         if r.level < self.content.n_levels - 1:
-            raise conflict(f"resigning is possible after the last hint ({self.content.n_levels - 1 - r.level} left)")
+            raise conflict(
+                f"resigning is possible after the last hint ({self.content.n_levels - 1 - r.level} left)"
+            )
         now = self.clock()
         self._answer(s, r, "resigned", None, False, now)
         add_points(s, r.player_id, 0)
@@ -333,14 +343,19 @@ class RoundService:
         if r.expires_at <= self.clock():
             raise GameRequestError(410, f"round {r.seq} has expired; start a new round")
         clean = self.check_texts(texts)
-        s.add_all(Feature(round_id=r.id, position=i, text=t, language=player.language) for i, t in enumerate(clean, 1))
+        s.add_all(
+            Feature(round_id=r.id, position=i, text=t, language=player.language)
+            for i, t in enumerate(clean, 1)
+        )
         self._finish(s, r, self.clock())
         s.commit()
         return self.view(s, r, token)
 
     def _finish(self, s: Session, r: Round, now: float) -> None:
         """Close a guessed round and add its points to the player's total (no commit)."""
-        done = s.execute(update(Round).where(Round.id == r.id, Round.status == "guessed").values(status="done"))
+        done = s.execute(
+            update(Round).where(Round.id == r.id, Round.status == "guessed").values(status="done")
+        )
         if done.rowcount != 1:
             raise conflict(f"round {r.seq} is finished already")
         add_points(s, r.player_id, r.points)

@@ -37,7 +37,7 @@ class Prediction:
         return int(np.argmax(self.probs))
 
     def top(self, k: int = 3) -> list[tuple[int, float]]:
-        """The ``k`` most probable labels with their probabilities."""
+        """Return the ``k`` most probable labels with their probabilities."""
         order = np.argsort(-self.probs)[:k]
         return [(int(i), float(self.probs[i])) for i in order]
 
@@ -152,22 +152,33 @@ class WhatIfModel:
             raise InvizError("game.what_if needs the params file (masks section)")
         reveal = load_section(settings.params, "masks", RevealConfig)
         loaded = load_checkpoint(settings.model)
-        for path, what in ((settings.selected, "selected images (data/selected.csv)"), (settings.images, "image folder")):
+        for path, what in (
+            (settings.selected, "selected images (data/selected.csv)"),
+            (settings.images, "image folder"),
+        ):
             if not Path(path).exists():
-                raise InvizError(f"{path}: {what} not found; game.what_if needs it (or set game.what_if: false)")
-        paths = dict(pd.read_csv(settings.selected, dtype={"sample_id": str, "path": str})[["sample_id", "path"]].values)
+                raise InvizError(
+                    f"{path}: {what} not found; game.what_if needs it (or set game.what_if: false)"
+                )
+        paths = dict(
+            pd.read_csv(settings.selected, dtype={"sample_id": str, "path": str})[
+                ["sample_id", "path"]
+            ].values
+        )
         size = loaded.config.input_size
 
         def image(image_id: str) -> np.ndarray:
             from PIL import Image
 
             with Image.open(Path(settings.images) / paths[image_id]) as im:
-                return game_image(np.asarray(im.convert("RGB")), size, reveal.game_size, reveal.image_resample)
+                return game_image(
+                    np.asarray(im.convert("RGB")), size, reveal.game_size, reveal.image_resample
+                )
 
         return cls(loaded, image, settings.game.what_if_grid)
 
     def full_image(self, image_id: str) -> np.ndarray:
-        """The full game image of an image id (cached)."""
+        """Return the full game image of an image id (cached)."""
         with self._lock:
             if image_id in self._cache:
                 self._cache.move_to_end(image_id)
@@ -216,6 +227,7 @@ class WhatIfView:
 
 
 def finished_round(state: Any, s: Any, player: Any, token: str) -> Any:
+    """Return the player's round of a token if it is finished (409 otherwise)."""
     from inviz.game.web.errors import conflict
 
     r = state.rounds.own_round(s, player, token)
@@ -229,11 +241,13 @@ def _edits(s: Any, round_id: int) -> int:
 
     from inviz.game.web.db import WhatIfEdit
 
-    return int(s.scalar(select(func.count()).select_from(WhatIfEdit).where(WhatIfEdit.round_id == round_id)) or 0)
+    return int(
+        s.scalar(select(func.count()).select_from(WhatIfEdit).where(WhatIfEdit.round_id == round_id)) or 0
+    )
 
 
 def _seen(state: Any, r: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(the masked image the player saw last, the full image) of a round."""
+    """Return (the masked image the player saw last, the full image) of a round."""
     import io
 
     from PIL import Image

@@ -33,10 +33,13 @@ def get_progress(state: State) -> dict[str, Any]:
 
 @router.get("/export.zip", response_class=Response)
 def download_export(state: State) -> Response:
-    """The game export (``guesses.csv``, ``players.csv``, …) as a zip, ready for ``labels_import``."""
+    """Download the game export (``guesses.csv``, ``players.csv``, …) as a zip for ``labels_import``."""
     data = export_zip(export_tables(state.db, state.content))
     return Response(
         data,
         media_type="application/zip",
-        headers={"Content-Disposition": 'attachment; filename="game_export.zip"', "Cache-Control": "no-store"},
+        headers={
+            "Content-Disposition": 'attachment; filename="game_export.zip"',
+            "Cache-Control": "no-store",
+        },
     )

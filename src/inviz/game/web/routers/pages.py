@@ -18,11 +18,11 @@ router = APIRouter(tags=["pages"])
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def index(request: Request, state: State) -> HTMLResponse:
-    """The game page (one page: sign-up, rounds, features, results, leaderboard, questionnaire)."""
+    """Serve the game page (one page: sign-up, rounds, features, results, leaderboard, questionnaire)."""
     return templates.TemplateResponse(request, "index.html", {"title": state.settings.game.title})
 
 
 @router.get("/admin", response_class=HTMLResponse, include_in_schema=False)
 def admin(request: Request, state: State) -> HTMLResponse:
-    """The admin page (asks for the admin token; the data comes from ``/api/admin``)."""
+    """Serve the admin page (it asks for the admin token; the data comes from ``/api/admin``)."""
     return templates.TemplateResponse(request, "admin.html", {"title": state.settings.game.title})

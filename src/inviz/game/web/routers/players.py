@@ -30,7 +30,7 @@ def player_out(s, player: Player, state) -> PlayerOut:
 
 @router.get("/config", response_model=ConfigOut)
 def config(state: State) -> ConfigOut:
-    """The game's title, languages, levels, feature limits and whether the "what if" panel is on."""
+    """Tell the game's title, languages, levels, feature limits and whether the "what if" panel is on."""
     g = state.settings.game
     return ConfigOut(
         title=g.title,
@@ -45,9 +45,13 @@ def config(state: State) -> ConfigOut:
 
 
 @router.post("/players", response_model=SignUpOut, status_code=201)
-def create_player(body: SignUpIn, request: Request, response: Response, s: WriteSession, state: State) -> SignUpOut:
+def create_player(
+    body: SignUpIn, request: Request, response: Response, s: WriteSession, state: State
+) -> SignUpOut:
     """Sign up: 409 when the nickname is taken (the message suggests a free one)."""
-    player, token = sign_up(s, state.settings.game, body.nickname, body.ai_background, body.language, state.clock())
+    player, token = sign_up(
+        s, state.settings.game, body.nickname, body.ai_background, body.language, state.clock()
+    )
     response.set_cookie(
         COOKIE,
         token,
@@ -62,13 +66,13 @@ def create_player(body: SignUpIn, request: Request, response: Response, s: Write
 
 @router.get("/players/me", response_model=PlayerOut)
 def me(player: ReadingPlayer, s: ReadSession, state: State) -> PlayerOut:
-    """The signed-up player (401 when not signed up)."""
+    """Describe the signed-up player (401 when not signed up)."""
     return player_out(s, player, state)
 
 
 @router.get("/session", response_model=SessionOut)
 def session(request: Request, s: ReadSession, state: State) -> SessionOut:
-    """The signed-up player of this browser, or null (the page's first call: no 401 to log)."""
+    """Describe the player signed up on this browser, or null (the page's first call: no 401 to log)."""
     token = player_token(request)
     player = s.scalar(select(Player).where(Player.token_hash == token_hash(token))) if token else None
     return SessionOut(player=player_out(s, player, state) if player is not None else None)

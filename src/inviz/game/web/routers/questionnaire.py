@@ -15,10 +15,8 @@ router = APIRouter(prefix="/api/questionnaire", tags=["questionnaire"])
 
 @router.get("", response_model=QuestionnaireFormOut)
 def form() -> QuestionnaireFormOut:
-    """The ten SUS statements and the six TLX subscales (with their anchors)."""
-    tlx = [
-        {"key": k, "name": n, "question": q, "low": lo, "high": hi} for k, n, q, lo, hi in TLX_ITEMS
-    ]
+    """List the ten SUS statements and the six TLX subscales (with their anchors)."""
+    tlx = [{"key": k, "name": n, "question": q, "low": lo, "high": hi} for k, n, q, lo, hi in TLX_ITEMS]
     return QuestionnaireFormOut(sus=list(SUS_ITEMS), tlx=tlx, tlx_step=TLX_STEP)
 
 
@@ -29,5 +27,7 @@ def answer(body: QuestionnaireIn, player: WritingPlayer, s: WriteSession, state:
         raise bad("questionnaire: skip, or answer; not both")
     if not body.skip and (body.sus is None or body.tlx is None):
         raise bad("questionnaire: answer both SUS and TLX, or skip")
-    q = save_questionnaire(s, player, None if body.skip else body.sus, None if body.skip else body.tlx, state.clock())
+    q = save_questionnaire(
+        s, player, None if body.skip else body.sus, None if body.skip else body.tlx, state.clock()
+    )
     return QuestionnaireOut(sus_score=q.sus_score, tlx_raw=q.tlx_raw)

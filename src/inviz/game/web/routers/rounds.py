@@ -16,7 +16,7 @@ NO_MAPS = "No map is left for you to play: thank you for playing!"
 
 @router.post("", response_model=NextRoundOut)
 def next_round(player: WritingPlayer, s: WriteSession, state: State) -> NextRoundOut:
-    """The player's unfinished round (with a fresh token), else the next map."""
+    """Continue the player's unfinished round (with a fresh token), else deal the next map."""
     view = state.rounds.next_round(s, player)
     due = questionnaire_due(s, player, state.settings.game)
     if view is None:
@@ -44,12 +44,14 @@ def resign(token: str, player: WritingPlayer, s: WriteSession, state: State) -> 
 
 @router.post("/{token}/features", response_model=RoundOut)
 def features(token: str, body: FeaturesIn, player: WritingPlayer, s: WriteSession, state: State) -> RoundOut:
-    """The features that made the player decide; the round's result comes back."""
+    """Take the features that made the player decide; the round's result comes back."""
     return RoundOut.of(state.rounds.features(s, player, token, body.texts))
 
 
 @router.get("/{token}/image/{level}", response_class=Response)
 def image(token: str, level: int, player: ReadingPlayer, s: ReadSession, state: State) -> Response:
-    """The masked image of a revealed level, as stored in the masks zips."""
+    """Send the masked image of a revealed level, as stored in the masks zips."""
     data = state.rounds.image(s, player, token, level)
-    return Response(data, media_type=state.content.media_type, headers={"Cache-Control": "private, max-age=3600"})
+    return Response(
+        data, media_type=state.content.media_type, headers={"Cache-Control": "private, max-age=3600"}
+    )

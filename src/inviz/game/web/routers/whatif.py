@@ -35,7 +35,7 @@ def _out(state, view: whatif.WhatIfView, ms: float) -> WhatIfOut:
 
 @router.get("/{token}/whatif", response_model=WhatIfOut)
 def open_panel(token: str, player: ReadingPlayer, s: ReadSession, state: State) -> WhatIfOut:
-    """The starting mask (what the game showed) and the model's prediction on it."""
+    """Open the panel: the starting mask (what the game showed) and the model's prediction on it."""
     t0 = time.perf_counter()
     view = whatif.start(state, s, player, token)
     out = _out(state, view, 1000 * (time.perf_counter() - t0))
@@ -45,13 +45,15 @@ def open_panel(token: str, player: ReadingPlayer, s: ReadSession, state: State) 
 
 @router.get("/{token}/whatif/image", response_class=Response)
 def full_image(token: str, player: ReadingPlayer, s: ReadSession, state: State) -> Response:
-    """The whole game image of a finished round (PNG)."""
+    """Send the whole game image of a finished round (PNG)."""
     from PIL import Image
 
     r = whatif.finished_round(state, s, player, token)
     buf = io.BytesIO()
     Image.fromarray(np.asarray(state.what_if.full_image(r.image))).save(buf, format="PNG", compress_level=1)
-    return Response(buf.getvalue(), media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+    return Response(
+        buf.getvalue(), media_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
+    )
 
 
 @router.post("/{token}/whatif", response_model=WhatIfOut)
