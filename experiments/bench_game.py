@@ -87,32 +87,26 @@ def synthetic_masks(
                 Image.fromarray((noisy * soft[..., None]).astype(np.uint8)).save(buf, "PNG", compress_level=1)
                 member = f"{cid:06d}/{level}.png"
                 zips[layer].writestr(member, buf.getvalue())
-                rows.append(
-                    {
-                        "cluster_id": cid,
-                        "extract_id": f"e{cid}",
-                        "image": f"img{i}",
-                        "layer": layer,
-                        "layer_index": layers.index(layer),
-                        "cluster": k // len(layers),
-                        "label": i % 10,
-                        "true_class": f"k{i % 10}",
-                        "pred": i % 10,
-                        "pred_name": f"k{i % 10}",
-                        "weight": 10.0,
-                        "level": level,
-                        "percent": q,
-                        "revealed_share": q / 100,
-                        "factor": 8.0,
-                        "sigma": 12.0,
-                        "shard": f"{layer}.zip",
-                        "member": member,
-                        "file": f"{layer}.zip/{member}",
-                    }
-                )
+                rows.append((cid, i, layer, k, level, q, member))
     for z in zips.values():
         z.close()
-    pd.DataFrame(rows, columns=MANIFEST_COLUMNS).to_csv(root / "masks.csv", index=False)
+    t = pd.DataFrame(rows, columns=["cluster_id", "i", "layer", "k", "level", "percent", "member"])
+    m = t.assign(
+        extract_id="e" + t["cluster_id"].astype(str),
+        image="img" + t["i"].astype(str),
+        layer_index=t["layer"].map(layers.index),
+        cluster=t["k"] // len(layers),
+        label=t["i"] % 10,
+        weight=10.0,
+        revealed_share=t["percent"] / 100,
+        factor=8.0,
+        sigma=12.0,
+        shard=t["layer"] + ".zip",
+    )
+    m["true_class"] = m["pred_name"] = "k" + m["label"].astype(str)
+    m["pred"] = m["label"]
+    m["file"] = m["shard"] + "/" + m["member"]
+    m[MANIFEST_COLUMNS].to_csv(root / "masks.csv", index=False)
     return {
         "manifest": root / "masks.csv",
         "masks": root / "masks",

@@ -30,7 +30,15 @@ import pandas as pd
 
 from inviz.core.errors import InvizError
 from inviz.game.simulate.config import SimulateConfig
-from inviz.game.simulate.players import GAME_COLUMNS, GameMap, Player, decide, game_rows, make_players
+from inviz.game.simulate.players import (
+    GAME_COLUMNS,
+    GameMap,
+    Player,
+    decide,
+    game_base,
+    game_rows,
+    make_players,
+)
 from inviz.game.simulate.texts import Phrases
 
 #: File name of the simulated game's database, kept next to the export (``inviz game report --db-url``).
@@ -140,16 +148,7 @@ class _Session:
             rnd = (await self.http.call("POST", f"{base_url}/hint", "hint", token)).json()
             _, seen_level = await self.see(rnd["image"], token)
             assert seen_level == rnd["level"]
-        base = {
-            "guess_id": f"r{self.rounds}",
-            "player_id": p.player_id,
-            "cluster_id": m.cluster_id,
-            "image": m.image,
-            "image_file": m.image_file,
-            "layer": m.layer,
-            "cluster": m.cluster,
-            "label": m.label,
-        }
+        base = game_base(f"r{self.rounds}", p, m)
         rows = game_rows(
             base,
             m,

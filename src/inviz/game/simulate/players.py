@@ -127,6 +127,20 @@ class GameMap:
     colours: Mapping[str, str | None]
 
 
+def game_base(guess_id: str, p: Player, m: GameMap) -> dict[str, Any]:
+    """Return the columns of :data:`GAME_COLUMNS` that one game's rows share: guess, player, map."""
+    return {
+        "player_id": p.player_id,
+        "cluster_id": m.cluster_id,
+        "image": m.image,
+        "image_file": m.image_file,
+        "layer": m.layer,
+        "cluster": m.cluster,
+        "label": m.label,
+        "guess_id": guess_id,
+    }
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
@@ -287,16 +301,7 @@ def play(
             drawn = rng.choice(others, size=min(cfg.n_choices - 1, len(others)), replace=False)
             offered = sorted([m.label, *drawn.tolist()])
             guess_no += 1
-            base = {
-                "player_id": p.player_id,
-                "cluster_id": m.cluster_id,
-                "image": m.image,
-                "image_file": m.image_file,
-                "layer": m.layer,
-                "cluster": m.cluster,
-                "label": m.label,
-                "guess_id": f"g{guess_no:06d}",
-            }
+            base = game_base(f"g{guess_no:06d}", p, m)
             decision = decide(m, p, offered, class_parts, n_levels, cfg, vocabulary, rng)
             rows += game_rows(
                 base, m, p, decision, n_levels, class_parts, class_names, cfg, rng, phrases, colour_words

@@ -21,36 +21,15 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
+from inviz.game.export.layouts import CANONICAL, PLAYERS
 from inviz.game.web.content import GameContent
 from inviz.game.web.db import Database, Feature, Player, Questionnaire, Round, WhatIfEdit
 from inviz.game.web.questionnaire import TLX_KEYS
 
-#: Columns of ``guesses.csv`` (the canonical layout plus the level shown at the answer).
-GUESS_COLUMNS = [
-    "guess_id",
-    "player_id",
-    "cluster_id",
-    "true_class",
-    "kind",
-    "guessed_class",
-    "hints",
-    "text",
-    "language",
-    "passed_screening",
-    "start_level",
-    "level",
-]
+#: Columns of ``guesses.csv``: the canonical layout and its optional screening flag and levels.
+GUESS_COLUMNS = [*CANONICAL.required_columns, "passed_screening", "start_level", "level"]
 #: Columns of ``players.csv``.
-PLAYER_COLUMNS = [
-    "player_id",
-    "passed_screening",
-    "ai_background",
-    "language",
-    "rounds",
-    "points",
-    "screening_rounds",
-    "screening_failures",
-]
+PLAYER_COLUMNS = [*PLAYERS.required_columns, *PLAYERS.optional_columns]
 #: Columns of ``questionnaires.csv``.
 QUESTIONNAIRE_COLUMNS = [
     "player_id",

@@ -72,6 +72,16 @@ PAPER_SUS = 80.9
 PAPER_TLX = 38.1
 
 
+def _check(answers: Sequence[int], names: Sequence[str], low: int, high: int, step: int, what: str) -> None:
+    """Check one questionnaire's answers: one integer per item in ``low..high`` (multiples of ``step``)."""
+    if len(answers) != len(names):
+        raise ValueError(f"{what}: expected {len(names)} answers, got {len(answers)}")
+    for name, a in zip(names, answers, strict=True):
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not low <= a <= high or a % step:
+            steps = f" in steps of {step}" if step > 1 else ""
+            raise ValueError(f"{what} {name}: expected an integer {low}..{high}{steps}, got {a!r}")
+
+
 def check_sus(answers: Sequence[int]) -> None:
     """Check SUS answers: ten integers in 1..5.
 
@@ -80,11 +90,7 @@ def check_sus(answers: Sequence[int]) -> None:
     ValueError
         Naming the first bad item.
     """
-    if len(answers) != len(SUS_ITEMS):
-        raise ValueError(f"SUS: expected {len(SUS_ITEMS)} answers, got {len(answers)}")
-    for i, a in enumerate(answers, start=1):
-        if isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not 1 <= a <= 5:
-            raise ValueError(f"SUS item {i}: expected an integer 1..5, got {a!r}")
+    _check(answers, [f"item {i}" for i in range(1, len(SUS_ITEMS) + 1)], 1, 5, 1, "SUS")
 
 
 def check_tlx(answers: Sequence[int]) -> None:
@@ -95,11 +101,7 @@ def check_tlx(answers: Sequence[int]) -> None:
     ValueError
         Naming the first bad subscale.
     """
-    if len(answers) != len(TLX_ITEMS):
-        raise ValueError(f"TLX: expected {len(TLX_ITEMS)} answers, got {len(answers)}")
-    for key, a in zip(TLX_KEYS, answers, strict=True):
-        if isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not 0 <= a <= 100 or a % TLX_STEP:
-            raise ValueError(f"TLX {key}: expected 0..100 in steps of {TLX_STEP}, got {a!r}")
+    _check(answers, TLX_KEYS, 0, 100, TLX_STEP, "TLX")
 
 
 def sus_score(answers: Sequence[int]) -> float:

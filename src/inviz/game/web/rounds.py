@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import func, select, update
@@ -37,44 +36,7 @@ from inviz.game.web.policy import (
     screening_maps,
     start_level,
 )
-
-
-@dataclass(frozen=True)
-class Result:
-    """How a finished round ended: right/wrong (None: resigned), the true class, points, features."""
-
-    correct: bool | None
-    true_class: str
-    guessed: str | None
-    points: int
-    total_points: int
-    features: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RoundView:
-    """What the client may know of a round (nothing that names the map before the answer).
-
-    token : the round's opaque token. number : the player's round number. status : ``open``,
-    ``guessed`` (features wanted), ``done`` or ``resigned``. level, n_levels, percent : the level
-    shown and the share of the map it reveals. hints_used, hints_left, can_resign : the hint
-    counter. choices : (id, name) of the offered classes. features : (min, max) texts wanted
-    (status ``guessed``). result : set once the round is finished.
-    """
-
-    token: str
-    number: int
-    status: str
-    level: int
-    n_levels: int
-    percent: float
-    hints_used: int
-    hints_left: int
-    can_resign: bool
-    choices: tuple[tuple[int, str], ...]
-    guessed: int | None
-    features: tuple[int, int] | None
-    result: Result | None
+from inviz.game.web.schemas import ChoiceOut, ResultOut, RoundOut
 
 
 class RoundService:
@@ -175,7 +137,7 @@ class RoundService:
         s.commit()
 
     # -- the round's course --------------------------------------------------------------------
-    def next_round(self, s: Session, player: Player) -> RoundView | None:
+    def next_round(self, s: Session, player: Player) -> RoundOut | None:
         """Continue the player's unfinished round, or hand out the next map.
 
         An open or guessed round that has not expired comes back with a fresh token (the old
@@ -183,7 +145,7 @@ class RoundService:
 
         Returns
         -------
-        RoundView or None
+        RoundOut or None
             None when no map is left for this player.
         """
         now = self.clock()
@@ -249,7 +211,7 @@ class RoundService:
             return None, 0, False
         return chosen, int(self.starts[self.content.position[chosen]]), False
 
-    def hint(self, s: Session, player: Player, token: str) -> RoundView:
+    def hint(self, s: Session, player: Player, token: str) -> RoundOut:
         """Reveal the next level (409 when none is left)."""
         r = self.own_round(s, player, token)
         self._check_open(r)
@@ -287,7 +249,7 @@ class RoundService:
                 update(MapPlays).where(MapPlays.cluster_id == r.cluster_id).values(plays=MapPlays.plays + 1)
             )
 
-    def guess(self, s: Session, player: Player, token: str, choice: int) -> RoundView:
+    def guess(self, s: Session, player: Player, token: str, choice: int) -> RoundOut:
         """Take the player's guess (one of the offered classes); features are asked next."""
         r = self.own_round(s, player, token)
         self._check_open(r)
@@ -299,7 +261,7 @@ class RoundService:
         s.commit()
         return self.view(s, r, token)
 
-    def resign(self, s: Session, player: Player, token: str) -> RoundView:
+    def resign(self, s: Session, player: Player, token: str) -> RoundOut:
         """Give up (only once every hint is used); the true class is shown."""
         r = self.own_round(s, player, token)
         self._check_open(r)
@@ -333,7 +295,7 @@ class RoundService:
                 raise bad(f"feature {i + 1} repeats feature {keys.index(k) + 1}")
         return clean
 
-    def features(self, s: Session, player: Player, token: str, texts: list[str]) -> RoundView:
+    def features(self, s: Session, player: Player, token: str, texts: list[str]) -> RoundOut:
         """Store the features typed after a guess and finish the round (its result is shown)."""
         r = self.own_round(s, player, token)
         if r.status == "open":
@@ -372,23 +334,33 @@ class RoundService:
         return self.content.image(r.cluster_id, level)
 
     # -- what the client sees ------------------------------------------------------------------
-    def view(self, s: Session, r: Round, token: str) -> RoundView:
-        """Describe a round for its player (the true class only once the round is finished)."""
+    def view(self, s: Session, r: Round, token: str) -> RoundOut:
+        """Describe a round for its player (the true class only once the round is finished).
+
+        Nothing names the map: an opaque token, the level and its share, the hint counter, the
+        offered classes (by name, sorted), the image's URL; once finished, the result.
+        """
         n = self.content.n_levels
         choices = sorted(
-            ((c, self.content.game_class(c).name) for c in map(int, r.offered.split(","))), key=lambda x: x[1]
+            (ChoiceOut(id=c, name=self.content.game_class(c).name) for c in map(int, r.offered.split(","))),
+            key=lambda c: c.name,
         )
         result = None
         if r.finished:
-            texts = tuple(
+            texts = list(
                 s.scalars(select(Feature.text).where(Feature.round_id == r.id).order_by(Feature.position))
             )
-            total = int(s.scalar(select(Player.points).where(Player.id == r.player_id)) or 0)
             truth = self.content.game_class(int(self.content.map_row(r.cluster_id)["game_id"])).name
-            guessed = self.content.game_class(r.guessed_id).name if r.guessed_id is not None else None
-            correct = None if r.status == "resigned" else bool(r.correct)
-            result = Result(correct, truth, guessed, int(r.points), total, texts)
-        return RoundView(
+            result = ResultOut(
+                correct=None if r.status == "resigned" else bool(r.correct),
+                true_class=truth,
+                guessed=self.content.game_class(r.guessed_id).name if r.guessed_id is not None else None,
+                points=int(r.points),
+                total_points=int(s.scalar(select(Player.points).where(Player.id == r.player_id)) or 0),
+                features=texts,
+            )
+        wanted = r.status == "guessed"
+        return RoundOut(
             token=token,
             number=r.seq,
             status=r.status,
@@ -398,8 +370,10 @@ class RoundService:
             hints_used=r.hints,
             hints_left=n - 1 - r.level,
             can_resign=r.status == "open" and r.level >= n - 1,
-            choices=tuple(choices),
+            image=f"/api/rounds/{token}/image/{r.level}",
+            choices=choices,
             guessed=r.guessed_id,
-            features=(self.cfg.min_features, self.cfg.max_features) if r.status == "guessed" else None,
+            features_min=self.cfg.min_features if wanted else None,
+            features_max=self.cfg.max_features if wanted else None,
             result=result,
         )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from inviz.game.web.rounds import RoundView
-
 
 class _In(BaseModel):
     """A request body: unknown fields are an error (a typo must not pass silently)."""
@@ -77,7 +75,11 @@ class ResultOut(BaseModel):
 
 
 class RoundOut(BaseModel):
-    """A round as its player sees it: an opaque token, the level, the choices; the result when finished."""
+    """A round as its player sees it: an opaque token, the level, the choices; the result when finished.
+
+    status : ``open``, ``guessed`` (features wanted: ``features_min`` .. ``features_max``), ``done``
+    or ``resigned``. ``image`` is the URL of the level shown; ``guessed`` the id guessed.
+    """
 
     token: str
     number: int
@@ -94,37 +96,6 @@ class RoundOut(BaseModel):
     features_min: int | None
     features_max: int | None
     result: ResultOut | None
-
-    @classmethod
-    def of(cls, v: RoundView) -> RoundOut:
-        """Build from a :class:`~inviz.game.web.rounds.RoundView`."""
-        r = v.result
-        return cls(
-            token=v.token,
-            number=v.number,
-            status=v.status,
-            level=v.level,
-            n_levels=v.n_levels,
-            percent=v.percent,
-            hints_used=v.hints_used,
-            hints_left=v.hints_left,
-            can_resign=v.can_resign,
-            image=f"/api/rounds/{v.token}/image/{v.level}",
-            choices=[ChoiceOut(id=i, name=n) for i, n in v.choices],
-            guessed=v.guessed,
-            features_min=v.features[0] if v.features else None,
-            features_max=v.features[1] if v.features else None,
-            result=None
-            if r is None
-            else ResultOut(
-                correct=r.correct,
-                true_class=r.true_class,
-                guessed=r.guessed,
-                points=r.points,
-                total_points=r.total_points,
-                features=list(r.features),
-            ),
-        )
 
 
 class NextRoundOut(BaseModel):

@@ -21,31 +21,31 @@ def next_round(player: WritingPlayer, s: WriteSession, state: State) -> NextRoun
     due = questionnaire_due(s, player, state.settings.game)
     if view is None:
         return NextRoundOut(round=None, message=NO_MAPS, questionnaire_due=due)
-    return NextRoundOut(round=RoundOut.of(view), questionnaire_due=due)
+    return NextRoundOut(round=view, questionnaire_due=due)
 
 
 @router.post("/{token}/hint", response_model=RoundOut)
 def hint(token: str, player: WritingPlayer, s: WriteSession, state: State) -> RoundOut:
     """Reveal the next level (409 when no hint is left)."""
-    return RoundOut.of(state.rounds.hint(s, player, token))
+    return state.rounds.hint(s, player, token)
 
 
 @router.post("/{token}/guess", response_model=RoundOut)
 def guess(token: str, body: GuessIn, player: WritingPlayer, s: WriteSession, state: State) -> RoundOut:
     """Guess one of the offered classes; the features are asked next (the result comes after them)."""
-    return RoundOut.of(state.rounds.guess(s, player, token, body.choice))
+    return state.rounds.guess(s, player, token, body.choice)
 
 
 @router.post("/{token}/resign", response_model=RoundOut)
 def resign(token: str, player: WritingPlayer, s: WriteSession, state: State) -> RoundOut:
     """Resign after the last hint; the result (the true class) comes back."""
-    return RoundOut.of(state.rounds.resign(s, player, token))
+    return state.rounds.resign(s, player, token)
 
 
 @router.post("/{token}/features", response_model=RoundOut)
 def features(token: str, body: FeaturesIn, player: WritingPlayer, s: WriteSession, state: State) -> RoundOut:
     """Take the features that made the player decide; the round's result comes back."""
-    return RoundOut.of(state.rounds.features(s, player, token, body.texts))
+    return state.rounds.features(s, player, token, body.texts)
 
 
 @router.get("/{token}/image/{level}", response_class=Response)
