@@ -201,3 +201,44 @@ def test_the_game_on_a_phone(served):
         page.screenshot(path=str(artifacts() / "game_phone_result.png"), full_page=True)
         browser.close()
     assert errors == []
+
+
+def test_the_what_if_panel_in_a_browser(tmp_path):
+    """After a round: the panel shows the image through the game's mask; painting over it sends an
+    edit and the model's new prediction appears; the edit is stored."""
+    from game_world import build_whatif_world, whatif_paths
+    from playwright.sync_api import sync_playwright
+
+    from inviz.game.web.db import WhatIfEdit
+
+    w = build_whatif_world(tmp_path / "w")
+    state = open_game(Settings.from_params(w["params"], whatif_paths(w)), clock=Clock())
+    exe = chromium()
+    assert exe, "no headless Chromium: `make install` puts one at .venv/bin/inviz-chromium (.ci/install-browser)"
+    try:
+        with ThreadedServer(create_app(state)) as server, sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1000, "height": 1200})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.url + "/")
+            sign_up(page, "Cy")
+            play_round(page, state)
+            page.wait_for_selector("[data-testid=whatif][data-ready='1']")
+            first = page.text_content("[data-testid=whatif-pred]")
+            assert first.startswith("The network says") and "20 tries left" in first
+            box = page.locator("[data-testid=whatif-canvas]").bounding_box()
+            page.mouse.move(box["x"] + 5, box["y"] + 5)
+            page.mouse.down()
+            for k in range(1, 10):
+                page.mouse.move(box["x"] + k * box["width"] / 10, box["y"] + k * box["height"] / 10)
+            page.mouse.up()
+            page.locator("[data-testid=whatif-pred]", has_text="19 tries left").wait_for()
+            page.screenshot(path=str(artifacts() / "game_whatif.png"), full_page=True)
+            browser.close()
+        with state.db.read() as s:
+            edit = s.scalar(select(WhatIfEdit))
+        assert edit is not None and edit.shown_share > 0.1  # the painted diagonal is shown
+        assert errors == []
+    finally:
+        state.close()
