@@ -214,7 +214,9 @@ def test_the_what_if_panel_in_a_browser(tmp_path):
     w = build_whatif_world(tmp_path / "w")
     state = open_game(Settings.from_params(w["params"], whatif_paths(w)), clock=Clock())
     exe = chromium()
-    assert exe, "no headless Chromium: `make install` puts one at .venv/bin/inviz-chromium (.ci/install-browser)"
+    assert exe, (
+        "no headless Chromium: `make install` puts one at .venv/bin/inviz-chromium (.ci/install-browser)"
+    )
     try:
         with ThreadedServer(create_app(state)) as server, sync_playwright() as p:
             browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])

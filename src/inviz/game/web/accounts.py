@@ -11,7 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,6 +20,13 @@ from inviz.game.web.db import NICKNAME_LENGTH, Player, Questionnaire, new_token,
 from inviz.game.web.errors import GameRequestError, bad, conflict
 from inviz.game.web.questionnaire import check_sus, check_tlx, sus_score, tlx_raw
 
+_PLAYER_BY_TOKEN = select(Player).where(Player.token_hash == bindparam("h"))
+_ADD_POINTS = (
+    update(Player)
+    .where(Player.id == bindparam("p"))
+    .values(points=Player.points + bindparam("pts"), rounds_done=Player.rounds_done + 1)
+    .execution_options(synchronize_session=False)
+)
 _NICKNAME = re.compile(rf"^\w[\w .'\-]{{1,{NICKNAME_LENGTH - 1}}}$")
 
 
@@ -132,7 +139,7 @@ def player_for_token(s: Session, token: str | None) -> Player:
     GameRequestError
         401 when the token is missing or unknown.
     """
-    player = s.scalar(select(Player).where(Player.token_hash == token_hash(token))) if token else None
+    player = s.scalar(_PLAYER_BY_TOKEN, {"h": token_hash(token)}) if token else None
     if player is None:
         raise GameRequestError(401, "not signed up: sign up first (or your player token is unknown)")
     return player
@@ -235,8 +242,4 @@ def save_questionnaire(
 
 def add_points(s: Session, player_id: int, points: int) -> None:
     """Add a finished round's points to a player's total (in the caller's transaction)."""
-    s.execute(
-        update(Player)
-        .where(Player.id == player_id)
-        .values(points=Player.points + points, rounds_done=Player.rounds_done + 1)
-    )
+    s.execute(_ADD_POINTS, {"p": player_id, "pts": points})

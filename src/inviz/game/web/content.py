@@ -196,7 +196,12 @@ class GameContent:
             }
         )
         self.maps["game_id"] = self.maps["label"].map(game_of).astype(int)
-        self.position = {int(c): i for i, c in enumerate(self.maps["cluster_id"])}
+        ids = [int(c) for c in self.maps["cluster_id"]]
+        self.position = {c: i for i, c in enumerate(ids)}
+        #: cluster id -> its true game id / image / dataset label (fast lookups for every request)
+        self.game_of = dict(zip(ids, map(int, self.maps["game_id"]), strict=True))
+        self.image_of = dict(zip(ids, map(str, self.maps["image"]), strict=True))
+        self.label_of = dict(zip(ids, map(int, self.maps["label"]), strict=True))
         self.levels = (
             manifest[manifest["cluster_id"] == self.maps["cluster_id"].iloc[0]]
             .sort_values("level")["percent"]

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from inviz.core.config import ParamsError
 from inviz.game.export.tables import encoding_problem
@@ -37,6 +39,72 @@ from inviz.game.web.policy import (
     start_level,
 )
 from inviz.game.web.schemas import ChoiceOut, ResultOut, RoundOut
+
+# Statements built once (each request only binds its values): the hot paths of every round.
+_ROUND_BY_TOKEN = select(Round).where(Round.token_hash == bindparam("h"))
+_LAST_ROUND = select(Round).where(Round.player_id == bindparam("p")).order_by(Round.seq.desc()).limit(1)
+_SEEN = select(Round.cluster_id).where(Round.player_id == bindparam("p"))
+_TEXTS = select(Feature.text).where(Feature.round_id == bindparam("r")).order_by(Feature.position)
+_POINTS = select(Player.points).where(Player.id == bindparam("p"))
+_NO_SYNC = {"synchronize_session": False}  # conditional updates; the service sets the loaded object
+_HINT = (
+    update(Round)
+    .where(Round.id == bindparam("r"), Round.status == "open", Round.level == bindparam("lv"))
+    .values(level=Round.level + 1)
+    .execution_options(**_NO_SYNC)
+)
+_ANSWER = (
+    update(Round)
+    .where(Round.id == bindparam("r"), Round.status == "open")
+    .values(
+        status=bindparam("st"),
+        guessed_id=bindparam("g"),
+        correct=bindparam("ok"),
+        points=bindparam("pts"),
+        answered_at=bindparam("at"),
+    )
+    .execution_options(**_NO_SYNC)
+)
+_FINISH = (
+    update(Round)
+    .where(Round.id == bindparam("r"), Round.status == "guessed")
+    .values(status="done")
+    .execution_options(**_NO_SYNC)
+)
+_PLAYED = (
+    update(MapPlays)
+    .where(MapPlays.cluster_id == bindparam("c"))
+    .values(plays=MapPlays.plays + 1)
+    .execution_options(**_NO_SYNC)
+)
+
+
+def _candidates(exclude_image: bool, below: bool) -> tuple[Any, Any]:
+    """Build the statements that count and draw the tied least-played maps (binds: now, p, img, target, k)."""
+    inflight = (
+        select(Round.cluster_id.label("cid"), func.count().label("n"))
+        .where(Round.status == "open", Round.screening.is_(False), Round.expires_at > bindparam("now"))
+        .group_by(Round.cluster_id)
+        .subquery()
+    )
+    load = MapPlays.plays + func.coalesce(inflight.c.n, 0)
+    q = (
+        select(MapPlays.cluster_id.label("cluster_id"), load.label("load"))
+        .outerjoin(inflight, inflight.c.cid == MapPlays.cluster_id)
+        .where(MapPlays.cluster_id.not_in(_SEEN))
+    )
+    if exclude_image:
+        q = q.where(MapPlays.image != bindparam("img"))
+    if below:
+        q = q.where(load < bindparam("target"))
+    c = q.cte("candidates")
+    tied = c.c.load == select(func.min(c.c.load)).scalar_subquery()
+    count = select(func.count()).select_from(c).where(tied)
+    draw = select(c.c.cluster_id).where(tied).order_by(c.c.cluster_id).offset(bindparam("k")).limit(1)
+    return count, draw
+
+
+_CANDIDATES = {(e, b): _candidates(e, b) for e in (False, True) for b in (False, True)}
 
 
 class RoundService:
@@ -73,7 +141,7 @@ class RoundService:
     # -- lookups -------------------------------------------------------------------------------
     def own_round(self, s: Session, player: Player, token: str) -> Round:
         """Return the player's round of a token (404 for an unknown token or another player's round)."""
-        r = s.scalar(select(Round).where(Round.token_hash == token_hash(token)))
+        r = s.scalar(_ROUND_BY_TOKEN, {"h": token_hash(token)})
         if r is None or r.player_id != player.id:
             raise not_found("round not found: unknown or outdated token, or not your round")
         return r
@@ -100,30 +168,13 @@ class RoundService:
         int or None
             The cluster id; None when no map is left for the player.
         """
-        inflight = (
-            select(Round.cluster_id.label("cid"), func.count().label("n"))
-            .where(Round.status == "open", Round.screening.is_(False), Round.expires_at > now)
-            .group_by(Round.cluster_id)
-            .subquery()
-        )
-        load = MapPlays.plays + func.coalesce(inflight.c.n, 0)
-        seen = select(Round.cluster_id).where(Round.player_id == player_id)
-        q = (
-            select(MapPlays.cluster_id.label("cluster_id"), load.label("load"))
-            .outerjoin(inflight, inflight.c.cid == MapPlays.cluster_id)
-            .where(MapPlays.cluster_id.not_in(seen))
-        )
-        if last_image is not None:
-            q = q.where(MapPlays.image != last_image)
-        if self.cfg.stop_when_done:
-            q = q.where(load < self.cfg.plays_per_map)
-        c = q.cte("candidates")
-        tied = c.c.load == select(func.min(c.c.load)).scalar_subquery()
-        n = int(s.scalar(select(func.count()).select_from(c).where(tied)) or 0)
+        count, draw = _CANDIDATES[(last_image is not None, self.cfg.stop_when_done)]
+        binds = {"now": now, "p": player_id, "img": last_image, "target": self.cfg.plays_per_map}
+        n = int(s.scalar(count, binds) or 0)
         if not n:
             return None
         k = int(rng.integers(n))  # choose_map's draw among the tied maps, in cluster-id order
-        return int(s.scalar(select(c.c.cluster_id).where(tied).order_by(c.c.cluster_id).offset(k).limit(1)))
+        return int(s.scalar(draw, {**binds, "k": k}))
 
     def ensure_map_rows(self, s: Session) -> None:
         """Create the ``map_plays`` rows of maps that have none (committed here)."""
@@ -149,7 +200,7 @@ class RoundService:
             None when no map is left for this player.
         """
         now = self.clock()
-        cur = s.scalar(select(Round).where(Round.player_id == player.id).order_by(Round.seq.desc()).limit(1))
+        cur = s.scalar(_LAST_ROUND, {"p": player.id})
         if cur is not None and cur.status in ("open", "guessed") and cur.expires_at > now:
             token, digest = new_token()
             cur.token_hash = digest
@@ -164,15 +215,14 @@ class RoundService:
         if cid is None:
             s.commit()
             return None
-        row = self.content.map_row(cid)
-        offered = offered_classes(int(row["game_id"]), self.content.class_ids, self.cfg.n_choices, rng)
+        offered = offered_classes(self.content.game_of[cid], self.content.class_ids, self.cfg.n_choices, rng)
         token, digest = new_token()
         r = Round(
             token_hash=digest,
             player_id=player.id,
             seq=seq,
             cluster_id=int(cid),
-            image=str(row["image"]),
+            image=self.content.image_of[cid],
             screening=screening,
             start_level=level,
             level=level,
@@ -197,11 +247,9 @@ class RoundService:
     ) -> tuple[int | None, int, bool]:
         """(cluster id, start level, screening) of the next round; cluster id None when nothing is left."""
         if is_screening_round(seq, self.cfg.screening):
-            seen = set(s.scalars(select(Round.cluster_id).where(Round.player_id == player_id)))
+            seen = set(s.scalars(_SEEN, {"p": player_id}))
             pool = [
-                c
-                for c in self.screening_pool
-                if c not in seen and self.content.map_row(c)["image"] != last_image
+                c for c in self.screening_pool if c not in seen and self.content.image_of[c] != last_image
             ]
             if pool:
                 level = min(self.cfg.screening.level, self.content.n_levels - 1)
@@ -217,14 +265,11 @@ class RoundService:
         self._check_open(r)
         if r.level >= self.content.n_levels - 1:
             raise conflict("no hints left: guess or resign")
-        done = s.execute(
-            update(Round)
-            .where(Round.id == r.id, Round.status == "open", Round.level == r.level)
-            .values(level=Round.level + 1)
-        )
+        done = s.execute(_HINT, {"r": r.id, "lv": r.level})
         if done.rowcount != 1:
             raise conflict("this hint was asked already")
         s.commit()
+        set_committed_value(r, "level", r.level + 1)
         return self.view(s, r, token)
 
     def _answer(
@@ -232,22 +277,27 @@ class RoundService:
     ) -> None:
         """Record a guess or a resign: the round, the map's plays, screening counts (no commit)."""
         points = round_points(correct, r.hints, self.cfg) if status == "guessed" else 0
+        values = {
+            "status": status,
+            "guessed_id": guessed,
+            "correct": correct,
+            "points": points,
+            "answered_at": now,
+        }
         done = s.execute(
-            update(Round)
-            .where(Round.id == r.id, Round.status == "open")
-            .values(status=status, guessed_id=guessed, correct=correct, points=points, answered_at=now)
+            _ANSWER, {"r": r.id, "st": status, "g": guessed, "ok": correct, "pts": points, "at": now}
         )
         if done.rowcount != 1:
             raise conflict(f"round {r.seq} is answered already")
+        for key, value in values.items():
+            set_committed_value(r, key, value)
         if r.screening:
             player = s.get(Player, r.player_id)
             player.screening_done += 1
             player.screening_failed += 0 if correct else 1
             player.passed_screening = passed_screening(player.screening_failed, self.cfg.screening)
         else:
-            s.execute(
-                update(MapPlays).where(MapPlays.cluster_id == r.cluster_id).values(plays=MapPlays.plays + 1)
-            )
+            s.execute(_PLAYED, {"c": r.cluster_id})
 
     def guess(self, s: Session, player: Player, token: str, choice: int) -> RoundOut:
         """Take the player's guess (one of the offered classes); features are asked next."""
@@ -256,7 +306,7 @@ class RoundService:
         offered = [int(c) for c in r.offered.split(",")]
         if choice not in offered:
             raise bad(f"choice {choice} was not offered in this round (offered: {offered})")
-        correct = choice == int(self.content.map_row(r.cluster_id)["game_id"])
+        correct = choice == self.content.game_of[r.cluster_id]
         self._answer(s, r, "guessed", choice, correct, self.clock())
         s.commit()
         return self.view(s, r, token)
@@ -315,11 +365,10 @@ class RoundService:
 
     def _finish(self, s: Session, r: Round, now: float) -> None:
         """Close a guessed round and add its points to the player's total (no commit)."""
-        done = s.execute(
-            update(Round).where(Round.id == r.id, Round.status == "guessed").values(status="done")
-        )
+        done = s.execute(_FINISH, {"r": r.id})
         if done.rowcount != 1:
             raise conflict(f"round {r.seq} is finished already")
+        set_committed_value(r, "status", "done")
         add_points(s, r.player_id, r.points)
 
     def image(self, s: Session, player: Player, token: str, level: int) -> bytes:
@@ -347,16 +396,14 @@ class RoundService:
         )
         result = None
         if r.finished:
-            texts = list(
-                s.scalars(select(Feature.text).where(Feature.round_id == r.id).order_by(Feature.position))
-            )
-            truth = self.content.game_class(int(self.content.map_row(r.cluster_id)["game_id"])).name
+            texts = list(s.scalars(_TEXTS, {"r": r.id}))
+            truth = self.content.game_class(self.content.game_of[r.cluster_id]).name
             result = ResultOut(
                 correct=None if r.status == "resigned" else bool(r.correct),
                 true_class=truth,
                 guessed=self.content.game_class(r.guessed_id).name if r.guessed_id is not None else None,
                 points=int(r.points),
-                total_points=int(s.scalar(select(Player.points).where(Player.id == r.player_id)) or 0),
+                total_points=int(s.scalar(_POINTS, {"p": r.player_id}) or 0),
                 features=texts,
             )
         wanted = r.status == "guessed"
