@@ -18,8 +18,8 @@ from inviz.game.web.settings import GameState
 COOKIE = "inviz_player"
 
 
-def get_state(request: Request) -> GameState:
-    """Return the running game (``app.state.game``)."""
+async def get_state(request: Request) -> GameState:
+    """Return the running game (``app.state.game``; async: no worker thread for a lookup)."""
     return request.app.state.game
 
 
