@@ -10,7 +10,7 @@ export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 
-.PHONY: install demo test test-fast reproduce lint mlflow clean-demo
+.PHONY: install demo game test test-fast reproduce lint mlflow clean-demo
 
 install: $(STAMP)
 
@@ -32,6 +32,12 @@ demo: install
 	@echo "Demo done: outputs in demo/{data,models,reports,metrics}. Look at demo/reports/paper_comparison.md,"
 	@echo "demo/reports/inv/, demo/reports/explorer/index.html. 'source .venv/bin/activate', then"
 	@echo "'cd demo && dvc metrics show' lists the numbers; 'make mlflow' opens the MLflow UI."
+
+# Deep Reveal on the demo's masked images at http://127.0.0.1:8000/ (Ctrl-C stops it; answers stay in
+# demo/game/game.db; `cd demo && inviz game export --out game_export` writes them out). Admin page: set
+# INVIZ_GAME_ADMIN_TOKEN. The demo's labels come from simulated players playing the same game (labels_simulate).
+game: install
+	cd demo && dvc repro masks && inviz game serve --params params.yaml
 
 # --dist loadfile: a file's tests share one worker, so an end-to-end module builds its pipeline once
 test: install

@@ -150,7 +150,8 @@ def write_params(path: Path, game_dir: Path, class_map: Path, **overrides) -> Pa
         "mlflow": {"enabled": False},
         "data": {"source": "synthetic", "synthetic": dict(SYN)},
         "masks": {**demo["masks"], "figure_maps": 2, "run": {"workers": 1}},
-        "labels_simulate": {**demo["labels_simulate"], "n_players": 20, "plays_per_map": 4},
+        # the simulator deals the maps itself (the web game's http mode: tests/test_game_simulate.py)
+        "labels_simulate": {**demo["labels_simulate"], "mode": "direct", "n_players": 20, "plays_per_map": 4},
         "labels_import": {**demo["labels_import"], "source_dir": str(game_dir), "class_map": str(class_map)},
         "labels_analyze": {**demo["labels_analyze"], "progress": False},
     }

@@ -77,7 +77,7 @@ def run_masks(w, params, out):
     assert code == 0
 
 
-def run_simulate(w, params, out):
+def run_simulate(w, params, out, masks=None):
     return main(
         [
             "labels_simulate",
@@ -87,6 +87,8 @@ def run_simulate(w, params, out):
             str(w["extract"]),
             "--manifest",
             str(out / "masks.csv"),
+            "--masks",
+            str(masks or out / "masks"),
             "--selected",
             str(w["selected"]),
             "--images",

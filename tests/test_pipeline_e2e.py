@@ -31,6 +31,8 @@ OVERRIDES = {
     "survey.shap_samples": 8,
     "survey.shap_background": 8,
     "global.tcav.n_runs": 5,
+    # labels_simulate plays the web game over in-process HTTP: fewer plays per map keep it short
+    "game.plays_per_map": 3,
     "figures.dpi": 60,
 }
 

@@ -35,6 +35,12 @@ STAGES: dict[str, str] = {
     "compare": "compare",
 }
 
+#: Command groups next to the stages: name -> module with ``HELP`` and ``add_arguments(parser)``,
+#: whose sub-commands set ``_run`` (``inviz game serve|export|report``).
+COMMANDS: dict[str, str] = {
+    "game": "inviz.game.web.cli",
+}
+
 
 #: third-party loggers whose INFO lines are chatter, not progress or results (shown with -v only)
 QUIET_LOGGERS = (
@@ -107,7 +113,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the ``inviz`` parser: one sub-command per stage of :data:`STAGES`, with its options."""
+    """Build the ``inviz`` parser: one sub-command per stage of :data:`STAGES`, then :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(prog="inviz", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
@@ -119,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         if hasattr(mod, "add_arguments"):
             mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
+    for name, module in COMMANDS.items():
+        mod = importlib.import_module(module)
+        mod.add_arguments(sub.add_parser(name, help=mod.HELP, description=mod.HELP))
     return parser
 
 

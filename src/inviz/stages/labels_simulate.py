@@ -1,9 +1,12 @@
 """``inviz labels_simulate``: simulated Deep Reveal players (docs/method.md §2; offline demo only).
 
-Writes a game export in the authors' layout into ``--out`` (``features.csv``,
+``mode: direct`` writes a game export in the authors' layout into ``--out`` (``features.csv``,
 ``guesses_without_text.csv``, ``resigns.csv``, ``players.csv``, ``translations.csv``,
-``game_classes.csv``); see :mod:`inviz.game.simulate`. With ``labels_simulate.enabled: false``
-(the paper profile, which brings real exports) the folder only holds a ``README.txt`` saying so.
+``game_classes.csv``); ``mode: http`` lets the players play the Deep Reveal web application
+(in-process) and writes the game's own export (``guesses.csv``, ``players.csv``, …, plus
+``translations.csv`` and the game database); see :mod:`inviz.game.simulate`. With
+``labels_simulate.enabled: false`` (the paper profile, which brings real exports) the folder only
+holds a ``README.txt`` saying so.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ DISABLED_NOTE = (
 PATHS = {
     "--extract": "extraction folder written by 'inviz extract'",
     "--manifest": "masks manifest written by 'inviz masks'",
+    "--masks": "folder of the masked-image zips written by 'inviz masks' (http mode serves them)",
     "--selected": "selected images CSV (image paths)",
     "--images": "dataset folder written by 'inviz data'",
     "--parts": "ground-truth part masks written by 'inviz data'",
@@ -40,6 +44,10 @@ PATHS = {
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
     import pandas as pd
 
     from inviz.core.config import load_section
@@ -53,8 +61,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.game.manifest import read_manifest
     from inviz.game.reveal import RevealConfig
     from inviz.game.simulate.config import SimulateConfig
-    from inviz.game.simulate.run import simulate_game
-    from inviz.game.simulate.tables import write_export
+    from inviz.game.simulate.run import WebGame, simulate_game, write_simulation
+    from inviz.game.web.config import GameConfig
 
     cfg, reveal_cfg, import_cfg, tracking = load_params(
         args.params,
@@ -80,6 +88,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     manifest = read_manifest(args.manifest)
     maps = load_cluster_maps(args.extract, manifest, reveal_cfg.map_kind)
     selected = pd.read_csv(args.selected, dtype={"sample_id": str, "path": str})
+    web = None
+    if cfg.mode == "http":
+        workdir = Path(tempfile.mkdtemp(prefix="inviz-sim-"))
+        web = WebGame(Path(args.masks), load_section(args.params, "game", GameConfig), workdir)
     sim = simulate_game(
         manifest,
         maps,
@@ -91,13 +103,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cfg,
         reveal_cfg,
         import_cfg.max_text_length,
+        web,
     )
-    write_export(args.out, sim.export, sim.games, import_cfg.files)
+    write_simulation(args.out, sim, import_cfg.files)
+    if web is not None:
+        shutil.rmtree(web.workdir, ignore_errors=True)
     metrics = sim.metrics
     write_json(args.metrics, metrics)
-    with stage_run("labels_simulate", tracking, {"labels_simulate": cfg}) as tr:
+    logged = {"labels_simulate": cfg, **({"game": web.game} if web is not None else {})}
+    with stage_run("labels_simulate", tracking, logged) as tr:
         tr.log_metrics({k: v for k, v in metrics.items() if not isinstance(v, dict)})
-        tr.log_metrics(metrics["defects"], prefix="defects")
+        for key, value in metrics.items():
+            if isinstance(value, dict):
+                tr.log_metrics(value, prefix=key)
     log.info(
         "labels_simulate: %d players, %d games, %d texts (accuracy %.2f)",
         metrics["n_players"],

@@ -86,12 +86,12 @@ def detect_format(game_dir: Path, cfg: ImportConfig) -> str:
     if (game_dir / cfg.files.features).is_file():
         return "authors"
     raise GameExportError(
-        f"no game export in {game_dir}/ yet (labels_import.source_dir): expected {cfg.files.guesses} "
-        f"(canonical format) or {cfg.files.features} + {cfg.files.resigns} + {cfg.files.no_text} "
-        "(the authors' layout). The pipeline stops here until people have played Deep Reveal on the "
-        "masked images of the masks stage (data/masks/, listed in data/masks.csv): put the game's "
-        f"export into {game_dir}/ (or set labels_import.source_dir), then run dvc repro again; every "
-        "stage before this one is done and will not re-run. See README 'Label game data'."
+        f"{game_dir}: no game export found; expected {cfg.files.guesses} (canonical format) or "
+        f"{cfg.files.features} (+ {cfg.files.resigns}, {cfg.files.no_text}; the authors' layout). "
+        "Collect labels with the game: 'inviz game serve --params params.yaml' (people play), then "
+        f"'inviz game export --params params.yaml' (writes {game_dir}), then 'dvc repro' again; "
+        "every stage before this one is done and will not re-run "
+        '(README "The label game")'
     )
 
 

@@ -106,7 +106,7 @@ CANONICAL = Layout(
         "text",
         "language",
     ),
-    optional=_same("text_en", "passed_screening"),
+    optional=_same("text_en", "passed_screening", "start_level", "level"),
     nonempty=("guess_id", "cluster_id", "true_class", "kind"),
     nonempty_unless_resign=("guessed_class", "hints"),
 )
@@ -151,8 +151,12 @@ NO_TEXT = Layout(
     distinct_without_guess_id=True,
 )
 
-#: Optional ``players.csv``: players who failed the screening images.
-PLAYERS = Layout(required=_same("player_id", "passed_screening"))
+#: Optional ``players.csv``: players who failed the screening images (the game's export adds what
+#: the players told at sign-up and their counts).
+PLAYERS = Layout(
+    required=_same("player_id", "passed_screening"),
+    optional=_same("ai_background", "language", "rounds", "points", "screening_rounds", "screening_failures"),
+)
 
 #: Optional ``translations.csv``: manual translations passed on to label analysis.
 TRANSLATIONS = Layout(required=_same("text", "language", "translation"), optional=_same("context"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from inviz.core.checks import check_pair, check_unit
 
@@ -12,6 +13,10 @@ class SimulateConfig:
     """``labels_simulate`` section (demo only).
 
     enabled : run the simulation (the paper profile leaves it off and brings real exports).
+    mode : ``direct`` (the simulator deals the maps and writes an export in the authors' layout) or
+        ``http`` (the players play the Deep Reveal web application, :mod:`inviz.game.web`, which
+        deals the maps, screens the players and writes the export; ``game.*`` then sets the maps'
+        plays, the offered classes, screening and start levels).
     seed : seeds every draw.
     n_players : size of the player pool. plays_per_map : games played on each cluster map
         (players drawn without replacement from the pool).
@@ -38,6 +43,7 @@ class SimulateConfig:
     """
 
     enabled: bool = False
+    mode: Literal["direct", "http"] = "direct"
     seed: int = 432
     n_players: int = 60
     plays_per_map: int = 5

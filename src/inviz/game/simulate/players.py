@@ -127,11 +127,25 @@ class GameMap:
     colours: Mapping[str, str | None]
 
 
+def game_base(guess_id: str, p: Player, m: GameMap) -> dict[str, Any]:
+    """Return the columns of :data:`GAME_COLUMNS` that one game's rows share: guess, player, map."""
+    return {
+        "player_id": p.player_id,
+        "cluster_id": m.cluster_id,
+        "image": m.image,
+        "image_file": m.image_file,
+        "layer": m.layer,
+        "cluster": m.cluster,
+        "label": m.label,
+        "guess_id": guess_id,
+    }
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _decide(
+def decide(
     m: GameMap,
     p: Player,
     offered: list[int],
@@ -140,17 +154,21 @@ def _decide(
     cfg: SimulateConfig,
     vocabulary: Sequence[str],
     rng: np.random.Generator,
+    start: int = 0,
 ) -> tuple[int | None, int, set[str]]:
-    """One game's course (steps 2-3, 5): the guessed class (None: resign), the level, the parts seen."""
+    """One game's course (steps 2-3, 5): the guessed class (None: resign), the level, the parts seen.
+
+    ``start`` is the level the game opens at (0: the first view; the web game may start higher).
+    """
     u = rng.random(len(m.parts))
     halluc = str(rng.choice(vocabulary)) if rng.random() < cfg.hallucination else None
-    guessed, level, seen = None, 0, set()
+    guessed, level, seen = None, start, set()
     if not p.trustworthy:
-        level = int(rng.integers(n_levels))
+        level = int(rng.integers(start, n_levels))
         guessed = int(rng.choice(offered))
         seen = {str(rng.choice(vocabulary))}
         return guessed, level, seen
-    for level in range(n_levels):
+    for level in range(start, n_levels):
         prob = p.skill * _sigmoid(cfg.see_sharpness * (m.coverage[level] - cfg.see_threshold))
         seen = {part for part, ui, pr in zip(m.parts, u, prob, strict=False) if ui < pr}
         if halluc:
@@ -173,7 +191,7 @@ def _decide(
     return guessed, level, seen
 
 
-def _game_rows(
+def game_rows(
     base: dict[str, Any],
     m: GameMap,
     p: Player,
@@ -283,18 +301,9 @@ def play(
             drawn = rng.choice(others, size=min(cfg.n_choices - 1, len(others)), replace=False)
             offered = sorted([m.label, *drawn.tolist()])
             guess_no += 1
-            base = {
-                "player_id": p.player_id,
-                "cluster_id": m.cluster_id,
-                "image": m.image,
-                "image_file": m.image_file,
-                "layer": m.layer,
-                "cluster": m.cluster,
-                "label": m.label,
-                "guess_id": f"g{guess_no:06d}",
-            }
-            decision = _decide(m, p, offered, class_parts, n_levels, cfg, vocabulary, rng)
-            rows += _game_rows(
+            base = game_base(f"g{guess_no:06d}", p, m)
+            decision = decide(m, p, offered, class_parts, n_levels, cfg, vocabulary, rng)
+            rows += game_rows(
                 base, m, p, decision, n_levels, class_parts, class_names, cfg, rng, phrases, colour_words
             )
     return pd.DataFrame(rows, columns=GAME_COLUMNS), players

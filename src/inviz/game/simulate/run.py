@@ -2,8 +2,11 @@
 
 :func:`simulate_game` is what the ``labels_simulate`` stage runs: it measures what the game shows
 of each ground-truth part (:func:`inviz.game.coverage.maps_part_coverage`), reads each part's
-colour from its image, lets the players play (:func:`~inviz.game.simulate.players.play`) and lays
-the games out as the authors' export (:func:`~inviz.game.simulate.tables.to_export`).
+colour from its image and lets the players play: in ``direct`` mode the simulator deals the maps
+(:func:`~inviz.game.simulate.players.play`) and lays the games out as the authors' export
+(:func:`~inviz.game.simulate.tables.to_export`); in ``http`` mode they play the Deep Reveal web
+application (:func:`~inviz.game.simulate.http.play_http`), whose own export is the result.
+:func:`write_simulation` writes either.
 """
 
 from __future__ import annotations
@@ -16,13 +19,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from inviz.core.errors import InvizError
 from inviz.data.parts import PartMasks
 from inviz.game.coverage import Coverage, maps_part_coverage
-from inviz.game.export import cluster_table, game_classes_frame
+from inviz.game.export import ImportFiles, cluster_table, game_classes_frame
 from inviz.game.reveal import RevealConfig
 from inviz.game.simulate.config import SimulateConfig
+from inviz.game.simulate.http import HttpGame, http_summary, play_http, write_http_export
 from inviz.game.simulate.players import GameMap, Player, part_colour, play
-from inviz.game.simulate.tables import Export, summary, to_export
+from inviz.game.simulate.tables import (
+    TRUTH_FILE,
+    Export,
+    manual_translations,
+    summary,
+    to_export,
+    write_export,
+)
 from inviz.game.simulate.vocabulary import COLOUR_PHRASES, PART_PHRASES
 
 
@@ -31,13 +43,25 @@ class Simulation:
     """What :func:`simulate_game` produced.
 
     games : one row per typed text / guess without text / resign (the audit ``truth.csv``).
-    players : the player pool. export : the authors' export tables. metrics : :func:`summary`.
+    players : the player pool. export : the authors' export tables (``direct``) or the game that
+    was played (``http``: :class:`~inviz.game.simulate.http.HttpGame`). translations : manual
+    translations (``http``; ``direct`` keeps them in ``export``). metrics : what happened.
     """
 
     games: pd.DataFrame
     players: list[Player]
-    export: Export
+    export: Export | HttpGame
     metrics: dict[str, Any]
+    translations: pd.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class WebGame:
+    """What ``http`` mode needs: the masks' zips, the ``game`` section, a folder for the database."""
+
+    masks_dir: Path
+    game: Any
+    workdir: Path | None = None
 
 
 def _read_rgb(path: Path) -> np.ndarray:
@@ -90,6 +114,7 @@ def simulate_game(
     cfg: SimulateConfig,
     reveal_cfg: RevealConfig,
     max_text_length: int,
+    web: WebGame | None = None,
 ) -> Simulation:
     """Let the simulated players play every cluster map of the masks manifest.
 
@@ -116,6 +141,8 @@ def simulate_game(
         The ``masks`` section (reveal levels and blur).
     max_text_length : int
         ``labels_import.max_text_length`` (over-long defect texts exceed it).
+    web : WebGame, optional
+        The web game to play (``cfg.mode == "http"``).
 
     Returns
     -------
@@ -134,6 +161,70 @@ def simulate_game(
     colours = {k: v for k, v in palette.items() if k in COLOUR_PHRASES}
     paths = dict(zip(selected["sample_id"], selected["path"], strict=False))
     game_maps = _game_maps(clusters, coverage, parts, Path(images_dir), paths, colours)
+    if cfg.mode == "http":
+        return _simulate_http(
+            manifest, game_maps, class_parts, names, game_classes, parts.vocabulary, cfg, max_text_length, web
+        )
     games, players = play(game_maps, class_parts, names, cfg, PART_PHRASES, COLOUR_PHRASES, parts.vocabulary)
     export = to_export(games, players, game_classes, cfg, max_text_length)
     return Simulation(games, players, export, summary(games, players, export))
+
+
+def _simulate_http(
+    manifest: pd.DataFrame,
+    game_maps: list[GameMap],
+    class_parts: list[Any],
+    names: list[str],
+    game_classes: pd.DataFrame,
+    vocabulary: Sequence[str],
+    cfg: SimulateConfig,
+    max_text_length: int,
+    web: WebGame | None,
+) -> Simulation:
+    """Play through the web game (``http`` mode)."""
+    from inviz.game.export import ClassMap
+    from inviz.game.web.content import GameContent
+
+    if web is None:
+        raise InvizError("labels_simulate.mode http needs the masks' zips and the game section")
+    content = GameContent(manifest, web.masks_dir, ClassMap(game_classes))
+    try:
+        game = play_http(
+            game_maps,
+            content,
+            class_parts,
+            names,
+            cfg,
+            web.game,
+            PART_PHRASES,
+            COLOUR_PHRASES,
+            vocabulary,
+            max_text_length,
+            web.workdir,
+        )
+    finally:
+        content.close()
+    feats = game.games[game.games["kind"] == "feature"]
+    translations = manual_translations(feats, cfg, np.random.default_rng([cfg.seed, 1]))
+    return Simulation(game.games, game.players, game, http_summary(game, translations), translations)
+
+
+def write_simulation(out: str | Path, sim: Simulation, files: ImportFiles) -> Path:
+    """Write a simulation's export into folder ``out`` (replaced atomically), whichever its mode.
+
+    Parameters
+    ----------
+    out : str or Path
+        The game folder (``labels_import.source_dir`` of the demo).
+    sim : Simulation
+        From :func:`simulate_game`.
+    files : ImportFiles
+        ``labels_import.files`` (the authors' layout's file names).
+
+    Returns
+    -------
+    Path
+    """
+    if isinstance(sim.export, HttpGame):
+        return write_http_export(out, sim.export, sim.translations, TRUTH_FILE)
+    return write_export(out, sim.export, sim.games, files)

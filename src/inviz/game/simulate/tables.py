@@ -93,7 +93,7 @@ def _inject_defects(
     return features, defects
 
 
-def _translations(feats: pd.DataFrame, cfg: SimulateConfig, rng: np.random.Generator) -> pd.DataFrame:
+def manual_translations(feats: pd.DataFrame, cfg: SimulateConfig, rng: np.random.Generator) -> pd.DataFrame:
     """Manual translations of a ``cfg.translation_coverage`` share of the distinct non-English texts."""
     it = feats[feats["language"] != "en"][["text", "language", "text_en_clean"]].drop_duplicates("text")
     it = it[it["text"].str.strip() != ""].sort_values("text")
@@ -163,7 +163,7 @@ def to_export(
             "passed_screening": [str(p.passed_screening).lower() for p in players],
         }
     )
-    translations = _translations(feats, cfg, rng)
+    translations = manual_translations(feats, cfg, rng)
     classes = game_classes[["game_id", "game_name", "class_folder", "class_name"]]
     return Export(
         features, no_text.reset_index(drop=True), resigns, players_t, translations, classes, defects
