@@ -86,7 +86,8 @@ def detect_format(game_dir: Path, cfg: ImportConfig) -> str:
     if (game_dir / cfg.files.features).is_file():
         return "authors"
     raise GameExportError(
-        f"{game_dir}: no game export found; expected {cfg.files.guesses} (canonical format) or "
+        f"no game export in {game_dir}/ yet (labels_import.source_dir): expected {cfg.files.guesses} "
+        "(canonical format) or "
         f"{cfg.files.features} (+ {cfg.files.resigns}, {cfg.files.no_text}; the authors' layout). "
         "Collect labels with the game: 'inviz game serve --params params.yaml' (people play), then "
         f"'inviz game export --params params.yaml' (writes {game_dir}), then 'dvc repro' again; "
