@@ -32,6 +32,7 @@ STAGES: dict[str, str] = {
     "survey_import": "survey_import",
     "table2": "table2",
     "compare": "compare",
+    "evaluate": "evaluate",
 }
 
 
