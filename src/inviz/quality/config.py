@@ -143,6 +143,7 @@ class SanityConfig:
     order : ``top_down`` (cascading, Adebayo et al.) | ``independent`` (one layer at a time); the
         layers are randomised by Quantus' ``PyTorchModel.get_random_layer_generator``.
     max_steps : stop after this many randomised layers (null: all, down to the first convolution).
+    min_common : the ARI needs at least this many channels kept by both explanations (fewer: NaN, counted).
     seed : Quantus' randomisation seed.
     """
 
@@ -151,12 +152,14 @@ class SanityConfig:
     layers: tuple[str, ...] | None = None
     order: Literal["top_down", "independent"] = "top_down"
     max_steps: int | None = None
+    min_common: int = 5
     seed: int = 432
 
     def __post_init__(self) -> None:
         """Check the counts."""
         _check_n(self.n_images, "sanity.n_images")
         _check_n(self.max_steps, "sanity.max_steps")
+        check_at_least(self, {"min_common": 2}, "sanity.")
 
 
 @dataclass(frozen=True)

@@ -290,7 +290,11 @@ def markdown_table(table: pd.DataFrame, index_name: str, arrows: bool = False) -
     str
     """
     heads = [
-        f"{c} {'↓' if DIRECTION.get(c) == 'lower' else '↑'}" if arrows and c in DIRECTION else c
+        f"{c} {'↓' if DIRECTION.get(c) == 'lower' else '↑'}"
+        if arrows and c in DIRECTION
+        else f"{c:g}"
+        if isinstance(c, float)
+        else str(c)
         for c in table
     ]
     lines = [f"| {index_name} | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]

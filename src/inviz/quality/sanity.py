@@ -8,8 +8,10 @@ model. The layers with parameters are randomised one after the other from the ou
 After each step INV is re-run (:func:`inviz.fmaps.explain.explain`, the extraction's settings, the
 original targets) and compared, per image and explained layer, with INV of the original model:
 
+- ``n_common``, ``kept_jaccard`` — how many channels both keep, and the Jaccard index of the kept sets;
 - ``ari`` — adjusted Rand index of the cluster assignments of the channels both keep (NaN with
-  fewer than 2 such channels); 1 = same grouping, ~0 = unrelated;
+  fewer than ``min_common`` such channels: two or three points agree by chance too often);
+  1 = same grouping, ~0 = unrelated;
 - ``rho_weights`` — Spearman rho of the weights of every channel of the layer (NaN when one
   vector is constant, e.g. a randomised layer whose logit no longer depends on it);
 - ``ssim`` — SSIM of the layer's composite map (``sum_{C kept} w_C A_C``, upsampled to the input)
@@ -68,8 +70,30 @@ def map_similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(ssim(pa, pb))
 
 
-def assignment_ari(orig: LayerExplanation, rand: LayerExplanation) -> float:
+def assignment_ari(orig: LayerExplanation, rand: LayerExplanation, min_common: int = 2) -> float:
     """Compute the adjusted Rand index of the cluster labels of the channels both records keep.
+
+    Parameters
+    ----------
+    orig, rand : the records of one image and layer.
+    min_common : fewer common channels -> NaN (two or three points agree by chance too often).
+
+    Returns
+    -------
+    float (NaN with fewer than ``max(2, min_common)`` common channels).
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    common, i, j = np.intersect1d(orig.channels, rand.channels, return_indices=True)
+    if len(common) < max(2, min_common):
+        return float("nan")
+    if len(orig.labels) != len(orig.channels) or len(rand.labels) != len(rand.channels):
+        return float("nan")
+    return float(adjusted_rand_score(orig.labels[i], rand.labels[j]))
+
+
+def kept_overlap(orig: LayerExplanation, rand: LayerExplanation) -> tuple[int, float]:
+    """Count the channels both records keep and the Jaccard index of the two kept sets.
 
     Parameters
     ----------
@@ -77,14 +101,11 @@ def assignment_ari(orig: LayerExplanation, rand: LayerExplanation) -> float:
 
     Returns
     -------
-    float (NaN with fewer than 2 common channels).
+    (int, float) : common channels, Jaccard (NaN when neither keeps a channel).
     """
-    from sklearn.metrics import adjusted_rand_score
-
-    common, i, j = np.intersect1d(orig.channels, rand.channels, return_indices=True)
-    if len(common) < 2 or len(orig.labels) != len(orig.channels) or len(rand.labels) != len(rand.channels):
-        return float("nan")
-    return float(adjusted_rand_score(orig.labels[i], rand.labels[j]))
+    a, b = set(orig.channels.tolist()), set(rand.channels.tolist())
+    union = len(a | b)
+    return len(a & b), (len(a & b) / union if union else float("nan"))
 
 
 def all_weights(
@@ -123,6 +144,7 @@ def _compare(
     w_rand: dict[str, np.ndarray] | None,
     layers: Sequence[str],
     size: tuple[int, int],
+    min_common: int = 2,
 ) -> list[dict[str, Any]]:
     rows = []
     for i, rec in enumerate(orig):
@@ -134,10 +156,13 @@ def _compare(
                 "layer": layer,
             }
             if rand is None or w_rand is None:
-                rows.append(row | {"ari": np.nan, "rho_weights": np.nan, "ssim": np.nan})
+                rows.append(
+                    row | {k: np.nan for k in ("n_common", "kept_jaccard", "ari", "rho_weights", "ssim")}
+                )
                 continue
             a, b = rec.layers[layer], rand[i].layers[layer]
-            row["ari"] = assignment_ari(a, b)
+            row["n_common"], row["kept_jaccard"] = kept_overlap(a, b)
+            row["ari"] = assignment_ari(a, b, min_common)
             row["rho_weights"] = spearman(w_orig[layer][i], w_rand[layer][i])
             row["ssim"] = map_similarity(upsample(shown_map(a), size), upsample(shown_map(b), size))
             rows.append(row)
@@ -171,7 +196,8 @@ def mprt(
     Returns
     -------
     DataFrame, one row per step, image and layer: ``step`` (1 = the first randomised layer),
-    ``randomised`` (the module randomised at that step), ``sample_id, layer, ari, rho_weights, ssim``.
+    ``randomised`` (the module randomised at that step), ``sample_id, layer, n_common, kept_jaccard,
+    ari, rho_weights, ssim``.
     """
     from quantus import PyTorchModel
 
@@ -199,7 +225,7 @@ def mprt(
         except (InvizError, FloatingPointError) as err:  # e.g. non-finite activations of a random model
             log.warning("MPRT step %d (%s): INV failed on the randomised model: %s", step + 1, name, err)
             rand, w_rand = None, None
-        rows += _compare(step + 1, name, orig, rand, w_orig, w_rand, layers, size)
+        rows += _compare(step + 1, name, orig, rand, w_orig, w_rand, layers, size, cfg.min_common)
     return pd.DataFrame(rows)
 
 

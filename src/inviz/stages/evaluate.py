@@ -59,10 +59,15 @@ def _records(args: argparse.Namespace) -> tuple[Any, list[Any], int]:
     from inviz.stages.extract import read_selected
 
     selected = read_selected(args.selected)
-    by_id = {r.sample_id: r for r in load_results(args.extract).explanations()}
+    try:
+        by_id = {r.sample_id: r for r in load_results(args.extract).explanations()}
+    except FileNotFoundError as err:
+        raise InvizError(str(err)) from err
     keep = selected["sample_id"].isin(by_id)
     if not keep.any():
-        raise InvizError(f"{args.extract}: no INV record for any image of {args.selected} (run 'inviz extract')")
+        raise InvizError(
+            f"{args.extract}: no INV record for any image of {args.selected} (run 'inviz extract')"
+        )
     rows = selected[keep].reset_index(drop=True)
     return rows, [by_id[s] for s in rows["sample_id"]], int((~keep).sum())
 
@@ -77,7 +82,9 @@ def _background(args: argparse.Namespace, exclude: Any, survey: Any, transform: 
     index = read_index(args.index)
     rows = index[(index["split"] == survey.shap_background_split) & ~index["sample_id"].isin(exclude)]
     if len(rows) > survey.shap_background:
-        pick = np.sort(np.random.default_rng(survey.seed).choice(len(rows), survey.shap_background, replace=False))
+        pick = np.sort(
+            np.random.default_rng(survey.seed).choice(len(rows), survey.shap_background, replace=False)
+        )
         rows = rows.iloc[pick]
     data = IndexedImageDataset(rows, args.images, transform)
     return torch.stack([data[i]["image"] for i in range(len(data))])
@@ -94,6 +101,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.models.checkpoint import load_checkpoint
     from inviz.quality.config import EvaluateConfig
     from inviz.quality.run import EvaluationInputs, evaluate
+    from inviz.stages.extract import _set_threads
     from inviz.survey.panels import SurveyConfig
 
     cfg, extract_cfg, survey_cfg, reveal_cfg, tracking = load_params(
@@ -103,8 +111,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ("survey", SurveyConfig),
         ("masks", RevealConfig),
     )
-    if cfg.run.threads:
-        torch.set_num_threads(cfg.run.threads)
+    _set_threads(cfg.run.threads)  # torch and numba (INV's t-SNE): one OpenMP runtime, set both
     loaded = load_checkpoint(args.model)
     mc = loaded.config
     rows, records, n_missing = _records(args)
@@ -113,7 +120,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     images = torch.stack([data[i]["image"] for i in range(len(data))])
     methods = {*cfg.pixel.methods, *cfg.road.methods, *cfg.localization.methods}
     background = (
-        _background(args, rows["sample_id"], survey_cfg, transform) if "SHAP (Gradient Explainer)" in methods else None
+        _background(args, rows["sample_id"], survey_cfg, transform)
+        if "SHAP (Gradient Explainer)" in methods
+        else None
     )
     parts = PartMasks.load(args.parts)
     inputs = EvaluationInputs(
@@ -123,7 +132,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with stage_run("evaluate", tracking, {"evaluate": cfg}, tags={"model_sha256": loaded.sha256}) as tr:
         result = evaluate(inputs, cfg)
         metrics = _write(args, result, n_missing, tr)
-    log.info("evaluate: %d images, %.1f s; headline %s", len(records), metrics["seconds_total"], metrics["headline"])
+    log.info(
+        "evaluate: %d images, %.1f s; headline %s",
+        len(records),
+        metrics["seconds_total"],
+        metrics["headline"],
+    )
     return metrics
 
 
