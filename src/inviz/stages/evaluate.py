@@ -1,4 +1,4 @@
-"""``inviz evaluate``: explanation quality of INV beside Grad-CAM, LIME, SHAP and a random map (docs/method.md §8).
+"""``inviz evaluate``: quality of INV's explanations beside Grad-CAM, LIME, SHAP, a random map (§8).
 
 Inputs: the extraction folder (``inviz extract``: the INV records), the selected images, the model,
 the dataset index (SHAP's background images, as the survey draws them) and the part masks (``inviz
@@ -53,7 +53,7 @@ TABLES = {
 
 
 def _records(args: argparse.Namespace) -> tuple[Any, list[Any], int]:
-    """The selected rows that have INV records, in selected order, their records and the count left out."""
+    """Return the selected rows with INV records (selected order), their records and the count left out."""
     from inviz.core.errors import InvizError
     from inviz.fmaps.store import load_results
     from inviz.stages.extract import read_selected
@@ -73,7 +73,7 @@ def _records(args: argparse.Namespace) -> tuple[Any, list[Any], int]:
 
 
 def _background(args: argparse.Namespace, exclude: Any, survey: Any, transform: Any) -> Any:
-    """SHAP's background images: ``shap_background`` seeded draws of the survey's split, explained images excluded."""
+    """Draw SHAP's background images: ``shap_background`` of the survey's split, explained images excluded."""
     import numpy as np
     import torch
 
