@@ -127,6 +127,10 @@ def test_every_measure_runs_and_tables_are_deterministic(world):
     md = evaluation_markdown(first)
     assert "## Headline: method x metric" in md and "| INV |" in md and "MPRT" in md
     assert first.example_maps and len(first.example_images) == 2
+    from inviz.quality.figures import evaluation_figures
+
+    figures = evaluation_figures(first)
+    assert set(figures) == {"headline", "curves", "road", "concept", "sanity", "localization", "examples"}
     # the headline INV map of an image is its kept clusters' weighted sum: random-map deletion AUC differs
     pix = first.pixel_auc
     assert sorted(pix[(pix["method"] == "INV")]["layer"].unique()) == LAYERS

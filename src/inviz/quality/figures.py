@@ -159,13 +159,8 @@ def sanity_figure(result: EvaluationResult) -> Any | None:
     steps = s.groupby("step")[["ari", "rho_weights", "ssim"]].mean()
     names = s.groupby("step")["randomised"].first()
     fig, ax = plt.subplots(figsize=(4.6, 2.8))
-    pal = palette(4)
-    for col, colour, label in zip(
-        ("ari", "rho_weights", "ssim"),
-        pal,
-        ("INV ARI of clusters", "INV rho of weights", "INV SSIM of map"),
-        strict=True,
-    ):
+    series = {"ari": "INV ARI of clusters", "rho_weights": "INV rho of weights", "ssim": "INV SSIM of map"}
+    for (col, label), colour in zip(series.items(), palette(len(series)), strict=True):
         ax.plot(steps.index, steps[col], marker="o", ms=2.5, color=colour, label=label)
     if result.sanity_gradcam is not None and not result.sanity_gradcam.empty:
         gc = result.sanity_gradcam.groupby("step")["ssim"].mean()
