@@ -2,8 +2,8 @@
 
 Run from the project root; ``--profile demo`` (default) works offline on the synthetic data,
 ``--profile paper`` on the paper configuration. Every variant is one queued DVC experiment
-``abl-<sweep>-<variant>`` that runs the pipeline up to ``--target`` (default ``labels_analyze``:
-Table 1 and the label outcomes; ``compare`` for everything)::
+``abl-<sweep>-<variant>`` that runs the pipeline up to ``--target`` (default ``labels_analyze,evaluate``:
+Table 1, the label outcomes and the explanation quality; ``compare`` for everything)::
 
     .venv/bin/python experiments/ablations.py list
     .venv/bin/python experiments/ablations.py queue --sweep k_range --sweep prune   # dvc exp run --queue ...
@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", choices=["demo", "paper"], default="demo")
     p.add_argument("--sweep", action="append", help="sweep name (repeatable; default: every sweep)")
     p.add_argument(
-        "--target", default="labels_analyze", help="last stage each experiment runs ('' = whole pipeline)"
+        "--target",
+        default="labels_analyze,evaluate",
+        help="stage(s) each experiment runs up to, comma-separated ('' = whole pipeline)",
     )
     p.add_argument("--jobs", type=int, default=1, help="parallel queue workers (dvc queue start -j)")
     p.add_argument("--out", default=None, help="report folder (default: <profile folder>/reports/ablations)")
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{'':12s}{v.name:8s} {json.dumps(dict(v.overrides))}")
         return 0
     if args.command in ("queue", "run"):
-        for cmd in queue_commands(sweeps, args.target or None):
+        for cmd in queue_commands(sweeps, [t for t in args.target.split(",") if t] or None):
             sh(cmd, cwd)
         if args.command == "run":
             sh(["dvc", "queue", "start", "-j", str(args.jobs)], cwd)
@@ -116,6 +118,17 @@ def main(argv: list[str] | None = None) -> int:
                 "leftover_weight",
                 "n_cluster_maps_kept",
                 "closed_loop_accuracy",
+                *[
+                    c
+                    for c in (
+                        "concept_rho",
+                        "beat_random_rate",
+                        "completeness",
+                        "deletion_auc",
+                        "pointing_game",
+                    )
+                    if c in frame
+                ],
             ]
         ].to_string(index=False)
     )

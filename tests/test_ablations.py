@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 import yaml
 
 from inviz.comparison.ablations import (
@@ -57,8 +58,10 @@ def test_commands():
         "-S",
         "extract.prune=false",
         "labels_analyze",
+        "evaluate",
     ]
     assert len(cmds) == 3 and queue_commands(["prune"], None)[0][-1] == "extract.prune=false"
+    assert queue_commands(["prune"], "labels_analyze")[0][-1] == "labels_analyze"
 
 
 def exp_record(name, rev, k_min, clusters, labelled):
@@ -83,6 +86,9 @@ def exp_record(name, rev, k_min, clusters, labelled):
                         "n_merged_maps": 50,
                         "closed_loop": {"accuracy": 0.8},
                     }
+                },
+                "demo/metrics/evaluate.json": {
+                    "data": {"headline": {"concept_rho": 0.1 * k_min, "deletion_auc": 0.5 - 0.01 * k_min}}
                 },
             },
         },
@@ -112,6 +118,8 @@ def test_collect():
     )
     assert row["block5_conv3.leftover_clusters"] == 3.5 and row["n_cluster_maps_kept"] == 102
     assert row["n_cluster_maps_labelled"] == 88 and row["closed_loop_accuracy"] == 0.8
+    assert row["concept_rho"] == pytest.approx(0.2) and row["deletion_auc"] == pytest.approx(0.48)
+    assert pd.isna(row["pointing_game"])  # not measured (no evaluate value)
     assert collect([]).empty
 
 
@@ -121,6 +129,12 @@ def test_report(tmp_path):
     assert "## k_range" in md and "| 4-10 | `abl-k_range-4-10` | 4.5 (+1) |" in md
     assert md.index("`abl-k_range-2-6`") < md.index("`abl-k_range-4-10`")  # in the sweep's order
     assert "| 104 (+1) |" in md  # counts as integers
+    assert "## Which variant explains best" in md
+    assert (
+        "concept deletion rho (w_C vs logit drop) (higher is better): best k_range 4-10 (0.4); baseline 0.3"
+        in md
+    )
+    assert "deletion AUC of INV (lower is better): best k_range 4-10 (0.46); baseline 0.47" in md
     files = write_report(frame, tmp_path / "abl")
     assert [f.name for f in files] == ["ablations.csv", "ablations.md", "k_range.png"]
     assert (tmp_path / "abl" / "k_range.pdf").is_file()

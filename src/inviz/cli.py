@@ -33,6 +33,7 @@ STAGES: dict[str, str] = {
     "survey_import": "survey_import",
     "table2": "table2",
     "compare": "compare",
+    "evaluate": "evaluate",
 }
 
 #: Command groups next to the stages: name -> module with ``HELP`` and ``add_arguments(parser)``,

@@ -9,8 +9,10 @@ the ready ones; ``experiments/ablations.py`` queues and runs them and calls :fun
 :func:`collect` turns the experiments into one row each: name, sweep and variant (from the
 experiment name ``abl-<sweep>-<variant>``), the swept parameter values, and the outcomes —
 Table 1 aggregates (mean over layers of leftover clusters / feature maps / weight, and per
-layer), cluster-map counts, and label outcomes (maps labelled, merged maps, closed-loop accuracy
-on the synthetic demo). :func:`write_report` writes ``ablations.csv``, ``ablations.md`` and one
+layer), cluster-map counts, label outcomes (maps labelled, merged maps, closed-loop accuracy
+on the synthetic demo) and explanation quality (the ``evaluate`` stage's headline:
+concept-deletion rho, beat-random rate, completeness, INV's deletion AUC and pointing game;
+:data:`QUALITY`). :func:`write_report` writes ``ablations.csv``, ``ablations.md`` and one
 seaborn figure per sweep (each outcome against the variant, the baseline marked).
 """
 
@@ -91,6 +93,21 @@ OUTCOMES: dict[str, str] = {
     "n_cluster_maps_labelled": "labelled cluster maps",
     "n_merged_maps": "merged cluster maps",
     "closed_loop_accuracy": "closed loop: top label names a covered part",
+    # explanation quality (the ``evaluate`` stage's headline block, docs/method.md §8)
+    "concept_rho": "concept deletion rho (w_C vs logit drop)",
+    "beat_random_rate": "heaviest cluster beats random groups",
+    "completeness": "completeness loss (0 = none)",
+    "deletion_auc": "deletion AUC of INV",
+    "pointing_game": "pointing game of INV",
+}
+
+#: the quality outcomes and their better direction (which variant explains best)
+QUALITY: dict[str, str] = {
+    "concept_rho": "higher",
+    "beat_random_rate": "higher",
+    "completeness": "lower",
+    "deletion_auc": "lower",
+    "pointing_game": "higher",
 }
 
 _EXP_NAME = re.compile(r"^abl-(?P<sweep>[a-z0-9_]+)-(?P<variant>.+)$")
@@ -109,8 +126,15 @@ def set_arguments(variant: Variant) -> list[str]:
     return args
 
 
-def queue_commands(sweeps: Iterable[str], target: str | None = "labels_analyze") -> list[list[str]]:
-    """Build the ``dvc exp run --queue`` command of every variant of ``sweeps``."""
+def queue_commands(
+    sweeps: Iterable[str], target: str | Sequence[str] | None = ("labels_analyze", "evaluate")
+) -> list[list[str]]:
+    """Build the ``dvc exp run --queue`` command of every variant of ``sweeps``.
+
+    ``target``: the stage(s) each experiment runs up to (default: the label outcomes and the
+    explanation quality), or None for the whole pipeline.
+    """
+    targets = [target] if isinstance(target, str) else list(target or [])
     cmds = []
     for sweep in sweeps:
         if sweep not in SWEEPS:
@@ -125,7 +149,7 @@ def queue_commands(sweeps: Iterable[str], target: str | None = "labels_analyze")
                     "-n",
                     experiment_name(sweep, v),
                     *set_arguments(v),
-                    *([target] if target else []),
+                    *targets,
                 ]
             )
     return cmds
@@ -183,6 +207,7 @@ def collect(exp_show: Any, keys: Sequence[str] | None = None, folder: str = "") 
         params = _file_data(data.get("params"), f"{folder}params.yaml")
         ext = _file_data(data.get("metrics"), f"{folder}metrics/extract.json")
         lab = _file_data(data.get("metrics"), f"{folder}metrics/labels_analyze.json")
+        quality = _file_data(data.get("metrics"), f"{folder}metrics/evaluate.json").get("headline") or {}
         name = str(rec["name"] or rec["rev"] or "")
         m = _EXP_NAME.match(name)
         row: dict[str, Any] = {
@@ -204,6 +229,8 @@ def collect(exp_show: Any, keys: Sequence[str] | None = None, folder: str = "") 
         row["n_cluster_maps_labelled"] = lab.get("n_cluster_maps_labelled")
         row["n_merged_maps"] = lab.get("n_merged_maps")
         row["closed_loop_accuracy"] = (lab.get("closed_loop") or {}).get("accuracy")
+        for col in QUALITY:
+            row[col] = quality.get(col)
         if any(row[c] is not None for c in OUTCOMES):
             rows.append(row)
     frame = pd.DataFrame(rows)
@@ -301,7 +328,38 @@ def report_markdown(frame: pd.DataFrame) -> str:
                     cells.append(num(v))
             lines.append(f"| {r.variant} | `{r.name}` | " + " | ".join(cells) + " |")
         lines.append("")
+    best = best_variants(frame)
+    if best:
+        lines += ["## Which variant explains best", "", *[f"- {b}" for b in best], ""]
     return "\n".join(lines)
+
+
+def best_variants(frame: pd.DataFrame) -> list[str]:
+    """One sentence per quality outcome: the best experiment (baseline included) and the baseline's value.
+
+    Parameters
+    ----------
+    frame : the output of :func:`collect`.
+
+    Returns
+    -------
+    list of str (empty without quality outcomes).
+    """
+    out = []
+    for col, better in QUALITY.items():
+        if col not in frame or frame[col].isna().all():
+            continue
+        values = frame[col].astype(float)
+        i = values.idxmax() if better == "higher" else values.idxmin()
+        base = frame.loc[frame["sweep"] == "baseline", col].astype(float)
+        name = (
+            "baseline"
+            if frame.loc[i, "sweep"] == "baseline"
+            else f"{frame.loc[i, 'sweep']} {frame.loc[i, 'variant']}"
+        )
+        text = f"{OUTCOMES[col]} ({better} is better): best {name} ({values[i]:.3g})"
+        out.append(text + (f"; baseline {base.iloc[0]:.3g}" if len(base) and pd.notna(base.iloc[0]) else ""))
+    return out
 
 
 def write_report(frame: pd.DataFrame, out: str | Path) -> list[Path]:
