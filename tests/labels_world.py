@@ -153,6 +153,7 @@ def write_params(path: Path, game_dir: Path, class_map: Path, **overrides) -> Pa
         "labels_simulate": {**demo["labels_simulate"], "n_players": 20, "plays_per_map": 4},
         "labels_import": {**demo["labels_import"], "source_dir": str(game_dir), "class_map": str(class_map)},
         "labels_analyze": {**demo["labels_analyze"], "progress": False},
+        "narratives": demo["narratives"],
     }
     for section, values in overrides.items():
         params[section] = {**params.get(section, {}), **values}

@@ -1,12 +1,12 @@
 import pytest
 
-from inviz.cli import STAGES, build_parser, main
+from inviz.cli import COMMANDS, STAGES, build_parser, main
 
 
 def test_every_stage_has_a_subcommand():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "stage")
-    assert set(sub.choices) == set(STAGES)
+    assert set(sub.choices) == set(STAGES) | set(COMMANDS)
 
 
 def test_wrong_param_type_is_a_clear_error(tmp_path, capsys):

@@ -97,6 +97,8 @@ def run_global(w, out, params, cache, dest, model=None):
             str(w["index"]),
             "--cav-cache",
             str(cache),
+            "--transfer",
+            str(cache.parent / "transfer"),
             "--out",
             str(dest),
             "--metrics",

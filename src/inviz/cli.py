@@ -25,6 +25,7 @@ STAGES: dict[str, str] = {
     "labels_simulate": "labels_simulate",
     "labels_import": "labels_import",
     "labels_analyze": "labels_analyze",
+    "transfer": "transfer",
     "figures": "figures",
     "global": "global_explain",
     "explorer": "explorer",
@@ -32,6 +33,11 @@ STAGES: dict[str, str] = {
     "survey_import": "survey_import",
     "table2": "table2",
     "compare": "compare",
+}
+
+#: commands that are not pipeline stages (no ``--params`` / path protocol): name -> module in ``inviz.stages``
+COMMANDS: dict[str, str] = {
+    "explain": "explain",
 }
 
 
@@ -61,7 +67,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the ``inviz`` parser: one sub-command per stage of :data:`STAGES`, with its options."""
+    """Build the ``inviz`` parser: one sub-command per stage of :data:`STAGES` and per :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(prog="inviz", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
@@ -72,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         add_paths(p, getattr(mod, "PATHS", {}))
         if hasattr(mod, "add_arguments"):
             mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    for name, module in COMMANDS.items():
+        mod = importlib.import_module(f"inviz.stages.{module}")
+        p = sub.add_parser(name, help=mod.HELP, description=mod.__doc__)
+        mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
 

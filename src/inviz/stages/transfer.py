@@ -150,7 +150,7 @@ def _extra_lines(metrics: dict[str, Any]) -> list[str]:
         f"{more.get('chosen', 0)} correctly classified test-pool images (of {more.get('pool', 0)} unplayed) "
         f"explained with the same extract settings in {more.get('seconds_extract', 0):.1f} s "
         f"({more.get('seconds_per_image') or 0:.3f} s per image); {more.get('n_maps', 0)} cluster maps, "
-        f"{100 * more.get('share_labelled', 0):.1f} % labelled, {100 * more.get('share_confident', 0):.1f} % "
-        f"at or above the confidence threshold (mean confidence {more.get('mean_confidence', 0):.3f}, "
-        f"mean coverage {more.get('mean_coverage', 0):.3f}).",
+        f"{100 * more.get('share_labelled', 0):.1f} % labelled; confidence quartiles "
+        f"{', '.join(f'{q:.2f}' for q in more.get('confidence_quartiles', []))}, mean coverage "
+        f"{more.get('mean_coverage', 0):.3f}.",
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from inviz.core.checks import check_at_least, check_unit
+from inviz.core.checks import check_at_least
 
 
 @dataclass(frozen=True)
@@ -132,8 +132,6 @@ class TransferConfig:
         Learn from the ``merged`` cluster maps (§3.8, the INV people see) or the game's single
         ``cluster`` maps.
     channel_vote, nearest_maps : the variants' settings.
-    min_confidence : float
-        A transferred label below this confidence is flagged "low confidence" (narratives, figures).
     tie_tolerance : float
         Transferred labels within this of the top share are tied best labels (merging, as §3.8).
     top_n : int
@@ -149,7 +147,6 @@ class TransferConfig:
     train_on: Literal["merged", "cluster"] = "merged"
     channel_vote: ChannelVoteConfig = field(default_factory=ChannelVoteConfig)
     nearest_maps: NearestConfig = field(default_factory=NearestConfig)
-    min_confidence: float = 0.3
     tie_tolerance: float = 1e-9
     top_n: int = 3
     merge: bool = True
@@ -169,5 +166,4 @@ class TransferConfig:
                 f"nearest_maps.similarity: expected one of {', '.join(SIMILARITIES)}, "
                 f"got {self.nearest_maps.similarity!r}"
             )
-        check_unit(self, ["min_confidence"])
         check_at_least(self, {"top_n": 1, "tie_tolerance": 0})

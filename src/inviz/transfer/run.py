@@ -221,7 +221,7 @@ def _metrics(
             **stats,
             "n_maps": int(len(m)),
             "share_labelled": float((m["best_labels"] != "").mean()),
-            "share_confident": float((m["confidence"] >= cfg.min_confidence).mean()),
+            "confidence_quartiles": [float(q) for q in m["confidence"].quantile([0.25, 0.5, 0.75])],
             "mean_confidence": float(m["confidence"].mean()),
             "mean_coverage": float(m["coverage"].mean()),
             "n_merged_maps": int(len(transferred.inv)),

@@ -175,7 +175,16 @@ def _header_image(fig: Any, rect: list[float], image: np.ndarray) -> None:
 
 def _inv_title(fig: Any, inv: ImageINV, cfg: FigureConfig, x: float, y_top: float, height: float) -> None:
     """Write the INV's title and caption (prediction, true class, what the cards show) at ``x``."""
-    status = "correct" if inv.pred == inv.true_label else "wrong"
+    if inv.true_label < 0 or not inv.true_class:
+        truth = "true class: unknown (image outside the dataset)"
+    else:
+        truth = f"true class: {inv.true_class} ({'correct' if inv.pred == inv.true_label else 'wrong'})"
+    transferred = any(c.source == "transfer" for cs in inv.cards(cfg.merged).values() for c in cs)
+    scores = (
+        "labels transferred by the label model (shares; conf = confidence)"
+        if transferred
+        else f"top-{cfg.top_labels} labels with scores (best in bold)"
+    )
     fig.text(
         x,
         1 - (y_top + 0.12) / height,
@@ -187,24 +196,52 @@ def _inv_title(fig: Any, inv: ImageINV, cfg: FigureConfig, x: float, y_top: floa
     fig.text(
         x,
         1 - (y_top + 0.42) / height,
-        f"predicted: {inv.pred_name} ({100 * inv.confidence:.1f} %)   "
-        f"true class: {inv.true_class} ({status})\n"
+        f"predicted: {inv.pred_name} ({100 * inv.confidence:.1f} %)   {truth}\n"
         f"{'merged ' if cfg.merged else ''}cluster maps per layer, heaviest first: "
-        f"weight in % of the layer's weight, feature maps, "
-        f"top-{cfg.top_labels} labels with scores (best in bold)",
+        f"weight in % of the layer's weight, feature maps, {scores}",
         fontsize=cfg.font_size * 1.15,
         va="top",
         linespacing=1.5,
     )
 
 
-def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> Any:
+def _card_title(card: Card) -> str:
+    """Weight and feature maps of a card (and a transferred card's confidence)."""
+    title = f"{card.weight:.1f} %  ·  {card.n_fmaps} fm"
+    return title + f"  ·  conf {card.confidence:.2f}" if card.source == "transfer" else title
+
+
+def _caption(fig: Any, text: str, width: float, height: float, y_top: float, font: float) -> None:
+    """Write ``text`` (a narrative) as the figure's caption, wrapped to its width, from ``y_top`` inches."""
+    fig.text(
+        0.08 / width,
+        1 - y_top / height,
+        text,
+        fontsize=font,
+        va="top",
+        ha="left",
+        wrap=False,
+        linespacing=1.35,
+        gid="caption",
+    )
+
+
+def caption_lines(text: str, width: float, font: float) -> str:
+    """Wrap a caption to a figure ``width`` (inches) at ``font`` points; paragraphs kept."""
+    import textwrap
+
+    chars = max(40, int(width * 72 / (0.52 * font)))
+    return "\n".join(textwrap.fill(p, chars) for p in text.split("\n\n"))
+
+
+def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig, caption: str | None = None) -> Any:
     """Draw the INV of one image (paper Figure 3).
 
     Parameters
     ----------
     inv : the image's INV (:func:`inviz.views.records.load_inv`).
     cfg : figure settings; reveal_cfg : the game's reveal settings (used by ``overlay``).
+    caption : text under the cards (the narrative, :mod:`inviz.views.narratives`); None: none.
 
     Returns
     -------
@@ -233,9 +270,13 @@ def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> An
     header_h = 1.2 * cw + 0.15
     col_head = 0.22
     width = max(len(layers) * cw + (len(layers) + 1) * pad, 3.4)
-    height = header_h + col_head + n_rows * card_h + pad
-    fig = plt.figure(figsize=(width, height))
     font = cfg.font_size
+    wrapped = caption_lines(caption, width - 0.16, font) if caption else ""
+    caption_h = (wrapped.count("\n") + 1) * font * 1.35 / 72 + 0.1 if wrapped else 0.0
+    height = header_h + col_head + n_rows * card_h + pad + caption_h
+    fig = plt.figure(figsize=(width, height))
+    if wrapped:
+        _caption(fig, wrapped, width, height, header_h + col_head + n_rows * card_h + pad, font)
     rect = partial(_rect, width, height)
     _header_image(fig, rect(pad, pad, 1.2 * cw, 1.2 * cw), inv.image)
     _inv_title(fig, inv, cfg, (1.2 * cw + 2 * pad) / width, pad, height)
@@ -263,7 +304,7 @@ def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig) -> An
                 score_max,
                 colours,
                 font,
-                f"{card.weight:.1f} %  ·  {card.n_fmaps} fm",
+                _card_title(card),
             )
             cax.set_gid(f"card:{card.key}")
         if not shown[ly]:
@@ -361,15 +402,23 @@ INDEX_COLUMNS = [
 ]
 
 
-def _draw_one(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig, out: Path) -> dict[str, Any]:
-    """Draw and save the INV and simplified INV of one image; its row of ``index.csv``."""
-    from inviz.core.io import save_figure
+def _draw_one(
+    inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig, out: Path, narrative_cfg: Any = None
+) -> dict[str, Any]:
+    """Draw and save the INV (captioned with its narrative) and simplified INV of one image; its index row."""
+    from inviz.core.io import save_figure, write_text
     from inviz.core.plotting import close
     from inviz.views.records import safe_name
 
     name = safe_name(inv.sample_id)
-    for fig_fn, folder in ((inv_figure, out), (simplified_inv_figure, out / "simplified")):
-        fig = fig_fn(inv, cfg, reveal_cfg)
+    text = None
+    if narrative_cfg is not None and narrative_cfg.enabled:
+        from inviz.views.narratives import inv_narrative
+
+        text = inv_narrative(inv, cfg.merged, narrative_cfg)
+        write_text(out / f"{name}.txt", text + "\n")
+    for fig_fn, folder, cap in ((inv_figure, out, text), (simplified_inv_figure, out / "simplified", None)):
+        fig = fig_fn(inv, cfg, reveal_cfg, cap) if cap else fig_fn(inv, cfg, reveal_cfg)
         save_figure(fig, folder / f"{name}.{cfg.formats[0]}", formats=cfg.formats, dpi=cfg.dpi, tight=False)
         close(fig)
     cards = inv.cards(cfg.merged)
@@ -386,7 +435,11 @@ def _draw_one(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig, out: P
 
 
 def draw_inv_figures(
-    invs: Sequence[ImageINV], cfg: FigureConfig, reveal_cfg: RevealConfig, out: Path
+    invs: Sequence[ImageINV],
+    cfg: FigureConfig,
+    reveal_cfg: RevealConfig,
+    out: Path,
+    narrative_cfg: Any = None,
 ) -> pd.DataFrame:
     """Save the INV and the simplified INV of every image into ``out`` and ``out/simplified``.
 
@@ -400,6 +453,8 @@ def draw_inv_figures(
         The game's reveal settings (overlays).
     out : Path
         Existing output folder.
+    narrative_cfg : NarrativeConfig, optional
+        With ``enabled``, each INV figure is captioned with its narrative, also saved as ``<image>.txt``.
 
     Returns
     -------
@@ -408,7 +463,7 @@ def draw_inv_figures(
     from tqdm.auto import tqdm
 
     (out / "simplified").mkdir(exist_ok=True)
-    draw = partial(_draw_one, cfg=cfg, reveal_cfg=reveal_cfg, out=out)
+    draw = partial(_draw_one, cfg=cfg, reveal_cfg=reveal_cfg, out=out, narrative_cfg=narrative_cfg)
     if cfg.run.workers > 1 and len(invs) > 1:
         import multiprocessing as mp
 
