@@ -66,10 +66,12 @@ def _down(mask: np.ndarray, side: int) -> np.ndarray:
     return mask.reshape(side, h, side, h).mean(axis=(1, 3))
 
 
-def build_world(root: Path, n_train_per_class: int = 1) -> dict[str, Path]:
+def build_world(root: Path, n_train_per_class: int = 1, n_val_per_class: int = 1) -> dict[str, Path]:
     """Write everything the label stages need under ``root``; returns the paths (``index`` lists every image)."""
     root.mkdir(parents=True, exist_ok=True)
-    cfg = synthetic.SyntheticConfig(**{**SYN, "n_train_per_class": n_train_per_class})
+    cfg = synthetic.SyntheticConfig(
+        **{**SYN, "n_train_per_class": n_train_per_class, "n_val_per_class": n_val_per_class}
+    )
     parts = synthetic.generate_dataset(cfg, root / "images")
     parts.save(root / "parts.npz")
     specs = synthetic.classes(cfg)

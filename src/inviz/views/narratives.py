@@ -185,7 +185,7 @@ def inv_summary(inv: ImageINV, merged: bool, cfg: NarrativeConfig) -> dict[str, 
             else sum(1 for c in every if c.labels and c.labels[0][1] < cfg.low_score),
             "few_players": 0 if transfer else sum(1 for c in every if c.plays < cfg.few_players),
             "low_confidence": sum(
-                1 for c in every if c.source == "transfer" and c.confidence < cfg.low_confidence
+                1 for c in every if c.source == "transfer" and c.labels and c.confidence < cfg.low_confidence
             ),
         },
         "thresholds": {
