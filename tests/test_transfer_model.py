@@ -164,3 +164,83 @@ def test_label_model_load_errors_name_the_file(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(LabelModelError, match="not a readable label model"):
         LabelModel.load(bad)
+
+
+def explanation(clusters: list[tuple[list[int], list[float]]], pruned_last: bool = False):
+    """An image with one 6-channel layer whose clusters have the given channels and channel weights."""
+    from inviz.fmaps.records import ClusterResult, ImageExplanation, LayerExplanation
+
+    chans = [c for ch, _ in clusters for c in ch]
+    weights = [w for _, ws in clusters for w in ws]
+    cs = tuple(
+        ClusterResult(
+            i,
+            float(sum(ws)),
+            np.asarray(ch),
+            np.full((2, 2), i, np.float32),
+            np.full((2, 2), i, np.float32),
+            pruned_last and i == len(clusters) - 1,
+        )
+        for i, (ch, ws) in enumerate(clusters)
+    )
+    layer = LayerExplanation(
+        "conv",
+        "features.0",
+        C,
+        2,
+        2,
+        0.1,
+        100.0,
+        1.0,
+        len(chans),
+        np.asarray(chans),
+        np.asarray(weights, float),
+        np.zeros((len(chans), 2)),
+        "none",
+        0.0,
+        0.0,
+        0,
+        (),
+        (),
+        len(cs),
+        0.0,
+        np.repeat(np.arange(len(cs)), [len(ch) for ch, _ in clusters]),
+        cs,
+        "ok",
+    )
+    return ImageExplanation("new_img", 0, 0, 3.0, {"conv": layer})
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_transfer_labels_merges_like_the_inv_and_builds_cards(variant):
+    from inviz.transfer.apply import image_cards, transfer_labels
+
+    lm = model()
+    ex = explanation(
+        [([0, 1], [30.0, 10.0]), ([4], [20.0]), ([0], [15.0]), ([5], [5.0]), ([2], [1.0])], pruned_last=True
+    )
+    t = transfer_labels([ex], lm, variant=variant)
+    maps = t.maps.set_index("cluster")
+    assert list(maps.index) == [0, 1, 2, 3]  # the pruned cluster is not labelled
+    assert maps.loc[0, "best_labels"] == "wheel" and maps.loc[2, "best_labels"] == "wheel"
+    assert maps.loc[1, "best_labels"] == "sky" and maps.loc[3, "best_labels"] == ""
+    assert maps.loc[3, "coverage"] == 0 and maps.loc[3, "confidence"] == 0
+    # clusters 0 and 2 share their best label "wheel": one merged map of weight 40 + 15 (§3.8)
+    assert maps.loc[0, "merged_id"] == maps.loc[2, "merged_id"] != maps.loc[1, "merged_id"]
+    inv = t.inv.set_index("merged_id")
+    wheel = inv.loc[maps.loc[0, "merged_id"]]
+    assert wheel["weight"] == pytest.approx(55.0) and wheel["n_fmaps"] == 3 and wheel["label_1"] == "wheel"
+    conf = (40 * maps.loc[0, "confidence"] + 15 * maps.loc[2, "confidence"]) / 55
+    assert wheel["confidence"] == pytest.approx(conf)
+    merged, single = image_cards(
+        t, "new_img", ["conv"], lambda eid: np.full((2, 2), float(eid.split("|")[-1]))
+    )
+    assert [c.key for c in single["conv"]] == ["tc1", "tc2", "tc3", "tc4"]
+    top = merged["conv"][0]
+    assert top.source == "transfer" and top.members == (1, 3) and top.best == ("wheel",)
+    # the merged map is the weight-average of its members' maps (0 and 2 here)
+    assert top.map[0, 0] == pytest.approx((40 * 0 + 15 * 2) / 55)
+    unseen = next(c for c in single["conv"] if c.weight == 5.0)
+    assert unseen.labels == () and unseen.coverage == 0
+    dropped, _ = image_cards(t, "new_img", ["conv"], lambda eid: np.zeros((2, 2)), min_confidence=1.01)
+    assert all(c.labels == () for c in dropped["conv"])
