@@ -161,3 +161,22 @@ def write_params(path: Path, game_dir: Path, class_map: Path, **overrides) -> Pa
         params[section] = {**params.get(section, {}), **values}
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     return path
+
+
+def tiny_global(demo_global: dict, **extra) -> dict:
+    """The demo's ``global`` section with TCAV shrunk for the tiny world (4 runs, 4-6 examples)."""
+    glob = demo_global
+    return {
+        **glob,
+        "concepts": {**glob["concepts"], "random_split": "train", "random_pool": 15, "class_images": 5},
+        "tcav": {
+            **glob["tcav"],
+            "layers": ["block5_conv3"],
+            "n_runs": 4,
+            "min_examples": 4,
+            "max_examples": 6,
+            "n_random_examples": 4,
+            "batch_size": 8,
+        },
+        **extra,
+    }

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from labels_world import build_world, write_params
+from labels_world import build_world, tiny_global, write_params
 from test_labels_stages import FakeEncoder, run_analyze, run_import, run_masks, run_simulate
 
 from inviz.cli import main
@@ -33,20 +33,7 @@ def labelled(tmp_path_factory):
     w = build_world(tmp_path_factory.mktemp("world"), n_train_per_class=3)
     out = tmp_path_factory.mktemp("run")
     demo = yaml.safe_load((ROOT / "demo" / "params.yaml").read_text())
-    glob = demo["global"]
-    glob = {
-        **glob,
-        "concepts": {**glob["concepts"], "random_split": "train", "random_pool": 15, "class_images": 5},
-        "tcav": {
-            **glob["tcav"],
-            "layers": ["block5_conv3"],
-            "n_runs": 4,
-            "min_examples": 4,
-            "max_examples": 6,
-            "n_random_examples": 4,
-            "batch_size": 8,
-        },
-    }
+    glob = tiny_global(demo["global"])
     params = write_params(
         out / "params.yaml",
         out / "game",

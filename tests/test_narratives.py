@@ -198,56 +198,28 @@ def test_card_narratives():
     assert "It has no label (the label model had not seen its channels)." in card_narrative(none, cfg)
 
 
+GLOBAL_COLUMNS = [
+    "rank",
+    "label",
+    "importance",
+    "n_maps",
+    "n_images",
+    "tcav_status",
+    "tcav_score",
+    "p_adjusted",
+    "significant",
+    "n_examples",
+    "n_transferred",
+]
+
+
 def global_rows():
-    return pd.DataFrame(
-        [
-            dict(
-                class_name="sheriff",
-                layer="block5_conv3",
-                rank=1,
-                label="star",
-                importance=55.2,
-                n_maps=7,
-                n_images=5,
-                tcav_status="ok",
-                tcav_score=0.93,
-                p_adjusted=0.000123,
-                significant=True,
-                n_examples=12,
-                n_transferred=4,
-            ),
-            dict(
-                class_name="sheriff",
-                layer="block5_conv3",
-                rank=2,
-                label="ring",
-                importance=30.0,
-                n_maps=3,
-                n_images=3,
-                tcav_status="ok",
-                tcav_score=0.55,
-                p_adjusted=0.4,
-                significant=False,
-                n_examples=10,
-                n_transferred=0,
-            ),
-            dict(
-                class_name="sheriff",
-                layer="block5_conv3",
-                rank=3,
-                label="dots",
-                importance=12.0,
-                n_maps=1,
-                n_images=1,
-                tcav_status="too_few_examples",
-                tcav_score=np.nan,
-                p_adjusted=np.nan,
-                significant=np.nan,
-                n_examples=3,
-                n_transferred=1,
-            ),
-        ]
-    )
+    rows = [
+        (1, "star", 55.2, 7, 5, "ok", 0.93, 0.000123, True, 12, 4),
+        (2, "ring", 30.0, 3, 3, "ok", 0.55, 0.4, False, 10, 0),
+        (3, "dots", 12.0, 1, 1, "too_few_examples", np.nan, np.nan, np.nan, 3, 1),
+    ]
+    return pd.DataFrame(rows, columns=GLOBAL_COLUMNS).assign(class_name="sheriff", layer="block5_conv3")
 
 
 def test_global_narrative_numbers_come_from_its_record():

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from labels_world import build_world, write_params
+from labels_world import build_world, tiny_global, write_params
 from test_labels_stages import FakeEncoder, run_analyze, run_import, run_masks, run_simulate
 
 from inviz.cli import main
@@ -38,6 +38,18 @@ def transfer_params(demo: dict) -> dict:
     }
 
 
+def cli(stage: str, params: Path, **paths: Path) -> int:
+    """Run ``inviz <stage> --params <params> --<path> <value> …`` (underscores in names become dashes)."""
+    return main(
+        [
+            stage,
+            "--params",
+            str(params),
+            *[a for k, v in paths.items() for a in (f"--{k.replace('_', '-')}", str(v))],
+        ]
+    )
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """World -> real extract -> masks -> simulated game -> labels -> transfer."""
@@ -48,21 +60,7 @@ def run(tmp_path_factory):
     w = build_world(tmp_path_factory.mktemp("world"), n_train_per_class=3, n_val_per_class=3)
     out = tmp_path_factory.mktemp("run")
     demo = yaml.safe_load((ROOT / "demo" / "params.yaml").read_text())
-    glob = demo["global"]
-    glob = {
-        **glob,
-        "concepts": {**glob["concepts"], "random_split": "train", "random_pool": 15, "class_images": 5},
-        "tcav": {
-            **glob["tcav"],
-            "layers": ["block5_conv3"],
-            "n_runs": 4,
-            "min_examples": 4,
-            "max_examples": 6,
-            "n_random_examples": 4,
-            "batch_size": 8,
-        },
-        "transfer": {"enabled": True, "min_confidence": 0.0},
-    }
+    glob = tiny_global(demo["global"], transfer={"enabled": True, "min_confidence": 0.0})
     extract = {
         **demo["extract"],
         "layers": LAYERS,
@@ -79,30 +77,18 @@ def run(tmp_path_factory):
     )
     real = out / "extract"
     assert (
-        main(
-            [
-                "extract",
-                "--params",
-                str(params),
-                "--images",
-                str(w["images"]),
-                "--selected",
-                str(w["selected"]),
-                "--model",
-                str(w["model"]),
-                "--out",
-                str(real),
-                "--table1-csv",
-                str(out / "t1.csv"),
-                "--table1-md",
-                str(out / "t1.md"),
-                "--table1-tex",
-                str(out / "t1.tex"),
-                "--comparison",
-                str(out / "cmp.md"),
-                "--metrics",
-                str(out / "extract.json"),
-            ]
+        cli(
+            "extract",
+            params,
+            images=w["images"],
+            selected=w["selected"],
+            model=w["model"],
+            out=real,
+            table1_csv=out / "t1.csv",
+            table1_md=out / "t1.md",
+            table1_tex=out / "t1.tex",
+            comparison=out / "cmp.md",
+            metrics=out / "extract.json",
         )
         == 0
     )
@@ -112,38 +98,22 @@ def run(tmp_path_factory):
     assert run_import(w, params, out) == 0
     assert run_analyze(w, params, out) == 0
     mp.undo()
-    code = main(
-        [
-            "transfer",
-            "--params",
-            str(params),
-            "--selected",
-            str(w["selected"]),
-            "--images",
-            str(w["images"]),
-            "--index",
-            str(w["index"]),
-            "--parts",
-            str(w["parts"]),
-            "--model",
-            str(w["model"]),
-            "--extract",
-            str(real),
-            "--manifest",
-            str(out / "masks.csv"),
-            "--cluster-labels",
-            str(out / "cluster_labels.csv"),
-            "--inv",
-            str(out / "inv.csv"),
-            "--merged-scores",
-            str(out / "merged_scores.csv"),
-            "--out",
-            str(out / "transfer"),
-            "--reports",
-            str(out / "reports"),
-            "--metrics",
-            str(out / "transfer.json"),
-        ]
+    code = cli(
+        "transfer",
+        params,
+        selected=w["selected"],
+        images=w["images"],
+        index=w["index"],
+        parts=w["parts"],
+        model=w["model"],
+        extract=real,
+        manifest=out / "masks.csv",
+        cluster_labels=out / "cluster_labels.csv",
+        inv=out / "inv.csv",
+        merged_scores=out / "merged_scores.csv",
+        out=out / "transfer",
+        reports=out / "reports",
+        metrics=out / "transfer.json",
     )
     assert code == 0
     return w, out, params
@@ -268,110 +238,50 @@ def test_explain_errors_are_clear(run, tmp_path, capsys):
     from inviz.models.checkpoint import load_checkpoint, save_checkpoint
 
     w, out, _ = run
-    labels = str(out / "transfer" / "label_model.json")
+
+    def explain(image, model=w["model"], *extra):
+        labels = out / "transfer" / "label_model.json"
+        code = main(
+            [
+                "explain",
+                str(image),
+                "--model",
+                str(model),
+                "--labels",
+                str(labels),
+                "--out",
+                str(tmp_path / "o"),
+                *extra,
+            ]
+        )
+        return code, capsys.readouterr().err
+
     bad = tmp_path / "broken.png"
     bad.write_text("not an image")
-    assert (
-        main(
-            [
-                "explain",
-                str(bad),
-                "--model",
-                str(w["model"]),
-                "--labels",
-                labels,
-                "--out",
-                str(tmp_path / "o"),
-            ]
-        )
-        == 2
-    )
-    assert "broken.png: not a readable image" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "explain",
-                str(tmp_path / "nope.png"),
-                "--model",
-                str(w["model"]),
-                "--labels",
-                labels,
-                "--out",
-                str(tmp_path / "o"),
-            ]
-        )
-        == 2
-    )
-    assert "nope.png: image file not found" in capsys.readouterr().err
+    code, err = explain(bad)
+    assert code == 2 and "broken.png: not a readable image" in err
+    code, err = explain(tmp_path / "nope.png")
+    assert code == 2 and "nope.png: image file not found" in err
 
     good = next(Path(w["images"]).glob("val/*/*.png"))
     loaded = load_checkpoint(w["model"])
     with torch.no_grad():
         next(loaded.model.parameters()).add_(0.5)
     other = save_checkpoint(tmp_path / "other.safetensors", loaded.model, loaded.classes)
-    assert (
-        main(["explain", str(good), "--model", str(other), "--labels", labels, "--out", str(tmp_path / "o")])
-        == 2
-    )
-    assert "does not match the label model" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "explain",
-                str(good),
-                "--model",
-                str(w["model"]),
-                "--labels",
-                labels,
-                "--out",
-                str(tmp_path / "o"),
-                "--layers",
-                "block3_conv1",
-            ]
-        )
-        == 2
-    )
-    assert "no layer(s) block3_conv1" in capsys.readouterr().err
+    code, err = explain(good, other)
+    assert code == 2 and "does not match the label model" in err
+    code, err = explain(good, w["model"], "--layers", "block3_conv1")
+    assert code == 2 and "no layer(s) block3_conv1" in err
     assert not (tmp_path / "o").exists()
 
 
 def test_global_adds_transferred_examples(run, tmp_path):
+    from test_inv_stages import run_global
+
     w, out, params = run
-    args = [
-        "global",
-        "--params",
-        str(params),
-        "--selected",
-        str(w["selected"]),
-        "--images",
-        str(w["images"]),
-        "--extract",
-        str(w["extract"]),
-        "--manifest",
-        str(out / "masks.csv"),
-        "--cluster-labels",
-        str(out / "cluster_labels.csv"),
-        "--inv",
-        str(out / "inv.csv"),
-        "--merged-scores",
-        str(out / "merged_scores.csv"),
-        "--merged-maps",
-        str(out / "merged_maps"),
-        "--model",
-        str(w["model"]),
-        "--index",
-        str(w["index"]),
-        "--cav-cache",
-        str(tmp_path / "cavs"),
-        "--transfer",
-        str(out / "transfer"),
-        "--out",
-        str(tmp_path / "global"),
-        "--metrics",
-        str(tmp_path / "g.json"),
-    ]
-    assert main(args) == 0
-    metrics = json.loads((tmp_path / "g.json").read_text())
+    # run_global passes --transfer <cache parent>/transfer: the run's transfer folder
+    assert run_global(w, out, params, out / "cavs", tmp_path / "global") == 0
+    metrics = json.loads((tmp_path / "global.json").read_text())
     tcav = metrics["tcav"]
     assert metrics["transfer"] == {"enabled": True, "extra_images": 10}
     assert tcav["n_too_few_examples_without_transfer"] >= tcav["n_too_few_examples"]
