@@ -32,6 +32,7 @@ OVERRIDES = {
     "survey.shap_samples": 8,
     "survey.shap_background": 8,
     "global.tcav.n_runs": 5,
+    "transfer.more_images.max_per_class": 2,
     "figures.dpi": 60,
 }
 
@@ -104,6 +105,8 @@ def test_demo_pipeline_runs_offline(demo_repo):
         "reports/table2/table2_tests.csv",
         "reports/inv/index.csv",
         "reports/global/global.csv",
+        "reports/transfer/loio.md",
+        "data/transfer/label_model.json",
         "reports/explorer/index.html",
         "reports/survey/questionnaire.md",
         "reports/paper_comparison.md",

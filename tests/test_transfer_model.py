@@ -244,3 +244,16 @@ def test_transfer_labels_merges_like_the_inv_and_builds_cards(variant):
     assert unseen.labels == () and unseen.coverage == 0
     dropped, _ = image_cards(t, "new_img", ["conv"], lambda eid: np.zeros((2, 2)), min_confidence=1.01)
     assert all(c.labels == () for c in dropped["conv"])
+
+
+def test_empty_inputs_give_empty_tables():
+    from inviz.transfer.apply import MAP_COLUMNS, transfer_labels
+    from inviz.transfer.evaluate import leave_one_image_out, summarise
+
+    t = transfer_labels([], model())
+    assert list(t.maps.columns) == MAP_COLUMNS and t.maps.empty and t.inv.empty
+    # one labelled image only: its fold has no training maps -> no labels, nothing crashes
+    data = LayerData.from_maps("conv", C, MAPS[:2])
+    rows = leave_one_image_out({"conv": data}, MAPS[:2], TransferConfig())
+    assert not rows[rows["method"] == "channel_vote"]["answered"].any()
+    assert summarise(rows, ["conv"]).set_index("method").loc["random", "top1"].eq(0).all()

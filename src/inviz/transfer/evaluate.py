@@ -142,7 +142,7 @@ def _fold(train: LayerData, targets: Sequence[LabelledMap], cfg: TransferConfig)
         rows.append(
             _row("class_prior", t, class_prior(train, t.pred, k), k, confidence=np.nan, coverage=np.nan)
         )
-        top1, topk = random_agreement(frozenset(t.best), train.labels, k)
+        top1, topk = random_agreement(frozenset(t.best), train.present_labels, k)
         rows.append(
             {
                 **_row("random", t, [], k, confidence=np.nan, coverage=np.nan),

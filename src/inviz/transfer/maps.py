@@ -173,6 +173,12 @@ class LayerData:
         )
 
     @property
+    def present_labels(self) -> tuple[str, ...]:
+        """The labels some map of this data carries (after :meth:`without_image`, the fold's)."""
+        given = self.scores.sum(0) > 0 if len(self.scores) else np.zeros(len(self.labels), dtype=bool)
+        return tuple(lab for lab, g in zip(self.labels, given, strict=True) if g)
+
+    @property
     def seen(self) -> np.ndarray:
         """Channels with a positive weight in some labelled map, bool of shape (C,)."""
         return self.vectors.sum(0) > 0 if len(self.vectors) else np.zeros(self.n_channels, dtype=bool)
