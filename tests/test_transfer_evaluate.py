@@ -64,3 +64,22 @@ def test_random_agreement_is_exact():
     assert random_agreement(frozenset({"a", "b"}), vocab, 3) == pytest.approx((2 / 5, 9 / 10))
     assert random_agreement(frozenset({"z"}), vocab, 3) == (0.0, 0.0)
     assert random_agreement(frozenset({"a"}), [], 3) == (0.0, 0.0)
+
+
+def test_calibration_bins_the_confidence():
+    import pandas as pd
+
+    from inviz.transfer.evaluate import calibration
+
+    rows = pd.DataFrame(
+        {
+            "method": ["cv"] * 4 + ["random"],
+            "confidence": [0.1, 0.6, 0.9, 1.0, float("nan")],
+            "hit_top1": [0.0, 1.0, 1.0, 0.0, 0.5],
+            "hit_topk": [1.0, 1.0, 1.0, 1.0, 0.5],
+        }
+    )
+    cal = calibration(rows, [0.5, 0.75])
+    assert cal["method"].unique().tolist() == ["cv"]  # baselines have no confidence
+    assert cal["bin"].tolist() == ["[0, 0.5)", "[0.5, 0.75)", "[0.75, 1]"]
+    assert cal["n_maps"].tolist() == [1, 1, 2] and cal["top1"].tolist() == [0.0, 1.0, 0.5]

@@ -7,7 +7,8 @@ images (``transfer.more_images``) for the global explanations; see :func:`inviz.
 
 Outputs: ``--out`` (``data/transfer/``: ``label_model.json``, ``images.csv``, ``labels/``,
 ``extract/``; :mod:`inviz.transfer.store`), ``--reports`` (``loio.md``, ``loio.csv`` (per
-method and layer), ``loio_maps.csv`` (per held-out map and method), ``loio.png/.pdf``), ``--metrics``.
+method and layer), ``loio_maps.csv`` (per held-out map and method), ``loio_calibration.csv``
+(agreement by confidence bin), ``loio.png/.pdf``), ``--metrics``.
 """
 
 from __future__ import annotations
@@ -102,10 +103,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     k = cfg.evaluation.top
     metrics = result.metrics
     extra = _extra_lines(metrics)
-    text = loio_markdown(result.table, result.closed_loop, k, cfg.variant, extra) if len(result.table) else ""
+    text = (
+        loio_markdown(result.table, result.closed_loop, k, cfg.variant, extra, result.calibration)
+        if len(result.table)
+        else ""
+    )
     with atomic_path(args.reports, directory=True) as tmp:
         write_csv(tmp / "loio.csv", result.table)
         write_csv(tmp / "loio_maps.csv", result.rows)
+        write_csv(tmp / "loio_calibration.csv", result.calibration)
         write_text(
             tmp / "loio.md",
             text or "# Leave-one-image-out evaluation\n\nDisabled (transfer.evaluation.enabled).\n",

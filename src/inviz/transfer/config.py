@@ -66,15 +66,22 @@ class EvaluationConfig:
     top : int
         The "top-k" agreement besides top-1 (3: a hit when one of the transferred top-3 labels is
         among the game's best labels).
+    confidence_bins : tuple of float
+        Edges inside (0, 1) of the confidence bins the agreement is also reported by (calibration:
+        is a confident label more often right? it guides ``global.transfer.min_confidence``).
     """
 
     enabled: bool = True
     variants: tuple[str, ...] = ("channel_vote", "nearest_maps")
     top: int = 3
+    confidence_bins: tuple[float, ...] = (0.25, 0.5, 0.75)
 
     def __post_init__(self) -> None:
-        """Check ``top``."""
+        """Check ``top`` and the bin edges."""
         check_at_least(self, {"top": 2})
+        edges = list(self.confidence_bins)
+        if edges != sorted(set(edges)) or any(not 0 < e < 1 for e in edges):
+            raise ValueError(f"confidence_bins: expected increasing values in (0, 1), got {edges}")
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ miss. Baselines, fitted on the same folds:
     the vocabulary ``V``).
 
 :func:`leave_one_image_out` returns one row per (map, method); :func:`summarise` the table per
-method and layer (and ``all`` layers); :func:`closed_loop_accuracy` the demo's closed loop (does the
-transferred top label name a part the map covers? :mod:`inviz.labels.closed_loop`).
+method and layer (and ``all`` layers); :func:`calibration` the agreement by confidence bin;
+:func:`closed_loop_accuracy` the demo's closed loop (does the transferred top label name a part the
+map covers? :mod:`inviz.labels.closed_loop`).
 """
 
 from __future__ import annotations
@@ -228,6 +229,45 @@ def summarise(rows: pd.DataFrame, layers: Sequence[str]) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(out, columns=TABLE_COLUMNS)
+
+
+def calibration(rows: pd.DataFrame, edges: Sequence[float]) -> pd.DataFrame:
+    """Measure each variant's agreement by confidence bin (are confident labels more often right?).
+
+    Parameters
+    ----------
+    rows : DataFrame
+        From :func:`leave_one_image_out`.
+    edges : sequence of float
+        Inner bin edges in (0, 1); bins are ``[0, e1), [e1, e2), …, [e_last, 1]``.
+
+    Returns
+    -------
+    DataFrame
+        ``method, bin`` (``"[a, b)"``), ``n_maps, top1, topk`` over every layer; variants only.
+    """
+    bounds = [0.0, *edges, 1.0 + 1e-12]
+    names = [
+        f"[{a:g}, {min(b, 1.0):g}{']' if b > 1 else ')'}" for a, b in zip(bounds, bounds[1:], strict=False)
+    ]
+    out = []
+    for method in dict.fromkeys(rows["method"]):
+        sub = rows[(rows["method"] == method) & rows["confidence"].notna()]
+        if sub.empty:
+            continue
+        idx = np.digitize(sub["confidence"].to_numpy(), bounds[1:-1])
+        for i, name in enumerate(names):
+            g = sub[idx == i]
+            out.append(
+                {
+                    "method": method,
+                    "bin": name,
+                    "n_maps": int(len(g)),
+                    "top1": float(g["hit_top1"].mean()) if len(g) else np.nan,
+                    "topk": float(g["hit_topk"].mean()) if len(g) else np.nan,
+                }
+            )
+    return pd.DataFrame(out, columns=["method", "bin", "n_maps", "top1", "topk"])
 
 
 def closed_loop_accuracy(

@@ -28,6 +28,7 @@ def loio_markdown(
     top: int,
     variant: str,
     extra: Sequence[str] = (),
+    calibration: pd.DataFrame | None = None,
 ) -> str:
     """Render the evaluation: agreement per layer and method, coverage, and the closed loop.
 
@@ -43,6 +44,8 @@ def loio_markdown(
         The configured variant (``transfer.variant``), named in the text.
     extra : sequence of str
         Lines appended (e.g. the extra images' counts).
+    calibration : DataFrame, optional
+        :func:`inviz.transfer.evaluate.calibration` (agreement by confidence bin).
 
     Returns
     -------
@@ -76,6 +79,19 @@ def loio_markdown(
         cells += [_pct(r0["coverage"]), _pct(r0["answered"])]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    if calibration is not None and len(calibration):
+        lines += [
+            "## Agreement by confidence (all layers)",
+            "",
+            f"| label model | confidence | maps | top-1 | top-{top} |",
+            "|---|---|---|---|---|",
+            *[
+                f"| {METHOD_NAMES.get(r.method, r.method)} | {r.bin} | {r.n_maps} | "
+                f"{_pct(r.top1)} | {_pct(r.topk)} |"
+                for r in calibration.itertuples()
+            ],
+            "",
+        ]
     if closed_loop:
         lines += [
             "## Closed loop (demo: does the top label name a part the map covers?)",

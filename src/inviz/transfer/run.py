@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from inviz.transfer.config import TransferConfig
-from inviz.transfer.evaluate import closed_loop_accuracy, leave_one_image_out, summarise
+from inviz.transfer.evaluate import calibration, closed_loop_accuracy, leave_one_image_out, summarise
 from inviz.transfer.maps import LabelledMap, TransferDataError, labelled_maps
 from inviz.transfer.model import LabelModel
 
@@ -50,15 +50,17 @@ class TransferRun:
     """What :func:`run_transfer` produced.
 
     model : the label model. rows : leave-one-image-out rows (one per held-out map and method).
-    table : their summary per method and layer. closed_loop : method -> accuracy (None without
-    part masks). images : the extra images explained. transferred : their transferred labels
-    (:class:`inviz.transfer.apply.Transferred`, None when ``more_images.enabled`` is false).
+    table : their summary per method and layer. calibration : agreement by confidence bin.
+    closed_loop : method -> accuracy (None without part masks). images : the extra images explained.
+    transferred : their transferred labels (:class:`inviz.transfer.apply.Transferred`, None when
+    ``more_images.enabled`` is false).
     metrics : the stage's metrics.
     """
 
     model: LabelModel
     rows: pd.DataFrame
     table: pd.DataFrame
+    calibration: pd.DataFrame
     closed_loop: dict[str, float] | None
     images: pd.DataFrame
     transferred: Any
@@ -163,11 +165,12 @@ def run_transfer(
     model = build_label_model(inputs, cfg, loaded)
     layers = list(model.layers)
     targets = labelled_maps(inputs.results, inputs.manifest, inputs.cluster_labels, kind="cluster")
-    rows, table, loop = pd.DataFrame(), pd.DataFrame(), None
+    rows, table, calib, loop = pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), None
     if cfg.evaluation.enabled:
         train = {ly: model.data(ly) for ly in layers}
         rows = leave_one_image_out(train, targets, cfg, progress)
         table = summarise(rows, layers)
+        calib = calibration(rows, cfg.evaluation.confidence_bins)
         loop = _closed_loop(inputs, rows, reveal_cfg, loop_cfg)
     t1 = time.perf_counter()
     images, transferred, stats = pd.DataFrame(columns=IMAGE_COLUMNS), None, {}
@@ -186,7 +189,7 @@ def run_transfer(
         )
     metrics = _metrics(model, table, loop, transferred, stats, cfg)
     metrics["seconds"] = {"evaluation": round(t1 - t0, 3), "more_images": round(time.perf_counter() - t1, 3)}
-    return TransferRun(model, rows, table, loop, images, transferred, metrics)
+    return TransferRun(model, rows, table, calib, loop, images, transferred, metrics)
 
 
 def _metrics(
