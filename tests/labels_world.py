@@ -164,10 +164,14 @@ def write_params(path: Path, game_dir: Path, class_map: Path, **overrides) -> Pa
 
 
 def tiny_global(demo_global: dict, **extra) -> dict:
-    """The demo's ``global`` section with TCAV shrunk for the tiny world (4 runs, 4-6 examples)."""
+    """The demo's ``global`` section with TCAV shrunk for the tiny world (4 runs, 4-6 examples).
+
+    Transferred labels are off unless ``extra`` turns them on (``transfer={...}``).
+    """
     glob = demo_global
     return {
         **glob,
+        "transfer": {**glob.get("transfer", {}), "enabled": False},
         "concepts": {**glob["concepts"], "random_split": "train", "random_pool": 15, "class_images": 5},
         "tcav": {
             **glob["tcav"],

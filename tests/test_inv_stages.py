@@ -341,6 +341,13 @@ def test_explorer_files_and_data(labelled, site):
         with Image.open(site / im["sprite"]) as sprite:
             assert sprite.size == (im["n_tiles"] * data["tile"], data["tile"])
     assert sum(len(v) for gg in data["global"].values() for v in gg.values()) > 0
+    # narratives: every image (merged and single maps), every card, every global class and layer
+    assert all(set(im["narrative"]) == {"merged", "cluster"} for im in data["images"].values())
+    cards = [
+        c for im in data["images"].values() for by in im["cards"].values() for cs in by.values() for c in cs
+    ]
+    assert all(c["narrative"].startswith("This ") for c in cards)
+    assert set(data["global_narratives"]) == set(data["global"])
 
 
 def chromium() -> str | None:
@@ -384,6 +391,11 @@ def test_explorer_in_a_headless_browser(labelled, site):
         assert f"{layer} — merged map {card['id']}" in detail and f"{card['weight']:.2f} %" in detail
         for lab, _ in card["labels"]:
             assert lab in detail
+        # the narratives: the image's under its title, the card's in its detail
+        shown = " ".join(page.locator("[data-testid=narrative]").all_text_contents())
+        assert shown == " ".join(im["narrative"]["merged"].split("\n\n")) and "The model predicts" in shown
+        assert page.text_content("[data-testid=card-narrative]") == card["narrative"]
+        assert f"{card['weight']:.1f} % of {layer}'s weight" in card["narrative"]
         assert f"card={card['key']}" in page.url and "view=image" in page.url
         page.screenshot(path=str(artifacts / "explorer.png"), full_page=True)
         # the game's cluster maps instead of merged ones
@@ -407,6 +419,9 @@ def test_explorer_in_a_headless_browser(labelled, site):
             assert r["label"] in table
             if r["tcav"] and r["tcav"]["status"] == "ok":
                 assert f"{r['tcav']['score']:.2f}" in table
+        if rows:
+            story = page.text_content("[data-testid=global-narrative]")
+            assert story.startswith(f"At {page.input_value('#layer-select')}, the images of {cls['name']}")
         page.screenshot(path=str(artifacts / "explorer_global.png"))
         browser.close()
     assert errors == []
