@@ -66,10 +66,12 @@ def _down(mask: np.ndarray, side: int) -> np.ndarray:
     return mask.reshape(side, h, side, h).mean(axis=(1, 3))
 
 
-def build_world(root: Path, n_train_per_class: int = 1) -> dict[str, Path]:
+def build_world(root: Path, n_train_per_class: int = 1, n_val_per_class: int = 1) -> dict[str, Path]:
     """Write everything the label stages need under ``root``; returns the paths (``index`` lists every image)."""
     root.mkdir(parents=True, exist_ok=True)
-    cfg = synthetic.SyntheticConfig(**{**SYN, "n_train_per_class": n_train_per_class})
+    cfg = synthetic.SyntheticConfig(
+        **{**SYN, "n_train_per_class": n_train_per_class, "n_val_per_class": n_val_per_class}
+    )
     parts = synthetic.generate_dataset(cfg, root / "images")
     parts.save(root / "parts.npz")
     specs = synthetic.classes(cfg)
@@ -154,8 +156,32 @@ def write_params(path: Path, game_dir: Path, class_map: Path, **overrides) -> Pa
         "labels_simulate": {**demo["labels_simulate"], "mode": "direct", "n_players": 20, "plays_per_map": 4},
         "labels_import": {**demo["labels_import"], "source_dir": str(game_dir), "class_map": str(class_map)},
         "labels_analyze": {**demo["labels_analyze"], "progress": False},
+        "narratives": demo["narratives"],
     }
     for section, values in overrides.items():
         params[section] = {**params.get(section, {}), **values}
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     return path
+
+
+def tiny_global(demo_global: dict, **extra) -> dict:
+    """The demo's ``global`` section with TCAV shrunk for the tiny world (4 runs, 4-6 examples).
+
+    Transferred labels are off unless ``extra`` turns them on (``transfer={...}``).
+    """
+    glob = demo_global
+    return {
+        **glob,
+        "transfer": {**glob.get("transfer", {}), "enabled": False},
+        "concepts": {**glob["concepts"], "random_split": "train", "random_pool": 15, "class_images": 5},
+        "tcav": {
+            **glob["tcav"],
+            "layers": ["block5_conv3"],
+            "n_runs": 4,
+            "min_examples": 4,
+            "max_examples": 6,
+            "n_random_examples": 4,
+            "batch_size": 8,
+        },
+        **extra,
+    }

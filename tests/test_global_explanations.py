@@ -146,6 +146,19 @@ def test_concept_cards_priority_and_scope(invs):
     assert concept_cards(invs, "nothing", 0, "block5_conv3", cfg) == []
 
 
+def test_transferred_cards_come_after_every_game_card(invs):
+    import dataclasses
+
+    cfg = GlobalConfig()
+    # an extra image of class 0 whose (heavy, same-layer) card carries a transferred "fish"
+    heavy = dataclasses.replace(
+        card(20, "x", "block5_conv3", 90.0, ("fish",)), source="transfer", confidence=0.9
+    )
+    extra = image("x", 0, "fish", [heavy])
+    keys = [c.key for _, c in concept_cards([*invs, extra], "fish", 0, "block5_conv3", cfg)]
+    assert keys == ["m1", "m5", "m9", "tm20"]
+
+
 def test_concept_and_random_examples_are_masked_network_inputs(invs):
     cfg = GlobalConfig()
     mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
@@ -195,6 +208,8 @@ def test_explain_classes_without_tcav(invs, tmp_path):
         "n_tested": 0,
         "n_significant": 0,
         "n_too_few_examples": 0,
+        "n_too_few_examples_without_transfer": 0,
+        "n_with_transferred_examples": 0,
         "share_significant": None,
         "mean_score": None,
         "cavs_trained": 0,

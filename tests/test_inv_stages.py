@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from labels_world import build_world, write_params
+from labels_world import build_world, tiny_global, write_params
 from notebook_runner import NOTEBOOKS, execute_notebook, library_only
 from test_labels_stages import FakeEncoder, run_analyze, run_import, run_masks, run_simulate
 
@@ -34,20 +34,7 @@ def labelled(tmp_path_factory):
     w = build_world(tmp_path_factory.mktemp("world"), n_train_per_class=3)
     out = tmp_path_factory.mktemp("run")
     demo = yaml.safe_load((ROOT / "demo" / "params.yaml").read_text())
-    glob = demo["global"]
-    glob = {
-        **glob,
-        "concepts": {**glob["concepts"], "random_split": "train", "random_pool": 15, "class_images": 5},
-        "tcav": {
-            **glob["tcav"],
-            "layers": ["block5_conv3"],
-            "n_runs": 4,
-            "min_examples": 4,
-            "max_examples": 6,
-            "n_random_examples": 4,
-            "batch_size": 8,
-        },
-    }
+    glob = tiny_global(demo["global"])
     params = write_params(
         out / "params.yaml",
         out / "game",
@@ -98,6 +85,8 @@ def run_global(w, out, params, cache, dest, model=None):
             str(w["index"]),
             "--cav-cache",
             str(cache),
+            "--transfer",
+            str(cache.parent / "transfer"),
             "--out",
             str(dest),
             "--metrics",
@@ -355,6 +344,13 @@ def test_explorer_files_and_data(labelled, site):
         with Image.open(site / im["sprite"]) as sprite:
             assert sprite.size == (im["n_tiles"] * data["tile"], data["tile"])
     assert sum(len(v) for gg in data["global"].values() for v in gg.values()) > 0
+    # narratives: every image (merged and single maps), every card, every global class and layer
+    assert all(set(im["narrative"]) == {"merged", "cluster"} for im in data["images"].values())
+    cards = [
+        c for im in data["images"].values() for by in im["cards"].values() for cs in by.values() for c in cs
+    ]
+    assert all(c["narrative"].startswith("This ") for c in cards)
+    assert set(data["global_narratives"]) == set(data["global"])
 
 
 def chromium() -> str | None:
@@ -398,6 +394,11 @@ def test_explorer_in_a_headless_browser(labelled, site):
         assert f"{layer} — merged map {card['id']}" in detail and f"{card['weight']:.2f} %" in detail
         for lab, _ in card["labels"]:
             assert lab in detail
+        # the narratives: the image's under its title, the card's in its detail
+        shown = " ".join(page.locator("[data-testid=narrative]").all_text_contents())
+        assert shown == " ".join(im["narrative"]["merged"].split("\n\n")) and "The model predicts" in shown
+        assert page.text_content("[data-testid=card-narrative]") == card["narrative"]
+        assert f"{card['weight']:.1f} % of {layer}'s weight" in card["narrative"]
         assert f"card={card['key']}" in page.url and "view=image" in page.url
         page.screenshot(path=str(artifacts / "explorer.png"), full_page=True)
         # the game's cluster maps instead of merged ones
@@ -421,6 +422,9 @@ def test_explorer_in_a_headless_browser(labelled, site):
             assert r["label"] in table
             if r["tcav"] and r["tcav"]["status"] == "ok":
                 assert f"{r['tcav']['score']:.2f}" in table
+        if rows:
+            story = page.text_content("[data-testid=global-narrative]")
+            assert story.startswith(f"At {page.input_value('#layer-select')}, the images of {cls['name']}")
         page.screenshot(path=str(artifacts / "explorer_global.png"))
         browser.close()
     assert errors == []

@@ -33,6 +33,7 @@ OVERRIDES = {
     "global.tcav.n_runs": 5,
     # labels_simulate plays the web game over in-process HTTP: fewer plays per map keep it short
     "game.plays_per_map": 3,
+    "transfer.more_images.max_per_class": 2,
     "figures.dpi": 60,
 }
 
@@ -98,6 +99,8 @@ def test_demo_pipeline_runs_offline(demo_repo):
         "reports/table2/table2_tests.csv",
         "reports/inv/index.csv",
         "reports/global/global.csv",
+        "reports/transfer/loio.md",
+        "data/transfer/label_model.json",
         "reports/explorer/index.html",
         "reports/survey/questionnaire.md",
         "reports/paper_comparison.md",

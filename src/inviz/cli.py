@@ -26,6 +26,7 @@ STAGES: dict[str, str] = {
     "labels_simulate": "labels_simulate",
     "labels_import": "labels_import",
     "labels_analyze": "labels_analyze",
+    "transfer": "transfer",
     "figures": "figures",
     "global": "global_explain",
     "explorer": "explorer",
@@ -40,6 +41,7 @@ STAGES: dict[str, str] = {
 #: whose sub-commands set ``_run`` (``inviz game serve|export|report``).
 COMMANDS: dict[str, str] = {
     "game": "inviz.game.web.cli",
+    "explain": "inviz.stages.explain",
 }
 
 
@@ -114,7 +116,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the ``inviz`` parser: one sub-command per stage of :data:`STAGES`, then :data:`COMMANDS`."""
+    """Build the ``inviz`` parser: one sub-command per stage of :data:`STAGES` and per :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(prog="inviz", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="<stage>")
@@ -128,7 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(_run=mod.run)
     for name, module in COMMANDS.items():
         mod = importlib.import_module(module)
-        mod.add_arguments(sub.add_parser(name, help=mod.HELP, description=mod.HELP))
+        p = sub.add_parser(name, help=mod.HELP, description=mod.__doc__ or mod.HELP)
+        mod.add_arguments(p)
+        if hasattr(mod, "run"):  # a single command; a command group sets _run per sub-command
+            p.set_defaults(_run=mod.run)
     return parser
 
 

@@ -49,6 +49,8 @@ TCAV_COLUMNS = [
     "p_adjusted",
     "significant",
     "direction",
+    "n_candidates_game",
+    "n_transferred",
 ]
 
 
@@ -64,8 +66,9 @@ class GlobalResult:
     tcav : DataFrame
         The TCAV tables of every tested class and layer (``tcav.csv``):
         :data:`inviz.concepts.tcav.TABLE_COLUMNS` with ``class_label`` first and ``n_candidates``
-        (concept examples available before ``max_examples``), ``layer_name`` (the tested layer)
-        last; empty without TCAV.
+        (concept examples available before ``max_examples``), ``n_candidates_game`` (of them from
+        the game's maps), ``n_transferred`` (examples used that carry transferred labels,
+        ``global.transfer``), ``layer_name`` (the tested layer) last; empty without TCAV.
     runs : DataFrame
         Per-run scores (``tcav_runs.csv``): :data:`inviz.concepts.tcav.RUN_COLUMNS` and
         ``class_label``; empty without TCAV.
@@ -84,6 +87,15 @@ class GlobalResult:
     cavs_cached: int
     figure_layers: tuple[str, ...]
     cards: Mapping[str, tuple[ImageINV, Card]]
+    min_examples: int = 0
+
+    @property
+    def too_few_without_transfer(self) -> int:
+        """Tested labels that would have too few concept examples from the game's maps alone."""
+        t = self.tcav
+        if not len(t) or "n_candidates_game" not in t:
+            return 0
+        return int((t["n_candidates_game"] < self.min_examples).sum())
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -108,6 +120,10 @@ class GlobalResult:
                 "n_tested": int(len(ok)),
                 "n_significant": int(ok["significant"].astype(bool).sum()) if len(ok) else 0,
                 "n_too_few_examples": int((candidates["tcav_status"] == "too_few_examples").sum()),
+                "n_too_few_examples_without_transfer": self.too_few_without_transfer,
+                "n_with_transferred_examples": int((candidates["n_transferred"].fillna(0) > 0).sum())
+                if "n_transferred" in candidates
+                else 0,
                 "share_significant": float(ok["significant"].astype(bool).mean()) if len(ok) else None,
                 "mean_score": float(ok["tcav_score"].mean()) if len(ok) else None,
                 "cavs_trained": self.cavs_trained,
@@ -125,6 +141,7 @@ def explain_classes(
     images_dir: str | Path,
     cav_cache: str | Path,
     source: str = "params",
+    extra: Sequence[ImageINV] = (),
 ) -> GlobalResult:
     """Global explanations of every class and layer, with the TCAV validation of their top labels.
 
@@ -148,6 +165,9 @@ def explain_classes(
         The CAV cache folder (created, even when nothing is tested: a DVC output).
     source : str
         The params file, named in error messages.
+    extra : sequence of ImageINV
+        Unplayed images with transferred labels (``global.transfer``, :mod:`inviz.transfer`): their
+        maps are extra concept examples, after the game's; they never change the importance ranking.
 
     Returns
     -------
@@ -169,7 +189,7 @@ def explain_classes(
     tcav, runs, trained, cached = pd.DataFrame(), pd.DataFrame(), 0, 0
     if cfg.tcav_enabled and len(table):
         tcav, runs, trained, cached = _validate(
-            invs, table, cfg, reveal_cfg, loaded, index, images_dir, cav_cache
+            invs, table, cfg, reveal_cfg, loaded, index, images_dir, cav_cache, extra
         )
     table = _merge_tcav(table, tcav)
     figure_layers = tuple(cfg.figure_layers or layers[-1:])
@@ -179,7 +199,7 @@ def explain_classes(
     shown = table[table["layer"].isin(figure_layers)]["examples"].dropna()
     keys = {k for ex in shown for k in str(ex).split(";") if k}
     cards = {k: by_key[k] for k in keys if k in by_key}
-    return GlobalResult(table, tcav, runs, trained, cached, figure_layers, cards)
+    return GlobalResult(table, tcav, runs, trained, cached, figure_layers, cards, cfg.tcav.min_examples)
 
 
 def _validate(
@@ -191,6 +211,7 @@ def _validate(
     index_path: str | Path,
     images_dir: str | Path,
     cav_cache: str | Path,
+    extra: Sequence[ImageINV] = (),
 ) -> tuple[pd.DataFrame, pd.DataFrame, int, int]:
     """TCAV of the top labels of every class at every TCAV layer: tables, runs, CAVs trained, cached."""
     from tqdm.auto import tqdm
@@ -203,7 +224,8 @@ def _validate(
     c = cfg.concepts
     size, mean, std = loaded.config.input_size, loaded.config.mean, loaded.config.std
     index = read_index(index_path)
-    random_x = _random_pool(invs, index, cfg, reveal_cfg, images_dir, size, mean, std)
+    random_x = _random_pool(invs, index, cfg, reveal_cfg, images_dir, size, mean, std, extra)
+    pool = [*invs, *extra]
     tables, runs, trained, cached = [], [], 0, 0
     jobs = [(int(cl), ly) for cl in table["class_label"].unique() for ly in cfg.tcav.layers]
     for class_label, layer in tqdm(jobs, desc="TCAV", unit="class"):
@@ -213,11 +235,16 @@ def _validate(
             log.warning("TCAV: no '%s' images of class %d: skipped", c.class_split, class_label)
             continue
         class_x = torch.stack([to_input(im, mean, std) for im in load_images(rows, images_dir, size)])
-        concepts, n_candidates = {}, {}
+        concepts, counts = {}, {}
         for lab in table[(table["class_label"] == class_label) & (table["layer"] == layer)]["label"]:
-            pairs = concept_cards(invs, lab, class_label, layer, cfg)
-            n_candidates[lab] = len(pairs)
-            concepts[lab] = concept_examples(pairs[: cfg.tcav.max_examples], cfg, reveal_cfg, mean, std, size)
+            pairs = concept_cards(pool, lab, class_label, layer, cfg)
+            used = pairs[: cfg.tcav.max_examples]
+            counts[lab] = (
+                len(pairs),
+                sum(1 for _, c in pairs if c.source == "game"),
+                sum(1 for _, c in used if c.source == "transfer"),
+            )
+            concepts[lab] = concept_examples(used, cfg, reveal_cfg, mean, std, size)
         if not concepts:
             continue
         layer_cfg = dataclasses.replace(cfg.tcav, layers=(layer,))
@@ -229,7 +256,8 @@ def _validate(
         runs.append(res.runs.assign(class_label=class_label))
         t = res.table
         t.insert(0, "class_label", class_label)
-        t["n_candidates"] = t["concept"].map(n_candidates)
+        for i, col in enumerate(("n_candidates", "n_candidates_game", "n_transferred")):
+            t[col] = t["concept"].map({k: v[i] for k, v in counts.items()})
         t["layer_name"] = layer
         tables.append(t)
     tcav = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
@@ -245,10 +273,11 @@ def _random_pool(
     size: int,
     mean: Sequence[float],
     std: Sequence[float],
+    extra: Sequence[ImageINV] = (),
 ) -> torch.Tensor:
     """Build the random counter-examples, Tensor of shape (m, 3, size, size): never an explained image."""
     c = cfg.concepts
-    explained = {inv.sample_id for inv in invs}
+    explained = {inv.sample_id for inv in [*invs, *extra]}
     candidates = index[(index["split"] == c.random_split) & ~index["sample_id"].isin(explained)]
     pool_rows = draw(candidates, c.random_pool, c.seed)
     if len(pool_rows) < 2 * cfg.tcav.min_examples:

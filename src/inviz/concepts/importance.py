@@ -110,6 +110,31 @@ class GlobalRunConfig:
 
 
 @dataclass(frozen=True)
+class GlobalTransferConfig:
+    """``global.transfer``: transferred labels as extra TCAV concept examples (docs/method.md §9).
+
+    Parameters
+    ----------
+    enabled : bool
+        Add the cluster maps of the ``transfer`` stage's extra images whose transferred best
+        labels include a tested label to its concept examples (after the game's maps: the
+        played images' examples always come first). Importance (the ranking) stays the game's.
+    min_confidence : float
+        Only transferred labels of at least this confidence (docs/method.md §9) count.
+    """
+
+    enabled: bool = False
+    min_confidence: float = 0.5
+
+    def __post_init__(self) -> None:
+        """Check the threshold."""
+        if not 0 <= self.min_confidence <= 1:
+            raise ValueError(
+                f"transfer.min_confidence: expected a value in [0, 1], got {self.min_confidence}"
+            )
+
+
+@dataclass(frozen=True)
 class GlobalConfig:
     """``global`` section: class-level explanations and their TCAV validation (docs/method.md §4).
 
@@ -139,6 +164,8 @@ class GlobalConfig:
         test, correction).
     run : GlobalRunConfig
         Execution settings (the device of TCAV).
+    transfer : GlobalTransferConfig
+        Transferred labels of more images as extra concept examples (off by default).
     """
 
     layers: tuple[str, ...] | None = None
@@ -152,6 +179,7 @@ class GlobalConfig:
     concepts: ConceptConfig = field(default_factory=ConceptConfig)
     tcav: TCAVConfig = field(default_factory=TCAVConfig)
     run: GlobalRunConfig = field(default_factory=GlobalRunConfig)
+    transfer: GlobalTransferConfig = field(default_factory=GlobalTransferConfig)
 
     def __post_init__(self) -> None:
         """Check the values (``ValueError`` naming the key)."""
@@ -243,7 +271,8 @@ def concept_cards(
 
     Every (merged) map with ``label`` among its best labels, from the images and layers that
     ``cfg.concepts.scope`` / ``layers`` allow, in priority order: the class's own images first,
-    then the tested layer, then heavier maps; ties by image and card key (deterministic).
+    then the tested layer, then heavier maps; ties by image and card key (deterministic). Cards
+    with transferred labels (``source="transfer"``, docs/method.md §9) come after every game card.
 
     Parameters
     ----------
@@ -270,10 +299,17 @@ def concept_cards(
                 continue
             for card in cards:
                 if label in _best(card, cfg.ties):
-                    key = (inv.true_label != class_label, ly != layer, -card.weight, inv.sample_id, card.key)
+                    key = (
+                        card.source == "transfer",
+                        inv.true_label != class_label,
+                        ly != layer,
+                        -card.weight,
+                        inv.sample_id,
+                        card.key,
+                    )
                     found.append((*key, inv, card))
-    found.sort(key=lambda t: t[:5])
-    return [(t[5], t[6]) for t in found]
+    found.sort(key=lambda t: t[:6])
+    return [(t[6], t[7]) for t in found]
 
 
 def to_input(image: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

@@ -15,23 +15,26 @@ import pandas as pd
 
 from inviz.concepts.explain import GlobalResult
 from inviz.game.reveal import RevealConfig
-from inviz.views.figures import FigureConfig, label_colours
+from inviz.views.figures import FigureConfig, caption_lines, label_colours
 from inviz.views.overlays import overlay
 from inviz.views.records import safe_name
 
 
-def global_markdown(result: GlobalResult) -> str:
+def global_markdown(result: GlobalResult, narrative_cfg: Any = None) -> str:
     """Render the global explanations of ``result.figure_layers`` as Markdown, one table per class and layer.
 
     Parameters
     ----------
     result : GlobalResult
+    narrative_cfg : NarrativeConfig, optional
+        With it, each table is followed by its narrative (:func:`inviz.views.narratives.global_narrative`).
 
     Returns
     -------
     str
         Ranked labels with importance, map count and the TCAV score, corrected p-value and
-        significance (or why a label was not scored).
+        significance (or why a label was not scored); TCAV examples with transferred labels
+        (``global.transfer``) are counted in the "examples" column.
     """
     table = result.table
     lines = [
@@ -46,8 +49,8 @@ def global_markdown(result: GlobalResult) -> str:
         lines += [
             f"## {cname} — {layer}",
             "",
-            "| rank | label | importance % | maps | TCAV | p (adj.) | significant |",
-            "|---|---|---|---|---|---|---|",
+            "| rank | label | importance % | maps | TCAV | p (adj.) | significant | examples (transferred) |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in grp.itertuples():
             status = getattr(r, "tcav_status", None)
@@ -57,9 +60,23 @@ def global_markdown(result: GlobalResult) -> str:
                 sig = "yes" if bool(r.significant) else "no"
             else:
                 tc, p, sig = (str(status).replace("_", " ") if isinstance(status, str) else "—"), "—", "—"
-            lines.append(f"| {r.rank} | {r.label} | {r.importance:.1f} | {r.n_maps} | {tc} | {p} | {sig} |")
+            cells = [r.rank, r.label, f"{r.importance:.1f}", r.n_maps, tc, p, sig, _examples(r)]
+            lines.append("| " + " | ".join(str(c) for c in cells) + " |")
         lines.append("")
+        if narrative_cfg is not None:
+            from inviz.views.narratives import global_narrative
+
+            lines += [global_narrative(grp, narrative_cfg, result.min_examples or None), ""]
     return "\n".join(lines)
+
+
+def _examples(r: Any) -> str:
+    """Format the TCAV examples cell: ``n``, or ``n (t)`` with ``t`` of them transferred; ``—`` untested."""
+    n = getattr(r, "n_examples", None)
+    if n is None or pd.isna(n):
+        return "—"
+    t = getattr(r, "n_transferred", None)
+    return f"{int(n)} ({int(t)})" if t is not None and pd.notna(t) and t else f"{int(n)}"
 
 
 def global_figure(
@@ -69,6 +86,7 @@ def global_figure(
     layer: str,
     n_examples: int,
     font_size: float = 6.5,
+    caption: str | None = None,
 ) -> Any:
     """Draw the global explanation of a class at a layer (paper Figure 4).
 
@@ -79,6 +97,7 @@ def global_figure(
         ``tcav_score, p_adjusted, significant, tcav_status``.
     tiles : card key -> example tile (uint8, (S, S, 3)) for the keys in ``examples``.
     n_examples : example tiles per label.
+    caption : text under the figure (its narrative); None: none.
 
     Returns
     -------
@@ -96,10 +115,23 @@ def global_figure(
     row_h = 0.62
     bar_w, tile_w = 2.3, row_h * 0.92
     width = 0.9 + bar_w + 1.35 + n_examples * (tile_w + 0.05) + 0.1
-    height = 0.55 + k * row_h + 0.35
+    wrapped = caption_lines(caption, width - 0.16, font_size) if caption else ""
+    caption_h = (wrapped.count("\n") + 1) * font_size * 1.35 / 72 + 0.15 if wrapped else 0.0
+    height = 0.55 + k * row_h + 0.35 + caption_h
     fig = plt.figure(figsize=(width, height))
+    bottom = 0.35 + caption_h
+    if wrapped:
+        fig.text(
+            0.08 / width,
+            (caption_h - 0.05) / height,
+            wrapped,
+            fontsize=font_size,
+            va="top",
+            linespacing=1.35,
+            gid="caption",
+        )
     colours = label_colours(list(rows["label"]))
-    ax = fig.add_axes([0.9 / width, 0.35 / height, bar_w / width, k * row_h / height])
+    ax = fig.add_axes([0.9 / width, bottom / height, bar_w / width, k * row_h / height])
     ax.set_gid("importance")
     y = np.arange(len(rows))[::-1]
     ax.barh(y, rows["importance"], color=[colours[lab] for lab in rows["label"]], height=0.6)
@@ -113,7 +145,7 @@ def global_figure(
     for yy, r in zip(y, rows.itertuples(), strict=True):
         fig.text(
             (0.9 + bar_w + 0.08) / width,
-            (0.35 + (yy + 0.5) * row_h) / height,
+            (bottom + (yy + 0.5) * row_h) / height,
             _bar_note(r, has_tcav),
             fontsize=font_size,
             va="center",
@@ -126,7 +158,7 @@ def global_figure(
                 continue
             rect = [
                 (x0 + i * (tile_w + 0.05)) / width,
-                (0.35 + yy * row_h + 0.03) / height,
+                (bottom + yy * row_h + 0.03) / height,
                 tile_w / width,
                 tile_w / height,
             ]
@@ -166,7 +198,11 @@ def _example_tile(fig: Any, rect: list[float], tile: np.ndarray, colour: Any, gi
 
 
 def global_figures(
-    result: GlobalResult, n_examples: int, fig_cfg: FigureConfig, reveal_cfg: RevealConfig
+    result: GlobalResult,
+    n_examples: int,
+    fig_cfg: FigureConfig,
+    reveal_cfg: RevealConfig,
+    narrative_cfg: Any = None,
 ) -> Iterator[tuple[str, Any]]:
     """Figure 4 of every class at each of ``result.figure_layers``, one at a time.
 
@@ -179,6 +215,8 @@ def global_figures(
         Overlay of the example maps and font size.
     reveal_cfg : RevealConfig
         The reveal masks of ``reveal`` overlays.
+    narrative_cfg : NarrativeConfig, optional
+        With ``enabled``, each figure is captioned with its narrative.
 
     Yields
     ------
@@ -197,5 +235,10 @@ def global_figures(
             if k in result.cards:
                 inv, card = result.cards[k]
                 tiles[k] = overlay(inv.image, card.map, fig_cfg.overlay, reveal_cfg)
-        fig = global_figure(grp, tiles, cname, layer, n_examples, fig_cfg.font_size + 1)
+        caption = None
+        if narrative_cfg is not None and narrative_cfg.enabled:
+            from inviz.views.narratives import global_narrative
+
+            caption = global_narrative(grp, narrative_cfg, result.min_examples or None)
+        fig = global_figure(grp, tiles, cname, layer, n_examples, fig_cfg.font_size + 1, caption)
         yield f"{int(cl):02d}_{safe_name(cname)}__{layer}", fig

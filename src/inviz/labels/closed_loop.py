@@ -226,6 +226,21 @@ def closed_loop(
     best = cluster_labels[cluster_labels["is_best"].eq(True)][["cluster_id", "layer", "label", "rank"]]
     images = clusters.set_index("cluster_id").loc[best["cluster_id"].unique(), "image"]
     coverage = maps_part_coverage(maps, dict(images.items()), parts, reveal_cfg)
+    return evaluate(best, coverage, demo_lexicon(cfg), cfg)
+
+
+def demo_lexicon(cfg: ClosedLoopConfig = ClosedLoopConfig()) -> dict[str, set[str]]:
+    """Return the lexicon of the simulated players' English part phrases, colour words excluded.
+
+    Parameters
+    ----------
+    cfg : ClosedLoopConfig
+        ``max_parts_per_word`` (generic words name no part).
+
+    Returns
+    -------
+    dict of str to set of str
+        Lemma -> parts (:func:`part_lexicon`).
+    """
     colours = [w for by_lang in COLOUR_PHRASES.values() for w in by_lang.get("en", [])]
-    lexicon = part_lexicon(PART_PHRASES, max_parts_per_word=cfg.max_parts_per_word, exclude=colours)
-    return evaluate(best, coverage, lexicon, cfg)
+    return part_lexicon(PART_PHRASES, max_parts_per_word=cfg.max_parts_per_word, exclude=colours)

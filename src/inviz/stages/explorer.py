@@ -37,9 +37,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.game.reveal import RevealConfig
     from inviz.views.explorer import ExplorerConfig, build_explorer
     from inviz.views.figures import FigureConfig
+    from inviz.views.narratives import NarrativeConfig
 
-    cfg, fig_cfg, reveal_cfg, tracking = load_params(
-        args.params, ("explorer", ExplorerConfig), ("figures", FigureConfig), ("masks", RevealConfig)
+    cfg, fig_cfg, reveal_cfg, narrative_cfg, tracking = load_params(
+        args.params,
+        ("explorer", ExplorerConfig),
+        ("figures", FigureConfig),
+        ("masks", RevealConfig),
+        ("narratives", NarrativeConfig),
     )
     loaded, invs = load_stage_inv(args, reveal_cfg.map_kind)
     path = Path(args.global_table)
@@ -47,7 +52,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     subtitle = f"{len(invs)} images · model {loaded.sha256[:12]}"
     with atomic_path(args.out, directory=True) as tmp:
         data = build_explorer(
-            invs, table, tmp, cfg, fig_cfg.overlay, reveal_cfg, fig_cfg.top_labels, subtitle
+            invs, table, tmp, cfg, fig_cfg.overlay, reveal_cfg, fig_cfg.top_labels, subtitle, narrative_cfg
         )
     size = sum(f.stat().st_size for f in Path(args.out).rglob("*") if f.is_file())
     metrics = {

@@ -1,6 +1,7 @@
 """``inviz figures``: the INV figure of every explained image (paper Figure 3) and its simplified INV.
 
 Reads the INV records (:func:`inviz.views.records.load_inv`) and draws :func:`inviz.views.figures.inv_figure`
+(captioned with the image's narrative, :mod:`inviz.views.narratives`, also saved as ``<image>.txt``)
 and :func:`inviz.views.figures.simplified_inv_figure` per image into ``--out`` (``<image>.png/.pdf``
 and ``simplified/<image>.png/.pdf``), plus ``index.csv`` (image, class, files, card counts).
 """
@@ -33,13 +34,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.core.tracking import stage_run
     from inviz.game.reveal import RevealConfig
     from inviz.views.figures import FigureConfig, draw_inv_figures
+    from inviz.views.narratives import NarrativeConfig
 
-    cfg, reveal_cfg, tracking = load_params(args.params, ("figures", FigureConfig), ("masks", RevealConfig))
+    cfg, reveal_cfg, narrative_cfg, tracking = load_params(
+        args.params, ("figures", FigureConfig), ("masks", RevealConfig), ("narratives", NarrativeConfig)
+    )
     _, invs = load_stage_inv(args, reveal_cfg.map_kind)
     if cfg.images is not None:
         invs = invs[: cfg.images]
     with atomic_path(args.out, directory=True) as tmp:
-        index = draw_inv_figures(invs, cfg, reveal_cfg, tmp)
+        index = draw_inv_figures(invs, cfg, reveal_cfg, tmp, narrative_cfg)
         write_csv(tmp / "index.csv", index)
         metrics = {
             "n_figures": len(index),

@@ -5,7 +5,8 @@
 ``index.html``, ``explorer.js``, ``style.css``
     the viewer (copied from ``inviz/resources/explorer``): pick a class and an image; one column
     per layer with cluster cards (overlay, weight bar, labels with score bars, feature-map count,
-    game statistics); a toggle between merged and the game's cluster maps; a global view per
+    game statistics, a one-sentence narrative) under the image's narrative
+    (:mod:`inviz.views.narratives`); a toggle between merged and the game's cluster maps; a global view per
     class and layer with the top labels, their TCAV results and example maps; deep links in the
     URL hash (``#view=image&image=<id>&layer=<layer>&card=<key>``, ``#view=global&class=<label>
     &layer=<layer>``).
@@ -71,8 +72,17 @@ def _num(x: Any, digits: int = 4) -> float | None:
     return None if not math.isfinite(v) else float(f"{v:.{digits}g}")
 
 
-def _card_json(c: Card, tile: int) -> dict[str, Any]:
+def _card_json(c: Card, tile: int, narrative_cfg: Any = None, top: int = 3) -> dict[str, Any]:
+    text = None
+    if narrative_cfg is not None:
+        from inviz.views.narratives import card_narrative
+
+        text = card_narrative(c, narrative_cfg, top)
     return {
+        "narrative": text,
+        "source": c.source,
+        "confidence": _num(c.confidence),
+        "coverage": _num(c.coverage),
         "key": c.key,
         "kind": c.kind,
         "id": c.id,
@@ -100,6 +110,7 @@ def build_explorer(
     reveal_cfg: RevealConfig,
     top_labels: int = 3,
     subtitle: str = "",
+    narrative_cfg: Any = None,
 ) -> dict[str, Any]:
     """Write the explorer into the (new, empty) folder ``out``; returns the data it shows.
 
@@ -111,6 +122,9 @@ def build_explorer(
     out : destination folder (the caller makes the write atomic).
     cfg, overlay_cfg, reveal_cfg : tile sizes, overlay style, the game's reveal settings.
     top_labels : labels shown per card.
+    subtitle : the page's subtitle.
+    narrative_cfg : NarrativeConfig, optional
+        With it, every image, card and global view gets its narrative (:mod:`inviz.views.narratives`).
     """
     out = Path(out)
     (out / "img").mkdir(parents=True, exist_ok=True)
@@ -121,7 +135,9 @@ def build_explorer(
     images: dict[str, Any] = {}
     tile_of: dict[tuple[str, str], int] = {}
     for n, inv in enumerate(invs):
-        images[inv.sample_id] = _image_entry(n, inv, out, tile_of, cfg, overlay_cfg, reveal_cfg, top_labels)
+        images[inv.sample_id] = _image_entry(
+            n, inv, out, tile_of, cfg, overlay_cfg, reveal_cfg, top_labels, narrative_cfg
+        )
     classes: dict[int, dict[str, Any]] = {}
     for inv in invs:
         classes.setdefault(inv.true_label, {"label": inv.true_label, "name": inv.true_class, "images": []})[
@@ -139,6 +155,7 @@ def build_explorer(
         "classes": [classes[k] for k in sorted(classes)],
         "images": images,
         "global": glob,
+        "global_narratives": _global_narratives(global_table, narrative_cfg),
         "global_default_layer": cfg.global_layer or (layers[-1] if layers else None),
     }
     (out / "data.js").write_text(
@@ -156,6 +173,7 @@ def _image_entry(
     overlay_cfg: OverlayConfig,
     reveal_cfg: RevealConfig,
     top_labels: int,
+    narrative_cfg: Any = None,
 ) -> dict[str, Any]:
     """Write image ``n``'s sprite (the image, then one tile per card) and return its data.
 
@@ -171,7 +189,7 @@ def _image_entry(
             out_cards = []
             for c in layer_cards:
                 tile_of[(inv.sample_id, c.key)] = len(tiles)
-                out_cards.append(_card_json(c, len(tiles)))
+                out_cards.append(_card_json(c, len(tiles), narrative_cfg, top_labels))
                 tiles.append(thumbnail(overlay(inv.image, c.map, overlay_cfg, reveal_cfg), cfg.tile))
             cards[kind][layer] = out_cards
         score_max[kind] = max(
@@ -188,7 +206,32 @@ def _image_entry(
         "confidence": _num(inv.confidence),
         "cards": cards,
         "score_max": score_max,
+        "narrative": _image_narratives(inv, narrative_cfg),
     }
+
+
+def _image_narratives(inv: ImageINV, narrative_cfg: Any) -> dict[str, str] | None:
+    """Return the image's narratives of its merged and of its single cluster maps (None without a config)."""
+    if narrative_cfg is None:
+        return None
+    from inviz.views.narratives import inv_narrative
+
+    return {
+        "merged": inv_narrative(inv, True, narrative_cfg),
+        "cluster": inv_narrative(inv, False, narrative_cfg),
+    }
+
+
+def _global_narratives(table: pd.DataFrame, narrative_cfg: Any) -> dict[str, dict[str, str]]:
+    """Return class label -> layer -> the global narrative (empty without a config or a table)."""
+    if narrative_cfg is None or not len(table):
+        return {}
+    from inviz.views.narratives import global_narrative
+
+    out: dict[str, dict[str, str]] = {}
+    for (cl, layer), grp in table.groupby(["class_label", "layer"], sort=False):
+        out.setdefault(str(int(cl)), {})[str(layer)] = global_narrative(grp, narrative_cfg)
+    return out
 
 
 def _global_entries(

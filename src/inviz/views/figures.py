@@ -173,29 +173,33 @@ def _header_image(fig: Any, rect: list[float], image: np.ndarray) -> None:
     ax.set_gid("header")
 
 
-def _caption(inv: ImageINV, cfg: FigureConfig, labelled: bool, text_width: float) -> str:
-    """Write the INV's caption (prediction, true class, what the cards show), wrapped to ``text_width`` in."""
+def _title_caption(inv: ImageINV, cfg: FigureConfig, labelled: bool, text_width: float) -> str:
+    """Write the INV's header text (prediction, true class, what the cards show), wrapped to ``text_width``."""
     import textwrap
 
-    status = "correct" if inv.pred == inv.true_label else "wrong"
-    truth = f"true class: {inv.true_class} ({status})" if inv.true_label >= 0 else "true class: not given"
-    nbsp = "\u00a0"  # keeps "true class: ..." on one line when the caption wraps
+    nbsp = "\u00a0"  # keeps "true class: ..." on one line when the text wraps
+    if inv.true_label < 0 or not inv.true_class:
+        truth = "true class: unknown (image outside the dataset)"
+    else:
+        truth = f"true class: {inv.true_class} ({'correct' if inv.pred == inv.true_label else 'wrong'})"
+    transferred = any(c.source == "transfer" for cs in inv.cards(cfg.merged).values() for c in cs)
+    if transferred:
+        scores = "labels transferred by the label model (shares; conf = confidence)"
+    elif labelled:
+        scores = f"top-{cfg.top_labels} labels with scores (best in bold)"
+    else:
+        scores = "no labels yet (they come from the label game, Deep Reveal)"
     lines = [
         f"predicted: {inv.pred_name} ({100 * inv.confidence:.1f}{nbsp}%)   {truth.replace(' ', nbsp)}",
         f"{'merged ' if cfg.merged and labelled else ''}cluster maps per layer, heaviest first: "
-        "weight in % of the layer's weight, feature maps, "
-        + (
-            f"top-{cfg.top_labels} labels with scores (best in bold)"
-            if labelled
-            else "no labels yet (they come from the label game, Deep Reveal)"
-        ),
+        f"weight in % of the layer's weight, feature maps, {scores}",
     ]
     chars = max(24, int(text_width / (0.58 * cfg.font_size * 1.15 / 72)))  # ~0.58 em per character
     return "\n".join(textwrap.fill(line, chars) for line in lines)
 
 
-def _inv_title(fig: Any, inv: ImageINV, cfg: FigureConfig, caption: str, x: float, y_top: float) -> None:
-    """Write the INV's title and its caption at ``x`` (figure fraction), ``y_top`` inches from the top."""
+def _inv_title(fig: Any, inv: ImageINV, cfg: FigureConfig, text: str, x: float, y_top: float) -> None:
+    """Write the INV's title and its header text at ``x`` (figure fraction), ``y_top`` inches from the top."""
     height = fig.get_figheight()
     fig.text(
         x,
@@ -206,7 +210,7 @@ def _inv_title(fig: Any, inv: ImageINV, cfg: FigureConfig, caption: str, x: floa
         va="top",
     )
     fig.text(
-        x, 1 - (y_top + 0.42) / height, caption, fontsize=cfg.font_size * 1.15, va="top", linespacing=1.5
+        x, 1 - (y_top + 0.42) / height, text, fontsize=cfg.font_size * 1.15, va="top", linespacing=1.5
     )
 
 
@@ -216,7 +220,41 @@ def _shown_cards(inv: ImageINV, cfg: FigureConfig) -> dict[str, list[Card]]:
     return {ly: columns.get(ly, [])[: cfg.max_cards or None] for ly in inv.layers}
 
 
-def inv_figure(inv: ImageINV, cfg: FigureConfig | None = None, reveal_cfg: RevealConfig | None = None) -> Any:
+def _card_title(card: Card) -> str:
+    """Weight and feature maps of a card (and a transferred card's confidence)."""
+    title = f"{card.weight:.1f} %  ·  {card.n_fmaps} fm"
+    return title + f"  ·  conf {card.confidence:.2f}" if card.source == "transfer" else title
+
+
+def _caption(fig: Any, text: str, width: float, height: float, y_top: float, font: float) -> None:
+    """Write ``text`` (a narrative) as the figure's caption, wrapped to its width, from ``y_top`` inches."""
+    fig.text(
+        0.08 / width,
+        1 - y_top / height,
+        text,
+        fontsize=font,
+        va="top",
+        ha="left",
+        wrap=False,
+        linespacing=1.35,
+        gid="caption",
+    )
+
+
+def caption_lines(text: str, width: float, font: float) -> str:
+    """Wrap a caption to a figure ``width`` (inches) at ``font`` points; paragraphs kept."""
+    import textwrap
+
+    chars = max(40, int(width * 72 / (0.52 * font)))
+    return "\n".join(textwrap.fill(p, chars) for p in text.split("\n\n"))
+
+
+def inv_figure(
+    inv: ImageINV,
+    cfg: FigureConfig | None = None,
+    reveal_cfg: RevealConfig | None = None,
+    caption: str | None = None,
+) -> Any:
     """Draw the INV of one image (paper Figure 3).
 
     Parameters
@@ -225,6 +263,7 @@ def inv_figure(inv: ImageINV, cfg: FigureConfig | None = None, reveal_cfg: Revea
         :func:`inviz.views.records.image_inv` for an :func:`inviz.fmaps.explain.explain` result).
     cfg : figure settings (default :class:`FigureConfig`); reveal_cfg : the game's reveal settings
         used by ``overlay`` (default :class:`RevealConfig` with ``game_size`` = 2x the image).
+    caption : text under the cards (the narrative, :mod:`inviz.views.narratives`); None: none.
 
     Returns
     -------
@@ -250,15 +289,19 @@ def inv_figure(inv: ImageINV, cfg: FigureConfig | None = None, reveal_cfg: Revea
     card_h = cw * 1.16 + 0.2 * n_labels * cw + pad
     col_head = 0.22
     width = max(len(layers) * cw + (len(layers) + 1) * pad, 3.4)
-    caption = _caption(inv, cfg, n_labels > 0, width - 1.2 * cw - 3 * pad)
-    caption_h = 0.52 + (caption.count("\n") + 1) * cfg.font_size * 1.15 * 1.5 / 72
-    header_h = max(1.2 * cw + 0.15, caption_h)
-    height = header_h + col_head + n_rows * card_h + pad
-    fig = plt.figure(figsize=(width, height))
+    title = _title_caption(inv, cfg, n_labels > 0, width - 1.2 * cw - 3 * pad)
+    title_h = 0.52 + (title.count("\n") + 1) * cfg.font_size * 1.15 * 1.5 / 72
+    header_h = max(1.2 * cw + 0.15, title_h)
     font = cfg.font_size
+    wrapped = caption_lines(caption, width - 0.16, font) if caption else ""
+    caption_h = (wrapped.count("\n") + 1) * font * 1.35 / 72 + 0.1 if wrapped else 0.0
+    height = header_h + col_head + n_rows * card_h + pad + caption_h
+    fig = plt.figure(figsize=(width, height))
+    if wrapped:
+        _caption(fig, wrapped, width, height, header_h + col_head + n_rows * card_h + pad, font)
     rect = partial(_rect, width, height)
     _header_image(fig, rect(pad, pad, 1.2 * cw, 1.2 * cw), inv.image)
-    _inv_title(fig, inv, cfg, caption, (1.2 * cw + 2 * pad) / width, pad)
+    _inv_title(fig, inv, cfg, title, (1.2 * cw + 2 * pad) / width, pad)
     tiles: dict[str, np.ndarray] = {}
     for j, ly in enumerate(layers):
         x = pad + j * (cw + pad)
@@ -283,7 +326,7 @@ def inv_figure(inv: ImageINV, cfg: FigureConfig | None = None, reveal_cfg: Revea
                 score_max,
                 colours,
                 font,
-                f"{card.weight:.1f} %  ·  {card.n_fmaps} fm",
+                _card_title(card),
             )
             cax.set_gid(f"card:{card.key}")
         if not shown[ly]:
@@ -381,15 +424,23 @@ INDEX_COLUMNS = [
 ]
 
 
-def _draw_one(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig, out: Path) -> dict[str, Any]:
-    """Draw and save the INV and simplified INV of one image; its row of ``index.csv``."""
-    from inviz.core.io import save_figure
+def _draw_one(
+    inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig, out: Path, narrative_cfg: Any = None
+) -> dict[str, Any]:
+    """Draw and save the INV (captioned with its narrative) and simplified INV of one image; its index row."""
+    from inviz.core.io import save_figure, write_text
     from inviz.core.plotting import close
     from inviz.views.records import safe_name
 
     name = safe_name(inv.sample_id)
-    for fig_fn, folder in ((inv_figure, out), (simplified_inv_figure, out / "simplified")):
-        fig = fig_fn(inv, cfg, reveal_cfg)
+    text = None
+    if narrative_cfg is not None and narrative_cfg.enabled:
+        from inviz.views.narratives import inv_narrative
+
+        text = inv_narrative(inv, cfg.merged, narrative_cfg)
+        write_text(out / f"{name}.txt", text + "\n")
+    for fig_fn, folder, cap in ((inv_figure, out, text), (simplified_inv_figure, out / "simplified", None)):
+        fig = fig_fn(inv, cfg, reveal_cfg, cap) if cap else fig_fn(inv, cfg, reveal_cfg)
         save_figure(fig, folder / f"{name}.{cfg.formats[0]}", formats=cfg.formats, dpi=cfg.dpi, tight=False)
         close(fig)
     cards = inv.cards(cfg.merged)
@@ -406,7 +457,11 @@ def _draw_one(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig, out: P
 
 
 def draw_inv_figures(
-    invs: Sequence[ImageINV], cfg: FigureConfig, reveal_cfg: RevealConfig, out: Path
+    invs: Sequence[ImageINV],
+    cfg: FigureConfig,
+    reveal_cfg: RevealConfig,
+    out: Path,
+    narrative_cfg: Any = None,
 ) -> pd.DataFrame:
     """Save the INV and the simplified INV of every image into ``out`` and ``out/simplified``.
 
@@ -420,6 +475,8 @@ def draw_inv_figures(
         The game's reveal settings (overlays).
     out : Path
         Existing output folder.
+    narrative_cfg : NarrativeConfig, optional
+        With ``enabled``, each INV figure is captioned with its narrative, also saved as ``<image>.txt``.
 
     Returns
     -------
@@ -428,7 +485,7 @@ def draw_inv_figures(
     from tqdm.auto import tqdm
 
     (out / "simplified").mkdir(exist_ok=True)
-    draw = partial(_draw_one, cfg=cfg, reveal_cfg=reveal_cfg, out=out)
+    draw = partial(_draw_one, cfg=cfg, reveal_cfg=reveal_cfg, out=out, narrative_cfg=narrative_cfg)
     if cfg.run.workers > 1 and len(invs) > 1:
         import multiprocessing as mp
 

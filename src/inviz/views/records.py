@@ -54,6 +54,10 @@ class Card:
     plays, wins, losses, resigns : game evidence (merged: summed over members).
     mean_hints : mean hints used over guesses (NaN without guesses; merged: play-weighted).
     map : ndarray of shape (h, w), the cluster map at the layer's native resolution.
+    source : ``game`` (labels from the label game) or ``transfer`` (labels transferred by a label
+        model, :mod:`inviz.transfer`; ``labels`` then hold shares of a label distribution).
+    confidence, coverage : a transferred card's confidence and the share of its channels the label
+        model has seen (docs/method.md §9); NaN for game cards.
     """
 
     kind: Literal["merged", "cluster"]
@@ -72,11 +76,15 @@ class Card:
     resigns: int
     mean_hints: float
     map: np.ndarray = field(repr=False)
+    source: Literal["game", "transfer"] = "game"
+    confidence: float = float("nan")
+    coverage: float = float("nan")
 
     @property
     def key(self) -> str:
-        """Unique over both kinds: ``m<id>`` or ``c<id>``."""
-        return f"{'m' if self.kind == 'merged' else 'c'}{self.id}"
+        """Unique over kinds and sources: ``m<id>``, ``c<id>`` (``tm<id>`` / ``tc<id>`` when transferred)."""
+        kind = "m" if self.kind == "merged" else "c"
+        return f"t{kind}{self.id}" if self.source == "transfer" else f"{kind}{self.id}"
 
     def top(self, n: int) -> tuple[tuple[str, float], ...]:
         """Return the ``n`` best labels with their scores."""
@@ -179,7 +187,23 @@ def load_images(rows: pd.DataFrame, images_dir: str | Path, size: int) -> list[n
     return out
 
 
-def _read_csv(path: Path, what: str, need: Sequence[str]) -> pd.DataFrame:
+def read_table(path: Path, what: str, need: Sequence[str]) -> pd.DataFrame:
+    """Read a CSV a stage wrote, checking that it exists and has the columns ``need`` (errors name the file).
+
+    Parameters
+    ----------
+    path : Path
+        The CSV.
+    what : str
+        What it is (for the error message).
+    need : sequence of str
+        Columns it must have.
+
+    Returns
+    -------
+    DataFrame
+        Ids (``image``, ``sample_id``) as strings.
+    """
     if not path.is_file():
         raise INVDataError(f"{path}: {what} not found (run the stage that writes it first)")
     frame = pd.read_csv(path, dtype={"image": str, "sample_id": str, "label": object})
@@ -189,10 +213,24 @@ def _read_csv(path: Path, what: str, need: Sequence[str]) -> pd.DataFrame:
     return frame
 
 
-def _ranked(
+def ranked_labels(
     scores: pd.DataFrame, key: str
 ) -> dict[int, tuple[tuple[tuple[str, float], ...], tuple[str, ...]]]:
-    """Key id -> (ranked (label, score), best labels) from a long (id, label, score, rank, is_best) table."""
+    """Key id -> (ranked (label, score), best labels) from a long (id, label, score, rank, is_best) table.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        ``<key>, label, score, rank, is_best`` (``cluster_labels.csv`` or ``merged_scores.csv``);
+        rows without a label are ignored.
+    key : str
+        The id column (``cluster_id`` or ``merged_id``).
+
+    Returns
+    -------
+    dict of int to ((label, score), ...), (best label, ...)
+        Labels best first; the best labels (ties included).
+    """
     have = scores[scores["label"].notna()].sort_values([key, "rank"], kind="stable")
     acc: dict[int, tuple[list[tuple[str, float]], list[str]]] = {}
     for kid, lab, score, best in zip(
@@ -220,7 +258,7 @@ def _merged_cards(
     """Build the merged cards (§3.8): members' evidence summed, maps from the merged-maps folder."""
     from inviz.labels.merged_maps import read_merged_maps
 
-    mranked = _ranked(merged_scores, "merged_id")
+    mranked = ranked_labels(merged_scores, "merged_id")
     mmaps = read_merged_maps(paths.merged_maps, dict.fromkeys(inv["layer"].astype(str)))
     merged_cards: dict[int, Card] = {}
     for r in inv.itertuples():
@@ -277,7 +315,7 @@ def _cluster_cards(
         ["plays", "wins", "losses", "resigns", "mean_hints"]
     ]
     evidence = {int(k): v for k, v in evidence.to_dict("index").items()}
-    ranked = _ranked(labels, "cluster_id")
+    ranked = ranked_labels(labels, "cluster_id")
     cluster_cards: dict[int, Card] = {}
     for r in manifest.itertuples():
         if wanted is not None and str(r.image) not in wanted:
@@ -308,8 +346,24 @@ def _cluster_cards(
     return cluster_cards
 
 
-def _by_layer(cards: Iterable[Card], sample_id: str, layer_order: list[str]) -> dict[str, list[Card]]:
-    """Group the cards of ``sample_id`` by layer (every layer present), heaviest first."""
+def cards_by_layer(
+    cards: Iterable[Card], sample_id: str, layer_order: Sequence[str]
+) -> dict[str, list[Card]]:
+    """Group the cards of ``sample_id`` by layer (every layer of ``layer_order`` present), heaviest first.
+
+    Parameters
+    ----------
+    cards : iterable of Card
+    sample_id : str
+        Only this image's cards are kept.
+    layer_order : sequence of str
+        The layers, shallow to deep.
+
+    Returns
+    -------
+    dict of str to list of Card
+        Layer -> cards by decreasing weight (ties by id).
+    """
     out: dict[str, list[Card]] = {name: [] for name in layer_order}
     for c in cards:
         if c.image == sample_id:
@@ -356,7 +410,7 @@ def load_inv(
     from inviz.fmaps.store import load_results
     from inviz.game.manifest import read_manifest
 
-    selected = _read_csv(
+    selected = read_table(
         paths.selected, "selected images", ["sample_id", "path", "label", "class_name", "pred", "pred_name"]
     )
     selected["sample_id"] = selected["sample_id"].astype(str)
@@ -368,9 +422,9 @@ def load_inv(
                 f"{paths.selected}: image(s) {', '.join(unknown[:5])} are not among the selected images"
             )
     manifest = read_manifest(paths.manifest).drop_duplicates("cluster_id")
-    labels = _read_csv(paths.cluster_labels, "cluster labels", _LABEL_COLUMNS)
-    inv = _read_csv(paths.inv, "merged INV table", ["merged_id", "image", "layer", "members", "weight"])
-    merged_scores = _read_csv(
+    labels = read_table(paths.cluster_labels, "cluster labels", _LABEL_COLUMNS)
+    inv = read_table(paths.inv, "merged INV table", ["merged_id", "image", "layer", "members", "weight"])
+    merged_scores = read_table(
         paths.merged_scores, "merged label scores", ["merged_id", "label", "score", "rank", "is_best"]
     )
     results = load_results(paths.extract)
@@ -394,8 +448,8 @@ def load_inv(
                 confidence=float(getattr(r, "confidence", float("nan"))),
                 image=arr,
                 layers=tuple(layer_order),
-                merged=_by_layer(merged_cards.values(), sid, layer_order),
-                clusters=_by_layer(cluster_cards.values(), sid, layer_order),
+                merged=cards_by_layer(merged_cards.values(), sid, layer_order),
+                clusters=cards_by_layer(cluster_cards.values(), sid, layer_order),
             )
         )
     log.info(

@@ -87,9 +87,11 @@
     const selected = state.card === c.key;
     const weight = el("div", { class: "weight" }, el("span", { class: "wbar" }));
     weight.firstChild.style.width = Math.min(100, c.weight) + "%";
-    const stats = c.plays ? `${c.wins} wins · ${c.losses} losses · ${c.resigns} resigns · ${fmt(c.mean_hints, 1)} hints`
-                          : "not played";
+    const stats = c.source === "transfer" ? `transferred · confidence ${fmt(c.confidence, 2)} · coverage ${fmt(100 * c.coverage, 0)} %`
+      : c.plays ? `${c.wins} wins · ${c.losses} losses · ${c.resigns} resigns · ${fmt(c.mean_hints, 1)} hints`
+                : "not played";
     return el("article", { class: "card" + (selected ? " selected" : ""), "data-key": c.key, "data-testid": "card", tabindex: "0",
+      title: c.narrative || null,
       onclick: () => { state.card = c.key; state.layer = c.layer; update(); } },
       tile(imageId, c.tile, D.card_px),
       el("header", {}, el("strong", { text: fmt(c.weight, 1) + " %" }), el("span", { text: ` · ${c.n_fmaps} fmaps` })),
@@ -105,6 +107,7 @@
       tile(imageId, c.tile, Math.round(1.5 * D.card_px), "big"),
       el("p", { text: `weight ${fmt(c.weight, 2)} % of the layer · ${c.n_fmaps} feature maps · ${members}` }),
       el("p", { text: `game: ${c.plays} plays, ${c.wins} wins, ${c.losses} losses, ${c.resigns} resigns, mean hints ${fmt(c.mean_hints, 2)}` }),
+      c.narrative ? el("p", { class: "narrative", "data-testid": "card-narrative", text: c.narrative }) : null,
       el("table", { class: "alllabels" }, el("tr", {}, el("th", { text: "label" }), el("th", { text: "score" })),
         ...c.labels.map(([l, s]) => el("tr", { class: c.best.includes(l) ? "best" : "" }, el("td", { text: l }), el("td", { text: fmt(s, 3) })))));
   }
@@ -125,7 +128,8 @@
       el("div", { class: "head" }, tile(state.image, 0, 2 * D.card_px, "big"),
         el("div", {}, el("h1", { "data-testid": "image-title", text: state.image }),
           el("p", { text: `predicted ${im.pred} (${fmt(100 * im.confidence, 1)} %) · true class ${im.true}` }),
-          el("p", { class: "hint", text: `${state.merged ? "Merged cluster maps" : "The game's cluster maps"} per layer, shallow to deep, heaviest first.` })),
+          el("p", { class: "hint", text: `${state.merged ? "Merged cluster maps" : "The game's cluster maps"} per layer, shallow to deep, heaviest first.` }),
+          ...(im.narrative ? im.narrative[kind].split("\n\n").map(t => el("p", { class: "narrative", "data-testid": "narrative", text: t })) : [])),
         el("aside", { id: "detail" }, detail(state.image, chosen))),
       el("div", { class: "columns" }, ...cols));
     if (chosen) {
@@ -166,8 +170,10 @@
             return b;
           })));
       }));
+    const story = ((D.global_narratives || {})[state.cls] || {})[state.layer];
     $("#main").replaceChildren(el("h1", { "data-testid": "global-title", text: `Global explanation of '${cls.name}'` }),
       el("p", {}, "Layer ", pick, el("span", { class: "hint", text: " Importance: mean weight of the cluster maps a label tops (docs/method.md §4). TCAV: sign-count score, corrected p-value." })),
+      ...(story ? story.split("\n\n").map(t => el("p", { class: "narrative", "data-testid": "global-narrative", text: t })) : []),
       rows.length ? table : el("p", { text: "No labelled cluster maps for this class and layer." }));
   }
 
