@@ -174,7 +174,7 @@ def _header_image(fig: Any, rect: list[float], image: np.ndarray) -> None:
 
 
 def _title_caption(inv: ImageINV, cfg: FigureConfig, labelled: bool, text_width: float) -> str:
-    """Write the INV's header text (prediction, true class, what the cards show), wrapped to ``text_width``."""
+    """Write the header text (prediction, true class, what the cards show), wrapped to ``text_width``."""
     import textwrap
 
     nbsp = "\u00a0"  # keeps "true class: ..." on one line when the text wraps
@@ -209,9 +209,7 @@ def _inv_title(fig: Any, inv: ImageINV, cfg: FigureConfig, text: str, x: float, 
         fontweight="bold",
         va="top",
     )
-    fig.text(
-        x, 1 - (y_top + 0.42) / height, text, fontsize=cfg.font_size * 1.15, va="top", linespacing=1.5
-    )
+    fig.text(x, 1 - (y_top + 0.42) / height, text, fontsize=cfg.font_size * 1.15, va="top", linespacing=1.5)
 
 
 def _shown_cards(inv: ImageINV, cfg: FigureConfig) -> dict[str, list[Card]]:
