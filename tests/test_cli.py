@@ -29,6 +29,8 @@ def test_wrong_param_type_is_a_clear_error(tmp_path, capsys):
             str(tmp_path / "c.json"),
             "--parts",
             str(tmp_path / "p.npz"),
+            "--game-classes",
+            str(tmp_path / "g.csv"),
             "--metrics",
             str(tmp_path / "m.json"),
         ]
