@@ -29,6 +29,7 @@ from inviz.fmaps.cluster_maps import MAP_SCALINGS, cluster_maps, prune_mask
 from inviz.fmaps.clustering import WardSilhouette
 from inviz.fmaps.embedding import TSNE_BACKENDS, Embedding, pca_points, resolve_backend, timed
 from inviz.fmaps.gradients import Captured, ResolvedLayer
+from inviz.fmaps.layers import LayerError, spatial_problem
 from inviz.fmaps.pca import minmax_rows, pca_scores
 from inviz.fmaps.records import ClusterResult, ImageExplanation, LayerExplanation
 from inviz.fmaps.threshold import keep_mask, layer_threshold
@@ -75,6 +76,7 @@ class PreparedBatch:
     ids : the images' ids (B real images; padding images of the network batch are dropped).
     targets, preds : int64 ndarrays of shape (B,), differentiated and predicted classes.
     logits : float64 ndarray of shape (B,), the target logits.
+    confidence : float64 ndarray of shape (B,), the softmax probability of the predicted class.
     problems : one :class:`Problem` per image and layer (layer-major).
     scores : one Tensor of shape (n, d) per problem, its PCA scores (on the device for ``torch``).
     method : ``pca`` (Ward on the PCA scores) or the t-SNE backend that embeds the scores.
@@ -86,6 +88,7 @@ class PreparedBatch:
     targets: np.ndarray
     preds: np.ndarray
     logits: np.ndarray
+    confidence: np.ndarray
     problems: list[Problem]
     scores: list[torch.Tensor]
     method: str
@@ -101,6 +104,12 @@ def _layer_problems(
     Returns the problems (maps on the host) and the maps to embed on the device, ``(n, H*W)`` each.
     """
     acts = captured.activations[layer.name].float()  # (B, C, H, W), B >= nb (a padded batch)
+    problem = spatial_problem(acts[:nb])  # the real images (a padded batch has more)
+    if problem:
+        raise LayerError(
+            f"layer {layer.name!r} ({layer.capture}): {problem}; INV needs the spatial map of a "
+            "convolution or a block (an earlier layer, or last_conv:N)"
+        )
     grads = captured.gradients[layer.name].float()
     c, h, w = acts.shape[1:]
     raw = WEIGHTINGS[cfg.weights](acts, grads)  # (B, C)
@@ -165,7 +174,7 @@ def prepare_batch(
     if nb == 0:
         empty = np.zeros(0, dtype=np.int64)
         size = (int(input_size[0]), int(input_size[1]))
-        return PreparedBatch([], empty, empty, np.zeros(0), [], [], "pca", size)
+        return PreparedBatch([], empty, empty, np.zeros(0), np.zeros(0), [], [], "pca", size)
     device = captured.logits.device
     problems: list[Problem] = []
     xs: list[torch.Tensor] = []
@@ -185,7 +194,8 @@ def prepare_batch(
     logits = captured.logits[:nb].float()
     targets = captured.targets[:nb]
     target_logits = logits.gather(1, targets[:, None])[:, 0]
-    head = torch.stack([targets.double(), logits.argmax(1).double(), target_logits.double()])
+    confidence = logits.double().softmax(1).max(1).values
+    head = torch.stack([targets.double(), logits.argmax(1).double(), target_logits.double(), confidence])
     head = head.cpu().numpy()
     copied = None
     if device.type == "cuda":  # the kept maps are copied to the host without blocking
@@ -196,6 +206,7 @@ def prepare_batch(
         head[0].astype(np.int64),
         head[1].astype(np.int64),
         head[2],
+        head[3],
         problems,
         scores,
         method,
@@ -234,7 +245,12 @@ def finish_batch(
                 per_image[pr.b][pr.layer.name] = _layer_record(pr, emb, est, cfg, batch.input_size)
     return [
         ImageExplanation(
-            sid, int(batch.targets[b]), int(batch.preds[b]), float(batch.logits[b]), per_image[b]
+            sid,
+            int(batch.targets[b]),
+            int(batch.preds[b]),
+            float(batch.logits[b]),
+            per_image[b],
+            float(batch.confidence[b]),
         )
         for b, sid in enumerate(batch.ids)
     ]
