@@ -109,6 +109,13 @@ def _labels_by_importance(cards: Sequence[Card]) -> list[str]:
     return sorted(acc, key=lambda k: -acc[k])
 
 
+def _fit_width(text: Any, width_px: float) -> None:
+    """Shrink ``text``'s font until it is at most ``width_px`` wide (card titles never overlap)."""
+    used = text.get_window_extent(text.figure.canvas.get_renderer()).width
+    if used > width_px > 0:
+        text.set_fontsize(text.get_fontsize() * width_px / used)
+
+
 def _draw_card(
     fig: Any,
     rect: Sequence[float],
@@ -129,7 +136,8 @@ def _draw_card(
     ax.set_xlim(0, 1)
     ax.set_ylim(-line * n_labels - 0.02, 1.16)
     ax.set_axis_off()
-    ax.text(0.0, 1.03, title, fontsize=font, va="bottom", ha="left", fontweight="bold")
+    text = ax.text(0.0, 1.03, title, fontsize=font, va="bottom", ha="left", fontweight="bold")
+    _fit_width(text, rect[2] * fig.bbox.width)
     if card is None:
         return ax
     labels = card.top(n_labels)
@@ -173,18 +181,30 @@ def _header_image(fig: Any, rect: list[float], image: np.ndarray) -> None:
     ax.set_gid("header")
 
 
-def _inv_title(fig: Any, inv: ImageINV, cfg: FigureConfig, x: float, y_top: float, height: float) -> None:
-    """Write the INV's title and caption (prediction, true class, what the cards show) at ``x``."""
+def _title_text(inv: ImageINV, cfg: FigureConfig, width: float) -> str:
+    """Write the INV's caption (prediction, true class, what the cards show), wrapped to ``width`` inches."""
     if inv.true_label < 0 or not inv.true_class:
-        truth = "true class: unknown (image outside the dataset)"
+        truth = "true class: unknown (not in the dataset)"
     else:
         truth = f"true class: {inv.true_class} ({'correct' if inv.pred == inv.true_label else 'wrong'})"
     transferred = any(c.source == "transfer" for cs in inv.cards(cfg.merged).values() for c in cs)
     scores = (
-        "labels transferred by the label model (shares; conf = confidence)"
+        "transferred labels (shares; conf = confidence)"
         if transferred
         else f"top-{cfg.top_labels} labels with scores (best in bold)"
     )
+    lines = (
+        f"predicted: {inv.pred_name} ({100 * inv.confidence:.1f} %)   {truth}",
+        f"{'merged ' if cfg.merged else ''}cluster maps per layer, heaviest first: "
+        f"weight in % of the layer's weight, feature maps, {scores}",
+    )
+    return "\n".join(caption_lines(t, width, cfg.font_size * 1.15) for t in lines)
+
+
+def _inv_title(
+    fig: Any, inv: ImageINV, text: str, cfg: FigureConfig, x: float, y_top: float, height: float
+) -> None:
+    """Write the INV's title and its caption ``text`` (:func:`_title_text`) at ``x``."""
     fig.text(
         x,
         1 - (y_top + 0.12) / height,
@@ -193,22 +213,14 @@ def _inv_title(fig: Any, inv: ImageINV, cfg: FigureConfig, x: float, y_top: floa
         fontweight="bold",
         va="top",
     )
-    fig.text(
-        x,
-        1 - (y_top + 0.42) / height,
-        f"predicted: {inv.pred_name} ({100 * inv.confidence:.1f} %)   {truth}\n"
-        f"{'merged ' if cfg.merged else ''}cluster maps per layer, heaviest first: "
-        f"weight in % of the layer's weight, feature maps, {scores}",
-        fontsize=cfg.font_size * 1.15,
-        va="top",
-        linespacing=1.5,
-    )
+    fig.text(x, 1 - (y_top + 0.42) / height, text, fontsize=cfg.font_size * 1.15, va="top", linespacing=1.5)
 
 
 def _card_title(card: Card) -> str:
     """Weight and feature maps of a card (and a transferred card's confidence)."""
-    title = f"{card.weight:.1f} %  ·  {card.n_fmaps} fm"
-    return title + f"  ·  conf {card.confidence:.2f}" if card.source == "transfer" else title
+    if card.source == "transfer":
+        return f"{card.weight:.1f} % · {card.n_fmaps} fm · conf {card.confidence:.2f}"
+    return f"{card.weight:.1f} %  ·  {card.n_fmaps} fm"
 
 
 def _caption(fig: Any, text: str, width: float, height: float, y_top: float, font: float) -> None:
@@ -267,10 +279,12 @@ def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig, capti
     pad = 0.08 * cw
     label_h = 0.2 * cfg.top_labels * cw
     card_h = cw * 1.16 + label_h + pad
-    header_h = 1.2 * cw + 0.15
     col_head = 0.22
     width = max(len(layers) * cw + (len(layers) + 1) * pad, 3.4)
     font = cfg.font_size
+    title = _title_text(inv, cfg, width - 1.2 * cw - 3 * pad)
+    # the header holds the image, or the title and its caption lines when they are taller
+    header_h = max(1.2 * cw + 0.15, pad + 0.47 + (title.count("\n") + 1) * font * 1.15 * 1.5 / 72)
     wrapped = caption_lines(caption, width - 0.16, font) if caption else ""
     caption_h = (wrapped.count("\n") + 1) * font * 1.35 / 72 + 0.1 if wrapped else 0.0
     height = header_h + col_head + n_rows * card_h + pad + caption_h
@@ -279,7 +293,7 @@ def inv_figure(inv: ImageINV, cfg: FigureConfig, reveal_cfg: RevealConfig, capti
         _caption(fig, wrapped, width, height, header_h + col_head + n_rows * card_h + pad, font)
     rect = partial(_rect, width, height)
     _header_image(fig, rect(pad, pad, 1.2 * cw, 1.2 * cw), inv.image)
-    _inv_title(fig, inv, cfg, (1.2 * cw + 2 * pad) / width, pad, height)
+    _inv_title(fig, inv, title, cfg, (1.2 * cw + 2 * pad) / width, pad, height)
     tiles: dict[str, np.ndarray] = {}
     for j, ly in enumerate(layers):
         x = pad + j * (cw + pad)
