@@ -258,3 +258,27 @@ def test_config_checks():
         from_dict(NarrativeConfig, {"low_confidence": 2.0}, "narratives")
     with pytest.raises(ParamsError, match="labels_per_layer"):
         from_dict(NarrativeConfig, {"labels_per_layer": 0}, "narratives")
+
+
+def test_inv_figure_caption_and_transferred_titles_fit():
+    """The narrative is the figure's caption; on a narrow figure of transferred cards the card titles
+    fit their card and the wrapped header ends above the layer names."""
+    from inviz.game.reveal import RevealConfig
+    from inviz.views.figures import FigureConfig, inv_figure
+
+    inv = transferred_inv()
+    text = inv_narrative(inv, True, NarrativeConfig())
+    fig = inv_figure(inv, FigureConfig(), RevealConfig(), text)
+    renderer = fig.canvas.get_renderer()
+    (caption,) = [t for t in fig.texts if t.get_gid() == "caption"]
+    assert caption.get_text().split() == text.split()
+    cards = [a for a in fig.axes if (a.get_gid() or "").startswith("card:")]
+    assert cards
+    for ax in cards:
+        title = ax.texts[0]
+        assert "conf" in title.get_text()
+        assert title.get_window_extent(renderer).width <= ax.get_position().width * fig.bbox.width + 0.5
+    (header,) = [t for t in fig.texts if t.get_text().startswith("predicted:")]
+    assert "true class: unknown" in " ".join(header.get_text().split())
+    names = [t for t in fig.texts if t.get_text() in inv.layers]
+    assert header.get_window_extent(renderer).y0 > max(t.get_window_extent(renderer).y1 for t in names)

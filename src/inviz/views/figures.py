@@ -109,6 +109,13 @@ def _labels_by_importance(cards: Sequence[Card]) -> list[str]:
     return sorted(acc, key=lambda k: -acc[k])
 
 
+def _fit_width(text: Any, width_px: float) -> None:
+    """Shrink ``text``'s font until it is at most ``width_px`` wide (card titles never overlap)."""
+    used = text.get_window_extent(text.figure.canvas.get_renderer()).width
+    if used > width_px > 0:
+        text.set_fontsize(text.get_fontsize() * width_px / used)
+
+
 def _draw_card(
     fig: Any,
     rect: Sequence[float],
@@ -129,7 +136,8 @@ def _draw_card(
     ax.set_xlim(0, 1)
     ax.set_ylim(-line * n_labels - 0.02, 1.16)
     ax.set_axis_off()
-    ax.text(0.0, 1.03, title, fontsize=font, va="bottom", ha="left", fontweight="bold")
+    text = ax.text(0.0, 1.03, title, fontsize=font, va="bottom", ha="left", fontweight="bold")
+    _fit_width(text, rect[2] * fig.bbox.width)
     if card is None:
         return ax
     labels = card.top(n_labels)
@@ -179,7 +187,7 @@ def _title_caption(inv: ImageINV, cfg: FigureConfig, labelled: bool, text_width:
 
     nbsp = "\u00a0"  # keeps "true class: ..." on one line when the text wraps
     if inv.true_label < 0 or not inv.true_class:
-        truth = "true class: unknown (image outside the dataset)"
+        truth = "true class: unknown (not in the dataset)"
     else:
         truth = f"true class: {inv.true_class} ({'correct' if inv.pred == inv.true_label else 'wrong'})"
     transferred = any(c.source == "transfer" for cs in inv.cards(cfg.merged).values() for c in cs)
@@ -220,8 +228,9 @@ def _shown_cards(inv: ImageINV, cfg: FigureConfig) -> dict[str, list[Card]]:
 
 def _card_title(card: Card) -> str:
     """Weight and feature maps of a card (and a transferred card's confidence)."""
-    title = f"{card.weight:.1f} %  ·  {card.n_fmaps} fm"
-    return title + f"  ·  conf {card.confidence:.2f}" if card.source == "transfer" else title
+    if card.source == "transfer":
+        return f"{card.weight:.1f} % · {card.n_fmaps} fm · conf {card.confidence:.2f}"
+    return f"{card.weight:.1f} %  ·  {card.n_fmaps} fm"
 
 
 def _caption(fig: Any, text: str, width: float, height: float, y_top: float, font: float) -> None:
@@ -288,8 +297,8 @@ def inv_figure(
     col_head = 0.22
     width = max(len(layers) * cw + (len(layers) + 1) * pad, 3.4)
     title = _title_caption(inv, cfg, n_labels > 0, width - 1.2 * cw - 3 * pad)
-    title_h = 0.52 + (title.count("\n") + 1) * cfg.font_size * 1.15 * 1.5 / 72
-    header_h = max(1.2 * cw + 0.15, title_h)
+    # the header holds the image, or the title and its text lines when they are taller
+    header_h = max(1.2 * cw + 0.15, pad + 0.47 + (title.count("\n") + 1) * cfg.font_size * 1.15 * 1.5 / 72)
     font = cfg.font_size
     wrapped = caption_lines(caption, width - 0.16, font) if caption else ""
     caption_h = (wrapped.count("\n") + 1) * font * 1.35 / 72 + 0.1 if wrapped else 0.0
