@@ -8,6 +8,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+#: the notebooks that read a pipeline's outputs (``INVIZ_PIPELINE``); own_model_inv.ipynb brings its
+#: own model and photo and runs in tests/test_inv_api.py
+PIPELINE_NOTEBOOKS = [p for p in NOTEBOOKS if "INVIZ_PIPELINE" in p.read_text()]
 
 #: imports a notebook may make (notebooks only call the library; no logic of their own)
 ALLOWED_IMPORTS = ("import os", "from pathlib", "import pandas", "from inviz", "import inviz", "import json")

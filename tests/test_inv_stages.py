@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 from labels_world import build_world, tiny_global, write_params
-from notebook_runner import NOTEBOOKS, execute_notebook, library_only
+from notebook_runner import NOTEBOOKS, PIPELINE_NOTEBOOKS, execute_notebook, library_only
 from test_labels_stages import FakeEncoder, run_analyze, run_import, run_masks, run_simulate
 
 from inviz.cli import main
@@ -497,8 +497,14 @@ print(json.dumps({"n_invs": len(invs), "n_cards": len(cards), "n_merged": invs[0
                   "layers": sorted(set(table["layer"])), "n_figure_axes": len(fig.axes)}))"""
 
 
+def test_every_notebook_is_executed_by_a_test():
+    """A notebook either reads a pipeline (run below) or is the own-model example (tests/test_inv_api.py)."""
+    others = {p.name for p in NOTEBOOKS} - {p.name for p in PIPELINE_NOTEBOOKS}
+    assert others == {"own_model_inv.ipynb"} and PIPELINE_NOTEBOOKS, others
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+@pytest.mark.parametrize("notebook", PIPELINE_NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs_on_pipeline_outputs(notebook, labelled, tmp_path, monkeypatch):
     """Each notebook of notebooks/ runs, as a user opens it (nbclient, a real kernel), on a pipeline folder."""
     from inviz.fmaps.store import load_results
