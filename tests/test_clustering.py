@@ -95,11 +95,37 @@ def test_properties_for_any_points(seed, n):
 
 
 def test_ties_go_to_the_smaller_k(monkeypatch):
+    from inviz.fmaps import _ward_numba
+
     monkeypatch.setattr(clustering, "silhouette_from_distances", lambda d, labels: 0.5)
+    monkeypatch.setattr(_ward_numba, "silhouettes", lambda x, labels: np.full(len(labels), 0.5))
     x, _ = make_blobs(60, centers=5, random_state=0)
     est = WardSilhouette(3, 8).fit(x)
     assert est.n_clusters_ == 3
     assert est.silhouette_scores_ == (0.5,) * 6
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_compiled_cuts_and_silhouettes_equal_the_numpy_steps(seed):
+    """ward_scipy's numba loops: the same partitions as cut_ward_tree, silhouettes to rounding."""
+    from scipy.cluster.hierarchy import linkage
+
+    from inviz.fmaps import _ward_numba
+
+    rng = np.random.default_rng(seed)
+    for n in (6, 40, 150, 333):
+        x = rng.normal(size=(n, 2)) * rng.uniform(0.1, 30)
+        if n % 2 == 0:
+            x = np.round(x, 1)  # coinciding points and tied merge heights
+        ks = list(range(2, min(8, n - 1) + 1))
+        tree = linkage(x, method="ward")
+        labels = _ward_numba.cuts(tree[:, :2].astype(np.int64), n, np.asarray(ks, dtype=np.int64))
+        ref = clustering.cut_ward_tree(tree, n, ks)
+        dist = clustering._distances(x)
+        got = _ward_numba.silhouettes(x, labels)
+        for i, k in enumerate(ks):
+            np.testing.assert_array_equal(labels[i], ref[k])
+            assert got[i] == pytest.approx(clustering.silhouette_from_distances(dist, ref[k]), abs=1e-13)
 
 
 def test_edge_cases_have_defined_outcomes():

@@ -17,6 +17,7 @@ records do not depend on the other images of its batch.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -200,7 +201,7 @@ def prepare_batch(
     copied = None
     if device.type == "cuda":  # the kept maps are copied to the host without blocking
         copied = torch.cuda.Event()
-        copied.record()
+        copied.record(torch.cuda.current_stream(device))
     return PreparedBatch(
         list(ids),
         head[0].astype(np.int64),
@@ -230,12 +231,15 @@ def finish_batch(
     -------
     list of B :class:`ImageExplanation`, in batch order.
     """
-    if batch.method == "pca":
-        embeddings = pca_points(batch.scores)
-    else:
-        embeddings = TSNE_BACKENDS[batch.method].embed_scores(batch.scores, cfg.tsne, cfg.seed, timings)
-    if batch.copied is not None:
-        batch.copied.synchronize()
+    cuda = batch.copied is not None
+    # a background thread starts on CUDA device 0: work on the batch's device
+    with torch.cuda.device(batch.copied.device) if cuda else contextlib.nullcontext():
+        if batch.method == "pca":
+            embeddings = pca_points(batch.scores)
+        else:
+            embeddings = TSNE_BACKENDS[batch.method].embed_scores(batch.scores, cfg.tsne, cfg.seed, timings)
+        if cuda:
+            batch.copied.synchronize()
     per_image: list[dict[str, LayerExplanation]] = [{} for _ in batch.ids]
     with one_thread("cpu"):  # one problem's maps at a time: threads would only wait for each other
         for pr, emb in zip(batch.problems, embeddings, strict=True):

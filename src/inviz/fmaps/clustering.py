@@ -10,7 +10,9 @@ partitions and silhouettes (up to float rounding of the silhouettes):
 
 - ``scipy`` (default): one scipy ``linkage(method="ward")`` tree; the partition into ``k`` clusters
   is read off the tree by undoing its last ``k - 1`` merges, for every ``k`` from the same tree;
-  silhouettes from one distance matrix. Same partitions as scikit-learn's
+  silhouettes of every ``k`` in one pass over the pairs (both loops compiled,
+  :mod:`inviz.fmaps._ward_numba`; :func:`cut_ward_tree` and :func:`silhouette_from_distances` are
+  the same steps in plain numpy). Same partitions as scikit-learn's
   ``AgglomerativeClustering(linkage="ward")``, which cuts its Ward tree the same way.
 - ``sklearn``: the authors' recipe, ``AgglomerativeClustering(n_clusters=k, linkage="ward")`` and
   ``silhouette_score`` refitted for every ``k``.
@@ -153,12 +155,16 @@ def _distances(X: np.ndarray) -> np.ndarray:
 
 
 def ward_scipy(X: np.ndarray, ks: list[int]) -> WardCuts:
-    """One scipy Ward tree cut at every ``k``; silhouettes from one distance matrix.
+    """One scipy Ward tree cut at every ``k``; the silhouettes of all ``k`` in one pass over the pairs.
+
+    The cuts and silhouettes are the compiled loops of :mod:`inviz.fmaps._ward_numba` (same
+    partitions as :func:`cut_ward_tree`, silhouettes as :func:`silhouette_from_distances` up to
+    float rounding), which run without the GIL.
 
     Parameters
     ----------
     X : ndarray of shape (n, d), float64, at least ``max(ks) + 1`` distinct points.
-    ks : the cluster counts to try, each read off the same tree (:func:`cut_ward_tree`).
+    ks : the cluster counts to try (each in ``2..n - 1``), each read off the same tree.
 
     Returns
     -------
@@ -166,10 +172,12 @@ def ward_scipy(X: np.ndarray, ks: list[int]) -> WardCuts:
     """
     from scipy.cluster.hierarchy import linkage
 
+    from inviz.fmaps import _ward_numba
+
     tree = linkage(X, method="ward", metric="euclidean")
-    partitions = cut_ward_tree(tree, X.shape[0], ks)
-    dist = _distances(X)
-    return WardCuts(partitions, [silhouette_from_distances(dist, partitions[k]) for k in ks], tree)
+    labels = _ward_numba.cuts(tree[:, :2].astype(np.int64), X.shape[0], np.asarray(ks, dtype=np.int64))
+    scores = _ward_numba.silhouettes(np.ascontiguousarray(X, dtype=np.float64), labels)
+    return WardCuts({k: labels[i] for i, k in enumerate(ks)}, [float(v) for v in scores], tree)
 
 
 def ward_sklearn(X: np.ndarray, ks: list[int]) -> WardCuts:
