@@ -225,8 +225,10 @@ async def player(
     async def call(name, method, url, token, **kw):
         while True:
             r = await request(client, stats, name, method, url, token, down, **kw)
-            if r is not None:
+            if r is not None and r.status_code < 500:
                 return r
+            if r is not None:  # counted as a 5xx (the run then fails); try again
+                await asyncio.sleep(0.5)
 
     async def pause():
         if think > 0:
@@ -419,7 +421,20 @@ def main() -> None:
             if args.synthetic
             else "content: demo masks missing -> synthetic"
         )
-        content = synthetic_masks(work / "content", n_images=args.synthetic_images)
+        reuse = work / "content" / "masks.csv"
+        if reuse.is_file():  # a previous run in this --workdir
+            print(f"reusing {reuse.parent}")
+            content = {
+                k: work / "content" / v
+                for k, v in {
+                    "manifest": "masks.csv",
+                    "masks": "masks",
+                    "classes": "classes.json",
+                    "class_map": "game_classes.csv",
+                }.items()
+            }
+        else:
+            content = synthetic_masks(work / "content", n_images=args.synthetic_images)
     else:
         content = {
             "manifest": demo / "masks.csv",
