@@ -155,6 +155,16 @@ class Server:
             str(port),
         ]
         self.port, self.log, self.proc = port, log, None
+        self.cpu_of_killed = 0.0
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system, all threads) the server processes used so far (Linux /proc)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            now = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, AttributeError):
+            now = 0.0
+        return self.cpu_of_killed + now
 
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -175,6 +185,7 @@ class Server:
         raise SystemExit("server did not start")
 
     def kill(self) -> None:
+        self.cpu_of_killed = self.cpu_seconds()
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
 
@@ -390,6 +401,7 @@ def report(title: str, stats: Stats, seconds: float, n: int, rounds: int, load: 
         "json_p95_ms": float(json_p95),
         "image_p95_ms": float(img_p95),
         "http_5xx": stats.status.get(5, 0),
+        "load_average_before_after": [load[0], os.getloadavg()[0]],
         "table": table.to_dict("records"),
     }
 
@@ -468,12 +480,14 @@ def main() -> None:
         server.start()
         print(f"\n[{run}] server up in {server.wait_up():.1f} s (port {port}, db {db})")
         load = os.getloadavg()
+        cpu0 = server.cpu_seconds()
         try:
             stats, seconds, kill = asyncio.run(
                 run_players(
                     f"http://127.0.0.1:{port}", args.players, args.rounds, args.think, server, kill, args.seed
                 )
             )
+            cpu = server.cpu_seconds() - cpu0
         finally:
             server.stop()
         res = report(
@@ -487,6 +501,14 @@ def main() -> None:
             args.rounds,
             load,
         )
+        n_requests = sum(len(v) for v in stats.lat.values())
+        print(
+            f"server CPU: {cpu:.1f} s = {1000 * cpu / max(n_requests, 1):.1f} ms per request "
+            f"({100 * cpu / seconds:.0f} % of one core over the run; load-independent, unlike latencies"
+            + ("; includes the restarted server's start-up" if kill else "")
+            + ")"
+        )
+        res["server_cpu_ms_per_request"] = 1000 * cpu / max(n_requests, 1)
         feats, resigns = db_answers(db)
         in_db = feats | resigns
         missing = stats.acked - in_db
