@@ -1,7 +1,7 @@
 """The README's screenshots of Deep Reveal, taken on the demo's masked images in headless Chromium.
 
-Needs the demo's `masks` stage (`cd demo && dvc repro masks`), or `--content` with other masks, and
-the browser of `make install`.
+Needs the demo up to `labels_simulate` (`cd demo && dvc repro labels_simulate`: masks and class
+list), or `--content` with other masks, and the browser of `make install`.
 Plays a few rounds on a throw-away database and writes docs/img/game_{round,result,phone,admin}.png.
 
     python experiments/game_screenshots.py [--out docs/img]
