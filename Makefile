@@ -35,9 +35,10 @@ demo: install
 
 # Deep Reveal on the demo's masked images at http://127.0.0.1:8000/ (Ctrl-C stops it; answers stay in
 # demo/game/game.db; `cd demo && inviz game export --out game_export` writes them out). Admin page: set
-# INVIZ_GAME_ADMIN_TOKEN. The demo's labels come from simulated players playing the same game (labels_simulate).
+# INVIZ_GAME_ADMIN_TOKEN. The demo's labels come from simulated players playing the same game (labels_simulate),
+# which also writes the demo's class list (data/game/game_classes.csv, labels_import.class_map).
 game: install
-	cd demo && dvc repro masks && inviz game serve --params params.yaml
+	cd demo && dvc repro labels_simulate && inviz game serve --params params.yaml
 
 # --dist loadfile: a file's tests share one worker, so an end-to-end module builds its pipeline once
 test: install

@@ -155,6 +155,16 @@ class Server:
             str(port),
         ]
         self.port, self.log, self.proc = port, log, None
+        self.cpu_of_killed = 0.0
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system, all threads) the server processes used so far (Linux /proc)."""
+        try:
+            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            now = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, AttributeError):
+            now = 0.0
+        return self.cpu_of_killed + now
 
     def start(self) -> None:
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
@@ -175,6 +185,7 @@ class Server:
         raise SystemExit("server did not start")
 
     def kill(self) -> None:
+        self.cpu_of_killed = self.cpu_seconds()
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
 
@@ -225,8 +236,10 @@ async def player(
     async def call(name, method, url, token, **kw):
         while True:
             r = await request(client, stats, name, method, url, token, down, **kw)
-            if r is not None:
+            if r is not None and r.status_code < 500:
                 return r
+            if r is not None:  # counted as a 5xx (the run then fails); try again
+                await asyncio.sleep(0.5)
 
     async def pause():
         if think > 0:
@@ -388,6 +401,7 @@ def report(title: str, stats: Stats, seconds: float, n: int, rounds: int, load: 
         "json_p95_ms": float(json_p95),
         "image_p95_ms": float(img_p95),
         "http_5xx": stats.status.get(5, 0),
+        "load_average_before_after": [load[0], os.getloadavg()[0]],
         "table": table.to_dict("records"),
     }
 
@@ -419,7 +433,20 @@ def main() -> None:
             if args.synthetic
             else "content: demo masks missing -> synthetic"
         )
-        content = synthetic_masks(work / "content", n_images=args.synthetic_images)
+        reuse = work / "content" / "masks.csv"
+        if reuse.is_file():  # a previous run in this --workdir
+            print(f"reusing {reuse.parent}")
+            content = {
+                k: work / "content" / v
+                for k, v in {
+                    "manifest": "masks.csv",
+                    "masks": "masks",
+                    "classes": "classes.json",
+                    "class_map": "game_classes.csv",
+                }.items()
+            }
+        else:
+            content = synthetic_masks(work / "content", n_images=args.synthetic_images)
     else:
         content = {
             "manifest": demo / "masks.csv",
@@ -453,12 +480,14 @@ def main() -> None:
         server.start()
         print(f"\n[{run}] server up in {server.wait_up():.1f} s (port {port}, db {db})")
         load = os.getloadavg()
+        cpu0 = server.cpu_seconds()
         try:
             stats, seconds, kill = asyncio.run(
                 run_players(
                     f"http://127.0.0.1:{port}", args.players, args.rounds, args.think, server, kill, args.seed
                 )
             )
+            cpu = server.cpu_seconds() - cpu0
         finally:
             server.stop()
         res = report(
@@ -472,6 +501,14 @@ def main() -> None:
             args.rounds,
             load,
         )
+        n_requests = sum(len(v) for v in stats.lat.values())
+        print(
+            f"server CPU: {cpu:.1f} s = {1000 * cpu / max(n_requests, 1):.1f} ms per request "
+            f"({100 * cpu / seconds:.0f} % of one core over the run; load-independent, unlike latencies"
+            + ("; includes the restarted server's start-up" if kill else "")
+            + ")"
+        )
+        res["server_cpu_ms_per_request"] = 1000 * cpu / max(n_requests, 1)
         feats, resigns = db_answers(db)
         in_db = feats | resigns
         missing = stats.acked - in_db

@@ -1,8 +1,8 @@
 """Latency of the "what if" panel: the model's prediction on an edited image, on CPU.
 
 Opens the game on a finished masks stage and its checkpoint (default: the demo's; run `dvc repro
-masks` in demo/ first) with `game.what_if` on, plays rounds, then sends edits (random brush
-strokes on the mask grid) and prints p50/p95 of the whole request (in-process ASGI: FastAPI,
+labels_simulate` in demo/ first: masks and class list) with `game.what_if` on, plays rounds, then
+sends edits (random brush strokes on the mask grid) and prints p50/p95 of the whole request (in-process ASGI: FastAPI,
 database write, mask upsampling, model forward) and of the server's work alone.
 
     python experiments/bench_whatif.py                  # demo profile, 200 edits
@@ -50,7 +50,7 @@ def main() -> None:
         update={"game": dataclasses.replace(settings.game, what_if=True, what_if_max_edits=10**6)}
     )
     if not (base / "data" / "masks.csv").is_file() and settings.manifest == base / "data" / "masks.csv":
-        raise SystemExit(f"{settings.manifest}: run 'dvc repro masks' in {base} first")
+        raise SystemExit(f"{settings.manifest}: run 'dvc repro labels_simulate' in {base} first")
     t0 = time.perf_counter()
     state = open_game(settings)
     print(

@@ -1,6 +1,7 @@
 """The README's screenshots of Deep Reveal, taken on the demo's masked images in headless Chromium.
 
-Needs the demo's `masks` stage (`cd demo && dvc repro masks`) and the browser of `make install`.
+Needs the demo up to `labels_simulate` (`cd demo && dvc repro labels_simulate`: masks and class
+list), or `--content` with other masks, and the browser of `make install`.
 Plays a few rounds on a throw-away database and writes docs/img/game_{round,result,phone,admin}.png.
 
     python experiments/game_screenshots.py [--out docs/img]
@@ -40,6 +41,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--params", type=Path, default=ROOT / "demo" / "params.yaml")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
+    ap.add_argument(
+        "--content",
+        type=Path,
+        default=None,
+        help="a folder with masks.csv, masks/ and classes.json instead of the params file's "
+        "(e.g. the generated maps of experiments/bench_game.py --workdir W: W/content, with --params W/params.yaml)",
+    )
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -48,10 +56,23 @@ def main() -> None:
 
     exe = os.environ.get("INVIZ_CHROMIUM") or str(ROOT / ".venv" / "bin" / "inviz-chromium")
     work = Path(tempfile.mkdtemp(prefix="game-shots-"))
+    paths = None
+    if args.content is not None:
+        paths = {k: args.content / v for k, v in (("manifest", "masks.csv"), ("masks_dir", "masks"))}
+        paths["classes"] = args.content / "classes.json"
     settings = Settings.from_params(
-        args.params, db_url=f"sqlite:///{work / 'game.db'}", env={"INVIZ_GAME_ADMIN_TOKEN": "screenshots"}
+        args.params,
+        paths,
+        db_url=f"sqlite:///{work / 'game.db'}",
+        env={"INVIZ_GAME_ADMIN_TOKEN": "screenshots"},
     )
-    settings = settings.model_copy(update={"game": dataclasses.replace(settings.game, questionnaire_after=0)})
+    # no questionnaire, no screening round (it starts at the last level: no hint to show)
+    game = dataclasses.replace(
+        settings.game,
+        questionnaire_after=0,
+        screening=dataclasses.replace(settings.game.screening, enabled=False),
+    )
+    settings = settings.model_copy(update={"game": game})
     state = open_game(settings)
     server, url = serve(create_app(state))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import zipfile
 
@@ -486,3 +487,39 @@ def test_the_database_deals_maps_by_the_rule_of_choose_map(game):
             assert got == ids[expected], trial
         s.rollback()
     assert a and b
+
+
+def test_more_concurrent_writers_than_worker_threads_neither_deadlock_nor_fail(game):
+    """Writers wait for the one SQLite writer connection in the event loop, not in worker threads.
+
+    With 2 worker threads and 12 players asking for a round at once, a request waiting for the
+    connection inside a thread would starve the one holding it (a deadlock until the pool timeout,
+    then 500s: what the load benchmark hit).
+    """
+    import anyio
+    import httpx2 as httpx
+
+    async def main():
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 2
+        transport = httpx.ASGITransport(app=game.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://game") as c:
+            tokens = []
+            for i in range(12):
+                body = {"nickname": f"p{i}", "ai_background": False, "language": "en"}
+                tokens.append((await c.post("/api/players", json=body)).json()["token"])
+            with anyio.fail_after(20):
+                rounds = await asyncio.gather(
+                    *[c.post("/api/rounds", headers={"Authorization": f"Bearer {t}"}) for t in tokens]
+                )
+                images = await asyncio.gather(
+                    *[
+                        c.get(r.json()["round"]["image"], headers={"Authorization": f"Bearer {t}"})
+                        for r, t in zip(rounds, tokens, strict=True)
+                    ]
+                )
+        return rounds, images
+
+    rounds, images = anyio.run(main)
+    assert [r.status_code for r in rounds] == [200] * 12
+    assert [r.status_code for r in images] == [200] * 12
+    assert len({r.json()["round"]["token"] for r in rounds}) == 12

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import logging
 import tempfile
 import time
 from collections import Counter
@@ -188,9 +189,24 @@ class _Session:
 
 async def _play(app: Any, players: list[Player], rng: np.random.Generator, ctx: dict[str, Any]) -> _Session:
     import httpx2 as httpx
+
+    # tens of thousands of in-process requests: one INFO log line each would swamp the stage's
+    # output (and cost more than the requests); the progress bar counts the rounds instead
+    log = logging.getLogger("httpx2")
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        return await _play_all(httpx.ASGITransport(app=app), players, rng, ctx)
+    finally:
+        log.setLevel(level)
+
+
+async def _play_all(
+    transport: Any, players: list[Player], rng: np.random.Generator, ctx: dict[str, Any]
+) -> _Session:
+    import httpx2 as httpx
     from tqdm.auto import tqdm
 
-    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://deep-reveal") as client:
         session = _Session(_Client(client), ctx)
         tokens = []

@@ -16,8 +16,10 @@ version or other images with a message saying what to do.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -257,12 +259,35 @@ class Database:
             timeout = run.busy_timeout_ms / 1000
             self.writer = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=max(timeout, 30))
             self.reader = create_engine(url, pool_size=8, max_overflow=8)
+            self._capacity = (8 + 8, 1)  # connections each pool hands out at most: (read, write)
             _sqlite_events(self.writer, "BEGIN IMMEDIATE", run)
             _sqlite_events(self.reader, "BEGIN", run)
         else:
             self.writer = self.reader = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            self._capacity = (10 + 20, 10 + 20)
         self._write = sessionmaker(self.writer, expire_on_commit=False)
         self._read = sessionmaker(self.reader, expire_on_commit=False)
+        self._slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def slots(self, write: bool) -> asyncio.Semaphore:
+        """Return the semaphore a request holds while it has a session (one per pool and event loop).
+
+        Sized to the pool, so that a request waits for a connection in the event loop, never in a
+        worker thread: otherwise, under load, every worker thread can end up waiting for a
+        connection held by a request that needs a thread to finish (a deadlock until
+        ``pool_timeout``, then 500s). Must be called inside the running event loop.
+        """
+        loop = asyncio.get_running_loop()
+        pair = self._slots.get(loop)
+        if pair is None:
+            w = asyncio.Semaphore(self._capacity[1])
+            r = w if self.reader is self.writer else asyncio.Semaphore(self._capacity[0])
+            pair = self._slots[loop] = (r, w)
+        return pair[write]
+
+    def session(self, write: bool) -> Session:
+        """Return a new session on the writer (``BEGIN IMMEDIATE`` on SQLite) or the reader pool."""
+        return (self._write if write else self._read)()
 
     def init(self, fingerprint: str) -> None:
         """Create the tables of a new database, or check an existing one's version and content.

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from inviz.game.web.accounts import player_for_token
@@ -26,15 +28,26 @@ async def get_state(request: Request) -> GameState:
 State = Annotated[GameState, Depends(get_state)]
 
 
-def write_session(state: State) -> Iterator[Session]:
+@asynccontextmanager
+async def _session(state: GameState, write: bool) -> AsyncIterator[Session]:
+    """Hold a pool slot (waiting in the event loop, not in a worker thread), then a session."""
+    async with state.db.slots(write):
+        s = state.db.session(write)
+        try:
+            yield s
+        finally:
+            await run_in_threadpool(s.close)
+
+
+async def write_session(state: State) -> AsyncIterator[Session]:
     """Open a session for a request that changes the game (the service commits before the response)."""
-    with state.db.write() as s:
+    async with _session(state, write=True) as s:
         yield s
 
 
-def read_session(state: State) -> Iterator[Session]:
+async def read_session(state: State) -> AsyncIterator[Session]:
     """Open a session for a request that only reads."""
-    with state.db.read() as s:
+    async with _session(state, write=False) as s:
         yield s
 
 
