@@ -33,6 +33,13 @@ OVERRIDES = {
     "survey.shap_background": 8,
     "global.tcav.n_runs": 5,
     "figures.dpi": 60,
+    # explanation quality on a few images, short curves (the measures are tested in tests/test_quality_*)
+    "evaluate.concept.n_images": 3,
+    "evaluate.pixel.n_images": 2,
+    "evaluate.pixel.steps": 10,
+    "evaluate.road.n_images": 2,
+    "evaluate.sanity.n_images": 1,
+    "evaluate.localization.n_images": 2,
 }
 
 
