@@ -84,8 +84,9 @@ def _set_threads(threads: int) -> None:
         import numba
         import torch
 
-        torch.set_num_threads(threads)
+        # numba first: setting its threads resets torch's (one OpenMP runtime)
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        torch.set_num_threads(threads)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
