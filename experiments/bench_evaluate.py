@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     inputs, cfg = load(folder, args.images)
     threads = args.threads if args.threads is not None else cfg.run.threads
     if threads:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))  # first: it resets torch's
         torch.set_num_threads(threads)
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     cfg = only(dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, progress=False)), set(args.only))
     print(f"profile {args.profile}: {len(inputs.records)} images, torch threads {torch.get_num_threads()}")
     t0 = time.perf_counter()

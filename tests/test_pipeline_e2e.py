@@ -35,6 +35,13 @@ OVERRIDES = {
     "game.plays_per_map": 3,
     "transfer.more_images.max_per_class": 2,
     "figures.dpi": 60,
+    # explanation quality on a few images, short curves (the measures are tested in tests/test_quality_*)
+    "evaluate.concept.n_images": 3,
+    "evaluate.pixel.n_images": 2,
+    "evaluate.pixel.steps": 10,
+    "evaluate.road.n_images": 2,
+    "evaluate.sanity.n_images": 1,
+    "evaluate.localization.n_images": 2,
 }
 
 

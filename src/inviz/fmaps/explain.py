@@ -231,8 +231,9 @@ def set_threads(threads: int) -> None:
     if threads:
         import numba
 
-        torch.set_num_threads(threads)
+        # numba first: setting its threads resets torch's (one OpenMP runtime)
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        torch.set_num_threads(threads)
 
 
 def _init_worker(threads: int) -> None:

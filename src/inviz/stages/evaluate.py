@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.models.checkpoint import load_checkpoint
     from inviz.quality.config import EvaluateConfig
     from inviz.quality.run import EvaluationInputs, evaluate
-    from inviz.stages.extract import _set_threads
+    from inviz.fmaps.explain import set_threads
     from inviz.survey.panels import SurveyConfig
 
     cfg, extract_cfg, survey_cfg, reveal_cfg, tracking = load_params(
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ("survey", SurveyConfig),
         ("masks", RevealConfig),
     )
-    _set_threads(cfg.run.threads)  # torch and numba (INV's t-SNE): one OpenMP runtime, set both
+    set_threads(cfg.run.threads)  # torch and numba (INV's t-SNE): one OpenMP runtime, set both
     loaded = load_checkpoint(args.model)
     mc = loaded.config
     rows, records, n_missing = _records(args)
