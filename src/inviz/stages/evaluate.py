@@ -96,12 +96,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.core.tracking import stage_run
     from inviz.data.datamodule import IndexedImageDataset, eval_transform
     from inviz.data.parts import PartMasks
-    from inviz.fmaps.explain import ExtractConfig
+    from inviz.fmaps.explain import ExtractConfig, set_threads
     from inviz.game.reveal import RevealConfig
     from inviz.models.checkpoint import load_checkpoint
     from inviz.quality.config import EvaluateConfig
     from inviz.quality.run import EvaluationInputs, evaluate
-    from inviz.fmaps.explain import set_threads
     from inviz.survey.panels import SurveyConfig
 
     cfg, extract_cfg, survey_cfg, reveal_cfg, tracking = load_params(
