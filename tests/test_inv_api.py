@@ -48,7 +48,9 @@ def test_image_inv_holds_every_kept_cluster_map_heaviest_first():
     assert "no labels yet" in texts and "true class: cow" in texts and "INV of img" in texts
     close(fig)
     unknown = inv_figure(image_inv(ex, photo, 32))
-    assert "true\u00a0class:\u00a0not\u00a0given" in " ".join(t.get_text() for t in unknown.texts)
+    assert "true\u00a0class:\u00a0unknown\u00a0(not\u00a0in\u00a0the\u00a0dataset)" in " ".join(
+        t.get_text() for t in unknown.texts
+    )
     close(unknown)
 
 
