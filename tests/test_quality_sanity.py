@@ -112,3 +112,18 @@ def test_our_randomisation_and_similarity_equal_quantus_mprt(images):
         theirs = ref[ref["step"] == step].sort_values("sample_id")["ssim"].to_numpy()
         np.testing.assert_allclose(ours, theirs, atol=1e-6, err_msg=name)  # Quantus works in float32
     np.testing.assert_allclose(ref[ref["step"] == 0]["ssim"], 1.0)
+
+
+def test_an_all_zero_gradcam_map_is_scored_as_uniform(images):
+    """No positive evidence (all-zero Grad-CAM) -> a uniform map Quantus accepts; counted, MPRT still runs."""
+    model = small_cnn()
+    with torch.no_grad():
+        model.features[3].weight.zero_()
+        model.features[3].bias.fill_(-1.0)  # the ReLU after it outputs zeros: Grad-CAM has nothing
+    survey = SurveyConfig(gradcam_layer="features.3")
+    explain_func = gradcam_explain_func(survey)
+    maps = explain_func(model, images[:2].numpy(), np.array([0, 1]))
+    assert maps.shape == (2, 1, 24, 24) and np.all(maps == 0.5) and explain_func.n_uniform == 2
+    # every map of the batch uniform: Quantus refuses the batch -> no rows (a warning), not a crash
+    table = gradcam_mprt(model, images[:2], [0, 1], ["a", "b"], survey, SanityConfig(seed=4), batch_size=2)
+    assert table.empty and list(table.columns) == ["step", "randomised", "sample_id", "ssim"]

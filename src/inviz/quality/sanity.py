@@ -238,14 +238,27 @@ def gradcam_explain_func(survey: SurveyConfig):  # noqa: ANN201 (a Quantus expla
 
     Returns
     -------
-    callable ``f(model, inputs (N, 3, H, W) ndarray, targets (N,), **kwargs) -> ndarray (N, 1, H, W)``.
+    callable ``f(model, inputs (N, 3, H, W) ndarray, targets (N,), **kwargs) -> ndarray (N, 1, H, W)``;
+    its attribute ``n_uniform`` counts the maps returned as uniform.
+
+    Notes
+    -----
+    A randomised network can leave Grad-CAM no positive evidence: an all-zero map, which Quantus
+    refuses (its explanations must not be all 0 or all 1). Such a map is returned as a uniform map
+    (0.5 everywhere): it says nothing about the image, which is what MPRT should score, and
+    ``n_uniform`` says how often it happened.
     """
 
     def explain_func(model: nn.Module, inputs: np.ndarray, targets: np.ndarray, **kwargs: Any) -> np.ndarray:
         x = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
         maps = [EXPLAINERS["Grad-CAM"](model.eval(), x[i], int(t), survey, {}) for i, t in enumerate(targets)]
-        return np.stack(maps)[:, None].astype(np.float32)
+        out = np.stack(maps)[:, None].astype(np.float32)
+        empty = ~out.reshape(len(out), -1).any(axis=1)
+        out[empty] = 0.5
+        explain_func.n_uniform += int(empty.sum())
+        return out
 
+    explain_func.n_uniform = 0
     return explain_func
 
 
@@ -294,15 +307,24 @@ def gradcam_mprt(
         disable_warnings=True,
         display_progressbar=False,
     )
-    scores = metric(
-        model=model,
-        x_batch=x,
-        y_batch=y,
-        a_batch=a,
-        explain_func=explain_func,
-        device="cpu",
-        batch_size=batch_size,
-    )
+    try:
+        scores = metric(
+            model=model,
+            x_batch=x,
+            y_batch=y,
+            a_batch=a,
+            explain_func=explain_func,
+            device="cpu",
+            batch_size=batch_size,
+        )
+    except AssertionError as err:  # Quantus refuses a batch whose maps are all 0, all 1 or all uniform
+        log.warning("MPRT of Grad-CAM not measured: Quantus refused the explanations (%s)", err)
+        return pd.DataFrame(columns=["step", "randomised", "sample_id", "ssim"])
+    if explain_func.n_uniform:
+        log.warning(
+            "MPRT: %d Grad-CAM map(s) were all zero (no positive evidence) and were scored as uniform maps",
+            explain_func.n_uniform,
+        )
     rows = []
     for step, (name, values) in enumerate(scores.items()):
         if cfg.max_steps is not None and step > cfg.max_steps:

@@ -92,7 +92,7 @@ def detect_format(game_dir: Path, cfg: ImportConfig) -> str:
         "Collect labels with the game: 'inviz game serve --params params.yaml' (people play), then "
         f"'inviz game export --params params.yaml' (writes {game_dir}), then 'dvc repro' again; "
         "every stage before this one is done and will not re-run "
-        '(README "The label game")'
+        "(README 'Label game data' and 'The label game')"
     )
 
 
