@@ -254,6 +254,51 @@ README_COMMANDS: dict[tuple[str, str], str] = {
     ("root", "python experiments/ablations.py run --profile paper --sweep weights"): f"{SKIP}: paper data",
     ("root", "jupyter lab notebooks/"): f"{SKIP}: starts a server",
     ("root", "jupyter execute notebooks/explore_inv.ipynb"): "run",
+    ("root", "dvc repro extract"): f"{SKIP}: the paper pipeline (tests/test_paper_e2e.py, reduced)",
+    ("root", "dvc repro masks"): f"{SKIP}: the paper pipeline (tests/test_paper_e2e.py, reduced)",
+    ("root", "dvc repro"): f"{SKIP}: the paper pipeline (tests/test_paper_e2e.py, reduced)",
+    **{
+        ("root", line): f"{SKIP}: the extract stage's own command (the fixture's dvc repro runs it)"
+        for line in (
+            "inviz extract --params params.yaml --images data/images --selected data/selected.csv \\",
+            "--model models/model.safetensors --out data/extract --table1-csv reports/table1.csv \\",
+            "--table1-md reports/table1.md --table1-tex reports/table1.tex \\",
+            "--comparison reports/table1_vs_paper.md --metrics metrics/extract.json",
+        )
+    },
+    ("root", "torchrun --standalone --nproc_per_node 4 -m inviz extract --params params.yaml ..."): (
+        f"{SKIP}: 4 processes (tests/test_distributed.py runs torchrun with 2)"
+    ),
+    (
+        "root",
+        "torchrun --nnodes 2 --nproc_per_node 4 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m inviz extract ...",
+    ): f"{SKIP}: two machines (tests/test_distributed.py starts two 'nodes' on one)",
+    ("root", ".venv/bin/python experiments/bench_extract.py"): f"{SKIP}: a benchmark (minutes)",
+    (
+        "root",
+        ".venv/bin/python experiments/bench_extract.py --gpu-images 256 --gpu-batch-size 32 --skip cpu",
+    ): (f"{SKIP}: needs a GPU"),
+    ("root", ".venv/bin/python experiments/bench_extract.py --reference --images 4"): f"{SKIP}: a benchmark",
+    ("root", ".venv/bin/python experiments/bench_ward.py"): f"{SKIP}: a benchmark",
+    ("root", "export INVIZ_GAME_ADMIN_TOKEN=<a long secret>"): f"{SKIP}: sets a variable of the user's shell",
+    (
+        "root",
+        "inviz game serve --params params.yaml",
+    ): f"{SKIP}: starts a server (tests/test_game_browser.py)",
+    (
+        "root",
+        "inviz game export --params params.yaml",
+    ): f"{SKIP}: needs a played game (tests/test_game_export.py)",
+    (
+        "root",
+        "inviz game report --params params.yaml",
+    ): f"{SKIP}: needs a played game (tests/test_game_export.py)",
+    ("root", "inviz explain photo.jpg scan_*.png --model models/model.safetensors \\"): (
+        f"{SKIP}: your photos (tests/test_transfer_stages.py explains new images with the same command)"
+    ),
+    ("root", "--labels data/transfer/label_model.json --out explained/"): (
+        f"{SKIP}: the second line of the inviz explain command above"
+    ),
 }
 
 
