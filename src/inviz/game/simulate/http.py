@@ -229,6 +229,23 @@ async def _play_all(
     return session
 
 
+def _settings(game: Any, db: Path, workdir: Path, max_text_length: int) -> Any:
+    """Build the simulated game's settings: its own SQLite database; the content is given, not read."""
+    from inviz.game.web.settings import Settings
+
+    return Settings(
+        game=game,
+        db_url=f"sqlite:///{db}",
+        manifest=workdir,
+        masks_dir=workdir,
+        class_map=workdir,
+        classes=workdir,
+        model=workdir,
+        max_text_length=max_text_length,
+        export_dir=workdir,
+    )
+
+
 def play_http(
     maps: Sequence[GameMap],
     content: Any,
@@ -272,7 +289,7 @@ def play_http(
     """
     from inviz.game.web.app import create_app
     from inviz.game.web.export import export_tables
-    from inviz.game.web.settings import Settings, open_game
+    from inviz.game.web.settings import open_game
 
     if game_cfg.min_features > 0 and cfg.no_text_rate > 0:
         raise InvizError(
@@ -283,18 +300,7 @@ def play_http(
     db = workdir / DB_FILE
     db.unlink(missing_ok=True)
     game = dataclasses.replace(game_cfg, stop_when_done=True, what_if=False)
-    settings = Settings(
-        game=game,
-        db_url=f"sqlite:///{db}",
-        manifest=workdir,
-        masks_dir=workdir,
-        class_map=workdir,
-        classes=workdir,
-        model=workdir,
-        max_text_length=max_text_length,
-        export_dir=workdir,
-    )
-    state = open_game(settings, content=content)
+    state = open_game(_settings(game, db, workdir, max_text_length), content=content)
     rng = np.random.default_rng(cfg.seed)
     players = [
         dataclasses.replace(p, player_id=f"p{i}") for i, p in enumerate(make_players(cfg, rng), start=1)
