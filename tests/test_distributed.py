@@ -74,7 +74,10 @@ def assert_same_results(a: Path, b: Path) -> None:
     keys = ["sample_id", "layer"]
     la = ra.layers.sort_values(keys).reset_index(drop=True)
     lb = rb.layers.sort_values(keys).reset_index(drop=True)
-    pd.testing.assert_frame_equal(la, lb, check_exact=True)
+    # t-SNE's final KL (a diagnostic, not a result) is summed in an order the CPU's thread count can
+    # change (seen in a fresh CI clone): equal to 1e-9 relative; every other column bit for bit
+    np.testing.assert_allclose(la["kl"], lb["kl"], rtol=1e-9)
+    pd.testing.assert_frame_equal(la.drop(columns=["kl"]), lb.drop(columns=["kl"]), check_exact=True)
     ca = ra.clusters.drop(columns=["map_file", "map_index"]).sort_values("cluster_id").reset_index(drop=True)
     cb = rb.clusters.drop(columns=["map_file", "map_index"]).sort_values("cluster_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(ca, cb, check_exact=True)
