@@ -176,3 +176,36 @@ def test_workers_are_a_run_setting_and_the_old_key_still_works(caplog):
         from_dict(RevealConfig, {"workers": 3, "run": {"workers": 2}}, "masks")
     with pytest.raises(ParamsError, match="workers"):
         from_dict(RevealConfig, {"run": {"workers": 0}}, "masks")
+
+
+@pytest.mark.parametrize(
+    ("side", "size", "mode"),
+    [
+        (8, 256, "reflect"),
+        (16, 256, "reflect"),
+        (32, 256, "nearest"),
+        (14, 224, "reflect"),
+        (10, 64, "reflect"),
+        (56, 48, "constant"),
+    ],
+)
+def test_soft_masks_by_small_matrices_equal_the_full_size_gaussian_filter(side, size, mode):
+    """Step 4 computed as (G U) B (G U)^T equals scipy's gaussian_filter of the full-size mask.
+
+    Integer factors (x32, x16, x8 as in the paper), non-integer ones (14 -> 224 is x16; 10 -> 64
+    and 56 -> 48 are not integers: uneven blocks, a downscale), three border modes, maps with ties.
+    """
+    cfg = RevealConfig(game_size=size, levels=(2, 4.5, 8, 13, 20, 30), blur_mode=mode)
+    rng = np.random.default_rng(side)
+    for trial in range(4):
+        cmap = rng.random((side, side)).astype(np.float32)
+        if trial % 2:
+            cmap = np.round(cmap * 4) / 4  # ties at the thresholds
+        binary, soft = reveal_masks(cmap, cfg)
+        up = upscale_nearest(cmap.astype(np.float64), size)
+        sigma = mask_sigma(cmap.shape, cfg)
+        ref_binary = np.stack([percentile_mask(up, q) for q in cfg.levels])
+        ref_soft = np.stack([soft_mask(b, sigma, cfg.truncate, mode) for b in ref_binary])
+        np.testing.assert_array_equal(binary, ref_binary)
+        assert soft.dtype == np.float32 and soft.shape == (6, size, size)
+        np.testing.assert_allclose(soft, ref_soft, rtol=0, atol=2e-7)

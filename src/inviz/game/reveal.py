@@ -18,13 +18,20 @@ actually shown is returned with every level so manifests can report it.
 
 Steps 2-4 are composed in one place, :func:`reveal_masks`: the game's masked images
 (:func:`reveal`), the overlays people look at (:func:`reveal_mask` at any size) and what simulated
-players see of a part (:mod:`inviz.game.coverage`) all call it.
+players see of a part (:mod:`inviz.game.coverage`) all call it. It computes step 4 without
+blurring the full-size masks: a binary mask is the block replication ``U_r B U_c^T`` of the map's
+own binary mask ``B`` (h x w), and the separable Gaussian is a matrix ``G`` per axis (scipy's
+``gaussian_filter1d`` applied to the identity, border mode included), so the soft mask is
+``(G U_r) B (G U_c)^T``: two small matrix products instead of two 1-D convolutions over every
+game pixel (the same numbers as ``gaussian_filter`` on the full mask up to float32 rounding;
+:func:`soft_mask` is that reference).
 
 Everything here is a pure function over arrays; the ``masks`` stage does the I/O.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -312,8 +319,29 @@ def binary_levels(
     -------
     ndarray of bool, shape (L, size, size)
     """
-    up = upscale_nearest(np.asarray(cmap, dtype=np.float64), cfg.game_size if size is None else size)
-    return np.stack([percentile_mask(up, q) for q in (cfg.levels if levels is None else levels)])
+    return _binary_blocks(
+        cmap, cfg.levels if levels is None else levels, cfg.game_size if size is None else size
+    )[0]
+
+
+def _binary_blocks(
+    cmap: np.ndarray, levels: Sequence[float], size: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Step 3 on the map itself: the game-size masks are block replications of the map's own masks.
+
+    Returns ``binary`` (L, size, size) bool, ``small`` (L, h, w) bool (the map's pixels at or above
+    each level's threshold: :func:`percentile_mask` of the upscaled values, one partition for
+    every level) and the float64 map.
+    """
+    cmap = np.asarray(cmap, dtype=np.float64)
+    up = upscale_nearest(cmap, size)
+    if not np.all(np.isfinite(up)):
+        raise ValueError("map contains NaN or infinite values")
+    thresholds = np.percentile(up, [100.0 - q for q in levels])
+    small = cmap[None, :, :] >= thresholds[:, None, None]
+    rows = (np.arange(size) * cmap.shape[0]) // size
+    cols = (np.arange(size) * cmap.shape[1]) // size
+    return small[:, rows[:, None], cols[None, :]], small, cmap
 
 
 def mask_sigma(map_shape: Sequence[int], cfg: RevealConfig, size: int | None = None) -> float:
@@ -355,9 +383,40 @@ def reveal_masks(
     binary : ndarray of bool, shape (L, size, size).
     soft : ndarray of float32, shape (L, size, size), values in [0, 1].
     """
-    sigma = mask_sigma(np.shape(cmap), cfg, size)
-    binary = binary_levels(cmap, cfg, levels, size)
-    return binary, np.stack([soft_mask(b, sigma, cfg.truncate, cfg.blur_mode) for b in binary])
+    size = cfg.game_size if size is None else size
+    binary, small, cmap = _binary_blocks(cmap, cfg.levels if levels is None else levels, size)
+    sigma = mask_sigma(cmap.shape, cfg, size)
+    if sigma <= 0:
+        return binary, binary.astype(np.float32)
+    ar = _blurred_upscale(size, cmap.shape[0], sigma, cfg.truncate, cfg.blur_mode)[0]  # (size, h)
+    act = _blurred_upscale(size, cmap.shape[1], sigma, cfg.truncate, cfg.blur_mode)[1]  # (w, size)
+    # axis 0 then axis 1, each summed in float64 and stored in float32 as scipy's gaussian_filter does
+    first = np.matmul(ar, small.astype(np.float64)).astype(np.float32)  # (L, size, w)
+    soft = np.matmul(first.astype(np.float64), act).astype(np.float32)  # (L, size, size)
+    return binary, np.clip(soft, 0.0, 1.0)
+
+
+@functools.lru_cache(maxsize=32)
+def _blurred_upscale(
+    size: int, n: int, sigma: float, truncate: float, mode: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Write the 1-D Gaussian blur of a nearest-upscaled axis as one matrix ``A``, shape (size, n).
+
+    Column ``k`` is the blur (scipy's ``gaussian_filter1d``, border ``mode``) of the indicator of
+    the game pixels that take map pixel ``k`` (:func:`upscale_nearest`); ``A @ b`` blurs the
+    upscaled ``b`` (length ``n``). Returns ``A`` and a C-contiguous ``A.T`` (a transposed view
+    would send ``np.matmul`` down its slow non-BLAS loop); read-only: they are cached.
+    """
+    from scipy.ndimage import gaussian_filter1d
+
+    blur = gaussian_filter1d(np.eye(size), sigma, axis=0, truncate=truncate, mode=mode)
+    pick = np.zeros((size, n))
+    pick[np.arange(size), (np.arange(size) * n) // size] = 1.0
+    out = blur @ pick
+    out_t = np.ascontiguousarray(out.T)
+    out.setflags(write=False)
+    out_t.setflags(write=False)
+    return out, out_t
 
 
 def reveal_mask(cmap: np.ndarray, size: int, level: float, cfg: RevealConfig) -> np.ndarray:
