@@ -390,10 +390,21 @@ def reveal_masks(
         return binary, binary.astype(np.float32)
     ar = _blurred_upscale(size, cmap.shape[0], sigma, cfg.truncate, cfg.blur_mode)[0]  # (size, h)
     act = _blurred_upscale(size, cmap.shape[1], sigma, cfg.truncate, cfg.blur_mode)[1]  # (w, size)
-    # axis 0 then axis 1, each summed in float64 and stored in float32 as scipy's gaussian_filter does
-    first = np.matmul(ar, small.astype(np.float64)).astype(np.float32)  # (L, size, w)
-    soft = np.matmul(first.astype(np.float64), act).astype(np.float32)  # (L, size, size)
-    return binary, np.clip(soft, 0.0, 1.0)
+    n_levels, h, w = small.shape
+    # axis 0 then axis 1, each summed in float64 and stored in float32 as scipy's gaussian_filter does;
+    # one BLAS thread: these products are small, and threaded BLAS next to torch's threads or the
+    # masks stage's worker processes spends more time waiting than computing
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        first = np.matmul(ar, small.astype(np.float64)).astype(np.float32)  # (L, size, w)
+        soft = (first.astype(np.float64).reshape(n_levels * size, w) @ act).astype(np.float32)
+    return binary, np.clip(soft.reshape(n_levels, size, size), 0.0, 1.0)
+
+
+@functools.cache
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 @functools.lru_cache(maxsize=32)
