@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -269,22 +269,25 @@ def merge_scores(
     c = clusters.copy()
     c["merged_id"] = c["cluster_id"].map(groups)
     w = c.set_index("cluster_id")["weight"].astype(float)
-    rows = []
-    for mid, grp in c.groupby("merged_id", sort=True):
+    norm_of: dict[Any, float] = {}  # each member's share of its merged map's weight
+    for _, grp in c.groupby("merged_id", sort=True):
         members = grp["cluster_id"].tolist()
         ws = w.loc[members].to_numpy()
         total = ws.sum()
-        norm = ws / total if total > 0 else np.full(len(ws), 1.0 / len(ws))
-        sub = scores[scores["cluster_id"].isin(members)]
-        if sub.empty:
-            continue
-        contrib = sub.assign(
-            weighted=sub["score"].to_numpy()
-            * sub["cluster_id"].map(dict(zip(members, norm, strict=False))).to_numpy()
+        norm_of.update(
+            zip(members, ws / total if total > 0 else np.full(len(ws), 1.0 / len(ws)), strict=True)
         )
-        for lab, s in contrib.groupby("label", sort=True)["weighted"].sum().items():
-            rows.append({"merged_id": mid, "label": lab, "score": float(s)})
-    merged = pd.DataFrame(rows, columns=["merged_id", "label", "score"])
+    # one grouped sum over every score row (rows of a group in the order of ``scores``)
+    sub = scores[scores["cluster_id"].isin(norm_of)]
+    contrib = pd.DataFrame(
+        {
+            "merged_id": sub["cluster_id"].map(groups).to_numpy(),
+            "label": sub["label"].to_numpy(),
+            "score": sub["score"].to_numpy() * sub["cluster_id"].map(norm_of).to_numpy(),
+        }
+    )
+    merged = contrib.groupby(["merged_id", "label"], sort=True)["score"].sum().reset_index()
+    merged["score"] = merged["score"].astype(float)
     merged = (
         rank_labels(merged, "merged_id", cfg.tie_tolerance)
         if len(merged)
@@ -297,6 +300,9 @@ def merge_scores(
         for col in c.columns
         if col not in ("cluster_id", "image", "layer", "weight", "merged_id", "cluster")
     ]
+    tops = (
+        {mid: g.head(cfg.top_n) for mid, g in merged.groupby("merged_id", sort=False)} if len(merged) else {}
+    )
     for mid, grp in c.groupby("merged_id", sort=True):
         row = {
             "merged_id": int(mid),
@@ -308,7 +314,7 @@ def merge_scores(
         }
         for col in extra:
             row[col] = grp[col].iloc[0]
-        top = merged[merged["merged_id"] == mid].head(cfg.top_n) if len(merged) else merged
+        top = tops.get(mid, merged.iloc[:0])
         row["best_labels"] = "|".join(sorted(best.get(mid, frozenset())))
         for i in range(cfg.top_n):
             row[f"label_{i + 1}"] = top["label"].iloc[i] if i < len(top) else None
