@@ -1,12 +1,18 @@
 """Load benchmark of the Deep Reveal server (`inviz game serve`): concurrent players over HTTP.
 
 Starts a real uvicorn process (`inviz game serve`) on a fresh SQLite database, signs up N simulated
-players (httpx2, async) who play R rounds each (next round, image, 0-5 hints with their images, a
-guess or a resign, 1-3 features), and prints p50/p95/p99 latency per endpoint, rounds per second,
-5xx and connection errors; then checks that the database holds exactly the answers the players
-sent. With --kill (default: a second run) the server is SIGKILLed when half the rounds are done,
-restarted, and the players carry on; every acknowledged answer must be in the database (answers
-in flight at the kill may or may not be, never twice).
+players (httpx2, async; one client per player, as each player has a browser) who play R rounds
+each (next round, image, 0-5 hints with their images, a guess or a resign, 1-3 features), and
+prints p50/p95/p99 latency per endpoint, rounds per second, 5xx and connection errors, and the CPU
+time per request of the server and of this load generator (both on the same cores); then checks
+that the database holds exactly the answers the players sent. With --kill (default: a second run)
+the server is SIGKILLed when half the rounds are done, restarted, and the players carry on; every
+acknowledged answer must be in the database (answers in flight at the kill may or may not be,
+never twice).
+
+Players arrive over --ramp-up seconds (default 5: one every 0.1 s, like a load tester's spawn
+rate); --ramp-up 0 signs all of them up in the same millisecond (a burst no real class or crowd
+produces: the first requests then queue behind 50 sign-ups).
 
 Content: a finished masks stage (default: the demo's, demo/data/masks.csv + demo/data/masks/), or
 --synthetic: generated maps of the demo's size (256 px PNGs, 6 levels).
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -337,15 +344,21 @@ async def run_players(
 
     stats = Stats()
     down = asyncio.Event()
-    limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+    # one client per player, as each player has a browser: its own connection and cookie (one
+    # shared client would check all n pooled connections on every request: client CPU, not server)
+    limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=base, timeout=60, limits=limits))
+            for _ in range(n)
+        ]
         tasks = [
             asyncio.create_task(
                 player(
                     client, i, rounds, think, stats, np.random.default_rng([seed, i]), down, i * ramp_up / n
                 )
             )
-            for i in range(n)
+            for i, client in enumerate(clients)
         ]
         t0 = time.perf_counter()
         kill_info = None
