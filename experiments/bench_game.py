@@ -1,12 +1,18 @@
 """Load benchmark of the Deep Reveal server (`inviz game serve`): concurrent players over HTTP.
 
 Starts a real uvicorn process (`inviz game serve`) on a fresh SQLite database, signs up N simulated
-players (httpx2, async) who play R rounds each (next round, image, 0-5 hints with their images, a
-guess or a resign, 1-3 features), and prints p50/p95/p99 latency per endpoint, rounds per second,
-5xx and connection errors; then checks that the database holds exactly the answers the players
-sent. With --kill (default: a second run) the server is SIGKILLed when half the rounds are done,
-restarted, and the players carry on; every acknowledged answer must be in the database (answers
-in flight at the kill may or may not be, never twice).
+players (httpx2, async; one client per player, as each player has a browser) who play R rounds
+each (next round, image, 0-5 hints with their images, a guess or a resign, 1-3 features), and
+prints p50/p95/p99 latency per endpoint, rounds per second, 5xx and connection errors, and the CPU
+time per request of the server and of this load generator (both on the same cores); then checks
+that the database holds exactly the answers the players sent. With --kill (default: a second run)
+the server is SIGKILLed when half the rounds are done, restarted, and the players carry on; every
+acknowledged answer must be in the database (answers in flight at the kill may or may not be,
+never twice).
+
+Players arrive over --ramp-up seconds (default 5: one every 0.1 s, like a load tester's spawn
+rate); --ramp-up 0 signs all of them up in the same millisecond (a burst no real class or crowd
+produces: the first requests then queue behind 50 sign-ups).
 
 Content: a finished masks stage (default: the demo's, demo/data/masks.csv + demo/data/masks/), or
 --synthetic: generated maps of the demo's size (256 px PNGs, 6 levels).
@@ -22,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import io
 import json
 import os
@@ -231,7 +239,14 @@ async def request(
 
 
 async def player(
-    client, i: int, rounds: int, think: float, stats: Stats, rng: np.random.Generator, down: asyncio.Event
+    client,
+    i: int,
+    rounds: int,
+    think: float,
+    stats: Stats,
+    rng: np.random.Generator,
+    down: asyncio.Event,
+    arrive: float = 0.0,
 ):
     async def call(name, method, url, token, **kw):
         while True:
@@ -245,6 +260,7 @@ async def player(
         if think > 0:
             await asyncio.sleep(float(rng.exponential(think)))
 
+    await asyncio.sleep(arrive)  # the ramp-up: players arrive one after another
     r = await call(
         "sign_up",
         "POST",
@@ -316,19 +332,34 @@ async def player(
 
 
 async def run_players(
-    base: str, n: int, rounds: int, think: float, server: Server, kill_at: float | None, seed: int
+    base: str,
+    n: int,
+    rounds: int,
+    think: float,
+    server: Server,
+    kill_at: float | None,
+    seed: int,
+    ramp_up: float = 0.0,
 ):
     import httpx2 as httpx
 
     stats = Stats()
     down = asyncio.Event()
-    limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=n + 10)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+    # one client per player, as each player has a browser: its own connection and cookie (one
+    # shared client would check all n pooled connections on every request: client CPU, not server)
+    limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(httpx.AsyncClient(base_url=base, timeout=60, limits=limits))
+            for _ in range(n)
+        ]
         tasks = [
             asyncio.create_task(
-                player(client, i, rounds, think, stats, np.random.default_rng([seed, i]), down)
+                player(
+                    client, i, rounds, think, stats, np.random.default_rng([seed, i]), down, i * ramp_up / n
+                )
             )
-            for i in range(n)
+            for i, client in enumerate(clients)
         ]
         t0 = time.perf_counter()
         kill_info = None
@@ -369,7 +400,9 @@ def db_answers(db: Path) -> tuple[set, set]:
     return feats, resigns
 
 
-def report(title: str, stats: Stats, seconds: float, n: int, rounds: int, load: tuple) -> dict:
+def report(
+    title: str, stats: Stats, seconds: float, n: int, rounds: int, load: tuple, ramp_up: float
+) -> dict:
     rows = []
     for name, values in sorted(stats.lat.items()):
         v = np.asarray(values)
@@ -388,7 +421,10 @@ def report(title: str, stats: Stats, seconds: float, n: int, rounds: int, load: 
         f"\n== {title}: {n} players x {rounds} rounds in {seconds:.1f} s "
         f"({stats.rounds_done / seconds:.1f} rounds/s, {sum(len(v) for v in stats.lat.values()) / seconds:.0f} requests/s)"
     )
-    print(f"load average before/after: {load[0]:.1f} / {os.getloadavg()[0]:.1f} (2 cores)")
+    print(
+        f"players arrive over {ramp_up:g} s (--ramp-up); load average before/after: {load[0]:.1f} / "
+        f"{os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)"
+    )
     print(table.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
     print(f"HTTP status classes: {dict(stats.status)}; connection errors: {stats.conn_errors}")
     json_p95 = table[table["endpoint"].isin(JSON_ENDPOINTS)]["p95_ms"].max()
@@ -412,6 +448,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument(
         "--think", type=float, default=0.5, help="mean think time between actions, seconds (exponential)"
+    )
+    ap.add_argument(
+        "--ramp-up",
+        type=float,
+        default=5.0,
+        help="seconds over which the players arrive, one every ramp-up/players seconds (like a load "
+        "tester's spawn rate; 0: all sign up at once)",
     )
     ap.add_argument("--synthetic", action="store_true", help="generated maps instead of the demo's masks")
     ap.add_argument(
@@ -465,6 +508,10 @@ def main() -> None:
             )
         print(f"content: {content['manifest']}")
     params = write_params(work, content, plays_per_map=5)
+    # the load generator's own full garbage collections (pandas, numpy … loaded) would stall every
+    # request in flight and be counted as server latency: keep what is loaded out of their reach
+    gc.collect()
+    gc.freeze()
     results = {}
     for run, kill in (("latency", None), ("sigkill", args.kill_at)):
         if run == "sigkill" and args.no_kill:
@@ -480,14 +527,21 @@ def main() -> None:
         server.start()
         print(f"\n[{run}] server up in {server.wait_up():.1f} s (port {port}, db {db})")
         load = os.getloadavg()
-        cpu0 = server.cpu_seconds()
+        cpu0, client0 = server.cpu_seconds(), time.process_time()
         try:
             stats, seconds, kill = asyncio.run(
                 run_players(
-                    f"http://127.0.0.1:{port}", args.players, args.rounds, args.think, server, kill, args.seed
+                    f"http://127.0.0.1:{port}",
+                    args.players,
+                    args.rounds,
+                    args.think,
+                    server,
+                    kill,
+                    args.seed,
+                    args.ramp_up,
                 )
             )
-            cpu = server.cpu_seconds() - cpu0
+            cpu, client_cpu = server.cpu_seconds() - cpu0, time.process_time() - client0
         finally:
             server.stop()
         res = report(
@@ -500,6 +554,7 @@ def main() -> None:
             args.players,
             args.rounds,
             load,
+            args.ramp_up,
         )
         n_requests = sum(len(v) for v in stats.lat.values())
         print(
@@ -508,7 +563,14 @@ def main() -> None:
             + ("; includes the restarted server's start-up" if kill else "")
             + ")"
         )
+        print(
+            f"client CPU (this process, on the same cores): {client_cpu:.1f} s = "
+            f"{1000 * client_cpu / max(n_requests, 1):.1f} ms per request ({100 * client_cpu / seconds:.0f} % "
+            "of one core)"
+        )
         res["server_cpu_ms_per_request"] = 1000 * cpu / max(n_requests, 1)
+        res["client_cpu_ms_per_request"] = 1000 * client_cpu / max(n_requests, 1)
+        res["ramp_up_seconds"] = args.ramp_up
         feats, resigns = db_answers(db)
         in_db = feats | resigns
         missing = stats.acked - in_db

@@ -434,7 +434,8 @@ def test_a_database_of_another_schema_version_or_other_masks_is_refused(game):
 
 
 def test_the_database_deals_maps_by_the_rule_of_choose_map(game):
-    """The SQL that picks the least-played candidates agrees with the pure rule on random states."""
+    """Both ways of picking the least-played map (the SQL statement; the plays kept in memory with
+    the open rounds from the database) agree with the pure rule on random committed states."""
     import numpy as np
 
     from inviz.game.web.db import MapPlays, Player
@@ -446,9 +447,11 @@ def test_the_database_deals_maps_by_the_rule_of_choose_map(game):
     now = game.clock()
     a, b = game.client("Ann"), game.client("Bob")
     rng = np.random.default_rng(5)
-    with game.state.db.write() as s:
+    with game.state.db.read() as s:
         ann, bob = s.scalars(select(Player).order_by(Player.id)).all()
-        for trial in range(12):
+    assert rounds.plays is not None  # SQLite: the writer keeps the plays in memory
+    for trial in range(12):
+        with game.state.db.write() as s:  # a new state, committed (outside a request)
             s.execute(update(MapPlays).values(plays=0))
             s.query(Round).delete()
             plays = rng.integers(0, 3, len(ids))
@@ -477,24 +480,63 @@ def test_the_database_deals_maps_by_the_rule_of_choose_map(game):
                         expires_at=expires,
                     )
                 )
-            s.flush()
-            load = plays.copy()
-            for k, pos in enumerate(inflight, start=len(seen)):
-                load[pos] += 1 if k % 4 != 3 else 0
-            last = images[seen[-1]] if len(seen) else None
-            expected = choose_map(load, images, set(seen.tolist()), last, np.random.default_rng(trial))
-            got = rounds.least_played(s, ann.id, last, now, np.random.default_rng(trial))
-            assert got == ids[expected], trial
-        s.rollback()
+            s.commit()
+        load = plays.copy()
+        for k, pos in enumerate(inflight, start=len(seen)):
+            load[pos] += 1 if k % 4 != 3 else 0
+        last = images[seen[-1]] if len(seen) else None
+        expected = ids[choose_map(load, images, set(seen.tolist()), last, np.random.default_rng(trial))]
+        with game.state.db.session(write=True) as s:  # as a request: the plays from memory
+            assert rounds.least_played(s, ann.id, last, now, np.random.default_rng(trial)) == expected
+            assert rounds.least_played_sql(s, ann.id, last, now, np.random.default_rng(trial)) == expected
     assert a and b
 
 
+def test_the_plays_kept_in_memory_follow_answers_and_other_connections(game):
+    """The writer's copy of the plays per map equals the database after answers (its own commits)
+    and after another connection changed the table (SQLite's data_version), and deals alike."""
+    import sqlite3
+
+    import numpy as np
+    from sqlalchemy.engine import make_url
+
+    from inviz.game.web.db import MapPlays, Player
+
+    content, rounds, db = game.state.content, game.state.rounds, game.state.db
+    clients = [game.client(f"P{i}") for i in range(3)]
+    for _ in range(3):
+        for c in clients:
+            play(game, c)
+
+    def check():
+        with db.session(write=True) as s:  # as a request does: no generation change
+            con = s.connection()
+            stored = dict(con.execute(select(MapPlays.cluster_id, MapPlays.plays)).all())
+            want = np.array([stored[int(c)] for c in content.maps["cluster_id"]])
+            assert (rounds.plays.plays(con) == want).all()
+            for pid in s.scalars(select(Player.id)):
+                for k in range(5):
+                    got = rounds.least_played(s, pid, "val/x", game.clock(), np.random.default_rng(k))
+                    sql = rounds.least_played_sql(s, pid, "val/x", game.clock(), np.random.default_rng(k))
+                    assert got == sql
+        return want
+
+    assert check().sum() == 9  # nine answered rounds outside screening
+    con = sqlite3.connect(make_url(db.url).database)  # another connection (another process, a shell)
+    with con:
+        con.execute("UPDATE map_plays SET plays = plays + 7 WHERE cluster_id IN (1, 5)")
+    con.close()
+    assert check().sum() == 9 + 14
+    play(game, clients[0])
+    assert check().sum() == 9 + 14 + 1
+
+
 def test_more_concurrent_writers_than_worker_threads_neither_deadlock_nor_fail(game):
-    """Writers wait for the one SQLite writer connection in the event loop, not in worker threads.
+    """Writers queue for the one SQLite writer connection in its own thread, not in worker threads.
 
     With 2 worker threads and 12 players asking for a round at once, a request waiting for the
-    connection inside a thread would starve the one holding it (a deadlock until the pool timeout,
-    then 500s: what the load benchmark hit).
+    connection inside a shared worker thread would starve the one holding it (a deadlock until
+    the pool timeout, then 500s: what the load benchmark hit once).
     """
     import anyio
     import httpx2 as httpx

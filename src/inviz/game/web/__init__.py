@@ -10,6 +10,7 @@ outcomes, SUS and raw NASA-TLX beside the paper's). Modules:
 - :mod:`~inviz.game.web.db` — SQLAlchemy models, engines, sessions, the schema version;
 - :mod:`~inviz.game.web.policy` — the rules as pure functions (next map, classes, levels, points);
 - :mod:`~inviz.game.web.rounds` — a round's course over the database;
+- :mod:`~inviz.game.web.plays` — the plays per map, kept in the SQLite writer's memory;
 - :mod:`~inviz.game.web.accounts` — players, leaderboard, questionnaires;
 - :mod:`~inviz.game.web.questionnaire` — SUS and raw TLX items and scoring;
 - :mod:`~inviz.game.web.schemas`, :mod:`~inviz.game.web.deps`, :mod:`~inviz.game.web.routers`,

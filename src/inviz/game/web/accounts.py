@@ -20,13 +20,15 @@ from inviz.game.web.db import NICKNAME_LENGTH, Player, Questionnaire, new_token,
 from inviz.game.web.errors import GameRequestError, bad, conflict
 from inviz.game.web.questionnaire import check_sus, check_tlx, sus_score, tlx_raw
 
-_PLAYER_BY_TOKEN = select(Player).where(Player.token_hash == bindparam("h"))
+_P = Player.__table__
+_PLAYER_BY_TOKEN = select(_P).where(_P.c.token_hash == bindparam("h"))
 _ADD_POINTS = (
-    update(Player)
-    .where(Player.id == bindparam("p"))
-    .values(points=Player.points + bindparam("pts"), rounds_done=Player.rounds_done + 1)
-    .execution_options(synchronize_session=False)
+    update(_P)
+    .where(_P.c.id == bindparam("p"))
+    .values(points=_P.c.points + bindparam("pts"), rounds_done=_P.c.rounds_done + 1)
 )
+#: Answer to a request without a known player token.
+NOT_SIGNED_UP = "not signed up: sign up first (or your player token is unknown)"
 _NICKNAME = re.compile(rf"^\w[\w .'\-]{{1,{NICKNAME_LENGTH - 1}}}$")
 
 
@@ -132,16 +134,16 @@ def sign_up(
 
 
 def player_for_token(s: Session, token: str | None) -> Player:
-    """Return the player of a token.
+    """Return the player of a token: its row of ``players`` (read-only; the columns as attributes).
 
     Raises
     ------
     GameRequestError
         401 when the token is missing or unknown.
     """
-    player = s.scalar(_PLAYER_BY_TOKEN, {"h": token_hash(token)}) if token else None
+    player = s.connection().execute(_PLAYER_BY_TOKEN, {"h": token_hash(token)}).first() if token else None
     if player is None:
-        raise GameRequestError(401, "not signed up: sign up first (or your player token is unknown)")
+        raise GameRequestError(401, NOT_SIGNED_UP)
     return player
 
 
@@ -242,4 +244,4 @@ def save_questionnaire(
 
 def add_points(s: Session, player_id: int, points: int) -> None:
     """Add a finished round's points to a player's total (in the caller's transaction)."""
-    s.execute(_ADD_POINTS, {"p": player_id, "pts": points})
+    s.connection().execute(_ADD_POINTS, {"p": player_id, "pts": points})

@@ -3,11 +3,15 @@
 One SQLite file by default (WAL mode, ``game.db_url``), any SQLAlchemy URL (PostgreSQL …) for a
 public deployment. Every answer is committed in one transaction before the server responds.
 
-SQLite: writes go through one connection per process (a pool of one: writers queue in the
-pool instead of polling SQLite's lock) that opens ``BEGIN IMMEDIATE`` transactions, so a
-read-then-write never fails half-way with ``database is locked``; reads use their own pool and
-never wait for writers (WAL). Several server processes on one file still work through
-``busy_timeout``.
+A request's database work runs as one call in a worker thread (:meth:`Database.run`): open a
+session, find the player, apply the rules, commit, build the answer, close; the event loop waits
+once and is never blocked by the database. SQLite: writes go through one connection per process
+(a pool of one) used by one writer thread, so writers queue in that thread (first come, first
+served) instead of polling SQLite's lock; its transactions start with ``BEGIN IMMEDIATE``, so a
+read-then-write never fails half-way with ``database is locked``. Reads use their own pool and
+threads and never wait for writers (WAL). Several server processes on one file still work
+through ``busy_timeout``. Other databases: a pool of threads no larger than the pool of
+connections, for writes and reads alike.
 
 Schema version. The ``game_meta`` table records the schema version and the fingerprint of the
 masked images the database was made for; :meth:`Database.init` refuses a database of another
@@ -19,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
-import weakref
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Boolean,
@@ -48,6 +54,11 @@ from inviz.game.web.config import GameRunConfig
 SCHEMA_VERSION = 1
 #: Longest nickname.
 NICKNAME_LENGTH = 24
+#: Threads reading a SQLite database; its read pool keeps as many connections, and as many more
+#: for other readers (export, progress).
+SQLITE_READERS = 4
+
+T = TypeVar("T")
 
 
 class GameDatabaseError(InvizError, RuntimeError):
@@ -94,7 +105,23 @@ class MapPlays(Base):
     plays: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class Round(Base):
+class RoundFacts:
+    """What a round's columns tell (for :class:`Round` and :class:`RoundRow` alike)."""
+
+    __slots__ = ()
+
+    @property
+    def hints(self) -> int:
+        """Hints used so far (levels revealed after the start level)."""
+        return self.level - self.start_level
+
+    @property
+    def finished(self) -> bool:
+        """Whether the round is over (features sent or resigned)."""
+        return self.status in ("done", "resigned")
+
+
+class Round(RoundFacts, Base):
     """One round: a player, a map, the offered classes, the levels revealed and the answer.
 
     status : ``open`` (playing) → ``guessed`` (features pending) → ``done``; or ``open`` →
@@ -124,15 +151,32 @@ class Round(Base):
         Index("ix_rounds_status", "status", "expires_at"),
     )
 
-    @property
-    def hints(self) -> int:
-        """Hints used so far (levels revealed after the start level)."""
-        return self.level - self.start_level
 
-    @property
-    def finished(self) -> bool:
-        """Whether the round is over (features sent or resigned)."""
-        return self.status in ("done", "resigned")
+@dataclass(slots=True)
+class RoundRow(RoundFacts):
+    """A row of ``rounds`` as a plain object.
+
+    The request paths read and write rounds with SQL statements, not through the ORM's unit of
+    work (a fraction of the cost per request), and keep this copy up to date as they write.
+    """
+
+    id: int | None
+    token_hash: str
+    player_id: int
+    seq: int
+    cluster_id: int
+    image: str
+    screening: bool
+    start_level: int
+    level: int
+    offered: str
+    status: str
+    guessed_id: int | None
+    correct: bool | None
+    points: int
+    created_at: float
+    expires_at: float
+    answered_at: float | None
 
 
 class Feature(Base):
@@ -258,32 +302,58 @@ class Database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             timeout = run.busy_timeout_ms / 1000
             self.writer = create_engine(url, pool_size=1, max_overflow=0, pool_timeout=max(timeout, 30))
-            self.reader = create_engine(url, pool_size=8, max_overflow=8)
-            self._capacity = (8 + 8, 1)  # connections each pool hands out at most: (read, write)
+            self.reader = create_engine(url, pool_size=SQLITE_READERS, max_overflow=SQLITE_READERS)
+            self._threads = (SQLITE_READERS, 1)  # (read, write): never more than the pool's connections
             _sqlite_events(self.writer, "BEGIN IMMEDIATE", run)
             _sqlite_events(self.reader, "BEGIN", run)
         else:
             self.writer = self.reader = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-            self._capacity = (10 + 20, 10 + 20)
+            self._threads = (10 + 20, 0)  # writes share the readers' threads
         self._write = sessionmaker(self.writer, expire_on_commit=False)
         self._read = sessionmaker(self.reader, expire_on_commit=False)
-        self._slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._executors: dict[bool, ThreadPoolExecutor] = {}
+        self._executors_lock = threading.Lock()
+        #: Advances when a write session opens or closes outside a request (:meth:`write`).
+        self.generation = 0
 
-    def slots(self, write: bool) -> asyncio.Semaphore:
-        """Return the semaphore a request holds while it has a session (one per pool and event loop).
+    def _executor(self, write: bool) -> ThreadPoolExecutor:
+        """Return the threads that run reads (``write`` False) or writes (lazily started)."""
+        write = write and self._threads[1] > 0
+        pool = self._executors.get(write)
+        if pool is None:
+            with self._executors_lock:
+                pool = self._executors.get(write)
+                if pool is None:
+                    n = self._threads[write]
+                    name = "game-db-writer" if write else "game-db"
+                    pool = self._executors[write] = ThreadPoolExecutor(n, thread_name_prefix=name)
+        return pool
 
-        Sized to the pool, so that a request waits for a connection in the event loop, never in a
-        worker thread: otherwise, under load, every worker thread can end up waiting for a
-        connection held by a request that needs a thread to finish (a deadlock until
-        ``pool_timeout``, then 500s). Must be called inside the running event loop.
+    def _call(self, fn: Callable[[Session], T], write: bool) -> T:
+        with self.session(write) as s:
+            return fn(s)
+
+    async def run(self, fn: Callable[[Session], T], write: bool) -> T:
+        """Run ``fn(session)`` in a database thread, with a session of its own closed there.
+
+        The request's whole database work (and the answer it builds) is one call: the event loop
+        waits once and is never blocked. There are never more threads than connections, so a
+        thread never waits for a connection held by a request that needs a thread to finish.
+        SQLite writes run in one writer thread, in arrival order.
+
+        Parameters
+        ----------
+        fn : callable
+            Takes the session; commits what it writes before returning.
+        write : bool
+            A write transaction (SQLite: ``BEGIN IMMEDIATE``, one writer at a time) or a read.
+
+        Returns
+        -------
+        What ``fn`` returns; what it raises is raised here.
         """
         loop = asyncio.get_running_loop()
-        pair = self._slots.get(loop)
-        if pair is None:
-            w = asyncio.Semaphore(self._capacity[1])
-            r = w if self.reader is self.writer else asyncio.Semaphore(self._capacity[0])
-            pair = self._slots[loop] = (r, w)
-        return pair[write]
+        return await loop.run_in_executor(self._executor(write), self._call, fn, write)
 
     def session(self, write: bool) -> Session:
         """Return a new session on the writer (``BEGIN IMMEDIATE`` on SQLite) or the reader pool."""
@@ -337,9 +407,18 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """Open a session for a write transaction (SQLite: ``BEGIN IMMEDIATE``, one writer at a time)."""
-        with self._write() as s:
-            yield s
+        """Open a session for a write transaction (SQLite: ``BEGIN IMMEDIATE``, one writer at a time).
+
+        For work outside a request (set-up, maintenance, tests): it advances :attr:`generation`,
+        so what the server keeps in memory about the database is read again
+        (:mod:`inviz.game.web.plays`). Requests write through :meth:`run`.
+        """
+        self.generation += 1
+        try:
+            with self._write() as s:
+                yield s
+        finally:
+            self.generation += 1
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -348,7 +427,11 @@ class Database:
             yield s
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Stop the database threads (after their work) and close every pooled connection."""
+        with self._executors_lock:
+            pools, self._executors = list(self._executors.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=True)
         self.writer.dispose()
         if self.reader is not self.writer:
             self.reader.dispose()

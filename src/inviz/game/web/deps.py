@@ -1,23 +1,28 @@
-"""FastAPI dependencies: the game's state, one database session per request, the player, the admin."""
+"""FastAPI dependencies: the game's state, the request's player and its database work, the admin.
+
+A request's database work is one call in a database thread (:meth:`inviz.game.web.db.Database.run`):
+``await tx(fn)`` opens a session, finds the request's player, runs ``fn(session, player)`` (the
+rules, the commit, the answer) and closes the session, all in that thread.
+"""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from inviz.game.web.accounts import player_for_token
+from inviz.game.web.accounts import NOT_SIGNED_UP, player_for_token
 from inviz.game.web.db import Player
 from inviz.game.web.errors import GameRequestError
 from inviz.game.web.settings import GameState
 
 #: Name of the player cookie (HttpOnly, SameSite=Strict).
 COOKIE = "inviz_player"
+
+T = TypeVar("T")
 
 
 async def get_state(request: Request) -> GameState:
@@ -26,33 +31,6 @@ async def get_state(request: Request) -> GameState:
 
 
 State = Annotated[GameState, Depends(get_state)]
-
-
-@asynccontextmanager
-async def _session(state: GameState, write: bool) -> AsyncIterator[Session]:
-    """Hold a pool slot (waiting in the event loop, not in a worker thread), then a session."""
-    async with state.db.slots(write):
-        s = state.db.session(write)
-        try:
-            yield s
-        finally:
-            await run_in_threadpool(s.close)
-
-
-async def write_session(state: State) -> AsyncIterator[Session]:
-    """Open a session for a request that changes the game (the service commits before the response)."""
-    async with _session(state, write=True) as s:
-        yield s
-
-
-async def read_session(state: State) -> AsyncIterator[Session]:
-    """Open a session for a request that only reads."""
-    async with _session(state, write=False) as s:
-        yield s
-
-
-WriteSession = Annotated[Session, Depends(write_session)]
-ReadSession = Annotated[Session, Depends(read_session)]
 
 
 def bearer(request: Request) -> str | None:
@@ -67,18 +45,53 @@ def player_token(request: Request) -> str | None:
     return bearer(request) or request.cookies.get(COOKIE)
 
 
-def writing_player(request: Request, s: WriteSession) -> Player:
-    """Return the signed-up player of a request that writes (401 otherwise)."""
-    return player_for_token(s, player_token(request))
+class PlayerTx:
+    """The database work of a request made by a player: ``await tx(fn)``.
+
+    Parameters
+    ----------
+    state : GameState
+        The running game.
+    token : str
+        The player's token (a missing one was refused already).
+    write : bool
+        A write transaction (committed by ``fn``) or a read.
+    """
+
+    __slots__ = ("state", "token", "write")
+
+    def __init__(self, state: GameState, token: str, write: bool):
+        self.state, self.token, self.write = state, token, write
+
+    async def __call__(self, fn: Callable[[Session, Player], T]) -> T:
+        """Run ``fn(session, player)`` in a database thread (401 when the token is unknown)."""
+        token = self.token
+
+        def work(s: Session) -> T:
+            return fn(s, player_for_token(s, token))
+
+        return await self.state.db.run(work, self.write)
 
 
-def reading_player(request: Request, s: ReadSession) -> Player:
-    """Return the signed-up player of a request that only reads (401 otherwise)."""
-    return player_for_token(s, player_token(request))
+def _player_tx(request: Request, state: GameState, write: bool) -> PlayerTx:
+    token = player_token(request)
+    if not token:
+        raise GameRequestError(401, NOT_SIGNED_UP)
+    return PlayerTx(state, token, write)
 
 
-WritingPlayer = Annotated[Player, Depends(writing_player)]
-ReadingPlayer = Annotated[Player, Depends(reading_player)]
+async def writing_player(request: Request, state: State) -> PlayerTx:
+    """Return the database work of a signed-up player's request that writes (401 without a token)."""
+    return _player_tx(request, state, write=True)
+
+
+async def reading_player(request: Request, state: State) -> PlayerTx:
+    """Return the database work of a signed-up player's request that only reads (401 without a token)."""
+    return _player_tx(request, state, write=False)
+
+
+WritingPlayer = Annotated[PlayerTx, Depends(writing_player)]
+ReadingPlayer = Annotated[PlayerTx, Depends(reading_player)]
 
 
 def require_admin(request: Request, state: State) -> None:

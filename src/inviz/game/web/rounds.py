@@ -18,18 +18,19 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from inviz.core.config import ParamsError
 from inviz.game.export.tables import encoding_problem
 from inviz.game.web.accounts import add_points
 from inviz.game.web.config import GameConfig
 from inviz.game.web.content import GameContent
-from inviz.game.web.db import Feature, MapPlays, Player, Round, new_token, token_hash
+from inviz.game.web.db import Feature, MapPlays, Player, Round, RoundRow, new_token, token_hash
 from inviz.game.web.errors import GameRequestError, bad, conflict, not_found
+from inviz.game.web.plays import PlaysMirror
 from inviz.game.web.policy import (
+    choose_map,
     is_screening_round,
     offered_classes,
     passed_screening,
@@ -40,22 +41,30 @@ from inviz.game.web.policy import (
 )
 from inviz.game.web.schemas import ChoiceOut, ResultOut, RoundOut
 
-# Statements built once (each request only binds its values): the hot paths of every round.
-_ROUND_BY_TOKEN = select(Round).where(Round.token_hash == bindparam("h"))
-_LAST_ROUND = select(Round).where(Round.player_id == bindparam("p")).order_by(Round.seq.desc()).limit(1)
+# Statements built once (each request only binds its values), run on the session's connection:
+# SQL rows and conditional updates, not the ORM's unit of work (a fraction of the cost per request).
+_R, _F, _P = Round.__table__, Feature.__table__, Player.__table__
+_ROUND_BY_TOKEN = select(_R).where(_R.c.token_hash == bindparam("h"))
+_LAST_ROUND = select(_R).where(_R.c.player_id == bindparam("p")).order_by(_R.c.seq.desc()).limit(1)
 _SEEN = select(Round.cluster_id).where(Round.player_id == bindparam("p"))
-_TEXTS = select(Feature.text).where(Feature.round_id == bindparam("r")).order_by(Feature.position)
-_POINTS = select(Player.points).where(Player.id == bindparam("p"))
-_NO_SYNC = {"synchronize_session": False}  # conditional updates; the service sets the loaded object
+_INFLIGHT = (
+    select(_R.c.cluster_id, func.count())
+    .where(_R.c.status == "open", _R.c.screening.is_(False), _R.c.expires_at > bindparam("now"))
+    .group_by(_R.c.cluster_id)
+)
+_TEXTS = select(_F.c.text).where(_F.c.round_id == bindparam("r")).order_by(_F.c.position)
+_POINTS = select(_P.c.points).where(_P.c.id == bindparam("p"))
+_NEW_ROUND = insert(_R)
+_NEW_FEATURES = insert(_F)
+_NEW_TOKEN = update(_R).where(_R.c.id == bindparam("r")).values(token_hash=bindparam("h"))
 _HINT = (
-    update(Round)
-    .where(Round.id == bindparam("r"), Round.status == "open", Round.level == bindparam("lv"))
-    .values(level=Round.level + 1)
-    .execution_options(**_NO_SYNC)
+    update(_R)
+    .where(_R.c.id == bindparam("r"), _R.c.status == "open", _R.c.level == bindparam("lv"))
+    .values(level=_R.c.level + 1)
 )
 _ANSWER = (
-    update(Round)
-    .where(Round.id == bindparam("r"), Round.status == "open")
+    update(_R)
+    .where(_R.c.id == bindparam("r"), _R.c.status == "open")
     .values(
         status=bindparam("st"),
         guessed_id=bindparam("g"),
@@ -63,24 +72,27 @@ _ANSWER = (
         points=bindparam("pts"),
         answered_at=bindparam("at"),
     )
-    .execution_options(**_NO_SYNC)
 )
-_FINISH = (
-    update(Round)
-    .where(Round.id == bindparam("r"), Round.status == "guessed")
-    .values(status="done")
-    .execution_options(**_NO_SYNC)
-)
+_FINISH = update(_R).where(_R.c.id == bindparam("r"), _R.c.status == "guessed").values(status="done")
 _PLAYED = (
-    update(MapPlays)
-    .where(MapPlays.cluster_id == bindparam("c"))
-    .values(plays=MapPlays.plays + 1)
-    .execution_options(**_NO_SYNC)
+    update(MapPlays.__table__)
+    .where(MapPlays.__table__.c.cluster_id == bindparam("c"))
+    .values(plays=MapPlays.__table__.c.plays + 1)
+)
+_SCREENING_FAILED = select(_P.c.screening_failed).where(_P.c.id == bindparam("p"))
+_SCREENED = (
+    update(_P)
+    .where(_P.c.id == bindparam("p"))
+    .values(
+        screening_done=_P.c.screening_done + 1,
+        screening_failed=bindparam("failed"),
+        passed_screening=bindparam("passed"),
+    )
 )
 
 
-def _candidates(exclude_image: bool, below: bool) -> tuple[Any, Any]:
-    """Build the statements that count and draw the tied least-played maps (binds: now, p, img, target, k)."""
+def _candidates(exclude_image: bool, below: bool) -> Any:
+    """Build the statement listing the tied least-played maps by cluster id (binds: now, p, img, target)."""
     inflight = (
         select(Round.cluster_id.label("cid"), func.count().label("n"))
         .where(Round.status == "open", Round.screening.is_(False), Round.expires_at > bindparam("now"))
@@ -99,9 +111,7 @@ def _candidates(exclude_image: bool, below: bool) -> tuple[Any, Any]:
         q = q.where(load < bindparam("target"))
     c = q.cte("candidates")
     tied = c.c.load == select(func.min(c.c.load)).scalar_subquery()
-    count = select(func.count()).select_from(c).where(tied)
-    draw = select(c.c.cluster_id).where(tied).order_by(c.c.cluster_id).offset(bindparam("k")).limit(1)
-    return count, draw
+    return select(c.c.cluster_id).where(tied).order_by(c.c.cluster_id)
 
 
 _CANDIDATES = {(e, b): _candidates(e, b) for e in (False, True) for b in (False, True)}
@@ -120,16 +130,27 @@ class RoundService:
         ``labels_import.max_text_length``: the longest feature text accepted.
     clock : callable
         Returns the time in epoch seconds (tests move it).
+    plays : PlaysMirror, optional
+        The answered plays per map kept in memory (SQLite's writer); without it the database
+        picks the least-played maps (:meth:`least_played`).
     """
 
     def __init__(
-        self, cfg: GameConfig, content: GameContent, max_text_length: int, clock: Callable[[], float]
+        self,
+        cfg: GameConfig,
+        content: GameContent,
+        max_text_length: int,
+        clock: Callable[[], float],
+        plays: PlaysMirror | None = None,
     ):
         self.cfg = cfg
         self.content = content
         self.max_text_length = max_text_length
         self.clock = clock
+        self.plays = plays
         maps = content.maps
+        self._ids = maps["cluster_id"].to_numpy(dtype=np.int64)
+        self._images = maps["image"].to_numpy(dtype=object)
         self.starts = np.array([start_level(w, cfg.difficulty) for w in maps["weight"]], dtype=int)
         self.starts = np.minimum(self.starts, content.n_levels - 1)
         try:
@@ -139,14 +160,14 @@ class RoundService:
         self.screening_pool = pool
 
     # -- lookups -------------------------------------------------------------------------------
-    def own_round(self, s: Session, player: Player, token: str) -> Round:
+    def own_round(self, s: Session, player: Player, token: str) -> RoundRow:
         """Return the player's round of a token (404 for an unknown token or another player's round)."""
-        r = s.scalar(_ROUND_BY_TOKEN, {"h": token_hash(token)})
-        if r is None or r.player_id != player.id:
+        row = s.connection().execute(_ROUND_BY_TOKEN, {"h": token_hash(token)}).first()
+        if row is None or row.player_id != player.id:
             raise not_found("round not found: unknown or outdated token, or not your round")
-        return r
+        return RoundRow(**row._mapping)
 
-    def _check_open(self, r: Round) -> None:
+    def _check_open(self, r: RoundRow) -> None:
         if r.status != "open":
             raise conflict(f"round {r.seq} is answered already")
         if r.expires_at <= self.clock():
@@ -157,24 +178,46 @@ class RoundService:
     ) -> int | None:
         """Pick the player's next map: one of the least-played maps the player may get, at random.
 
-        The rule of :func:`~inviz.game.web.policy.choose_map` (the same draw from ``rng``), run by
-        the database: plays are answered plays plus open, unexpired rounds (outside screening);
-        maps the player had and maps of the previous round's image are left out, and with
-        ``stop_when_done`` maps that have ``plays_per_map`` plays. The database counts the tied
-        candidates and returns the drawn one (by cluster id), so no list of maps is moved.
+        The rule of :func:`~inviz.game.web.policy.choose_map`: plays are answered plays plus open,
+        unexpired rounds (outside screening); maps the player had and maps of the previous
+        round's image are left out, and with ``stop_when_done`` maps that have
+        ``plays_per_map`` plays. With :attr:`plays` (SQLite) the answered plays come from memory,
+        the open rounds and the player's maps from the database, and ``choose_map`` itself
+        decides; otherwise :meth:`least_played_sql` (the same draw from ``rng``).
 
         Returns
         -------
         int or None
             The cluster id; None when no map is left for the player.
         """
-        count, draw = _CANDIDATES[(last_image is not None, self.cfg.stop_when_done)]
+        if self.plays is None:
+            return self.least_played_sql(s, player_id, last_image, now, rng)
+        con = s.connection()
+        load = self.plays.plays(con)
+        position = self.content.position
+        for cid, n in con.execute(_INFLIGHT, {"now": now}):
+            load[position[int(cid)]] += int(n)
+        seen = {position[int(c)] for c in con.execute(_SEEN, {"p": player_id}).scalars()}
+        target = self.cfg.plays_per_map if self.cfg.stop_when_done else None
+        pos = choose_map(load, self._images, seen, last_image, rng, target)
+        return None if pos is None else int(self._ids[pos])
+
+    def least_played_sql(
+        self, s: Session, player_id: int, last_image: str | None, now: float, rng: np.random.Generator
+    ) -> int | None:
+        """:meth:`least_played` run by the database (one statement lists the tied maps by cluster id).
+
+        Returns
+        -------
+        int or None
+            The cluster id; None when no map is left for the player.
+        """
+        tied = _CANDIDATES[(last_image is not None, self.cfg.stop_when_done)]
         binds = {"now": now, "p": player_id, "img": last_image, "target": self.cfg.plays_per_map}
-        n = int(s.scalar(count, binds) or 0)
-        if not n:
+        ids = s.connection().execute(tied, binds).scalars().all()
+        if not ids:
             return None
-        k = int(rng.integers(n))  # choose_map's draw among the tied maps, in cluster-id order
-        return int(s.scalar(draw, {**binds, "k": k}))
+        return int(ids[int(rng.integers(len(ids)))])  # choose_map's draw among the tied maps
 
     def ensure_map_rows(self, s: Session) -> None:
         """Create the ``map_plays`` rows of maps that have none (committed here)."""
@@ -200,12 +243,13 @@ class RoundService:
             None when no map is left for this player.
         """
         now = self.clock()
-        cur = s.scalar(_LAST_ROUND, {"p": player.id})
+        con = s.connection()
+        row = con.execute(_LAST_ROUND, {"p": player.id}).first()
+        cur = RoundRow(**row._mapping) if row is not None else None
         if cur is not None and cur.status in ("open", "guessed") and cur.expires_at > now:
-            token, digest = new_token()
-            cur.token_hash = digest
-            s.commit()
-            return self.view(s, cur, token)
+            token, cur.token_hash = new_token()
+            con.execute(_NEW_TOKEN, {"r": cur.id, "h": cur.token_hash})
+            return self._commit(s, self.view(s, cur, token))
         if cur is not None and cur.status == "guessed":
             self._finish(s, cur, now)
         seq = cur.seq + 1 if cur is not None else 1
@@ -217,7 +261,8 @@ class RoundService:
             return None
         offered = offered_classes(self.content.game_of[cid], self.content.class_ids, self.cfg.n_choices, rng)
         token, digest = new_token()
-        r = Round(
+        r = RoundRow(
+            id=None,
             token_hash=digest,
             player_id=player.id,
             seq=seq,
@@ -228,13 +273,32 @@ class RoundService:
             level=level,
             offered=",".join(map(str, offered)),
             status="open",
+            guessed_id=None,
+            correct=None,
             points=0,
             created_at=now,
             expires_at=now + 60 * self.cfg.round_ttl_minutes,
+            answered_at=None,
         )
-        s.add(r)
-        s.commit()
-        return self.view(s, r, token)
+        values = {k: getattr(r, k) for k in r.__slots__ if k != "id"}
+        r.id = con.execute(_NEW_ROUND, values).inserted_primary_key[0]
+        return self._commit(s, self.view(s, r, token))
+
+    def _commit(self, s: Session, out: RoundOut) -> RoundOut:
+        """Commit the request's transaction, then hand back its answer (built inside the transaction).
+
+        The maps this transaction counted a play for are counted in :attr:`plays` once committed.
+        """
+        played = s.info.pop("played", ())
+        try:
+            s.commit()
+        except BaseException:
+            if self.plays is not None:
+                self.plays.forget()
+            raise
+        if played and self.plays is not None:
+            self.plays.played(played)
+        return out
 
     def _pick(
         self,
@@ -247,7 +311,7 @@ class RoundService:
     ) -> tuple[int | None, int, bool]:
         """(cluster id, start level, screening) of the next round; cluster id None when nothing is left."""
         if is_screening_round(seq, self.cfg.screening):
-            seen = set(s.scalars(_SEEN, {"p": player_id}))
+            seen = set(s.connection().execute(_SEEN, {"p": player_id}).scalars())
             pool = [
                 c for c in self.screening_pool if c not in seen and self.content.image_of[c] != last_image
             ]
@@ -265,15 +329,14 @@ class RoundService:
         self._check_open(r)
         if r.level >= self.content.n_levels - 1:
             raise conflict("no hints left: guess or resign")
-        done = s.execute(_HINT, {"r": r.id, "lv": r.level})
+        done = s.connection().execute(_HINT, {"r": r.id, "lv": r.level})
         if done.rowcount != 1:
             raise conflict("this hint was asked already")
-        s.commit()
-        set_committed_value(r, "level", r.level + 1)
-        return self.view(s, r, token)
+        r.level += 1
+        return self._commit(s, self.view(s, r, token))
 
     def _answer(
-        self, s: Session, r: Round, status: str, guessed: int | None, correct: bool, now: float
+        self, s: Session, r: RoundRow, status: str, guessed: int | None, correct: bool, now: float
     ) -> None:
         """Record a guess or a resign: the round, the map's plays, screening counts (no commit)."""
         points = round_points(correct, r.hints, self.cfg) if status == "guessed" else 0
@@ -284,20 +347,21 @@ class RoundService:
             "points": points,
             "answered_at": now,
         }
-        done = s.execute(
+        con = s.connection()
+        done = con.execute(
             _ANSWER, {"r": r.id, "st": status, "g": guessed, "ok": correct, "pts": points, "at": now}
         )
         if done.rowcount != 1:
             raise conflict(f"round {r.seq} is answered already")
         for key, value in values.items():
-            set_committed_value(r, key, value)
+            setattr(r, key, value)
         if r.screening:
-            player = s.get(Player, r.player_id)
-            player.screening_done += 1
-            player.screening_failed += 0 if correct else 1
-            player.passed_screening = passed_screening(player.screening_failed, self.cfg.screening)
+            failed = con.execute(_SCREENING_FAILED, {"p": r.player_id}).scalar_one() + (0 if correct else 1)
+            passed = passed_screening(failed, self.cfg.screening)
+            con.execute(_SCREENED, {"p": r.player_id, "failed": failed, "passed": passed})
         else:
-            s.execute(_PLAYED, {"c": r.cluster_id})
+            con.execute(_PLAYED, {"c": r.cluster_id})
+            s.info.setdefault("played", []).append(r.cluster_id)  # for the plays mirror, once committed
 
     def guess(self, s: Session, player: Player, token: str, choice: int) -> RoundOut:
         """Take the player's guess (one of the offered classes); features are asked next."""
@@ -308,8 +372,7 @@ class RoundService:
             raise bad(f"choice {choice} was not offered in this round (offered: {offered})")
         correct = choice == self.content.game_of[r.cluster_id]
         self._answer(s, r, "guessed", choice, correct, self.clock())
-        s.commit()
-        return self.view(s, r, token)
+        return self._commit(s, self.view(s, r, token))
 
     def resign(self, s: Session, player: Player, token: str) -> RoundOut:
         """Give up (only once every hint is used); the true class is shown."""
@@ -322,8 +385,7 @@ class RoundService:
         now = self.clock()
         self._answer(s, r, "resigned", None, False, now)
         add_points(s, r.player_id, 0)
-        s.commit()
-        return self.view(s, r, token)
+        return self._commit(s, self.view(s, r, token))
 
     def check_texts(self, texts: list[str]) -> list[str]:
         """Check the typed features: count, length, characters, repeats; return them stripped."""
@@ -355,20 +417,21 @@ class RoundService:
         if r.expires_at <= self.clock():
             raise GameRequestError(410, f"round {r.seq} has expired; start a new round")
         clean = self.check_texts(texts)
-        s.add_all(
-            Feature(round_id=r.id, position=i, text=t, language=player.language)
-            for i, t in enumerate(clean, 1)
-        )
+        if clean:
+            rows = [
+                {"round_id": r.id, "position": i, "text": t, "language": player.language}
+                for i, t in enumerate(clean, 1)
+            ]
+            s.connection().execute(_NEW_FEATURES, rows)
         self._finish(s, r, self.clock())
-        s.commit()
-        return self.view(s, r, token)
+        return self._commit(s, self.view(s, r, token))
 
-    def _finish(self, s: Session, r: Round, now: float) -> None:
+    def _finish(self, s: Session, r: RoundRow, now: float) -> None:
         """Close a guessed round and add its points to the player's total (no commit)."""
-        done = s.execute(_FINISH, {"r": r.id})
+        done = s.connection().execute(_FINISH, {"r": r.id})
         if done.rowcount != 1:
             raise conflict(f"round {r.seq} is finished already")
-        set_committed_value(r, "status", "done")
+        r.status = "done"
         add_points(s, r.player_id, r.points)
 
     def image(self, s: Session, player: Player, token: str, level: int) -> bytes:
@@ -383,7 +446,7 @@ class RoundService:
         return self.content.image(r.cluster_id, level)
 
     # -- what the client sees ------------------------------------------------------------------
-    def view(self, s: Session, r: Round, token: str) -> RoundOut:
+    def view(self, s: Session, r: RoundRow, token: str) -> RoundOut:
         """Describe a round for its player (the true class only once the round is finished).
 
         Nothing names the map: an opaque token, the level and its share, the hint counter, the
@@ -396,14 +459,15 @@ class RoundService:
         )
         result = None
         if r.finished:
-            texts = list(s.scalars(_TEXTS, {"r": r.id}))
+            con = s.connection()
+            texts = list(con.execute(_TEXTS, {"r": r.id}).scalars())
             truth = self.content.game_class(self.content.game_of[r.cluster_id]).name
             result = ResultOut(
                 correct=None if r.status == "resigned" else bool(r.correct),
                 true_class=truth,
                 guessed=self.content.game_class(r.guessed_id).name if r.guessed_id is not None else None,
                 points=int(r.points),
-                total_points=int(s.scalar(_POINTS, {"p": r.player_id}) or 0),
+                total_points=int(con.execute(_POINTS, {"p": r.player_id}).scalar() or 0),
                 features=texts,
             )
         wanted = r.status == "guessed"

@@ -157,6 +157,7 @@ def open_game(settings: Settings, clock: Callable[[], float] | None = None, cont
     from inviz.game.export import load_class_map
     from inviz.game.web.content import GameContent
     from inviz.game.web.db import Database
+    from inviz.game.web.plays import PlaysMirror
     from inviz.game.web.rounds import RoundService
 
     clock = clock or time.time
@@ -166,7 +167,8 @@ def open_game(settings: Settings, clock: Callable[[], float] | None = None, cont
     db = Database(settings.db_url, settings.game.run)
     try:
         db.init(content.fingerprint)
-        rounds = RoundService(settings.game, content, settings.max_text_length, lambda: clock())
+        plays = PlaysMirror(content.maps["cluster_id"], lambda: db.generation) if db.is_sqlite else None
+        rounds = RoundService(settings.game, content, settings.max_text_length, lambda: clock(), plays)
         with db.write() as s:
             rounds.ensure_map_rows(s)
         what_if = None

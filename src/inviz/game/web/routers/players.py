@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from inviz.game.web.accounts import questionnaire_due, sign_up
 from inviz.game.web.db import Player, token_hash
-from inviz.game.web.deps import COOKIE, ReadingPlayer, ReadSession, State, WriteSession, player_token
+from inviz.game.web.deps import COOKIE, ReadingPlayer, State, player_token
 from inviz.game.web.schemas import ConfigOut, PlayerOut, SessionOut, SignUpIn, SignUpOut
 
 router = APIRouter(prefix="/api", tags=["players"])
@@ -45,37 +45,43 @@ def config(state: State) -> ConfigOut:
 
 
 @router.post("/players", response_model=SignUpOut, status_code=201)
-def create_player(
-    body: SignUpIn, request: Request, response: Response, s: WriteSession, state: State
-) -> SignUpOut:
+async def create_player(body: SignUpIn, request: Request, response: Response, state: State) -> SignUpOut:
     """Sign up: 409 when the nickname is taken (the message suggests a free one)."""
-    player, token = sign_up(
-        s, state.settings.game, body.nickname, body.ai_background, body.language, state.clock()
-    )
+
+    def work(s) -> SignUpOut:
+        g = state.settings.game
+        player, token = sign_up(s, g, body.nickname, body.ai_background, body.language, state.clock())
+        return SignUpOut(player=player_out(s, player, state), token=token)
+
+    out = await state.db.run(work, write=True)
     response.set_cookie(
         COOKIE,
-        token,
+        out.token,
         max_age=COOKIE_AGE,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
         path="/",
     )
-    return SignUpOut(player=player_out(s, player, state), token=token)
+    return out
 
 
 @router.get("/players/me", response_model=PlayerOut)
-def me(player: ReadingPlayer, s: ReadSession, state: State) -> PlayerOut:
+async def me(tx: ReadingPlayer, state: State) -> PlayerOut:
     """Describe the signed-up player (401 when not signed up)."""
-    return player_out(s, player, state)
+    return await tx(lambda s, player: player_out(s, player, state))
 
 
 @router.get("/session", response_model=SessionOut)
-def session(request: Request, s: ReadSession, state: State) -> SessionOut:
+async def session(request: Request, state: State) -> SessionOut:
     """Describe the player signed up on this browser, or null (the page's first call: no 401 to log)."""
     token = player_token(request)
-    player = s.scalar(select(Player).where(Player.token_hash == token_hash(token))) if token else None
-    return SessionOut(player=player_out(s, player, state) if player is not None else None)
+
+    def work(s) -> SessionOut:
+        player = s.scalar(select(Player).where(Player.token_hash == token_hash(token))) if token else None
+        return SessionOut(player=player_out(s, player, state) if player is not None else None)
+
+    return await state.db.run(work, write=False)
 
 
 @router.post("/players/sign-out", status_code=204)

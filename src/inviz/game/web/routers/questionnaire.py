@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from inviz.game.web.accounts import save_questionnaire
-from inviz.game.web.deps import State, WriteSession, WritingPlayer
+from inviz.game.web.deps import State, WritingPlayer
 from inviz.game.web.errors import bad
 from inviz.game.web.questionnaire import SUS_ITEMS, TLX_ITEMS, TLX_STEP
 from inviz.game.web.schemas import QuestionnaireFormOut, QuestionnaireIn, QuestionnaireOut
@@ -21,13 +21,16 @@ def form() -> QuestionnaireFormOut:
 
 
 @router.post("", response_model=QuestionnaireOut, status_code=201)
-def answer(body: QuestionnaireIn, player: WritingPlayer, s: WriteSession, state: State) -> QuestionnaireOut:
+async def answer(body: QuestionnaireIn, tx: WritingPlayer, state: State) -> QuestionnaireOut:
     """Store the answers once (409 the second time); ``skip`` stores a skip."""
     if body.skip and (body.sus is not None or body.tlx is not None):
         raise bad("questionnaire: skip, or answer; not both")
     if not body.skip and (body.sus is None or body.tlx is None):
         raise bad("questionnaire: answer both SUS and TLX, or skip")
-    q = save_questionnaire(
-        s, player, None if body.skip else body.sus, None if body.skip else body.tlx, state.clock()
-    )
-    return QuestionnaireOut(sus_score=q.sus_score, tlx_raw=q.tlx_raw)
+    sus, tlx = (None, None) if body.skip else (body.sus, body.tlx)
+
+    def work(s, player) -> QuestionnaireOut:
+        q = save_questionnaire(s, player, sus, tlx, state.clock())
+        return QuestionnaireOut(sus_score=q.sus_score, tlx_raw=q.tlx_raw)
+
+    return await tx(work)

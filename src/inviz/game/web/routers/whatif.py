@@ -9,7 +9,7 @@ import numpy as np
 from fastapi import APIRouter, Response
 
 from inviz.game.web import whatif
-from inviz.game.web.deps import ReadingPlayer, ReadSession, State, WriteSession, WritingPlayer
+from inviz.game.web.deps import ReadingPlayer, State, WritingPlayer
 from inviz.game.web.schemas import PredictionOut, WhatIfEditIn, WhatIfOut
 
 router = APIRouter(prefix="/api/rounds", tags=["what if"])
@@ -34,31 +34,43 @@ def _out(state, view: whatif.WhatIfView, ms: float) -> WhatIfOut:
 
 
 @router.get("/{token}/whatif", response_model=WhatIfOut)
-def open_panel(token: str, player: ReadingPlayer, s: ReadSession, state: State) -> WhatIfOut:
+async def open_panel(token: str, tx: ReadingPlayer, state: State) -> WhatIfOut:
     """Open the panel: the starting mask (what the game showed) and the model's prediction on it."""
-    t0 = time.perf_counter()
-    view = whatif.start(state, s, player, token)
-    out = _out(state, view, 1000 * (time.perf_counter() - t0))
-    out.image = f"/api/rounds/{token}/whatif/image"
-    return out
+
+    def work(s, player) -> WhatIfOut:
+        t0 = time.perf_counter()
+        view = whatif.start(state, s, player, token)
+        out = _out(state, view, 1000 * (time.perf_counter() - t0))
+        out.image = f"/api/rounds/{token}/whatif/image"
+        return out
+
+    return await tx(work)
 
 
 @router.get("/{token}/whatif/image", response_class=Response)
-def full_image(token: str, player: ReadingPlayer, s: ReadSession, state: State) -> Response:
+async def full_image(token: str, tx: ReadingPlayer, state: State) -> Response:
     """Send the whole game image of a finished round (PNG)."""
-    from PIL import Image
 
-    r = whatif.finished_round(state, s, player, token)
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(state.what_if.full_image(r.image))).save(buf, format="PNG", compress_level=1)
-    return Response(
-        buf.getvalue(), media_type="image/png", headers={"Cache-Control": "private, max-age=3600"}
-    )
+    def work(s, player) -> bytes:
+        from PIL import Image
+
+        r = whatif.finished_round(state, s, player, token)
+        buf = io.BytesIO()
+        full = np.asarray(state.what_if.full_image(r.image))
+        Image.fromarray(full).save(buf, format="PNG", compress_level=1)
+        return buf.getvalue()
+
+    data = await tx(work)
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.post("/{token}/whatif", response_model=WhatIfOut)
-def edit(token: str, body: WhatIfEditIn, player: WritingPlayer, s: WriteSession, state: State) -> WhatIfOut:
+async def edit(token: str, body: WhatIfEditIn, tx: WritingPlayer, state: State) -> WhatIfOut:
     """Predict on the edited image (mask: base64 of grid x grid opacities 0-255) and store the edit."""
-    t0 = time.perf_counter()
-    view = whatif.edit(state, s, player, token, body.mask, state.clock())
-    return _out(state, view, 1000 * (time.perf_counter() - t0))
+
+    def work(s, player) -> WhatIfOut:
+        t0 = time.perf_counter()
+        view = whatif.edit(state, s, player, token, body.mask, state.clock())
+        return _out(state, view, 1000 * (time.perf_counter() - t0))
+
+    return await tx(work)
