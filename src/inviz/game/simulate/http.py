@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import hashlib
 import logging
 import tempfile
@@ -327,10 +328,15 @@ def play_http(
         "expected_rounds": len(content.maps) * game.plays_per_map,
     }
     t0 = time.perf_counter()
+    # what exists now lives until the end of the play: out of the collector's way (as `inviz game
+    # serve` does), else every full collection re-scans the stage's imports and tables
+    gc.collect()
+    gc.freeze()
     try:
         session = asyncio.run(_play(create_app(state), players, rng, ctx))
         export = export_tables(state.db, content)
     finally:
+        gc.unfreeze()
         state.db.dispose()
     seconds = time.perf_counter() - t0
     flags = dict(zip(export.players["player_id"], export.players["passed_screening"] == "true", strict=True))
