@@ -236,6 +236,28 @@ def test_few_points_and_perplexity_above_point_count(backend):
     assert MIN_TSNE_POINTS == 4
 
 
+#: PCA scores of 4 kept maps (demo, threshold x4) whose joint probabilities pair the points off at
+#: perplexity 1: the early exaggeration throws the pairs apart until float32 overflows (NaN points)
+PAIRED_OFF = np.array(
+    [
+        [1.1576370000839233, -0.03434297069907188, 0.8430054187774658, 0.0],
+        [-1.7192199230194092, -1.10429048538208, -0.05004443973302841, 0.0],
+        [1.7471874952316284, -0.17348423600196838, -0.682649552822113, 0.0],
+        [-1.185604214668274, 1.3121174573898315, -0.11031114310026169, 0.0],
+    ]
+)
+
+
+def test_diverged_tsne_falls_back_to_pca_scores_and_says_so(caplog):
+    scores = torch.as_tensor(PAIRED_OFF)
+    with caplog.at_level("WARNING"):
+        (emb,) = TSNE_BACKENDS["numba"].embed_scores([scores], TSNEConfig(), seed=0)
+    assert emb.method == "tsne_diverged" and emb.perplexity == 1.0 and math.isnan(emb.kl)
+    np.testing.assert_array_equal(emb.points, PAIRED_OFF[:, :2])
+    assert "t-SNE diverged on a problem of 4 maps" in caplog.text
+    assert WardSilhouette(3, 8).fit(emb.points).labels_.shape == (4,)
+
+
 def test_identical_maps_embed_to_one_point():
     x = torch.ones(10, 16) * 0.3
     (emb,) = embed([x], TSNEConfig(), 50, backend="numba")

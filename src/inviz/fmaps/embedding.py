@@ -106,7 +106,8 @@ class Embedding:
     Parameters
     ----------
     points : ndarray of shape (n, 2) (shape (n, d) from :func:`embed_pca`), float64.
-    method : ``tsne``, ``pca`` (too few points for t-SNE, or no t-SNE) or ``none`` (no points).
+    method : ``tsne``, ``pca`` (too few points for t-SNE, or no t-SNE), ``tsne_diverged`` (t-SNE left
+        non-finite points: the first two PCA scores are used) or ``none`` (no points).
     perplexity : the perplexity used (NaN unless ``tsne``).
     kl : final KL divergence (NaN when not reported).
     n_iter : iterations run.
@@ -207,6 +208,24 @@ def _few_points(scores: torch.Tensor) -> Embedding:
     return Embedding(pts, "pca" if n else "none")
 
 
+def _diverged(scores: torch.Tensor, e: Embedding) -> Embedding:
+    """Replace a t-SNE run that left non-finite points by the problem's first two PCA scores.
+
+    This happens to tiny problems whose joint probabilities pair the points off (e.g. 4 maps at
+    perplexity 1): the early exaggeration then throws the pairs apart without bound (scikit-learn's
+    exact t-SNE ends at coordinates in the thousands; float32 pair arithmetic overflows). The
+    records say so (``embedding_method`` ``tsne_diverged``) and a warning names the problem size.
+    """
+    log.warning(
+        "t-SNE diverged on a problem of %d maps (perplexity %.3g, %d iterations): its first two PCA "
+        "scores are clustered instead (embedding_method 'tsne_diverged')",
+        scores.shape[0],
+        e.perplexity,
+        e.n_iter,
+    )
+    return Embedding(_few_points(scores).points, "tsne_diverged", e.perplexity, math.nan, e.n_iter)
+
+
 class TSNEBackend:
     """A t-SNE backend: PCA of every problem, then t-SNE of the problems with enough points.
 
@@ -266,7 +285,7 @@ class TSNEBackend:
         if todo:
             embedded = self.tsne([scores[i] for i in todo], cfg, seed, timings)
             for i, e in zip(todo, embedded, strict=True):
-                results[i] = e
+                results[i] = e if np.all(np.isfinite(e.points)) else _diverged(scores[i], e)
         return results  # type: ignore[return-value]
 
     def pca(self, xs: Sequence[torch.Tensor], n_components: int, seed: int) -> list[torch.Tensor]:

@@ -55,7 +55,8 @@ class LayerExplanation:
     channels : ndarray of shape (n,), the kept channel ids.
     weights : ndarray of shape (n,), their normalised weights.
     embedding : ndarray of shape (n, 2) (or (n, d) for ``embedding: pca``), the points clustered.
-    embedding_method : ``tsne`` | ``pca`` | ``none``.
+    embedding_method : ``tsne`` | ``pca`` | ``tsne_diverged`` (t-SNE left non-finite points; first two
+        PCA scores used) | ``none``.
     perplexity, kl, tsne_iter : t-SNE perplexity used, final KL divergence, iterations.
     ks, silhouettes : every k tried and its silhouette.
     k : chosen number of clusters.
