@@ -13,6 +13,7 @@ from sklearn.manifold._t_sne import _joint_probabilities, _kl_divergence
 from sklearn.metrics import adjusted_rand_score, pairwise_distances
 
 from inviz.fmaps import _tsne_numba as nb
+from inviz.fmaps import _tsne_pairs as pairs
 from inviz.fmaps.clustering import WardSilhouette
 from inviz.fmaps.embedding import (
     MIN_TSNE_POINTS,
@@ -93,15 +94,73 @@ def test_numba_kernels_equal_sklearn_internals():
     y = rng.normal(size=(80, 2))
     for exag in (1.0, 12.0):
         kl_sk, grad_sk = _kl_divergence(y.ravel(), p_nb[np.triu_indices(80, 1)] * exag, 1, 80, 2)
-        g0, g1, r0, r1 = (np.zeros(80) for _ in range(4))
-        y32, p32 = y.astype(np.float32), p_nb.astype(np.float32)
-        nb._gradient(y32[:, 0].copy(), y32[:, 1].copy(), p32, exag, g0, g1, r0, r1)  # float32 pair arithmetic
+        g0, g1 = np.zeros(80), np.zeros(80)
+        p32, y0, y1, acc = pairs.padded(p_nb, exag)
+        y0[:80], y1[:80] = y[:, 0], y[:, 1]  # float32 pair arithmetic
+        pairs.gradient(y0, y1, p32, g0, g1, acc)
         np.testing.assert_allclose(
             np.stack([g0, g1], 1), grad_sk.reshape(-1, 2), rtol=1e-5, atol=1e-5 * np.abs(grad_sk).max()
         )
         p_sum, p_logp = nb._p_stats(p_nb)
-        assert nb._kl(y[:, 0].copy(), y[:, 1].copy(), p_nb, exag, p_sum, p_logp) == pytest.approx(
+        assert pairs.kl(y[:, 0].copy(), y[:, 1].copy(), p_nb, exag, p_sum, p_logp) == pytest.approx(
             kl_sk, rel=1e-9
+        )
+
+
+def _full_row_gradient(y: np.ndarray, p: np.ndarray, exag: float) -> tuple[np.ndarray, float]:
+    """The previous kernel's arithmetic in numpy: full rows, float32 pair terms, float64 sums."""
+    y32, p32 = y.astype(np.float32), p.astype(np.float32) * np.float32(exag)
+    d = y32[:, None, :] - y32[None, :, :]  # (n, n, 2)
+    q = np.float32(1) / (np.float32(1) + (d * d).sum(-1, dtype=np.float32))
+    np.fill_diagonal(q, 0)
+    z = q.astype(np.float64).sum()
+    attr = ((p32 * q)[..., None] * d).astype(np.float64).sum(1)
+    rep = ((q * q)[..., None] * d).astype(np.float64).sum(1)
+    return 4 * (attr - rep / z), z
+
+
+@pytest.mark.parametrize("n", [4, 5, 7, 8, 9, 13, 40, 77])
+def test_pair_gradient_equals_the_full_row_sums(n):
+    """Each pair once, tiles of 4 rows, padded columns: the full-row gradient up to float32 rounding.
+
+    Sizes cover every remainder modulo the tile (4) and the vector (16) width, so padding rows and
+    columns are exercised; points are spread like a late embedding (q down to ~1e-5)."""
+    rng = np.random.default_rng(n)
+    y = rng.normal(scale=30.0, size=(n, 2))
+    p = rng.random((n, n))
+    p = p + p.T
+    np.fill_diagonal(p, 0)
+    p /= p.sum()
+    for exag in (1.0, 12.0):
+        ref, z_ref = _full_row_gradient(y, p, exag)
+        p32, y0, y1, acc = pairs.padded(p, exag)
+        assert p32.shape[0] % pairs.TILE == 0 and (y0[n:] >= pairs.PAD_STEP).all()
+        y0[:n], y1[:n] = y[:, 0], y[:, 1]
+        g0, g1 = np.zeros(n), np.zeros(n)
+        z = pairs.gradient(y0, y1, p32, g0, g1, acc)
+        assert z == pytest.approx(z_ref, rel=1e-6)
+        np.testing.assert_allclose(np.stack([g0, g1], 1), ref, rtol=0, atol=2e-6 * np.abs(ref).max())
+
+
+def test_pair_kl_equals_the_full_sum():
+    rng = np.random.default_rng(3)
+    n = 37
+    y = rng.normal(scale=5.0, size=(n, 2))
+    p = rng.random((n, n))
+    p = p + p.T
+    np.fill_diagonal(p, 0)
+    p /= p.sum()
+    d2 = ((y[:, None] - y[None]) ** 2).sum(-1)
+    q = 1 / (1 + d2)
+    np.fill_diagonal(q, 0)
+    q /= q.sum()
+    off = ~np.eye(n, dtype=bool)
+    for exag in (1.0, 12.0):
+        pe = exag * p
+        ref = (pe[off] * np.log(pe[off] / q[off])).sum()
+        p_sum, p_logp = nb._p_stats(p)
+        assert pairs.kl(y[:, 0].copy(), y[:, 1].copy(), p, exag, p_sum, p_logp) == pytest.approx(
+            ref, rel=1e-12
         )
 
 
@@ -116,7 +175,7 @@ def test_vectorised_exp_and_log():
     np.testing.assert_allclose(out[normal], ref[normal], rtol=1e-12)
     assert out[2] == 0.0
     y = 1 + rng.exponential(50, 2000) ** 2
-    nb._vlog(y, out, ib)
+    pairs._vlog(y, out, ib)
     np.testing.assert_allclose(out, np.log(y), rtol=0, atol=1e-13)
 
 

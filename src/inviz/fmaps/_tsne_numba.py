@@ -8,17 +8,16 @@ result is what ``sklearn.manifold.TSNE(method="exact")`` computes up to floating
 
 Many problems (every layer of every image of a batch) are solved in one call: the outer loop over
 problems is ``prange``-parallel and each problem is solved by a single thread, so the result is
-deterministic and does not depend on the number of threads. One pass over the pairs gives the
-normalisation ``Z`` and both terms of the gradient (full rows, structure-of-arrays layout, float32
-pair arithmetic with float64 accumulation of ``Z`` and float64 optimiser state, and
-``error_model="numpy"`` so that the inner loop vectorises),
+deterministic and does not depend on the number of threads. The pair sums (gradient, KL) are
+:mod:`inviz.fmaps._tsne_pairs`: each unordered pair once, float32 pair arithmetic with float64
+accumulation of ``Z`` and float64 optimiser state (``error_model="numpy"`` and ``fastmath`` so
+that the inner loops vectorise),
 
     grad_i = 4 * (exag * sum_j p_ij q_ij (y_i - y_j)  -  sum_j q_ij^2 (y_i - y_j) / Z),
     q_ij = 1 / (1 + |y_i - y_j|^2).
 
 Compiled with ``cache=True`` (the compiled code is stored next to this file; the first call in a
-fresh environment pays the JIT cost once). The kernels call one another and are compiled as one
-unit, so they stay in this module. Called by :class:`inviz.fmaps.embedding.NumbaTSNE`.
+fresh environment pays the JIT cost once). Called by :class:`inviz.fmaps.embedding.NumbaTSNE`.
 """
 
 from __future__ import annotations
@@ -28,6 +27,8 @@ from typing import Any
 
 import numpy as np
 from numba import njit, prange
+
+from inviz.fmaps._tsne_pairs import _vlog, gradient, kl, padded
 
 _EPS_DBL = 1e-8  # sklearn's EPSILON_DBL in the binary search
 _MACHINE_EPS = np.finfo(np.double).eps
@@ -75,32 +76,6 @@ def _vexp(x: np.ndarray, out: np.ndarray, ibuf: np.ndarray) -> None:
     for j in range(n):
         v = out[j] * scale[j]
         out[j] = 0.0 if x[j] * _LOG2E < -1022.0 else v
-
-
-@njit(cache=True, fastmath=True, error_model="numpy")
-def _vlog(x: np.ndarray, out: np.ndarray, ibuf: np.ndarray) -> None:
-    """``out = log(x)`` elementwise for positive normal ``x`` (1-D float64), vectorisable (error < 1e-14)."""
-    n = x.shape[0]
-    bits = x.view(np.int64)
-    for j in range(n):
-        b = bits[j]
-        out[j] = ((b >> 52) & 0x7FF) - 1023  # exponent
-        ibuf[j] = (b & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000  # mantissa in [1, 2)
-    mant = ibuf.view(np.float64)
-    for j in range(n):
-        m = mant[j]
-        e = out[j]
-        if m > 1.4142135623730951:
-            m *= 0.5
-            e += 1.0
-        s = (m - 1.0) / (m + 1.0)  # log m = 2 atanh(s), |s| <= 0.1716
-        s2 = s * s
-        # Horner's scheme of the odd series of atanh, kept compact by hand:
-        # fmt: off
-        poly = 1.0 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9 + s2 * (
-            1.0 / 11 + s2 * (1.0 / 13 + s2 * (1.0 / 15 + s2 / 17)))))))
-        # fmt: on
-        out[j] = e * _LN2 + 2.0 * s * poly
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -184,60 +159,6 @@ def _joint_p(cond: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _gradient(
-    y0: np.ndarray,
-    y1: np.ndarray,
-    p: np.ndarray,
-    exag: float,
-    g0: np.ndarray,
-    g1: np.ndarray,
-    r0: np.ndarray,
-    r1: np.ndarray,
-) -> float:
-    """Fill the gradient (g0, g1) of the points (y0, y1); returns Z = sum_{i != j} q_ij (unnormalised).
-
-    ``y0, y1, p`` are float32 (twice the SIMD width; relative error ~1e-7, as scikit-learn's
-    Barnes-Hut code which is float32 throughout); ``Z`` and the outputs are float64. Full rows of
-    the symmetric pair matrix: no scatter, so the inner loop vectorises. r0, r1 are work buffers.
-    """
-    n = y0.shape[0]
-    one = np.float32(1.0)
-    zero = np.float32(0.0)
-    ex = np.float32(exag)
-    z = 0.0
-    for i in range(n):
-        yi0 = y0[i]
-        yi1 = y1[i]
-        pi = p[i]
-        sax = zero
-        say = zero
-        srx = zero
-        sry = zero
-        zi = zero
-        for j in range(n):
-            dx = yi0 - y0[j]
-            dy = yi1 - y1[j]
-            q = one / (one + dx * dx + dy * dy)
-            zi += q
-            pq = ex * pi[j] * q
-            q2 = q * q
-            sax += pq * dx
-            say += pq * dy
-            srx += q2 * dx
-            sry += q2 * dy
-        g0[i] = sax
-        g1[i] = say
-        r0[i] = srx
-        r1[i] = sry
-        z += zi - 1.0  # minus the j == i term (q = 1, no gradient contribution)
-    inv_z = 1.0 / z
-    for i in range(n):
-        g0[i] = 4.0 * (g0[i] - r0[i] * inv_z)
-        g1[i] = 4.0 * (g1[i] - r1[i] * inv_z)
-    return z
-
-
-@njit(cache=True, fastmath=True, error_model="numpy")
 def _p_stats(p: np.ndarray) -> tuple[float, float]:
     """(sum_{i != j} p_ij, sum_{i != j} p_ij log p_ij) of the joint probabilities."""
     n = p.shape[0]
@@ -255,39 +176,6 @@ def _p_stats(p: np.ndarray) -> tuple[float, float]:
                 total += p[i, j]
                 plogp += p[i, j] * logs[j]
     return total, plogp
-
-
-@njit(cache=True, fastmath=True, error_model="numpy")
-def _kl(y0: np.ndarray, y1: np.ndarray, p: np.ndarray, exag: float, p_sum: float, p_logp: float) -> float:
-    """Scikit-learn's error, KL(exag P || Q) over ordered pairs, from the pair sums.
-
-    KL = exag (sum p log p + log(exag) sum p + sum p log(1 + d^2) + sum p log Z)
-
-    (scikit-learn floors q at machine epsilon, which matters only for q < 2e-16).
-    """
-    n = y0.shape[0]
-    u = np.empty(n)
-    logs = np.empty(n)
-    ibuf = np.empty(n, dtype=np.int64)
-    z = 0.0
-    s = 0.0
-    for i in range(n):
-        yi0 = y0[i]
-        yi1 = y1[i]
-        for j in range(n):
-            dx = yi0 - y0[j]
-            dy = yi1 - y1[j]
-            u[j] = 1.0 + dx * dx + dy * dy
-        _vlog(u, logs, ibuf)
-        pi = p[i]
-        zi = 0.0
-        si = 0.0
-        for j in range(n):
-            zi += 1.0 / u[j]
-            si += pi[j] * logs[j]  # p_ii = 0 and log u_ii = 0
-        z += zi - 1.0
-        s += si
-    return exag * (p_logp + math.log(exag) * p_sum + s + p_sum * math.log(z))
 
 
 @njit(cache=True, error_model="numpy")
@@ -311,13 +199,9 @@ def _descend(
     lr, min_gain, min_grad_norm, n_iter_check = opt
     n = y0.shape[0]
     ys = (y0, y1)
-    p32 = p.astype(np.float32)
-    y0f = y0.astype(np.float32)
-    y1f = y1.astype(np.float32)
+    p32, y0f, y1f, acc = padded(p, exag)
     g0 = np.zeros(n)
     g1 = np.zeros(n)
-    r0 = np.zeros(n)
-    r1 = np.zeros(n)
     gs = (g0, g1)
     u0 = np.zeros(n)
     u1 = np.zeros(n)
@@ -329,8 +213,11 @@ def _descend(
     best_error = error
     best_iter = start
     i = start
+    for a in range(n):
+        y0f[a] = y0[a]
+        y1f[a] = y1[a]
     for i in range(start, stop):
-        _gradient(y0f, y1f, p32, exag, g0, g1, r0, r1)
+        gradient(y0f, y1f, p32, g0, g1, acc)
         gnorm2 = 0.0
         for c in range(2):
             y = ys[c]
@@ -352,7 +239,7 @@ def _descend(
             y0f[a] = y0[a]
             y1f[a] = y1[a]
         if (i + 1) % n_iter_check == 0 or i == stop - 1:
-            error = _kl(y0, y1, p, exag, p_sum, p_logp)
+            error = kl(y0, y1, p, exag, p_sum, p_logp)
             if (i + 1) % n_iter_check == 0:
                 if error < best_error:
                     best_error = error
@@ -446,7 +333,7 @@ def tsne_one(
             y0, y1, p, 1.0, it + 1, n_iter, momentum_final, n_without_progress, opt, p_sum, p_logp
         )
     else:
-        err = _kl(y0, y1, p, 1.0, p_sum, p_logp)
+        err = kl(y0, y1, p, 1.0, p_sum, p_logp)
     y[:, 0] = y0
     y[:, 1] = y1
     return err, it + 1
