@@ -326,3 +326,12 @@ def test_embedding_without_tsne_is_the_pca_scores_and_recovers_groups():
         assert est.n_clusters_ == len(set(truth)) and adjusted_rand_score(truth, est.labels_) == 1.0
     few = embed_pca([torch.rand(1, 9), torch.zeros(0, 9)], 10)
     assert few[0].points.shape == (1, 2) and few[1].method == "none"
+
+
+def test_squared_distances_sum_the_dimensions_in_order():
+    """The vectorised kernel adds the squared differences dimension by dimension: bit-identical to that loop."""
+    x = np.random.default_rng(5).normal(size=(37, 11))
+    ref = np.zeros((37, 37))
+    for c in range(11):
+        ref += (x[:, None, c] - x[None, :, c]) ** 2
+    assert np.array_equal(nb._sqdist(x), ref)

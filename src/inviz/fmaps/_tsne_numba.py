@@ -39,16 +39,25 @@ _LOG2E = 1.0 / _LN2
 
 @njit(cache=True, error_model="numpy")
 def _sqdist(x: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances of the rows, each a sum over the dimensions in order (no fastmath).
+
+    The coordinates are transposed so that the loop over the second point vectorises; every
+    distance is still ``((x_i0 - x_j0)^2 + (x_i1 - x_j1)^2) + ...`` in that order.
+    """
     n, d = x.shape
+    xt = np.ascontiguousarray(x.T)
     out = np.zeros((n, n))
     for i in range(n):
-        for j in range(i + 1, n):
-            s = 0.0
-            for c in range(d):
-                t = x[i, c] - x[j, c]
-                s += t * t
-            out[i, j] = s
-            out[j, i] = s
+        row = out[i]
+        for c in range(d):
+            xi = x[i, c]
+            xc = xt[c]
+            for j in range(np.uint64(i + 1), np.uint64(n)):  # unsigned: no negative-index wrap
+                t = xi - xc[j]
+                row[j] += t * t
+    for i in range(n):
+        for j in range(i):
+            out[i, j] = out[j, i]
     return out
 
 
