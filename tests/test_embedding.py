@@ -335,3 +335,17 @@ def test_squared_distances_sum_the_dimensions_in_order():
     for c in range(11):
         ref += (x[:, None, c] - x[None, :, c]) ** 2
     assert np.array_equal(nb._sqdist(x), ref)
+
+
+def test_minmax_cpu_pass_is_bit_identical_to_the_torch_expression():
+    from inviz.fmaps.pca import CONSTANT_RTOL
+
+    x = torch.randn(9, 77) * 5 + 2
+    x[2] = 3.0  # constant rows are returned unchanged
+    x[5] = -1.0 + 1e-7 * torch.arange(77.0) / 77  # constant up to rounding
+    lo, hi = x.amin(1, keepdim=True), x.amax(1, keepdim=True)
+    flat = (hi - lo) <= CONSTANT_RTOL * torch.maximum(hi.abs(), lo.abs())
+    ref = torch.where(flat, x, (x - lo) / torch.where(flat, torch.ones_like(hi), hi - lo))
+    out = minmax_rows(x)
+    assert torch.equal(out, ref) and torch.equal(out[2], x[2]) and torch.equal(out[5], x[5])
+    assert torch.equal(minmax_rows(x.T.contiguous().T), ref)  # strided input: the torch expression

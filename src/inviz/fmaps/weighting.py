@@ -53,7 +53,7 @@ def guided_weights(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor:
 def _masked_cpu(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor | None:
     """Return ``grads * 1[acts > 0] * 1[grads > 0]`` of contiguous float32 CPU tensors in one pass, else None.
 
-    The same values as the torch expression (see :mod:`inviz.fmaps._masked_numba`), several times
+    The same values as the torch expression (see :mod:`inviz.fmaps._fused_numba`), several times
     faster on large maps; tensors that need autograd keep the torch expression.
     """
     if not (
@@ -65,7 +65,7 @@ def _masked_cpu(acts: torch.Tensor, grads: torch.Tensor) -> torch.Tensor | None:
         and not (acts.requires_grad or grads.requires_grad)
     ):
         return None
-    from inviz.fmaps._masked_numba import masked_gradients
+    from inviz.fmaps._fused_numba import masked_gradients
 
     out = torch.empty_like(grads)  # torch's (aligned) memory, as the torch expression's product
     masked_gradients(acts.numpy().reshape(-1), grads.numpy().reshape(-1), out.numpy().reshape(-1))
