@@ -32,7 +32,7 @@ _LN2 = math.log(2.0)
 #: rows per tile of :func:`gradient` (the kernel is written out for 4)
 TILE = 4
 #: columns per vector (float32 lanes of AVX2): column runs are padded to a multiple of this
-LANES = 16
+LANES = 8
 #: coordinate step of the padding points (far from any embedding: q ~ 1e-31, q^2 = 0 in float32)
 PAD_STEP = 1e15
 
