@@ -1,4 +1,4 @@
-"""Min-max scaling, PCA and the t-SNE backends (inviz.fmaps.pca, inviz.fmaps.embedding, _tsne_numba, _tsne_torch)."""
+"""Min-max scaling, PCA and the t-SNE backends (inviz.fmaps.pca, inviz.fmaps.embedding, _tsne_cpu/_affinities/_numba, _tsne_torch)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from sklearn.decomposition import PCA
 from sklearn.manifold._t_sne import _joint_probabilities, _kl_divergence
 from sklearn.metrics import adjusted_rand_score, pairwise_distances
 
+from inviz.fmaps import _tsne_affinities as aff
+from inviz.fmaps import _tsne_cpu as tsne_cpu
 from inviz.fmaps import _tsne_numba as nb
-from inviz.fmaps import _tsne_pairs as pairs
 from inviz.fmaps.clustering import WardSilhouette
 from inviz.fmaps.embedding import (
     MIN_TSNE_POINTS,
@@ -87,7 +88,7 @@ def test_numba_kernels_equal_sklearn_internals():
     x = rng.normal(size=(80, 10))
     d = pairwise_distances(x, squared=True)
     p_sk = _joint_probabilities(d, 20.0, 0)
-    p_nb = nb._joint_p(nb._conditional_p(nb._sqdist(x), 20.0, 100, 1e-5))
+    p_nb = aff._joint_p(aff._conditional_p(aff._sqdist(x), 20.0, 100, 1e-5))
     np.testing.assert_allclose(
         p_nb, squareform(p_sk), rtol=1e-4, atol=1e-12
     )  # sklearn uses float32 distances
@@ -95,14 +96,14 @@ def test_numba_kernels_equal_sklearn_internals():
     for exag in (1.0, 12.0):
         kl_sk, grad_sk = _kl_divergence(y.ravel(), p_nb[np.triu_indices(80, 1)] * exag, 1, 80, 2)
         g0, g1 = np.zeros(80), np.zeros(80)
-        p32, y0, y1, acc = pairs.padded(p_nb, exag)
+        p32, y0, y1, acc = nb.padded(p_nb, exag)
         y0[:80], y1[:80] = y[:, 0], y[:, 1]  # float32 pair arithmetic
-        pairs.gradient(y0, y1, p32, g0, g1, acc)
+        nb.gradient(y0, y1, p32, g0, g1, acc)
         np.testing.assert_allclose(
             np.stack([g0, g1], 1), grad_sk.reshape(-1, 2), rtol=1e-5, atol=1e-5 * np.abs(grad_sk).max()
         )
         p_sum, p_logp = nb._p_stats(p_nb)
-        assert pairs.kl(y[:, 0].copy(), y[:, 1].copy(), p_nb, exag, p_sum, p_logp) == pytest.approx(
+        assert nb.kl(y[:, 0].copy(), y[:, 1].copy(), p_nb, exag, p_sum, p_logp) == pytest.approx(
             kl_sk, rel=1e-9
         )
 
@@ -133,11 +134,11 @@ def test_pair_gradient_equals_the_full_row_sums(n):
     p /= p.sum()
     for exag in (1.0, 12.0):
         ref, z_ref = _full_row_gradient(y, p, exag)
-        p32, y0, y1, acc = pairs.padded(p, exag)
-        assert p32.shape[0] % pairs.TILE == 0 and (y0[n:] >= pairs.PAD_STEP).all()
+        p32, y0, y1, acc = nb.padded(p, exag)
+        assert p32.shape[0] % nb.TILE == 0 and (y0[n:] >= nb.PAD_STEP).all()
         y0[:n], y1[:n] = y[:, 0], y[:, 1]
         g0, g1 = np.zeros(n), np.zeros(n)
-        z = pairs.gradient(y0, y1, p32, g0, g1, acc)
+        z = nb.gradient(y0, y1, p32, g0, g1, acc)
         assert z == pytest.approx(z_ref, rel=1e-6)
         np.testing.assert_allclose(np.stack([g0, g1], 1), ref, rtol=0, atol=2e-6 * np.abs(ref).max())
 
@@ -159,9 +160,7 @@ def test_pair_kl_equals_the_full_sum():
         pe = exag * p
         ref = (pe[off] * np.log(pe[off] / q[off])).sum()
         p_sum, p_logp = nb._p_stats(p)
-        assert pairs.kl(y[:, 0].copy(), y[:, 1].copy(), p, exag, p_sum, p_logp) == pytest.approx(
-            ref, rel=1e-12
-        )
+        assert nb.kl(y[:, 0].copy(), y[:, 1].copy(), p, exag, p_sum, p_logp) == pytest.approx(ref, rel=1e-12)
 
 
 def test_vectorised_exp_and_log():
@@ -169,13 +168,13 @@ def test_vectorised_exp_and_log():
     x = -rng.exponential(30, 2000)
     x[:3] = [0.0, -700.0, -800.0]
     out, ib = np.empty_like(x), np.empty(x.shape, np.int64)
-    nb._vexp(x, out, ib)
+    aff._vexp(x, out, ib)
     ref = np.exp(x)
     normal = ref > 1e-300
     np.testing.assert_allclose(out[normal], ref[normal], rtol=1e-12)
     assert out[2] == 0.0
     y = 1 + rng.exponential(50, 2000) ** 2
-    pairs._vlog(y, out, ib)
+    nb._vlog(y, out, ib)
     np.testing.assert_allclose(out, np.log(y), rtol=0, atol=1e-13)
 
 
@@ -194,7 +193,7 @@ def test_numba_tsne_reaches_sklearn_exact_kl():
             .kl_divergence_
         )
         y = init.copy()
-        kl, _ = nb.tsne_one(scores.numpy(), y, 20.0, 50.0, nb.kernel_settings(TSNEConfig()))
+        kl, _ = tsne_cpu.tsne_one(scores.numpy(), y, 20.0, 50.0, tsne_cpu.kernel_settings(TSNEConfig()))
         ours.append(kl)
         assert np.isfinite(y).all()
         assert kl == pytest.approx(ref[-1], rel=0.15)  # different local optima of the same objective
@@ -334,7 +333,7 @@ def test_squared_distances_sum_the_dimensions_in_order():
     ref = np.zeros((37, 37))
     for c in range(11):
         ref += (x[:, None, c] - x[None, :, c]) ** 2
-    assert np.array_equal(nb._sqdist(x), ref)
+    assert np.array_equal(aff._sqdist(x), ref)
 
 
 def test_minmax_cpu_pass_is_bit_identical_to_the_torch_expression():
