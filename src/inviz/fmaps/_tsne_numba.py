@@ -163,34 +163,13 @@ def _tile(
     """
     one = np.float32(1.0)
     zero = np.float32(0.0)
-    u0 = y0[i + 0]
-    v0 = y1[i + 0]
-    p0 = p[i + 0]
-    u1 = y0[i + 1]
-    v1 = y1[i + 1]
-    p1 = p[i + 1]
-    u2 = y0[i + 2]
-    v2 = y1[i + 2]
-    p2 = p[i + 2]
-    u3 = y0[i + 3]
-    v3 = y1[i + 3]
-    p3 = p[i + 3]
-    ax0 = zero
-    ay0 = zero
-    rx0 = zero
-    ry0 = zero
-    ax1 = zero
-    ay1 = zero
-    rx1 = zero
-    ry1 = zero
-    ax2 = zero
-    ay2 = zero
-    rx2 = zero
-    ry2 = zero
-    ax3 = zero
-    ay3 = zero
-    rx3 = zero
-    ry3 = zero
+    u0, u1, u2, u3 = y0[i], y0[i + 1], y0[i + 2], y0[i + 3]
+    v0, v1, v2, v3 = y1[i], y1[i + 1], y1[i + 2], y1[i + 3]
+    p0, p1, p2, p3 = p[i], p[i + 1], p[i + 2], p[i + 3]
+    ax0 = ay0 = rx0 = ry0 = zero
+    ax1 = ay1 = rx1 = ry1 = zero
+    ax2 = ay2 = rx2 = ry2 = zero
+    ax3 = ay3 = rx3 = ry3 = zero
     zt = zero
     for j in range(np.uint64(i + 4), np.uint64(stop)):  # unsigned: no negative-index wrap, vectorises
         yj0 = y0[j]
