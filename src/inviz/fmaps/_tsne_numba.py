@@ -26,7 +26,10 @@ Q are symmetric), which halves the Student-t kernels and logarithms of a full-ro
 - :func:`kl` — scikit-learn's error ``KL(P || Q)`` over ordered pairs, float64.
 
 Against the previous full-row pass: the same results up to float rounding (sums in another order;
-tests/test_embedding.py), 1.2x faster per iteration on the problems of the paper's VGG-16.
+tests/test_embedding.py); per iteration 1.05-1.25x faster on the problems of the paper's VGG-16
+(n = 130-300; more for larger n: 1.3-1.45x at n = 1000-2000), measured single-threaded on this
+2-core machine under load. The per-tile overhead (row reductions, the 6 pairs inside a tile, loop
+set-up) is what keeps small problems from the ~1.7x that the count of vector operations allows.
 
 Compiled with ``cache=True`` (the compiled code is stored next to this file; the first call in a
 fresh environment pays the JIT cost once). numba's on-disk cache sees only the source file of a
