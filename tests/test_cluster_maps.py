@@ -81,3 +81,19 @@ def test_code_display_scaling():
 def test_scalings_keep_shape_and_handle_empty(name):
     assert MAP_SCALINGS[name](torch.zeros(0, 4, 4), (16, 16)).shape == (0, 4, 4)
     assert MAP_SCALINGS[name](torch.rand(2, 4, 6), (16, 24)).shape == (2, 4, 6)
+
+
+def test_code_display_equals_the_authors_order_of_steps():
+    """Min-max of the small maps after area resizing = area resizing of the min-maxed large maps (rounding)."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(3)
+    maps = torch.rand(5, 14, 14) * torch.rand(5, 1, 1) * 10 - 2
+    maps[1] = 0.25  # constant: zeros
+    up = F.interpolate(maps[:, None], size=(224, 224), mode="bilinear", align_corners=False)
+    lo, hi = up.amin(dim=(2, 3), keepdim=True), up.amax(dim=(2, 3), keepdim=True)
+    ref = F.interpolate((up - lo) / (hi - lo).clamp(min=1e-30), size=(14, 14), mode="area")[:, 0]
+    ref[1] = 0
+    out = code_display(maps, (224, 224))
+    torch.testing.assert_close(out, ref, rtol=0, atol=2e-5)  # float32 eps x |map| / range, maps up to ~8
+    assert out.min() >= 0 and out.max() <= 1 and (out[1] == 0).all()

@@ -172,3 +172,20 @@ def test_sklearn_estimator_conventions():
 
 def test_canonical_labels():
     assert canonical_labels(np.array([7, 7, 2, 9, 2])).tolist() == [0, 0, 1, 2, 1]
+
+
+def test_compiled_silhouettes_of_partitions_that_are_not_nested():
+    """The common refinement of unrelated partitions (not cuts of one tree): scikit-learn's silhouettes."""
+    from sklearn.metrics import silhouette_score
+
+    from inviz.fmaps import _ward_numba
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(90, 3))
+    labels = np.stack([rng.integers(0, k, 90) for k in (2, 3, 5, 7)]).astype(np.int64)
+    labels[:, :7] = np.arange(7) % np.array([2, 3, 5, 7])[:, None]  # every label present
+    fine, coarse = _ward_numba._refinement(labels)
+    np.testing.assert_array_equal(coarse[:, fine], labels)
+    got = _ward_numba.silhouettes(x, labels)
+    for a in range(4):
+        assert got[a] == pytest.approx(silhouette_score(x, labels[a]), abs=1e-13)

@@ -1,4 +1,4 @@
-"""Min-max scaling, PCA and the t-SNE backends (inviz.fmaps.pca, inviz.fmaps.embedding, _tsne_numba, _tsne_torch)."""
+"""Min-max scaling, PCA and the t-SNE backends (inviz.fmaps.pca, inviz.fmaps.embedding, _tsne_cpu/_affinities/_numba, _tsne_torch)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from sklearn.decomposition import PCA
 from sklearn.manifold._t_sne import _joint_probabilities, _kl_divergence
 from sklearn.metrics import adjusted_rand_score, pairwise_distances
 
+from inviz.fmaps import _tsne_affinities as aff
+from inviz.fmaps import _tsne_cpu as tsne_cpu
 from inviz.fmaps import _tsne_numba as nb
 from inviz.fmaps.clustering import WardSilhouette
 from inviz.fmaps.embedding import (
@@ -86,23 +88,79 @@ def test_numba_kernels_equal_sklearn_internals():
     x = rng.normal(size=(80, 10))
     d = pairwise_distances(x, squared=True)
     p_sk = _joint_probabilities(d, 20.0, 0)
-    p_nb = nb._joint_p(nb._conditional_p(nb._sqdist(x), 20.0, 100, 1e-5))
+    p_nb = aff._joint_p(aff._conditional_p(aff._sqdist(x), 20.0, 100, 1e-5))
     np.testing.assert_allclose(
         p_nb, squareform(p_sk), rtol=1e-4, atol=1e-12
     )  # sklearn uses float32 distances
     y = rng.normal(size=(80, 2))
     for exag in (1.0, 12.0):
         kl_sk, grad_sk = _kl_divergence(y.ravel(), p_nb[np.triu_indices(80, 1)] * exag, 1, 80, 2)
-        g0, g1, r0, r1 = (np.zeros(80) for _ in range(4))
-        y32, p32 = y.astype(np.float32), p_nb.astype(np.float32)
-        nb._gradient(y32[:, 0].copy(), y32[:, 1].copy(), p32, exag, g0, g1, r0, r1)  # float32 pair arithmetic
+        g0, g1 = np.zeros(80), np.zeros(80)
+        p32, y0, y1, acc = nb.padded(p_nb, exag)
+        y0[:80], y1[:80] = y[:, 0], y[:, 1]  # float32 pair arithmetic
+        nb.gradient(y0, y1, p32, g0, g1, acc)
         np.testing.assert_allclose(
             np.stack([g0, g1], 1), grad_sk.reshape(-1, 2), rtol=1e-5, atol=1e-5 * np.abs(grad_sk).max()
         )
         p_sum, p_logp = nb._p_stats(p_nb)
-        assert nb._kl(y[:, 0].copy(), y[:, 1].copy(), p_nb, exag, p_sum, p_logp) == pytest.approx(
+        assert nb.kl(y[:, 0].copy(), y[:, 1].copy(), p_nb, exag, p_sum, p_logp) == pytest.approx(
             kl_sk, rel=1e-9
         )
+
+
+def _full_row_gradient(y: np.ndarray, p: np.ndarray, exag: float) -> tuple[np.ndarray, float]:
+    """The previous kernel's arithmetic in numpy: full rows, float32 pair terms, float64 sums."""
+    y32, p32 = y.astype(np.float32), p.astype(np.float32) * np.float32(exag)
+    d = y32[:, None, :] - y32[None, :, :]  # (n, n, 2)
+    q = np.float32(1) / (np.float32(1) + (d * d).sum(-1, dtype=np.float32))
+    np.fill_diagonal(q, 0)
+    z = q.astype(np.float64).sum()
+    attr = ((p32 * q)[..., None] * d).astype(np.float64).sum(1)
+    rep = ((q * q)[..., None] * d).astype(np.float64).sum(1)
+    return 4 * (attr - rep / z), z
+
+
+@pytest.mark.parametrize("n", [4, 5, 7, 8, 9, 13, 40, 77])
+def test_pair_gradient_equals_the_full_row_sums(n):
+    """Each pair once, tiles of 4 rows, padded columns: the full-row gradient up to float32 rounding.
+
+    Sizes cover every remainder modulo the tile (4) and the vector (16) width, so padding rows and
+    columns are exercised; points are spread like a late embedding (q down to ~1e-5)."""
+    rng = np.random.default_rng(n)
+    y = rng.normal(scale=30.0, size=(n, 2))
+    p = rng.random((n, n))
+    p = p + p.T
+    np.fill_diagonal(p, 0)
+    p /= p.sum()
+    for exag in (1.0, 12.0):
+        ref, z_ref = _full_row_gradient(y, p, exag)
+        p32, y0, y1, acc = nb.padded(p, exag)
+        assert p32.shape[0] % nb.TILE == 0 and (y0[n:] >= nb.PAD_STEP).all()
+        y0[:n], y1[:n] = y[:, 0], y[:, 1]
+        g0, g1 = np.zeros(n), np.zeros(n)
+        z = nb.gradient(y0, y1, p32, g0, g1, acc)
+        assert z == pytest.approx(z_ref, rel=1e-6)
+        np.testing.assert_allclose(np.stack([g0, g1], 1), ref, rtol=0, atol=2e-6 * np.abs(ref).max())
+
+
+def test_pair_kl_equals_the_full_sum():
+    rng = np.random.default_rng(3)
+    n = 37
+    y = rng.normal(scale=5.0, size=(n, 2))
+    p = rng.random((n, n))
+    p = p + p.T
+    np.fill_diagonal(p, 0)
+    p /= p.sum()
+    d2 = ((y[:, None] - y[None]) ** 2).sum(-1)
+    q = 1 / (1 + d2)
+    np.fill_diagonal(q, 0)
+    q /= q.sum()
+    off = ~np.eye(n, dtype=bool)
+    for exag in (1.0, 12.0):
+        pe = exag * p
+        ref = (pe[off] * np.log(pe[off] / q[off])).sum()
+        p_sum, p_logp = nb._p_stats(p)
+        assert nb.kl(y[:, 0].copy(), y[:, 1].copy(), p, exag, p_sum, p_logp) == pytest.approx(ref, rel=1e-12)
 
 
 def test_vectorised_exp_and_log():
@@ -110,7 +168,7 @@ def test_vectorised_exp_and_log():
     x = -rng.exponential(30, 2000)
     x[:3] = [0.0, -700.0, -800.0]
     out, ib = np.empty_like(x), np.empty(x.shape, np.int64)
-    nb._vexp(x, out, ib)
+    aff._vexp(x, out, ib)
     ref = np.exp(x)
     normal = ref > 1e-300
     np.testing.assert_allclose(out[normal], ref[normal], rtol=1e-12)
@@ -135,7 +193,7 @@ def test_numba_tsne_reaches_sklearn_exact_kl():
             .kl_divergence_
         )
         y = init.copy()
-        kl, _ = nb.tsne_one(scores.numpy(), y, 20.0, 50.0, nb.kernel_settings(TSNEConfig()))
+        kl, _ = tsne_cpu.tsne_one(scores.numpy(), y, 20.0, 50.0, tsne_cpu.kernel_settings(TSNEConfig()))
         ours.append(kl)
         assert np.isfinite(y).all()
         assert kl == pytest.approx(ref[-1], rel=0.15)  # different local optima of the same objective
@@ -289,3 +347,26 @@ def test_embedding_without_tsne_is_the_pca_scores_and_recovers_groups():
         assert est.n_clusters_ == len(set(truth)) and adjusted_rand_score(truth, est.labels_) == 1.0
     few = embed_pca([torch.rand(1, 9), torch.zeros(0, 9)], 10)
     assert few[0].points.shape == (1, 2) and few[1].method == "none"
+
+
+def test_squared_distances_sum_the_dimensions_in_order():
+    """The vectorised kernel adds the squared differences dimension by dimension: bit-identical to that loop."""
+    x = np.random.default_rng(5).normal(size=(37, 11))
+    ref = np.zeros((37, 37))
+    for c in range(11):
+        ref += (x[:, None, c] - x[None, :, c]) ** 2
+    assert np.array_equal(aff._sqdist(x), ref)
+
+
+def test_minmax_cpu_pass_is_bit_identical_to_the_torch_expression():
+    from inviz.fmaps.pca import CONSTANT_RTOL
+
+    x = torch.randn(9, 77) * 5 + 2
+    x[2] = 3.0  # constant rows are returned unchanged
+    x[5] = -1.0 + 1e-7 * torch.arange(77.0) / 77  # constant up to rounding
+    lo, hi = x.amin(1, keepdim=True), x.amax(1, keepdim=True)
+    flat = (hi - lo) <= CONSTANT_RTOL * torch.maximum(hi.abs(), lo.abs())
+    ref = torch.where(flat, x, (x - lo) / torch.where(flat, torch.ones_like(hi), hi - lo))
+    out = minmax_rows(x)
+    assert torch.equal(out, ref) and torch.equal(out[2], x[2]) and torch.equal(out[5], x[5])
+    assert torch.equal(minmax_rows(x.T.contiguous().T), ref)  # strided input: the torch expression

@@ -53,3 +53,18 @@ def test_normalisation_scale_is_the_factor_of_every_normalisation(name):
     assert scale.shape == (3,) and scale.dtype == torch.float64
     torch.testing.assert_close(scale[:, None] * w.double(), NORMALISATIONS[name](w, total).double())
     assert torch.isfinite(scale).all()
+
+
+def test_guided_cpu_pass_is_bit_identical_to_the_torch_expression():
+    """The one-pass CPU kernel gives the torch expression's values, signs of zeros included."""
+    torch.manual_seed(1)
+    acts = torch.randn(4, 7, 33, 31)  # negative activations and gradients, odd sizes
+    grads = torch.randn(4, 7, 33, 31) * 1e-3
+    grads[0, 0] = -1.0  # a channel without any positive gradient (products -0.0)
+    ref = (grads * ((acts > 0) & (grads > 0))).mean(dim=(2, 3))
+    for a, g in ((acts, grads), (acts.transpose(2, 3), grads.transpose(2, 3))):  # also non-contiguous
+        ref = (g * ((a > 0) & (g > 0))).mean(dim=(2, 3))
+        out = WEIGHTINGS["guided"](a, g)
+        assert torch.equal(out, ref) and torch.equal(out.signbit(), ref.signbit())
+    grads.requires_grad_(True)  # autograd keeps the torch expression (and its graph)
+    assert WEIGHTINGS["guided"](acts, grads).requires_grad

@@ -1,6 +1,6 @@
 """Exact t-SNE batched in torch over padded problems (docs/method.md §1.6): the ``torch`` t-SNE backend.
 
-The algorithm of :mod:`inviz.fmaps._tsne_numba` (scikit-learn's exact t-SNE step for step) on
+The algorithm of :mod:`inviz.fmaps._tsne_cpu` (scikit-learn's exact t-SNE step for step) on
 problems zero-padded to a common size (B, N, N): padded rows and columns are not valid pairs and
 take no part in the optimisation. Float64 on the CPU, float32 on CUDA. Called by
 :class:`inviz.fmaps.embedding.TorchTSNE`.
@@ -154,7 +154,7 @@ def _kl(y: torch.Tensor, pe: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
 
 
 def tsne_torch(scores: Sequence[torch.Tensor], cfg: TSNEConfig) -> list[Embedding]:
-    """Run the exact algorithm of :mod:`inviz.fmaps._tsne_numba`, batched over padded problems in torch.
+    """Run the exact algorithm of :mod:`inviz.fmaps._tsne_cpu`, batched over padded problems in torch.
 
     Parameters
     ----------

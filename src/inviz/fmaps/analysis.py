@@ -126,7 +126,8 @@ def _layer_problems(
     host = packed[:nb].cpu().numpy()
     kept = [np.flatnonzero(host[b, :c]).astype(np.int64) for b in range(nb)]
     index = torch.from_numpy(np.concatenate([b * c + k for b, k in enumerate(kept)]).astype(np.int64))
-    maps = acts.flatten(0, 1)[index.to(acts.device)]  # (sum n, H, W): every kept map of the layer
+    # (sum n, H, W): every kept map of the layer (index_select: a row copy, unlike advanced indexing)
+    maps = acts.flatten(0, 1).index_select(0, index.to(acts.device))
     flat = maps.flatten(1)
     xs = (minmax_rows(flat) if cfg.minmax else flat).split([len(k) for k in kept])
     maps_host = maps.to("cpu", non_blocking=True).split([len(k) for k in kept])

@@ -156,11 +156,13 @@ def code_display(maps: torch.Tensor, input_size: tuple[int, int]) -> torch.Tenso
     up = F.interpolate(maps[:, None].float(), size=tuple(input_size), mode="bilinear", align_corners=False)
     lo = up.amin(dim=(2, 3), keepdim=True)
     hi = up.amax(dim=(2, 3), keepdim=True)
+    # area resizing averages, so it commutes with the min-max: scale the small maps, not the large
+    # ones (the same values up to float rounding, clamped to [0, 1]; a third of the time)
+    back = F.interpolate(up, size=(h, w), mode="area")
     rng = hi - lo
     varies = rng > CONSTANT_RTOL * torch.maximum(hi.abs(), lo.abs())  # else constant up to rounding
-    up = torch.where(varies, (up - lo) / torch.where(varies, rng, torch.ones_like(rng)), torch.zeros_like(up))
-    back = F.interpolate(up, size=(h, w), mode="area")
-    return back[:, 0].to(maps.dtype)
+    scaled = ((back - lo) / torch.where(varies, rng, torch.ones_like(rng))).clamp_(0.0, 1.0)
+    return torch.where(varies, scaled, torch.zeros_like(back))[:, 0].to(maps.dtype)
 
 
 #: name -> ``f(maps (k, H, W), input_size (H_in, W_in)) -> (k, H, W)``

@@ -14,7 +14,7 @@ at least 1 needs 4 points); their points are the first two PCA scores (``method=
 
 t-SNE backends (:data:`TSNE_BACKENDS`, chosen by ``extract.tsne.backend``):
 
-- ``numba`` — exact t-SNE compiled for the CPU (:mod:`inviz.fmaps._tsne_numba`), all problems of a batch
+- ``numba`` — exact t-SNE compiled for the CPU (:mod:`inviz.fmaps._tsne_cpu`), all problems of a batch
   in parallel; deterministic (no random numbers: PCA initialisation). CPU default.
 - ``torch`` — the same exact algorithm batched in torch (padded problems, :mod:`inviz.fmaps._tsne_torch`),
   for CUDA devices; a problem's result does not depend on the problems batched with it.
@@ -305,8 +305,8 @@ class NumbaTSNE(TSNEBackend):
     def tsne(
         self, scores: list[torch.Tensor], cfg: TSNEConfig, seed: int, timings: dict[str, float] | None
     ) -> list[Embedding]:
-        """Stack the problems and run :func:`inviz.fmaps._tsne_numba.tsne_many` on all of them."""
-        from inviz.fmaps._tsne_numba import kernel_settings, tsne_many
+        """Stack the problems and run :func:`inviz.fmaps._tsne_cpu.tsne_many` on all of them."""
+        from inviz.fmaps._tsne_cpu import kernel_settings, tsne_many
 
         ns = np.array([s.shape[0] for s in scores], dtype=np.int64)
         dims = np.array([max(s.shape[1], 1) for s in scores], dtype=np.int64)
