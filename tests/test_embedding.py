@@ -19,6 +19,8 @@ from inviz.fmaps.clustering import WardSilhouette
 from inviz.fmaps.embedding import (
     MIN_TSNE_POINTS,
     TSNE_BACKENDS,
+    Embedding,
+    TSNEBackend,
     TSNEConfig,
     effective_perplexity,
     embed,
@@ -307,12 +309,24 @@ PAIRED_OFF = np.array(
 
 
 def test_diverged_tsne_falls_back_to_pca_scores_and_says_so(caplog):
+    class Diverging(TSNEBackend):  # a backend whose run ends in non-finite points
+        def tsne(self, scores, cfg, seed, timings):
+            return [Embedding(np.full((s.shape[0], 2), np.nan), "tsne", 1.0, 0.5, 140) for s in scores]
+
     scores = torch.as_tensor(PAIRED_OFF)
     with caplog.at_level("WARNING"):
-        (emb,) = TSNE_BACKENDS["numba"].embed_scores([scores], TSNEConfig(), seed=0)
+        (emb,) = Diverging().embed_scores([scores], TSNEConfig(), seed=0)
     assert emb.method == "tsne_diverged" and emb.perplexity == 1.0 and math.isnan(emb.kl)
+    assert emb.n_iter == 140
     np.testing.assert_array_equal(emb.points, PAIRED_OFF[:, :2])
     assert "t-SNE diverged on a problem of 4 maps" in caplog.text
+    assert WardSilhouette(3, 8).fit(emb.points).labels_.shape == (4,)
+
+
+def test_paired_off_problem_gives_finite_points():
+    """The demo's problem that crashed extract (threshold x4): finite points from the numba backend."""
+    (emb,) = TSNE_BACKENDS["numba"].embed_scores([torch.as_tensor(PAIRED_OFF)], TSNEConfig(), seed=0)
+    assert emb.method in ("tsne", "tsne_diverged") and np.isfinite(emb.points).all()
     assert WardSilhouette(3, 8).fit(emb.points).labels_.shape == (4,)
 
 
