@@ -39,7 +39,7 @@ def labelled(tmp_path_factory):
         out / "params.yaml",
         out / "game",
         out / "game" / "game_classes.csv",
-        figures={**demo["figures"], "dpi": 50, "run": {"workers": 1}},
+        figures={**demo["figures"], "dpi": 50, "formats": ["png", "pdf"], "run": {"workers": 1}},
         explorer=demo["explorer"],
         **{"global": glob},
     )
@@ -450,6 +450,7 @@ def test_survey_stage_writes_every_panel_and_the_questionnaire(labelled, tmp_pat
         "shap_samples": 8,
         "shap_background": 4,
         "dpi": 50,
+        "formats": ["png", "pdf"],
         "gradcam_layer": "block5_conv3",
     }
     small = tmp_path / "params.yaml"

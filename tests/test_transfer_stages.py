@@ -72,7 +72,7 @@ def run(tmp_path_factory):
         out / "game" / "game_classes.csv",
         extract=extract,
         transfer=transfer_params(demo),
-        figures={**demo["figures"], "dpi": 50, "run": {"workers": 1}},
+        figures={**demo["figures"], "dpi": 50, "formats": ["png", "pdf"], "run": {"workers": 1}},
         **{"global": glob},
     )
     real = out / "extract"
