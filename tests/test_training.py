@@ -122,6 +122,38 @@ def test_training_is_deterministic(image_folder):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_channels_last_training_learns_the_same_and_saves_the_default_layout(image_folder):
+    """``train.run.channels_last``: NHWC during training only; the result matches the default layout.
+
+    Same seed, same data: the weights after 2 epochs agree to rounding (not bit for bit: other
+    convolution kernels), and every saved tensor is contiguous in the default layout.
+    """
+
+    def run(channels_last: bool):
+        index, _ = scan_image_folder(image_folder)
+        index = carve_test_pool(index, SplitConfig(seed=0))
+        L.seed_everything(5)
+        model = build_vgg16(3, ModelConfig(weights="none", input_size=32, width=0.0625, head_hidden=8))
+        dm = ImageDataModule(
+            index, image_folder, 32, MEAN, STD, augment=AugmentConfig(enabled=False), batch_size=6, seed=5
+        )
+        cfg = TrainConfig(
+            seed=5,
+            run=TrainRunConfig(accelerator="cpu", channels_last=channels_last),
+            deterministic=True,
+            phases=[PhaseConfig("all", ["all"], 1e-3, max_epochs=2)],
+        )
+        fit_phases(model, dm, cfg)
+        return model.state_dict()
+
+    ref, nhwc = run(False), run(True)
+    assert all(t.is_contiguous() for t in nhwc.values())
+    conv = [k for k, t in ref.items() if t.ndim == 4]
+    assert conv and not any(ref[k].is_contiguous(memory_format=torch.channels_last) for k in conv)
+    for k in ref:
+        torch.testing.assert_close(nhwc[k], ref[k], rtol=1e-3, atol=1e-4)
+
+
 def test_select_correct_per_class_seeded(caplog):
     ids = [f"s{i}" for i in range(12)]
     labels = np.array([0] * 6 + [1] * 6)
