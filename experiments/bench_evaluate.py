@@ -31,7 +31,7 @@ def load(folder: Path, n_images: int | None):
     import torch
 
     from inviz.core.config import load_section
-    from inviz.data.datamodule import IndexedImageDataset, eval_transform
+    from inviz.data.loading import IndexedImageDataset, eval_transform
     from inviz.data.parts import PartMasks
     from inviz.fmaps.explain import ExtractConfig
     from inviz.fmaps.store import load_results

@@ -54,7 +54,7 @@ def photos(n: int, size: int) -> torch.Tensor:
     import skimage.data
     from PIL import Image
 
-    from inviz.data.datamodule import eval_transform
+    from inviz.data.loading import eval_transform
 
     tf = eval_transform(size, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     out = []

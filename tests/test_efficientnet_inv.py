@@ -29,7 +29,7 @@ def photos():
     import skimage.data
     from PIL import Image
 
-    from inviz.data.datamodule import eval_transform
+    from inviz.data.loading import eval_transform
 
     tf = eval_transform(224, (0.498, 0.498, 0.498), (0.502, 0.502, 0.502))  # TF-Lite: (x - 127) / 128
     return torch.stack([tf(Image.fromarray(getattr(skimage.data, n)())) for n in ("chelsea", "coffee")])

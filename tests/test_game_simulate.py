@@ -105,3 +105,37 @@ def test_http_simulation_is_seeded(played, tmp_path):
     (tmp_path / "masks.csv").write_bytes((out / "masks.csv").read_bytes())
     assert run_simulate(w, params, tmp_path, masks=out / "masks") == 0
     assert (tmp_path / "game" / "guesses.csv").read_bytes() == first
+
+
+def test_http_simulation_database_in_the_loop_equals_database_threads(played, tmp_path, monkeypatch):
+    """The simulated game runs its database work inline (one request at a time); a server runs it in
+    database threads. Both give the same export, and inline really stays on the loop's thread."""
+    import threading
+
+    from inviz.game.web.db import Database
+
+    w, params, out = played
+    first = (out / "game" / "guesses.csv").read_bytes()
+    threads: set[str] = set()
+    call, run = Database._call, Database.run
+
+    def recording_call(self, fn, write):
+        threads.add(threading.current_thread().name)
+        return call(self, fn, write)
+
+    async def threaded_run(self, fn, write):
+        self.inline = False  # as `inviz game serve`
+        return await run(self, fn, write)
+
+    monkeypatch.setattr(Database, "_call", recording_call)
+    for out_dir in ("inline", "threaded"):
+        (tmp_path / out_dir).mkdir()
+        (tmp_path / out_dir / "masks.csv").write_bytes((out / "masks.csv").read_bytes())
+    assert run_simulate(w, params, tmp_path / "inline", masks=out / "masks") == 0
+    assert threads == {threading.main_thread().name}
+    threads.clear()
+    monkeypatch.setattr(Database, "run", threaded_run)
+    assert run_simulate(w, params, tmp_path / "threaded", masks=out / "masks") == 0
+    assert threads and all(t.startswith("game-db") for t in threads)
+    for out_dir in ("inline", "threaded"):
+        assert (tmp_path / out_dir / "game" / "guesses.csv").read_bytes() == first

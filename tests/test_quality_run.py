@@ -15,7 +15,7 @@ from labels_world import build_world
 from quality_nets import one_thread
 
 from inviz.cli import main
-from inviz.data.datamodule import IndexedImageDataset, eval_transform
+from inviz.data.loading import IndexedImageDataset, eval_transform
 from inviz.data.parts import PartMasks
 from inviz.fmaps.explain import ExtractConfig
 from inviz.fmaps.lightning import run_extraction

@@ -14,7 +14,7 @@ import yaml
 from PIL import Image
 
 from inviz.cli import main
-from inviz.data.datamodule import IndexedImageDataset, eval_transform
+from inviz.data.loading import IndexedImageDataset, eval_transform
 from inviz.fmaps.explain import ExtractConfig
 from inviz.fmaps.lightning import run_extraction
 from inviz.fmaps.store import complete_shards, load_results

@@ -154,6 +154,42 @@ def test_channels_last_training_learns_the_same_and_saves_the_default_layout(ima
         torch.testing.assert_close(nhwc[k], ref[k], rtol=1e-3, atol=1e-4)
 
 
+def test_onecycle_schedule_warms_up_peaks_and_anneals(tiny):
+    """``schedule: onecycle``: per-batch learning rates rise from lr/div to lr at ``warmup_share`` of the
+    steps and anneal to lr/div/final_div at the last step; ``constant`` keeps lr throughout."""
+    model, dm = tiny
+
+    class Rates(L.Callback):
+        def __init__(self):
+            self.lr: list[float] = []
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            self.lr.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    def run(**kw):
+        rates = Rates()
+        cfg = TrainConfig(
+            seed=0,
+            run=TrainRunConfig(accelerator="cpu"),
+            deterministic=True,
+            phases=[PhaseConfig("all", ["all"], 2e-3, max_epochs=3, patience=5, **kw)],
+        )
+        fit_phases(model, dm, cfg, callbacks=[rates])
+        return np.array(rates.lr)
+
+    lr = run(schedule="onecycle", warmup_share=0.25, div_factor=10.0, final_div_factor=100.0)
+    n = len(lr)
+    assert n >= 6
+    peak = int(np.argmax(lr))
+    assert lr[0] == pytest.approx(2e-4) and lr[peak] == pytest.approx(2e-3, rel=0.05)
+    assert abs(peak - round(0.25 * (n - 1))) <= 1
+    assert np.all(np.diff(lr[: peak + 1]) > 0) and np.all(np.diff(lr[peak:]) < 0)
+    assert lr[-1] == pytest.approx(2e-6)  # lr / div_factor / final_div_factor at the last step
+    np.testing.assert_array_equal(run(), np.full(n, 2e-3))
+    with pytest.raises(ValueError, match="schedule must be constant or onecycle"):
+        PhaseConfig("x", ["all"], 1e-3, schedule="cosine")
+
+
 def test_select_correct_per_class_seeded(caplog):
     ids = [f"s{i}" for i in range(12)]
     labels = np.array([0] * 6 + [1] * 6)

@@ -218,7 +218,7 @@ def _validate(
 
     from inviz.concepts.tcav import run_tcav
     from inviz.core.compute import exact_float32, resolve_device
-    from inviz.data.datamodule import read_index
+    from inviz.data.loading import read_index
 
     model = loaded.model.to(resolve_device(cfg.run.device))  # global.run.device (TCAV's passes)
     c = cfg.concepts

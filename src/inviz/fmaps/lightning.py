@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from inviz.core.compute import resolve_device
 from inviz.core.errors import InvizError
-from inviz.data.datamodule import collate_skip_none
+from inviz.data.loading import collate_skip_none
 from inviz.fmaps.explain import Explainer, ExtractConfig, set_threads
 from inviz.fmaps.records import ImageExplanation
 from inviz.fmaps.shards import consolidate, fingerprint, prepare_output, write_shard
@@ -60,7 +60,7 @@ class ExplainModule(L.LightningModule):
     """A LightningModule whose ``predict_step`` returns finished :class:`ImageExplanation` records.
 
     Batches are dicts ``{"image", "label", "sample_id"}``
-    (:class:`inviz.data.datamodule.IndexedImageDataset`). With ``run.overlap`` a step returns the
+    (:class:`inviz.data.loading.IndexedImageDataset`). With ``run.overlap`` a step returns the
     records of the previous batch (clustered on the CPU meanwhile); :meth:`finish` returns the rest.
 
     Parameters
@@ -319,7 +319,7 @@ def run_extraction(
     ----------
     model : the CNN (moved to the configured device by Lightning; put in eval mode).
     dataset : map-style dataset of dicts ``{"image", "label", "sample_id"}`` (e.g.
-        :class:`inviz.data.datamodule.IndexedImageDataset`); ``sample_ids[i]`` is item ``i``'s id.
+        :class:`inviz.data.loading.IndexedImageDataset`); ``sample_ids[i]`` is item ``i``'s id.
     sample_ids : sequence of shape (len(dataset),), the images' ids.
     out_dir : the extraction folder (:mod:`inviz.fmaps.store`).
     cfg : the settings; ``cfg.run`` gives device(s), nodes, strategy, batch and shard size, workers.

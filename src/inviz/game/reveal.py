@@ -282,7 +282,7 @@ def game_image(
 ) -> np.ndarray:
     """Make the game's picture: ``image`` resized to the network input, then upscaled to ``game_size``.
 
-    The first resize matches :func:`inviz.data.datamodule.eval_transform` (bilinear with
+    The first resize matches :func:`inviz.data.loading.eval_transform` (bilinear with
     antialiasing on a PIL image), so players see what the network saw.
 
     Parameters

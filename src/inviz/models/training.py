@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from inviz.data.datamodule import AugmentConfig
+from inviz.data.loading import AugmentConfig
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,10 @@ class PhaseConfig:
     epochs on ``val_loss`` (best weights are restored at the end of the phase).
     min_delta : smallest val-loss decrease that counts as an improvement.
     weight_decay : Adam weight decay.
+    schedule : ``constant`` (the paper: Adam at ``lr`` throughout) or ``onecycle`` (torch's
+        ``OneCycleLR`` over ``max_epochs``, stepped per batch: warm-up from ``lr / div_factor`` to
+        ``lr`` over the first ``warmup_share`` of the steps, then cosine annealing to
+        ``lr / div_factor / final_div_factor``; converges in fewer epochs from scratch).
     """
 
     name: str
@@ -48,12 +52,24 @@ class PhaseConfig:
     patience: int = 10
     min_delta: float = 0.0
     weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_share: float = 0.3
+    div_factor: float = 25.0
+    final_div_factor: float = 1.0e4
 
     def __post_init__(self) -> None:
         if not self.trainable:
             raise ValueError(f"phase {self.name!r}: trainable must name at least one part")
         if self.lr <= 0 or self.max_epochs < 1 or self.patience < 0:
             raise ValueError(f"phase {self.name!r}: need lr > 0, max_epochs >= 1, patience >= 0")
+        if self.schedule not in ("constant", "onecycle"):
+            raise ValueError(
+                f"phase {self.name!r}: schedule must be constant or onecycle, got {self.schedule!r}"
+            )
+        if not 0 < self.warmup_share < 1 or self.div_factor <= 0 or self.final_div_factor <= 0:
+            raise ValueError(
+                f"phase {self.name!r}: need 0 < warmup_share < 1, div_factor > 0, final_div_factor > 0"
+            )
 
 
 def _paper_phases() -> list[PhaseConfig]:
@@ -171,13 +187,19 @@ class Classifier(L.LightningModule):
     """
 
     def __init__(
-        self, model: nn.Module, lr: float = 1e-3, weight_decay: float = 0.0, channels_last: bool = False
+        self,
+        model: nn.Module,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        channels_last: bool = False,
+        phase: PhaseConfig | None = None,
     ):
         super().__init__()
         self.model = model
         self.lr = lr
         self.weight_decay = weight_decay
         self.channels_last = channels_last
+        self.phase = phase
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the wrapped model's logits, shape (N, n_classes)."""
@@ -214,10 +236,26 @@ class Classifier(L.LightningModule):
             "logits": logits.detach().cpu(),
         }
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        """Lightning hook: Adam over the trainable parameters (``lr``, ``weight_decay``)."""
+    def configure_optimizers(self) -> Any:
+        """Lightning hook: Adam over the trainable parameters (``lr``, ``weight_decay``).
+
+        With ``phase.schedule: onecycle`` the phase's one-cycle schedule, stepped per batch.
+        """
         params = [p for p in self.model.parameters() if p.requires_grad]
-        return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.phase is None or self.phase.schedule == "constant":
+            return opt
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt,
+            max_lr=self.lr,
+            total_steps=int(self.trainer.estimated_stepping_batches),
+            pct_start=self.phase.warmup_share,
+            anneal_strategy="cos",
+            cycle_momentum=False,
+            div_factor=self.phase.div_factor,
+            final_div_factor=self.phase.final_div_factor,
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 class RestoreBest(L.Callback):
@@ -358,8 +396,10 @@ def fit_phases(
         names = trainable_parameters(model, phase.trainable, head)
         set_trainable(model, names)
         n_train = sum(p.numel() for n, p in model.named_parameters() if n in names)
-        log.info("phase %s: %d trainable parameters, lr %g", phase.name, n_train, phase.lr)
-        module = Classifier(model, phase.lr, phase.weight_decay, cfg.run.channels_last)
+        log.info(
+            "phase %s: %d trainable parameters, lr %g (%s)", phase.name, n_train, phase.lr, phase.schedule
+        )
+        module = Classifier(model, phase.lr, phase.weight_decay, cfg.run.channels_last, phase)
         best = RestoreBest("val_loss", offset, phase.name)
         hist = History(phase.name, offset)
         stop = L.pytorch.callbacks.EarlyStopping(

@@ -197,11 +197,15 @@ class RunConfig:
     ----------
     batch_size : inputs per forward pass (masked activations, perturbed images).
     threads : CPU threads for torch (0: the library default).
+    channels_last : run the model in the channels-last (NHWC) memory layout: oneDNN's CPU
+        convolutions are ~2x faster in it (the demo VGG: 2.7 vs 5.5 ms per image on one thread);
+        the numbers differ from the default layout by rounding only.
     progress : progress bars.
     """
 
     batch_size: int = 64
     threads: int = 0
+    channels_last: bool = False
     progress: bool = True
 
     def __post_init__(self) -> None:

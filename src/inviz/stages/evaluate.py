@@ -77,7 +77,7 @@ def _background(args: argparse.Namespace, exclude: Any, survey: Any, transform: 
     import numpy as np
     import torch
 
-    from inviz.data.datamodule import IndexedImageDataset, read_index
+    from inviz.data.loading import IndexedImageDataset, read_index
 
     index = read_index(args.index)
     rows = index[(index["split"] == survey.shap_background_split) & ~index["sample_id"].isin(exclude)]
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from inviz.core.tracking import stage_run
-    from inviz.data.datamodule import IndexedImageDataset, eval_transform
+    from inviz.data.loading import IndexedImageDataset, eval_transform
     from inviz.data.parts import PartMasks
     from inviz.fmaps.explain import ExtractConfig, set_threads
     from inviz.game.reveal import RevealConfig
@@ -112,6 +112,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     set_threads(cfg.run.threads)  # torch and numba (INV's t-SNE): one OpenMP runtime, set both
     loaded = load_checkpoint(args.model)
+    if cfg.run.channels_last:
+        loaded.model.to(memory_format=torch.channels_last)
     mc = loaded.config
     rows, records, n_missing = _records(args)
     transform = eval_transform(mc.input_size, mc.mean, mc.std)

@@ -81,7 +81,7 @@ def read_selected(path: str) -> Any:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.core.compute import resolve_device
     from inviz.core.tracking import stage_run
-    from inviz.data.datamodule import IndexedImageDataset, eval_transform
+    from inviz.data.loading import IndexedImageDataset, eval_transform
     from inviz.fmaps.explain import ExtractConfig, set_threads
     from inviz.fmaps.layers import check_spatial, expand_layers
     from inviz.fmaps.lightning import run_extraction

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.core.io import atomic_path, save_figure, write_csv, write_json, write_text
     from inviz.core.plotting import close
     from inviz.core.tracking import stage_run
-    from inviz.data.datamodule import read_index
+    from inviz.data.loading import read_index
     from inviz.data.parts import PartMasks
     from inviz.fmaps.explain import ExtractConfig
     from inviz.fmaps.store import load_results

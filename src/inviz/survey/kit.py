@@ -271,7 +271,7 @@ def survey_kit(
     import torch
 
     from inviz.concepts.importance import draw, to_input
-    from inviz.data.datamodule import read_index
+    from inviz.data.loading import read_index
     from inviz.models.checkpoint import load_checkpoint
     from inviz.views.records import load_images, load_inv
 

@@ -148,7 +148,7 @@ def explain_new_images(
         In the order of ``paths``.
     """
     from inviz.core.io import file_digest
-    from inviz.data.datamodule import eval_transform
+    from inviz.data.loading import eval_transform
     from inviz.fmaps.explain import explain
     from inviz.game.reveal import game_image
     from inviz.transfer.apply import image_cards, transfer_labels

@@ -302,6 +302,7 @@ def play_http(
     db.unlink(missing_ok=True)
     game = dataclasses.replace(game_cfg, stop_when_done=True, what_if=False)
     state = open_game(_settings(game, db, workdir, max_text_length), content=content)
+    state.db.inline = True  # one request at a time: the database work runs in the loop (no thread hop)
     rng = np.random.default_rng(cfg.seed)
     players = [
         dataclasses.replace(p, player_id=f"p{i}") for i, p in enumerate(make_players(cfg, rng), start=1)

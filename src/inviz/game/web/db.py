@@ -315,6 +315,11 @@ class Database:
         self._executors_lock = threading.Lock()
         #: Advances when a write session opens or closes outside a request (:meth:`write`).
         self.generation = 0
+        #: Run each request's database work on the event loop's own thread instead of a database
+        #: thread. Only for a client that sends one request at a time and waits for the answer (the
+        #: in-process simulated game of ``labels_simulate``): there is nothing to overlap the work
+        #: with, and the thread hand-off is most of a small request's latency. A server keeps False.
+        self.inline = False
 
     def _executor(self, write: bool) -> ThreadPoolExecutor:
         """Return the threads that run reads (``write`` False) or writes (lazily started)."""
@@ -352,6 +357,8 @@ class Database:
         -------
         What ``fn`` returns; what it raises is raised here.
         """
+        if self.inline:
+            return self._call(fn, write)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor(write), self._call, fn, write)
 
