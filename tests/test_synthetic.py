@@ -85,7 +85,7 @@ def test_parts_are_shared_and_classes_distinct():
 
 def test_same_seed_same_bytes_different_seed_different(dataset, tmp_path):
     cfg, dest, parts = dataset
-    again = generate_dataset(cfg, tmp_path / "again")
+    again = generate_dataset(cfg, tmp_path / "again", workers=2)  # processes render class folders
     assert tree_digest(dest) == tree_digest(tmp_path / "again")
     np.testing.assert_array_equal(again.masks, parts.masks)
     np.testing.assert_array_equal(again.sample_ids, parts.sample_ids)

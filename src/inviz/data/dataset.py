@@ -19,9 +19,14 @@ from inviz.data.index import SplitConfig
 
 @dataclass(frozen=True)
 class DataRunConfig:
-    """``data.run``: check_workers, threads decoding every image once (not a DVC dependency)."""
+    """``data.run``: how the step runs (not a DVC dependency).
+
+    check_workers : threads decoding every image once. generate_workers : processes rendering the
+    synthetic images (the images do not depend on it).
+    """
 
     check_workers: int = 4
+    generate_workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,7 @@ def prepare_dataset(cfg: DataConfig, images: str | Path, source: str = "params")
             names: dict[str, str] | None = IMAGENETTE_CLASSES
         else:
             scfg = synthetic_config(cfg, source)
-            parts = synthetic.generate_dataset(scfg, images)
+            parts = synthetic.generate_dataset(scfg, images, workers=cfg.run.generate_workers)
             names = synthetic.class_names(scfg)
         index, skipped = scan_image_folder(images, names, workers=cfg.run.check_workers)
         before = index.set_index("path")["sample_id"]

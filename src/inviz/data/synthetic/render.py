@@ -157,7 +157,32 @@ def image_rng(cfg: SyntheticConfig, split: str, label: int, i: int) -> np.random
     return np.random.default_rng([cfg.seed, SPLITS.index(split), label, i])
 
 
-def generate_dataset(cfg: SyntheticConfig, dest: str | Path) -> PartMasks:
+def _render_folder(
+    cfg: SyntheticConfig,
+    parts: tuple[str, ...],
+    split: str,
+    label: int,
+    folder: Path,
+    prefix: str,
+    n: int,
+    digits: int,
+) -> np.ndarray:
+    """Render and save one class folder of one split; return its part masks, shape (n, S, S).
+
+    Every image draws from its own generator (:func:`image_rng`), so folders can be rendered in
+    any order or process with the same result.
+    """
+    size = cfg.image_size
+    masks = np.zeros((n, size, size), dtype=mask_dtype(len(VOCABULARY)))
+    for i in range(n):
+        image, masks[i] = render_image(cfg, parts, image_rng(cfg, split, label, i))
+        Image.fromarray(image).save(
+            folder / f"{prefix}_{i:0{digits}d}.png", format="PNG", compress_level=cfg.png_compress_level
+        )
+    return masks
+
+
+def generate_dataset(cfg: SyntheticConfig, dest: str | Path, workers: int = 1) -> PartMasks:
     """Write the dataset as PNGs to ``dest`` (atomically, replacing it) and return its part masks.
 
     Parameters
@@ -165,37 +190,43 @@ def generate_dataset(cfg: SyntheticConfig, dest: str | Path) -> PartMasks:
     cfg : generator settings.
     dest : output folder; it receives ``<split>/<class folder>/<class name>_<i>.png`` for
         ``split`` in :data:`SPLITS`.
+    workers : processes rendering class folders in parallel (the result does not depend on it).
 
     Returns
     -------
     PartMasks with N = (n_train_per_class + n_val_per_class) * n_classes samples, in
     split, class, index order.
     """
+    from concurrent.futures import ProcessPoolExecutor
+
     from inviz.core.io import atomic_path
 
     specs = classes(cfg)
     counts = {"train": cfg.n_train_per_class, "val": cfg.n_val_per_class}
     total = sum(counts.values()) * len(specs)
-    size = cfg.image_size
-    masks = np.zeros((total, size, size), dtype=mask_dtype(len(VOCABULARY)))
-    ids: list[str] = []
     digits = len(str(max(counts.values()) - 1))
     bar = tqdm(total=total, desc="synthetic images", unit="img")
     with atomic_path(dest, directory=True) as tmp, bar:
+        jobs, ids = [], []
         for split in SPLITS:
             for spec in specs:
                 folder = tmp / split / spec.folder
                 folder.mkdir(parents=True)
-                stem_prefix = spec.folder.split("_", 1)[1]
-                for i in range(counts[split]):
-                    rng = image_rng(cfg, split, spec.label, i)
-                    image, masks[len(ids)] = render_image(cfg, spec.parts, rng)
-                    stem = f"{stem_prefix}_{i:0{digits}d}"
-                    Image.fromarray(image).save(
-                        folder / f"{stem}.png", format="PNG", compress_level=cfg.png_compress_level
-                    )
-                    ids.append(f"{split}/{spec.folder}/{stem}")
-                    bar.update()
+                prefix = spec.folder.split("_", 1)[1]
+                jobs.append((cfg, spec.parts, split, spec.label, folder, prefix, counts[split], digits))
+                ids += [f"{split}/{spec.folder}/{prefix}_{i:0{digits}d}" for i in range(counts[split])]
+        chunks = []
+        if workers > 1:
+            with ProcessPoolExecutor(min(workers, len(jobs))) as pool:
+                for masks in pool.map(_render_folder, *zip(*jobs, strict=True)):
+                    chunks.append(masks)
+                    bar.update(len(masks))
+        else:
+            for job in jobs:
+                chunks.append(_render_folder(*job))
+                bar.update(len(chunks[-1]))
+        empty = np.zeros((0, cfg.image_size, cfg.image_size), dtype=mask_dtype(len(VOCABULARY)))
+        masks = np.concatenate(chunks) if chunks else empty
     log.info("wrote %d synthetic images (%d classes) to %s", total, len(specs), dest)
     return PartMasks(
         sample_ids=np.asarray(ids, dtype=str),
