@@ -138,6 +138,7 @@ def main() -> None:
             batch_size=tcfg.batch_size,
             num_workers=tcfg.run.num_workers,
             seed=tcfg.seed,
+            cache_images=tcfg.run.cache_images,
         )
         t0 = time.perf_counter()
         c0 = time.process_time()

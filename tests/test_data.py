@@ -153,6 +153,41 @@ def test_datamodule_batches_and_drops_unreadable(image_folder, tmp_path):
     assert collate_skip_none([None])["image"].numel() == 0
 
 
+def test_cached_images_give_the_same_batches_and_are_decoded_once(image_folder, monkeypatch):
+    """``train.run.cache_images``: every epoch's augmented, shuffled batches equal the uncached ones;
+    each image is read from disk once."""
+    import inviz.data.loading as loading
+
+    index = carve_test_pool(scan_image_folder(image_folder)[0], SplitConfig())
+    reads: list[str] = []
+    load = loading.load_rgb
+
+    def counting(path):
+        reads.append(str(path))
+        return load(path)
+
+    monkeypatch.setattr(loading, "load_rgb", counting)
+
+    def epochs(cache):
+        dm = ImageDataModule(
+            index, image_folder, 32, (0.5,) * 3, (0.5,) * 3, AugmentConfig(), batch_size=4, seed=3,
+            cache_images=cache,
+        )  # fmt: skip
+        torch.manual_seed(0)
+        loader = dm.train_dataloader()
+        return [(b["sample_id"], b["image"]) for _ in range(2) for b in loader]
+
+    plain = epochs(False)
+    n_train = int((index["split"] == "train").sum())
+    assert len(reads) == 2 * n_train
+    reads.clear()
+    cached = epochs(True)
+    assert sorted(reads) == sorted(set(reads)) and len(reads) == n_train  # decoded once each
+    assert len(plain) == len(cached)
+    for (ids_a, x_a), (ids_b, x_b) in zip(plain, cached, strict=True):
+        assert ids_a == ids_b and torch.equal(x_a, x_b)
+
+
 def test_read_index_checks_columns(tmp_path):
     pd.DataFrame({"path": ["x"]}).to_csv(tmp_path / "i.csv", index=False)
     with pytest.raises(ValueError, match=r"i.csv: missing column\(s\) sample_id"):

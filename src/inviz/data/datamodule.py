@@ -54,6 +54,8 @@ class ImageDataModule(L.LightningDataModule):
     batch_size, num_workers : loader settings.
     seed : seeds the training shuffle.
     predict_ids : sample ids for ``predict_dataloader`` (default: the test pool).
+    cache_images : keep the decoded train and val images in memory (each decoded once; see
+        :class:`~inviz.data.loading.IndexedImageDataset`).
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class ImageDataModule(L.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         predict_ids: Sequence[str] | None = None,
+        cache_images: bool = False,
     ):
         super().__init__()
         self.index = index
@@ -79,6 +82,7 @@ class ImageDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.seed = seed
         self.predict_ids = list(predict_ids) if predict_ids is not None else None
+        self.cache_images = cache_images
 
     def _split(self, split: str) -> pd.DataFrame:
         part = self.index[self.index["split"] == split]
@@ -86,10 +90,10 @@ class ImageDataModule(L.LightningDataModule):
             raise ValueError(f"index has no images in split '{split}'")
         return part
 
-    def _loader(self, frame: pd.DataFrame, transform: Any, shuffle: bool) -> DataLoader:
+    def _loader(self, frame: pd.DataFrame, transform: Any, shuffle: bool, cache: bool = False) -> DataLoader:
         gen = torch.Generator().manual_seed(self.seed)
         return DataLoader(
-            IndexedImageDataset(frame, self.root, transform),
+            IndexedImageDataset(frame, self.root, transform, cache=cache),
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
@@ -105,11 +109,11 @@ class ImageDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         """Load the ``train`` split, augmented and shuffled (seeded)."""
         tf = train_transform(self.input_size, self.mean, self.std, self.augment)
-        return self._loader(self._split("train"), tf, shuffle=True)
+        return self._loader(self._split("train"), tf, shuffle=True, cache=self.cache_images)
 
     def val_dataloader(self) -> DataLoader:
         """Load the ``val`` split, in index order."""
-        return self._loader(self._split("val"), self.eval_transform(), shuffle=False)
+        return self._loader(self._split("val"), self.eval_transform(), shuffle=False, cache=self.cache_images)
 
     def test_dataloader(self) -> DataLoader:
         """Load the ``test`` split, in index order."""

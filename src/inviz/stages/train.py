@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         batch_size=cfg.batch_size,
         num_workers=cfg.run.num_workers,
         seed=cfg.seed,
+        cache_images=cfg.run.cache_images,
     )
 
     with stage_run("train", tracking, {"model": model_cfg, "train": cfg}) as tr:

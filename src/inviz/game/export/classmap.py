@@ -43,13 +43,16 @@ class ClassMap:
     def __post_init__(self) -> None:
         lookup: dict[str, int] = {}
         ids: dict[int, int] = {}
+        names: dict[int, str] = {}
         columns = ["game_id", "game_name", "class_folder", "class_name", "label"]
         for gid, gname, folder, cname, label in self.table[columns].itertuples(index=False):
             ids[int(gid)] = int(label)
+            names.setdefault(int(label), str(cname))
             for alias in (gname, folder, cname):
                 lookup[_norm_name(alias)] = int(label)
         object.__setattr__(self, "_lookup", lookup)
         object.__setattr__(self, "_ids", ids)
+        object.__setattr__(self, "_names", names)
 
     def resolve(self, value: Any) -> int | None:
         """Find the dataset label of a class given as game id (``3``), game name, class name or folder.
@@ -72,8 +75,8 @@ class ClassMap:
         return self._lookup.get(_norm_name(s))  # type: ignore[attr-defined]
 
     def class_name(self, label: int) -> str:
-        """Return the dataset class name of ``label``."""
-        return str(self.table.loc[self.table["label"] == label, "class_name"].iloc[0])
+        """Return the dataset class name of ``label`` (``KeyError`` for a label not in the list)."""
+        return self._names[int(label)]  # type: ignore[attr-defined]
 
     def names_table(self) -> pd.DataFrame:
         """List the class names per dataset label (the names label analysis removes from texts).

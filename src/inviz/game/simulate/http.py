@@ -219,6 +219,9 @@ async def _play_all(
             }
             r = await session.http.call("POST", "/api/players", "sign_up", "", json=body)
             tokens.append(r.json()["token"])
+            # players authenticate with their bearer tokens; the sign-up's cookie (a browser's) would
+            # ride along on every request of every player and cost the client's cookie jar each time
+            client.cookies.clear()
         active = list(range(len(players)))
         with tqdm(total=ctx["expected_rounds"], desc="simulated rounds (http)", unit="round") as bar:
             while active:
