@@ -107,6 +107,7 @@ def test_http_simulation_is_seeded(played, tmp_path):
     assert (tmp_path / "game" / "guesses.csv").read_bytes() == first
 
 
+@pytest.mark.slow
 def test_http_simulation_database_in_the_loop_equals_database_threads(played, tmp_path, monkeypatch):
     """The simulated game runs its database work inline (one request at a time); a server runs it in
     database threads. Both give the same export, and inline really stays on the loop's thread."""

@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 #: An extraction unlike the warm-up's: other input size, width, layers, batch size and images.
 EXTRACT = textwrap.dedent(
     """
@@ -29,6 +31,7 @@ def _run(code: list[str], cache_dir, debug: bool) -> str:
     return out.stdout + out.stderr
 
 
+@pytest.mark.slow
 def test_after_the_warm_up_an_extraction_compiles_nothing(tmp_path):
     """In a fresh numba cache, the warm-up compiles; an extraction afterwards only loads."""
     cache = tmp_path / "numba"
