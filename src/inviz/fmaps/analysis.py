@@ -79,10 +79,14 @@ class PreparedBatch:
     logits : float64 ndarray of shape (B,), the target logits.
     confidence : float64 ndarray of shape (B,), the softmax probability of the predicted class.
     problems : one :class:`Problem` per image and layer (layer-major).
-    scores : one Tensor of shape (n, d) per problem, its PCA scores (on the device for ``torch``).
+    scores : one Tensor per problem: its PCA scores, shape (n, d) (on the device for ``torch``),
+        or, when ``reduced`` is False, its min-max scaled kept maps, shape (n, H*W), on the host.
     method : ``pca`` (Ward on the PCA scores) or the t-SNE backend that embeds the scores.
     input_size : (height, width) of the network input.
     copied : on CUDA, an event recorded after the kept maps' copies to the host were queued.
+    reduced : whether the PCA was done. On the CPU it is left to :func:`finish_batch`, i.e. to the
+        background thread that overlaps the next batch's network pass (same one-thread PCA, same
+        numbers); on a GPU it is part of the device work.
     """
 
     ids: list[str]
@@ -95,6 +99,7 @@ class PreparedBatch:
     method: str
     input_size: tuple[int, int]
     copied: torch.cuda.Event | None = None
+    reduced: bool = True
 
 
 def _layer_problems(
@@ -170,7 +175,8 @@ def prepare_batch(
 
     Returns
     -------
-    :class:`PreparedBatch` (PCA scores on the device for the ``torch`` backend, the rest on the host).
+    :class:`PreparedBatch` (PCA scores on the device for the ``torch`` backend, the rest on the
+    host; on the CPU the PCA is left to :func:`finish_batch`).
     """
     nb = len(ids)
     if nb == 0:
@@ -186,13 +192,12 @@ def prepare_batch(
             problems.extend(p)
             xs.extend(x)
     method = "pca" if cfg.embedding == "pca" else resolve_backend(cfg.tsne.backend, device)
-    with timed(timings, "pca"), one_thread(device):
-        if method == "pca":
-            scores = pca_scores(xs, cfg.pca_components)
-        else:
-            if method != "torch":  # the CPU backends
-                xs = [x.cpu() for x in xs]
-            scores = TSNE_BACKENDS[method].pca(xs, cfg.pca_components, cfg.seed)
+    reduced = device.type != "cpu"  # on the CPU the PCA runs in finish_batch (the background thread)
+    if reduced:
+        with timed(timings, "pca"):
+            scores = _pca(xs, method, cfg, device)
+    else:
+        scores = xs
     logits = captured.logits[:nb].float()
     targets = captured.targets[:nb]
     target_logits = logits.gather(1, targets[:, None])[:, 0]
@@ -214,7 +219,18 @@ def prepare_batch(
         method,
         (int(input_size[0]), int(input_size[1])),
         copied,
+        reduced,
     )
+
+
+def _pca(xs: list[torch.Tensor], method: str, cfg: ExtractConfig, device: torch.device) -> list[torch.Tensor]:
+    """Reduce each problem's kept maps, shape (n, H*W), to PCA scores, shape (n, d), on one thread."""
+    with one_thread(device):
+        if method == "pca":
+            return pca_scores(xs, cfg.pca_components)
+        if method != "torch":  # the CPU backends
+            xs = [x.cpu() for x in xs]
+        return TSNE_BACKENDS[method].pca(xs, cfg.pca_components, cfg.seed)
 
 
 def finish_batch(
@@ -226,19 +242,24 @@ def finish_batch(
     ----------
     batch : the output of :func:`prepare_batch`.
     cfg : the settings.
-    timings : optional dict receiving seconds per step (``tsne``, ``clustering``, ``maps``).
+    timings : optional dict receiving seconds per step (``pca`` on the CPU, ``tsne``, ``clustering``,
+        ``maps``).
 
     Returns
     -------
     list of B :class:`ImageExplanation`, in batch order.
     """
     cuda = batch.copied is not None
+    scores = batch.scores
+    if not batch.reduced:
+        with timed(timings, "pca"):
+            scores = _pca(scores, batch.method, cfg, torch.device("cpu"))
     # a background thread starts on CUDA device 0: work on the batch's device
     with torch.cuda.device(batch.copied.device) if cuda else contextlib.nullcontext():
         if batch.method == "pca":
-            embeddings = pca_points(batch.scores)
+            embeddings = pca_points(scores)
         else:
-            embeddings = TSNE_BACKENDS[batch.method].embed_scores(batch.scores, cfg.tsne, cfg.seed, timings)
+            embeddings = TSNE_BACKENDS[batch.method].embed_scores(scores, cfg.tsne, cfg.seed, timings)
         if cuda:
             batch.copied.synchronize()
     per_image: list[dict[str, LayerExplanation]] = [{} for _ in batch.ids]
