@@ -25,6 +25,10 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 XSS = ("<img src=x onerror=window.__xss=1>", "<script>window.__xss=2</script>")  # within max_text_length
 
+#: A function, not an expression: Playwright evaluates an expression with eval(), which the page's
+#: Content-Security-Policy (script-src 'self') refuses once the predicate has to poll.
+IMAGE_SHOWN = "() => document.querySelector('[data-testid=round-image]').naturalWidth > 0"
+
 
 @pytest.fixture
 def served(tmp_path):
@@ -90,7 +94,7 @@ def test_the_game_in_a_desktop_browser(served):
         assert page.text_content("[data-testid=revealed]") == "2% revealed"
         assert page.locator("[data-testid=choice]").count() == 3
         assert page.is_disabled("[data-testid=resign]")
-        page.wait_for_function("document.querySelector('[data-testid=round-image]').naturalWidth > 0")
+        page.wait_for_function(IMAGE_SHOWN)
         page.screenshot(path=str(out / "game_round.png"))
         # a hint reveals the next level
         page.click("[data-testid=hint]")
@@ -181,7 +185,7 @@ def test_the_game_on_a_phone(served):
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(server.url + "/")
         sign_up(page, "Bea")
-        page.wait_for_function("document.querySelector('[data-testid=round-image]').naturalWidth > 0")
+        page.wait_for_function(IMAGE_SHOWN)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"the page is {width} px wide on a 390 px screen"
         box = page.locator("[data-testid=round-image]").bounding_box()
