@@ -257,8 +257,9 @@ class Explainer:
     Per batch (:meth:`submit`): the images are padded to ``cfg.run.batch_size`` (at least
     :data:`MIN_NETWORK_BATCH`; copies of the last image), go through one forward and one backward
     pass, then the device part of the analysis (:func:`inviz.fmaps.analysis.prepare_batch`); the
-    CPU part (:func:`inviz.fmaps.analysis.finish_batch`: Ward, cluster maps, records) runs in a
-    background thread while the next batch is submitted (``cfg.run.overlap``). Everything runs
+    CPU part (:func:`inviz.fmaps.analysis.finish_batch`: on a CPU device also the PCA, then t-SNE,
+    Ward, cluster maps, records) runs in a background thread while the next batch is submitted
+    (``cfg.run.overlap``). Everything runs
     under :func:`inviz.core.compute.exact_float32`. The caller's model is never modified.
 
     Parameters
