@@ -139,3 +139,36 @@ def test_a_moved_project_keeps_its_artifacts_in_its_own_folder(tmp_path, monkeyp
         run = client.get_run(run_id)
         assert run.info.artifact_uri.startswith((new / "mlartifacts").as_uri() + "/")
         assert [f.path for f in client.list_artifacts(run_id)] == [name]
+
+
+def test_log_figure_logs_the_saved_file_instead_of_rendering_again(tracking_uri, tmp_path, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from inviz.core.io import save_figure
+
+    fig, ax = plt.subplots(figsize=(2, 2))
+    ax.plot([0, 1], [1, 0])
+    saved = save_figure(fig, tmp_path / "drawn.png")[0]
+    renders = []
+    draw = fig.savefig
+    monkeypatch.setattr(fig, "savefig", lambda *a, **k: (renders.append(a), draw(*a, **k)))
+    with stage_run("unit", TrackingConfig(experiment="figs")) as tr:
+        tr.log_figure(fig, "plots/other_name.png", saved=saved)  # logged under the artifact's name
+        tr.log_figure(fig, "drawn.png", saved=saved)
+        assert renders == []
+        tr.log_figure(fig, "plots/missing.png", saved=tmp_path / "not_written.png")  # falls back: renders
+        assert len(renders) == 1
+        run_id = tr.run_id
+    client = mlflow.MlflowClient()
+    assert [a.path for a in client.list_artifacts(run_id, "plots")] == [
+        "plots/missing.png",
+        "plots/other_name.png",
+    ]
+    got = Path(client.download_artifacts(run_id, "plots/other_name.png", str(tmp_path / "dl")))
+    assert got.read_bytes() == saved.read_bytes()
+    assert Path(client.download_artifacts(run_id, "drawn.png", str(tmp_path / "dl2"))).read_bytes() == (
+        saved.read_bytes()
+    )

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -177,12 +178,29 @@ class Tracker:
         if flat:
             mlflow.log_metrics(flat, step=step)
 
-    def log_figure(self, fig: Any, artifact_file: str) -> None:
-        """Log a matplotlib figure as the image artifact ``artifact_file``."""
-        if self.enabled:
-            import mlflow
+    def log_figure(self, fig: Any, artifact_file: str, saved: str | Path | None = None) -> None:
+        """Log a matplotlib figure as the image artifact ``artifact_file``.
 
+        ``saved``: the file the figure was already written to (``save_figure``), logged as it is,
+        under ``artifact_file``'s name: rendering a figure again costs as much as saving it (up to
+        seconds for the large ones). Without it, or when that file is missing, the figure is rendered.
+        """
+        if not self.enabled:
+            return
+        import mlflow
+
+        if saved is None or not Path(saved).is_file():
             mlflow.log_figure(fig, artifact_file)
+            return
+        target = Path(artifact_file)
+        parent = None if str(target.parent) == "." else target.parent.as_posix()
+        if Path(saved).name == target.name:
+            mlflow.log_artifact(str(saved), artifact_path=parent)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / target.name
+            shutil.copyfile(saved, copy)
+            mlflow.log_artifact(str(copy), artifact_path=parent)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Log a file or a folder's files (a missing path is skipped)."""

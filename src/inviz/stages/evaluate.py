@@ -174,7 +174,7 @@ def _write(args: argparse.Namespace, result: Any, n_missing: int, tr: Any) -> di
         write_text(tmp / "evaluation.md", evaluation_markdown(result))
         for name, fig in evaluation_figures(result).items():
             save_figure(fig, tmp / "figures" / f"{name}.png")
-            tr.log_figure(fig, f"evaluate/{name}.png")
+            tr.log_figure(fig, f"evaluate/{name}.png", saved=tmp / "figures" / f"{name}.png")
             close(fig)
     write_json(args.metrics, metrics)
     flat = {k: v for k, v in metrics["headline"].items() if v is not None}

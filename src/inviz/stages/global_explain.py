@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tr.log_metrics({k: v for k, v in metrics.items() if not isinstance(v, dict)})
         tr.log_metrics({k: v for k, v in metrics["tcav"].items() if v is not None}, prefix="tcav")
         for fig, name in figs:
-            tr.log_figure(fig, f"global/{name}.png")
+            tr.log_figure(fig, f"global/{name}.png", saved=out / "figures" / f"{name}.png")
         for f in ("global.csv", "tcav.csv", "global.md"):
             tr.log_artifact(out / f, "global")
     for fig, _ in figs:

@@ -25,6 +25,8 @@ PATHS = {
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from pathlib import Path
+
     import pandas as pd
 
     from inviz.core.io import save_figure, write_csv, write_json
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with stage_run("masks", tracking, {"masks": cfg}) as tr:
         tr.log_metrics({k: v for k, v in metrics.items() if not isinstance(v, (dict, list))})
         tr.log_metrics(metrics["revealed_share_mean"], prefix="revealed_share_mean")
-        tr.log_figure(assets.figure, "masks_levels.png")
+        tr.log_figure(assets.figure, "masks_levels.png", saved=Path(args.figure).with_suffix(".png"))
         tr.log_artifact(args.manifest)
     close(assets.figure)
     log.info(

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         seconds = {slug(m): s for m, s in metrics["seconds_per_image"].items()}
         tr.log_metrics(seconds, prefix="seconds_per_image")
         if overview is not None:
-            tr.log_figure(overview, "survey/survey_panels.png")
+            tr.log_figure(overview, "survey/survey_panels.png", saved=out / "survey_panels.png")
             close(overview)
         tr.log_artifact(out / "questionnaire.md", "survey")
         tr.log_artifact(out / "questionnaire_form.csv", "survey")

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
         )
         if fig is not None:
-            tr.log_figure(fig, "transfer/loio.png")
+            tr.log_figure(fig, "transfer/loio.png", saved=Path(args.reports) / "loio.png")
         tr.log_artifact(Path(args.reports) / "loio.md", "transfer")
         tr.log_artifact(out / "label_model.json", "transfer")
     if fig is not None:
