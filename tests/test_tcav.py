@@ -112,7 +112,7 @@ def cfg(**kw) -> TCAVConfig:
     return TCAVConfig(**{**base, **kw})
 
 
-def run(data, tmp_path, c=None, model=None, model_hash=HASH_A, concepts=None, **kw):
+def run(data, tmp_path, c=None, model=None, model_hash=HASH_A, concepts=None, workers=1, **kw):
     return run_tcav(
         model if model is not None else RedNet(),
         TARGET,
@@ -122,6 +122,7 @@ def run(data, tmp_path, c=None, model=None, model_hash=HASH_A, concepts=None, **
         c or cfg(**kw),
         tmp_path / "cavs",
         model_hash,
+        workers=workers,
     )
 
 
@@ -219,6 +220,23 @@ def test_deterministic_for_a_seed(data, tmp_path):
     pd.testing.assert_frame_equal(a.runs, b.runs)
     c = run(data, tmp_path / "c", n_runs=4, seed=8)
     assert not np.array_equal(a.runs["cav_file"], c.runs["cav_file"])  # other random sets
+
+
+def test_cavs_fitted_in_threads_equal_the_serial_ones(data, tmp_path):
+    import torch as _torch
+
+    serial = run(data, tmp_path / "a", n_runs=4)
+    threaded = run(data, tmp_path / "b", n_runs=4, workers=3)
+    pd.testing.assert_frame_equal(serial.table, threaded.table)
+    pd.testing.assert_frame_equal(serial.runs, threaded.runs)
+    assert threaded.n_trained == serial.n_trained == 12 and threaded.n_cached == 0
+    for f in serial.runs["cav_file"].unique():  # the stored CAVs themselves, bit for bit
+        a = _torch.load(serial.cache_path / f, weights_only=False)
+        b = _torch.load(threaded.cache_path / f, weights_only=False)
+        assert _torch.equal(a["stats"]["weights"], b["stats"]["weights"])
+    again = run(data, tmp_path / "b", n_runs=4, workers=2)  # the cache serves the threaded path too
+    assert again.n_trained == 0 and again.n_cached == 12
+    pd.testing.assert_frame_equal(serial.runs, again.runs)
 
 
 def test_cache_keyed_by_model_hash_and_reused(data, tmp_path):
@@ -353,6 +371,11 @@ def test_non_converged_cavs_are_reported(data, tmp_path, caplog):
     assert "stopped at max_iter" not in caplog.text  # the defaults converge
     with caplog.at_level("WARNING", logger="inviz.concepts.tcav"):
         run(data, tmp_path / "b", n_runs=2, max_iter=2)
+    assert "6 of 6 CAV classifiers stopped at max_iter=2" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # sklearn's own ConvergenceWarning stays silenced in threads
+        run(data, tmp_path / "c", n_runs=2, max_iter=2, workers=2)
     assert "6 of 6 CAV classifiers stopped at max_iter=2" in caplog.text
 
 

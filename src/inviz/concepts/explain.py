@@ -250,7 +250,15 @@ def _validate(
         layer_cfg = dataclasses.replace(cfg.tcav, layers=(layer,))
         with exact_float32():  # no TF32: the same activations, CAVs and scores on every device
             res = run_tcav(
-                model, class_label, concepts, random_x, class_x, layer_cfg, cav_cache, loaded.sha256
+                model,
+                class_label,
+                concepts,
+                random_x,
+                class_x,
+                layer_cfg,
+                cav_cache,
+                loaded.sha256,
+                workers=cfg.run.cav_workers,
             )
         trained, cached = trained + res.n_trained, cached + res.n_cached
         runs.append(res.runs.assign(class_label=class_label))

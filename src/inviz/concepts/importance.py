@@ -104,9 +104,17 @@ class GlobalRunConfig:
     ----------
     device : str
         Where TCAV runs the model: ``auto`` (CUDA when available) | ``cpu`` | ``cuda`` | ``cuda:1`` …
+    cav_workers : int
+        Threads fitting the CAV classifiers (0: as many as torch uses, one per core). Each CAV's
+        seed depends only on its concepts, so the CAVs and scores do not depend on it (tested).
     """
 
     device: str = "auto"
+    cav_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.cav_workers < 0:
+            raise ValueError(f"cav_workers: expected >= 0 (0: one per core), got {self.cav_workers}")
 
 
 @dataclass(frozen=True)

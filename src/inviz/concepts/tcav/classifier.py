@@ -30,6 +30,8 @@ class SeededLinearClassifier(Classifier):
     ----------
     cfg : TCAVConfig
         ``classifier`` and its settings, ``test_split``, ``center``, ``unit_cav``, ``seed``.
+    quiet : bool
+        Do not touch the warning filters (for threads; see :meth:`spawn`).
 
     Attributes
     ----------
@@ -39,12 +41,26 @@ class SeededLinearClassifier(Classifier):
         Fits that stopped at ``max_iter`` before reaching ``tol``.
     """
 
-    def __init__(self, cfg: TCAVConfig) -> None:
+    def __init__(self, cfg: TCAVConfig, quiet: bool = False) -> None:
         self.cfg = cfg
+        self.quiet = quiet
         self.n_trained = 0
         self.n_not_converged = 0
         self._weights: torch.Tensor | None = None
         self._classes: list[int] | None = None
+
+    def spawn(self) -> SeededLinearClassifier:
+        """Return a fresh classifier of the same settings for another thread (own weights and counts).
+
+        It leaves the warning filters alone (``warnings.catch_warnings`` is not thread-safe): the
+        caller silences ``ConvergenceWarning`` around the threads (non-convergence is counted).
+        """
+        return type(self)(self.cfg, quiet=True)
+
+    def absorb(self, other: SeededLinearClassifier) -> None:
+        """Add the fit counts of a :meth:`spawn`-ed classifier to this one's."""
+        self.n_trained += other.n_trained
+        self.n_not_converged += other.n_not_converged
 
     def train_and_eval(self, dataloader: Any, **kwargs: Any) -> dict[str, Any]:
         """Fit on the activations of two concepts; the CAV is the weight vector.
@@ -82,15 +98,16 @@ class SeededLinearClassifier(Classifier):
         # post-ReLU activations they keep a component along the mean activation
         mu = x_tr.mean(axis=0, keepdims=True) if cfg.center else np.zeros((1, x.shape[1]), x.dtype)
         clf = CAV_CLASSIFIERS[cfg.classifier](cfg, seed)
-        with warnings.catch_warnings(record=True) as caught:
-            # counted here and reported once per call by run_tcav, not once per CAV
-            warnings.simplefilter("always", ConvergenceWarning)
+        if self.quiet:
             clf.fit(x_tr - mu, y_tr)
-        if any(issubclass(c.category, ConvergenceWarning) for c in caught):
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                clf.fit(x_tr - mu, y_tr)
+        # counted here (sklearn warns exactly when the iterations reach max_iter) and reported
+        # once per call by run_tcav, not once per CAV
+        if int(np.max(np.atleast_1d(clf.n_iter_))) >= cfg.max_iter:
             self.n_not_converged += 1
-        for c in caught:
-            if not issubclass(c.category, ConvergenceWarning):
-                warnings.warn_explicit(c.message, c.category, c.filename, c.lineno)
         if x_te is not None:
             acc = float(clf.score(x_te - mu, y_te))
         w = np.asarray(clf.coef_[0], dtype=np.float64)

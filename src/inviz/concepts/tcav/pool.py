@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,10 @@ class PooledTCAV(TCAV):
     pool_source : Tensor of shape (m, C, H, W)
         The random pool; concepts whose ``data_iter`` is a :class:`Batches` over it take their
         activations from one pass over the pool.
+    workers : int
+        Threads fitting the CAV classifiers of one :meth:`compute_cavs` call (the fits release
+        the GIL; each CAV's seed depends only on its concepts, so the CAVs do not depend on it).
+        Needs a classifier with ``spawn``/``absorb`` (:class:`SeededLinearClassifier`); 1: captum's loop.
     """
 
     def __init__(
@@ -151,9 +156,11 @@ class PooledTCAV(TCAV):
         classifier: Classifier,
         save_path: str,
         pool_source: torch.Tensor,
+        workers: int = 1,
     ) -> None:
         super().__init__(model, layers, model_id=model_id, classifier=classifier, save_path=save_path)
         self.pool_source = pool_source
+        self.workers = workers
         self._pool_acts: dict[str, torch.Tensor] | None = None
 
     @property
@@ -190,6 +197,62 @@ class PooledTCAV(TCAV):
                     chunks[layer].append(torch.reshape(a, (a.shape[0], -1)).detach())
             self._pool_acts = {layer: torch.cat(v) for layer, v in chunks.items()}
         return self._pool_acts
+
+    def compute_cavs(
+        self, experimental_sets: list[list[Concept]], force_train: bool = False, processes: int | None = None
+    ) -> dict[str, dict[str, CAV]]:
+        """Captum's ``TCAV.compute_cavs``, with the classifiers fitted in :attr:`workers` threads.
+
+        As captum does: register the concepts (one instance per id), load the stored CAVs, compute
+        the missing activations (here, in this thread: the model runs one batch at a time), then
+        train each set's missing CAVs with captum's ``train_cav`` (which also saves them), each
+        thread with its own :meth:`~SeededLinearClassifier.spawn`-ed classifier.
+        """
+        if self.workers <= 1 or not hasattr(self.classifier, "spawn") or processes:
+            return super().compute_cavs(experimental_sets, force_train, processes)
+        from concurrent.futures import ThreadPoolExecutor
+
+        from captum.concept._core.tcav import train_cav
+        from sklearn.exceptions import ConvergenceWarning
+
+        for concepts in experimental_sets:
+            self.concepts.update(concepts)
+        ids = [c.id for c in self.concepts]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"TCAV: two concept instances share an id ({sorted(ids)}): reuse one instance")
+        if force_train:
+            self.generate_all_activations()
+        todo: dict[str, list[str]] = {}
+        for concepts in experimental_sets:
+            if force_train:
+                todo[concepts_to_str(concepts)] = list(self.layers)
+            else:
+                layers, concept_layers = self.load_cavs(concepts)
+                todo[concepts_to_str(concepts)] = layers
+                self.generate_activations(concept_layers)
+        classifier: Any = self.classifier
+
+        def train(concepts: list[Concept]) -> tuple[dict[str, dict[str, CAV]], Any]:
+            own = classifier.spawn()
+            cavs = train_cav(
+                self.model_id,
+                concepts,
+                todo[concepts_to_str(concepts)],
+                own,
+                self.save_path,
+                self.classifier_kwargs,
+            )
+            return cavs, own
+
+        with warnings.catch_warnings():  # here, not in the threads (catch_warnings is not thread-safe)
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            with ThreadPoolExecutor(min(self.workers, len(experimental_sets)) or 1) as pool:
+                results = list(pool.map(train, experimental_sets))
+        for cavs, own in results:  # in the order of the sets, as captum merges them
+            classifier.absorb(own)
+            for key, by_layer in cavs.items():
+                self.cavs[key].update(by_layer)
+        return self.cavs
 
     def generate_activations(self, concept_layers: dict[Any, list[str]]) -> None:
         """Store the activations of each concept at its layers, skipping those stored already."""

@@ -139,6 +139,7 @@ def run_tcav(
     cfg: TCAVConfig,
     cache_dir: str | Path,
     model_hash: str,
+    workers: int = 1,
 ) -> TCAVResult:
     """TCAV scores and significance of concepts for one class (all of ``cfg.layers``).
 
@@ -163,6 +164,8 @@ def run_tcav(
         Root of the CAV cache (a persistent DVC output).
     model_hash : str
         sha256 of the model checkpoint (``LoadedModel.sha256``); keys the cache.
+    workers : int
+        Threads fitting the CAV classifiers (0: as many as torch uses). The results do not depend on it.
 
     Returns
     -------
@@ -200,6 +203,7 @@ def run_tcav(
             cfg,
             settings_dir,
             f"TCAV class {target_class}",
+            workers or torch.get_num_threads(),
         )
     runs = pd.DataFrame(_run_rows(scores, resolved, list(tested), cfg), columns=RUN_COLUMNS)
     table = _test_table(rows, runs, resolved, cfg)
@@ -307,6 +311,7 @@ def _score_runs(
     cfg: TCAVConfig,
     settings_dir: Path,
     desc: str,
+    workers: int = 1,
 ) -> tuple[list[_RunScores], int, int]:
     """Score every run's CAVs (from the cache or trained); also count CAVs trained and from the cache."""
     from tqdm.auto import tqdm
@@ -320,7 +325,7 @@ def _score_runs(
     n_cached = 0
     with tempfile.TemporaryDirectory(prefix="inviz-tcav-") as scratch:
         save_path = str(Path(scratch) / "captum")
-        tcav = PooledTCAV(work, modules, settings_dir.name, classifier, save_path, random_pool)
+        tcav = PooledTCAV(work, modules, settings_dir.name, classifier, save_path, random_pool, workers)
         for run in tqdm(range(cfg.n_runs), desc=desc, leave=False):
             a, b = random_a[run], random_b[run]
             run_scores, cached = _one_run(tcav, concept_sets, a, b, sens, settings_dir)
