@@ -140,3 +140,60 @@ def test_http_simulation_database_in_the_loop_equals_database_threads(played, tm
     assert threads and all(t.startswith("game-db") for t in threads)
     for out_dir in ("inline", "threaded"):
         assert (tmp_path / out_dir / "game" / "guesses.csv").read_bytes() == first
+
+
+def test_the_simulations_asgi_client_sends_what_httpx_sends():
+    """The lean in-process client: same status, headers, body and request as httpx's ASGI transport."""
+    import asyncio
+
+    import httpx2 as httpx
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
+
+    from inviz.game.simulate.http import AsgiClient
+
+    app = FastAPI()
+
+    @app.post("/echo")
+    async def echo(request: Request):
+        body = await request.json()
+        seen = {
+            "body": body,
+            "auth": request.headers.get("authorization"),
+            "type": request.headers.get("content-type"),
+            "query": dict(request.query_params),
+            "path": request.url.path,
+        }
+        return JSONResponse(seen, status_code=201, headers={"X-Seen": "yes"})
+
+    @app.get("/bytes")
+    async def raw():
+        return Response(bytes(range(256)), media_type="image/png")
+
+    @app.get("/boom")
+    async def boom():
+        raise RuntimeError("app error")
+
+    async def both():
+        lean = AsgiClient(app)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://deep-reveal"
+        ) as ref:
+            for method, path, kw in [
+                (
+                    "POST",
+                    "/echo?x=1&y=two",
+                    {"json": {"a": [1, "é"]}, "headers": {"Authorization": "Bearer t"}},
+                ),
+                ("GET", "/bytes", {}),
+                ("GET", "/missing", {}),
+                ("POST", "/echo", {}),  # no body: the app's own error answer
+            ]:
+                a = await lean.request(method, path, **kw)
+                b = await ref.request(method, path, **kw)
+                assert (a.status_code, a.content) == (b.status_code, b.content), path
+                assert a.headers == dict(b.headers), path
+            with pytest.raises(RuntimeError, match="app error"):
+                await lean.request("GET", "/boom")
+
+    asyncio.run(both())

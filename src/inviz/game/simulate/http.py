@@ -18,7 +18,7 @@ import asyncio
 import dataclasses
 import gc
 import hashlib
-import logging
+import json
 import tempfile
 import time
 from collections import Counter
@@ -67,16 +67,109 @@ class HttpGame:
     seconds: float
 
 
+@dataclass(frozen=True)
+class AsgiResponse:
+    """What the application answered: status, headers (lower-case names) and body."""
+
+    status_code: int
+    headers: dict[str, str]
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        """The body as UTF-8 text."""
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """Parse the body as JSON."""
+        return json.loads(self.content)
+
+
+class AsgiClient:
+    """A minimal HTTP/1.1 client that calls an ASGI application in process (ASGI 3 ``http`` scope).
+
+    The simulation sends tens of thousands of small requests, one at a time. A general client
+    (httpx's ``ASGITransport`` behind an ``AsyncClient``: URL and header models, cookie jar, auth
+    and redirect handling, response streams) cost about as much CPU per request as the game
+    itself; the application sees the same scope, headers and body either way. Errors raised by
+    the application propagate (as with ``ASGITransport(raise_app_exceptions=True)``).
+
+    Parameters
+    ----------
+    app : ASGI application
+    host : str
+        The ``Host`` header and ``server`` name.
+    """
+
+    def __init__(self, app: Any, host: str = "deep-reveal"):
+        self.app = app
+        self.host = host
+
+    async def request(
+        self, method: str, path: str, headers: dict[str, str] | None = None, json: Any = None
+    ) -> AsgiResponse:
+        """Send one request; ``json``: a body to send as ``application/json``."""
+        import json as json_module
+
+        body = b"" if json is None else json_module.dumps(json).encode("utf-8")
+        raw = [(b"host", self.host.encode()), (b"accept", b"*/*"), (b"user-agent", b"inviz-simulation")]
+        if json is not None:
+            raw += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+        target, _, query = path.partition("?")
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": "1.1",
+            "method": method.upper(),
+            "scheme": "http",
+            "path": target,
+            "raw_path": target.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "headers": raw,
+            "client": ("127.0.0.1", 123),
+            "server": (self.host, 80),
+            "state": {},
+        }
+        sent_body = False
+        done = asyncio.Event()
+        status, out_headers, chunks = 0, {}, []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent_body
+            if not sent_body:
+                sent_body = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await done.wait()  # a disconnect only once the response is complete
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                out_headers.update((k.decode("latin-1"), v.decode("latin-1")) for k, v in message["headers"])
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    done.set()
+
+        await self.app(scope, receive, send)
+        if not status:
+            raise InvizError(f"simulated game: {method} {path}: the application sent no response")
+        return AsgiResponse(status, out_headers, b"".join(chunks))
+
+
 class _Client:
     """An HTTP client of one app that counts requests per endpoint and fails on unexpected statuses."""
 
-    def __init__(self, client: Any):
+    def __init__(self, client: AsgiClient):
         self.client = client
         self.requests: Counter[str] = Counter()
 
     async def call(
         self, method: str, path: str, name: str, token: str, ok: tuple[int, ...] = (200, 201), **kw: Any
-    ):
+    ) -> AsgiResponse:
         self.requests[name] += 1
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         r = await self.client.request(method, path, headers=headers, **kw)
@@ -189,47 +282,26 @@ class _Session:
 
 
 async def _play(app: Any, players: list[Player], rng: np.random.Generator, ctx: dict[str, Any]) -> _Session:
-    import httpx2 as httpx
-
-    # tens of thousands of in-process requests: one INFO log line each would swamp the stage's
-    # output (and cost more than the requests); the progress bar counts the rounds instead
-    log = logging.getLogger("httpx2")
-    level = log.level
-    log.setLevel(logging.WARNING)
-    try:
-        return await _play_all(httpx.ASGITransport(app=app), players, rng, ctx)
-    finally:
-        log.setLevel(level)
-
-
-async def _play_all(
-    transport: Any, players: list[Player], rng: np.random.Generator, ctx: dict[str, Any]
-) -> _Session:
-    import httpx2 as httpx
     from tqdm.auto import tqdm
 
-    async with httpx.AsyncClient(transport=transport, base_url="http://deep-reveal") as client:
-        session = _Session(_Client(client), ctx)
-        tokens = []
-        for p in players:
-            body = {
-                "nickname": f"sim {p.player_id}",
-                "ai_background": bool(rng.random() < 0.5),
-                "language": p.language,
-            }
-            r = await session.http.call("POST", "/api/players", "sign_up", "", json=body)
-            tokens.append(r.json()["token"])
-            # players authenticate with their bearer tokens; the sign-up's cookie (a browser's) would
-            # ride along on every request of every player and cost the client's cookie jar each time
-            client.cookies.clear()
-        active = list(range(len(players)))
-        with tqdm(total=ctx["expected_rounds"], desc="simulated rounds (http)", unit="round") as bar:
-            while active:
-                i = active[int(rng.integers(len(active)))]
-                if await session.play_round(players[i], tokens[i], rng):
-                    bar.update(1)
-                else:
-                    active.remove(i)
+    session = _Session(_Client(AsgiClient(app)), ctx)
+    tokens = []
+    for p in players:
+        body = {
+            "nickname": f"sim {p.player_id}",
+            "ai_background": bool(rng.random() < 0.5),
+            "language": p.language,
+        }
+        r = await session.http.call("POST", "/api/players", "sign_up", "", json=body)
+        tokens.append(r.json()["token"])  # players authenticate with their bearer tokens (no cookies)
+    active = list(range(len(players)))
+    with tqdm(total=ctx["expected_rounds"], desc="simulated rounds (http)", unit="round") as bar:
+        while active:
+            i = active[int(rng.integers(len(active)))]
+            if await session.play_round(players[i], tokens[i], rng):
+                bar.update(1)
+            else:
+                active.remove(i)
     return session
 
 
