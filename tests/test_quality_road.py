@@ -94,3 +94,35 @@ def test_road_is_seeded():
     a = road(model, x, [0, 1], ["a", "b"], maps, cfg)
     b = road(model, x, [0, 1], ["a", "b"], maps, cfg)
     assert a.equals(b)
+
+
+def test_threaded_imputations_equal_the_serial_noisy_ones():
+    """Solves in threads, noise drawn afterwards in order: the images the serial loop makes, bit for bit."""
+    from inviz.quality.pixel import map_rng, pixel_ranks, target_outputs
+
+    model = OneChannel().eval()
+    rng = np.random.default_rng(5)
+    n, h = 4, 12
+    x = torch.as_tensor(rng.normal(size=(n, 1, h, h)).astype(np.float32))
+    maps = {("Random", None): rng.random((n, h, h)).astype(np.float32), ("Other", "l"): rng.random((n, h, h))}
+    cfg = RoadConfig(percentages=(20.0, 50.0, 80.0), noise=0.05, methods=("Random", "Other"))
+    ids = [f"s{i}" for i in range(n)]
+    y = [0, 1, 2, 1]
+    one, three = (road(model, x, y, ids, maps, cfg, workers=w) for w in (1, 3))
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(one, three)
+    # the serial reference: impute with noise one image at a time, in the curve's order
+    probs = []
+    for i, sid in enumerate(ids):
+        for key, stack in maps.items():
+            g = map_rng(cfg.seed, sid, key)
+            ranks = pixel_ranks(stack[i], "random", g)
+            batch = []
+            for order in ("MoRF", "LeRF"):
+                for p in cfg.percentages:
+                    k = int(ranks.size * p / 100)
+                    removed = ranks < k if order == "MoRF" else ranks >= ranks.size - k
+                    batch.append(linear_imputation(x[i].double().numpy(), removed, cfg.noise, g))
+            probs += list(target_outputs(model, torch.as_tensor(np.stack(batch), dtype=x.dtype), y[i], 64)[0])
+    np.testing.assert_array_equal(one["prob"].to_numpy(), np.asarray(probs, dtype=float))

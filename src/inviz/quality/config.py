@@ -196,7 +196,7 @@ class RunConfig:
     Parameters
     ----------
     batch_size : inputs per forward pass (masked activations, perturbed images).
-    threads : CPU threads for torch (0: the library default).
+    threads : CPU threads for torch and for ROAD's imputations (0: the library default, one per core).
     channels_last : run the model in the channels-last (NHWC) memory layout: oneDNN's CPU
         convolutions are ~2x faster in it (the demo VGG: 2.7 vs 5.5 ms per image on one thread);
         the numbers differ from the default layout by rounding only.

@@ -246,7 +246,16 @@ class _Runner:
         idx = subset(self.order, cfg.n_images)
         sub = _rows(maps, map_idx, idx, map_keys(cfg.methods, self.layers[-1]))
         self.out["road"] = self.timed(
-            "road", len(idx), road, self.model, *self.images(idx), sub, cfg, self.bs, self.progress
+            "road",
+            len(idx),
+            road,
+            self.model,
+            *self.images(idx),
+            sub,
+            cfg,
+            self.bs,
+            self.progress,
+            self.cfg.run.threads,
         )
 
     def sanity(self) -> None:
