@@ -233,7 +233,7 @@ def cpu_ratio(model: torch.nn.Module, images: torch.Tensor, args: argparse.Names
         f"\n1. CPU: seconds per image ({len(images)} photos, {n_batches} batches of {args.batch_size}; "
         f"median of {args.repeat})"
     )
-    keys = ["forward_backward", "weights", "pca", "tsne", "clustering", "maps"]
+    keys = ["forward_backward", "weights", "pca", "tsne", "clustering", "maps", "wait", "tail"]
     print(f"   {'path':<9}{'total':>8}{'ratio':>8}" + "".join(f"{k:>17}" for k in keys))
     print(f"   {'network':<9}{floor:>8.3f}{1.0:>8.2f}   (bare forward+backward)")
     for name in paths:
@@ -244,9 +244,17 @@ def cpu_ratio(model: torch.nn.Module, images: torch.Tensor, args: argparse.Names
     print(
         f"   ratio to the bare forward+backward: {ratio:.2f}x (goal <= 1.3x: {'met' if ratio <= 1.3 else 'NOT met'})"
     )
+    tail = statistics.median(s.get("tail", 0.0) for s in steps["overlap"])  # per image, over all images
+    steady = (statistics.median(times["overlap"]) - tail) / floor
+    print(
+        f"   without the last batch's analysis (tail, {tail * len(images):.2f} s once per run, "
+        f"nothing left to overlap it with): {steady:.2f}x; the tail adds {tail / floor:.2f}x at "
+        f"{len(images)} images and shrinks as 1/images"
+    )
     print(
         "   (step seconds are summed per thread: with overlap, t-SNE, clustering and maps run in the "
-        "background thread while the next batch goes through the network)"
+        "background thread while the next batch goes through the network; wait: the main thread "
+        "waiting for the previous batch's analysis after its network pass)"
     )
 
 

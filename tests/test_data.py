@@ -153,9 +153,10 @@ def test_datamodule_batches_and_drops_unreadable(image_folder, tmp_path):
     assert collate_skip_none([None])["image"].numel() == 0
 
 
-def test_cached_images_give_the_same_batches_and_are_decoded_once(image_folder, monkeypatch):
-    """``train.run.cache_images``: every epoch's augmented, shuffled batches equal the uncached ones;
-    each image is read from disk once."""
+@pytest.mark.parametrize("augment", [True, False])
+def test_cached_images_give_the_same_batches_and_are_decoded_once(image_folder, monkeypatch, augment):
+    """``train.run.cache_images``: every epoch's shuffled batches (augmented or not) equal the uncached
+    ones; each image is read from disk once, and without augmentation also transformed once."""
     import inviz.data.loading as loading
 
     index = carve_test_pool(scan_image_folder(image_folder)[0], SplitConfig())
@@ -168,21 +169,27 @@ def test_cached_images_give_the_same_batches_and_are_decoded_once(image_folder, 
 
     monkeypatch.setattr(loading, "load_rgb", counting)
 
+    transforms = []
+
     def epochs(cache):
         dm = ImageDataModule(
-            index, image_folder, 32, (0.5,) * 3, (0.5,) * 3, AugmentConfig(), batch_size=4, seed=3,
-            cache_images=cache,
+            index, image_folder, 32, (0.5,) * 3, (0.5,) * 3, AugmentConfig(enabled=augment), batch_size=4,
+            seed=3, cache_images=cache,
         )  # fmt: skip
         torch.manual_seed(0)
         loader = dm.train_dataloader()
+        tf = loader.dataset.transform
+        loader.dataset.transform = lambda im: (transforms.append(1), tf(im))[1]
         return [(b["sample_id"], b["image"]) for _ in range(2) for b in loader]
 
     plain = epochs(False)
+    transforms.clear()
     n_train = int((index["split"] == "train").sum())
     assert len(reads) == 2 * n_train
     reads.clear()
     cached = epochs(True)
     assert sorted(reads) == sorted(set(reads)) and len(reads) == n_train  # decoded once each
+    assert len(transforms) == (2 * n_train if augment else n_train)  # a fixed transform runs once
     assert len(plain) == len(cached)
     for (ids_a, x_a), (ids_b, x_b) in zip(plain, cached, strict=True):
         assert ids_a == ids_b and torch.equal(x_a, x_b)

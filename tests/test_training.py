@@ -154,6 +154,43 @@ def test_channels_last_training_learns_the_same_and_saves_the_default_layout(ima
         torch.testing.assert_close(nhwc[k], ref[k], rtol=1e-3, atol=1e-4)
 
 
+def test_bf16_mixed_training_runs_in_bfloat16_and_saves_float32(image_folder, monkeypatch):
+    """``train.precision: bf16-mixed``: the convolutions see bfloat16 under autocast, the weights stay
+    float32 (saved so), the run is deterministic, and the model is another float32 model's neighbour."""
+    seen: list[torch.dtype] = []
+
+    def run(precision: str, record: bool = False):
+        index, _ = scan_image_folder(image_folder)
+        index = carve_test_pool(index, SplitConfig(seed=0))
+        L.seed_everything(5)
+        model = build_vgg16(3, ModelConfig(weights="none", input_size=32, width=0.0625, head_hidden=8))
+        if record:
+            model.features[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+        dm = ImageDataModule(
+            index, image_folder, 32, MEAN, STD, augment=AugmentConfig(enabled=False), batch_size=6, seed=5
+        )
+        cfg = TrainConfig(
+            seed=5,
+            run=TrainRunConfig(accelerator="cpu"),
+            deterministic=True,
+            precision=precision,
+            phases=[PhaseConfig("all", ["all"], 1e-3, max_epochs=2)],
+        )
+        fit_phases(model, dm, cfg)
+        return model.state_dict()
+
+    bf16 = run("bf16-mixed", record=True)
+    assert seen and set(seen) == {torch.bfloat16}
+    assert all(t.dtype == torch.float32 for t in bf16.values() if t.is_floating_point())
+    again, fp32 = run("bf16-mixed"), run("32-true")
+    assert all(torch.equal(bf16[k], again[k]) for k in bf16)
+    assert any(not torch.equal(bf16[k], fp32[k]) for k in bf16)
+    for k in bf16:  # two epochs at lr 1e-3 from the same start: close, not equal
+        torch.testing.assert_close(bf16[k], fp32[k], rtol=0.1, atol=0.02)
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="16-mixed")
+
+
 def test_onecycle_schedule_warms_up_peaks_and_anneals(tiny):
     """``schedule: onecycle``: per-batch learning rates rise from lr/div to lr at ``warmup_share`` of the
     steps and anneal to lr/div/final_div at the last step; ``constant`` keeps lr throughout."""

@@ -105,16 +105,27 @@ class IndexedImageDataset(Dataset):
     ``None``; :func:`collate_skip_none` drops it from the batch and the drop is logged.
     With ``cache`` each image is decoded once and kept in memory as a uint8 tensor of shape
     (3, H, W) (the transform, which starts with ``ToImage``, gets the same pixels, so the items are
-    identical); a training run reads its images every epoch, and decoding is most of that.
+    identical); a training run reads its images every epoch, and decoding is most of that. With
+    ``cache_transformed`` as well, the transform's output is kept instead (float32, 4 bytes per
+    value): only for a transform that draws nothing at random (the evaluation transform,
+    training without augmentation), whose output is the same at every epoch.
     """
 
-    def __init__(self, index: pd.DataFrame, root: str | Path, transform: Any, cache: bool = False):
+    def __init__(
+        self,
+        index: pd.DataFrame,
+        root: str | Path,
+        transform: Any,
+        cache: bool = False,
+        cache_transformed: bool = False,
+    ):
         self.root = Path(root)
         self.paths = index["path"].tolist()
         self.labels = index["label"].astype(int).tolist()
         self.ids = index["sample_id"].astype(str).tolist()
         self.transform = transform
         self.cache: dict[int, torch.Tensor] | None = {} if cache else None
+        self.transformed: dict[int, torch.Tensor] | None = {} if cache and cache_transformed else None
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -128,12 +139,18 @@ class IndexedImageDataset(Dataset):
         return image
 
     def __getitem__(self, i: int) -> dict[str, Any] | None:
-        try:
-            image = self._image(i)
-        except Exception as err:  # unreadable at read time: dropped and logged, never a crash
-            log.warning("could not read %s (%s); dropped from the batch", self.root / self.paths[i], err)
-            return None
-        return {"image": self.transform(image), "label": self.labels[i], "sample_id": self.ids[i]}
+        done = None if self.transformed is None else self.transformed.get(i)
+        if done is None:
+            try:
+                image = self._image(i)
+            except Exception as err:  # unreadable at read time: dropped and logged, never a crash
+                log.warning("could not read %s (%s); dropped from the batch", self.root / self.paths[i], err)
+                return None
+            done = self.transform(image)
+            if self.transformed is not None:
+                self.transformed[i] = done
+                self.cache.pop(i, None)  # type: ignore[union-attr]  # the pixels are not needed again
+        return {"image": done, "label": self.labels[i], "sample_id": self.ids[i]}
 
 
 def collate_skip_none(batch: list[dict[str, Any] | None]) -> dict[str, Any]:

@@ -356,7 +356,8 @@ class Explainer:
         with timed(self.timings, "forward_backward"):
             captured = self._capture.run(x, tgt)
         prepared = prepare_batch(captured, self.cfg, [str(i) for i in ids], tuple(x.shape[-2:]), self.timings)
-        done = self.flush()
+        with timed(self.timings, "wait"):  # the network is done; the previous batch's analysis is not
+            done = self.flush()
         if self._pool is None:
             return done + finish_batch(prepared, self.cfg, self.timings)
         self._pending = self._pool.submit(finish_batch, prepared, self.cfg, self.timings)
@@ -395,7 +396,8 @@ def explain(
     sample_ids : sequence of shape (N,), ids for the records; default ``"0", "1", …``.
     progress : show a tqdm bar over images.
     timings : optional dict receiving seconds per step (``forward_backward``, ``weights``,
-        ``pca``, ``tsne``, ``clustering``, ``maps``).
+        ``pca``, ``tsne``, ``clustering``, ``maps``) and the main thread's waits for the
+        background analysis (``wait`` between batches, ``tail`` after the last one).
 
     Returns
     -------
@@ -433,5 +435,6 @@ def explain(
                 ex.submit(images[start:stop], None if tgt is None else tgt[start:stop], ids[start:stop])
             )
             bar.update(stop - start)
-        out.extend(ex.flush())
+        with timed(timings, "tail"):  # the last batch's analysis, nothing left to overlap it with
+            out.extend(ex.flush())
     return out

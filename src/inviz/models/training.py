@@ -112,6 +112,12 @@ class TrainConfig:
     augment : training augmentation.
     deterministic : Lightning's flag; ``warn`` because some CUDA kernels have no deterministic
         version.
+    precision : Lightning's training precision: ``32-true`` (the paper) or ``bf16-mixed``
+        (bfloat16 autocast, float32 weights; the saved model is float32 and every later stage runs
+        it in float32). On CPUs with AMX or AVX-512 BF16 (``torch.backends.mkldnn.is_bf16_supported()``)
+        and on recent GPUs it trains about 2x faster (the demo VGG on this machine: 41-49 vs 77-82 ms
+        per batch of 16); elsewhere bfloat16 is emulated and slower (a warning says so). The model it
+        gives differs from the float32 one like another seed's does.
     run : execution settings (:class:`TrainRunConfig`); the old top-level keys
         ``num_workers``, ``accelerator`` and ``threads`` are still accepted.
     """
@@ -128,11 +134,14 @@ class TrainConfig:
     phases: list[PhaseConfig] = field(default_factory=_paper_phases)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     deterministic: bool | Literal["warn"] = "warn"
+    precision: Literal["32-true", "bf16-mixed"] = "32-true"
     run: TrainRunConfig = field(default_factory=TrainRunConfig)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size: expected >= 1, got {self.batch_size}")
+        if self.precision not in ("32-true", "bf16-mixed"):
+            raise ValueError(f"precision: expected 32-true or bf16-mixed, got {self.precision!r}")
         names = [p.name for p in self.phases]
         if len(set(names)) != len(names):
             raise ValueError(f"phases: names must be unique, got {names}")
@@ -393,6 +402,11 @@ def fit_phases(
         return []
     results: list[PhaseResult] = []
     offset = 0
+    if cfg.precision == "bf16-mixed" and not _accelerated_bf16(cfg.run.accelerator):
+        log.warning(
+            "train.precision bf16-mixed: this CPU has no bfloat16 instructions (AMX / AVX-512 BF16): "
+            "bfloat16 is emulated and training is slower than in float32 (32-true)"
+        )
     if cfg.run.channels_last:
         model.to(memory_format=torch.channels_last)
     for phase in cfg.phases:
@@ -413,6 +427,7 @@ def fit_phases(
             accelerator=cfg.run.accelerator,
             devices=1,
             deterministic=cfg.deterministic,
+            precision=cfg.precision,
             callbacks=[stop, best, hist, *callbacks],
             logger=_phase_logger(mlflow, phase.name),
             enable_checkpointing=False,
@@ -429,6 +444,13 @@ def fit_phases(
     model.to(memory_format=torch.contiguous_format)
     model.eval()
     return results
+
+
+def _accelerated_bf16(accelerator: str) -> bool:
+    """Whether training in bfloat16 is fast here: a CUDA GPU (when used) or a CPU with bf16 instructions."""
+    if accelerator != "cpu" and torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 @torch.no_grad()
