@@ -544,3 +544,19 @@ def test_notebook_runs_on_pipeline_outputs(notebook, labelled, tmp_path, monkeyp
     if facts is not None:
         assert facts["n_invs"] == 5 and facts["n_cards"] == facts["n_merged"] and facts["n_figure_axes"] > 0
         assert facts["layers"] == ["block4_conv1", "block5_conv3"]
+
+
+def test_figure_images_first_n_then_per_class():
+    """``figures.images`` takes the first N selected images, ``images_per_class`` then the first N of each class."""
+    from types import SimpleNamespace
+
+    from inviz.views.figures import FigureConfig, figure_images
+
+    invs = [SimpleNamespace(sample_id=f"{c}{i}", true_label=c) for c in (0, 1, 2) for i in range(3)]
+    ids = lambda cfg: [x.sample_id for x in figure_images(invs, cfg)]  # noqa: E731
+    assert ids(FigureConfig()) == [x.sample_id for x in invs]
+    assert ids(FigureConfig(images_per_class=2)) == ["00", "01", "10", "11", "20", "21"]
+    assert ids(FigureConfig(images=4)) == ["00", "01", "02", "10"]
+    assert ids(FigureConfig(images=5, images_per_class=1)) == ["00", "10"]
+    with pytest.raises(ValueError, match="images_per_class"):
+        FigureConfig(images_per_class=0)

@@ -33,15 +33,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from inviz.core.io import atomic_path, write_csv, write_json
     from inviz.core.tracking import stage_run
     from inviz.game.reveal import RevealConfig
-    from inviz.views.figures import FigureConfig, draw_inv_figures
+    from inviz.views.figures import FigureConfig, draw_inv_figures, figure_images
     from inviz.views.narratives import NarrativeConfig
 
     cfg, reveal_cfg, narrative_cfg, tracking = load_params(
         args.params, ("figures", FigureConfig), ("masks", RevealConfig), ("narratives", NarrativeConfig)
     )
     _, invs = load_stage_inv(args, reveal_cfg.map_kind)
-    if cfg.images is not None:
-        invs = invs[: cfg.images]
+    invs = figure_images(invs, cfg)
     with atomic_path(args.out, directory=True) as tmp:
         index = draw_inv_figures(invs, cfg, reveal_cfg, tmp, narrative_cfg)
         write_csv(tmp / "index.csv", index)

@@ -57,6 +57,8 @@ class FigureConfig:
     max_cards : cards per layer column at most (``null``: all), heaviest first.
     card_width : inches per layer column. font_size : points of card text.
     images : INV figures for the first N selected images (``null``: every selected image).
+    images_per_class : then at most the first N of each class (``null``: no limit; the selection
+        lists its images class by class, so ``images`` alone would leave out the last classes).
     formats : files written per figure (``png``, ``pdf``, ``svg``). dpi : raster resolution.
     run : execution settings (:class:`FigureRunConfig`; old key ``workers`` still accepted).
     """
@@ -72,6 +74,7 @@ class FigureConfig:
     card_width: float = 0.85
     font_size: float = 5.5
     images: int | None = None
+    images_per_class: int | None = None
     formats: tuple[str, ...] = ("png", "pdf")
     dpi: int = 200
     run: FigureRunConfig = field(default_factory=FigureRunConfig)
@@ -79,13 +82,28 @@ class FigureConfig:
     def __post_init__(self) -> None:
         if self.top_labels < 1 or self.simplified_labels < 1:
             raise ValueError("top_labels and simplified_labels: expected >= 1")
-        if self.max_cards is not None and self.max_cards < 1:
-            raise ValueError(f"max_cards: expected >= 1 or null, got {self.max_cards}")
+        for key in ("max_cards", "images", "images_per_class"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ValueError(f"{key}: expected >= 1 or null, got {getattr(self, key)}")
         if self.card_width <= 0 or self.font_size <= 0 or self.dpi < 10:
             raise ValueError("card_width and font_size must be > 0, dpi >= 10")
         bad = sorted(set(self.formats) - {"png", "pdf", "svg"})
         if bad or not self.formats:
             raise ValueError(f"formats: expected some of png, pdf, svg, got {list(self.formats)}")
+
+
+def figure_images(invs: Sequence[ImageINV], cfg: FigureConfig) -> list[ImageINV]:
+    """Choose the images drawn: the first ``cfg.images``, then ``cfg.images_per_class`` per class."""
+    chosen = list(invs if cfg.images is None else invs[: cfg.images])
+    if cfg.images_per_class is not None:
+        seen: dict[int, int] = {}
+        kept = []
+        for inv in chosen:
+            seen[inv.true_label] = seen.get(inv.true_label, 0) + 1
+            if seen[inv.true_label] <= cfg.images_per_class:
+                kept.append(inv)
+        chosen = kept
+    return chosen
 
 
 def label_colours(labels: Sequence[str]) -> dict[str, Any]:
