@@ -209,3 +209,41 @@ def test_soft_masks_by_small_matrices_equal_the_full_size_gaussian_filter(side, 
         np.testing.assert_array_equal(binary, ref_binary)
         assert soft.dtype == np.float32 and soft.shape == (6, size, size)
         np.testing.assert_allclose(soft, ref_soft, rtol=0, atol=2e-7)
+
+
+@pytest.mark.parametrize("sigma", [None, {8: 0.0, 16: 0.0}])
+def test_soft_masks_and_part_coverage_equal_the_full_masks_bit_for_bit(sigma):
+    """``soft_masks`` skips the binary masks; ``maps_part_coverage`` gathers each image's part pixels
+    once: both give exactly what the full masks and a per-level boolean-mask mean give."""
+    from inviz.game.coverage import maps_part_coverage, part_coverage
+    from inviz.game.reveal import soft_masks
+
+    cfg = RevealConfig(game_size=64) if sigma is None else RevealConfig(game_size=64, sigma=sigma)
+    rng = np.random.default_rng(4)
+
+    class Parts:  # PartMasks' interface: two images, three parts (one empty)
+        masks = {
+            im: {p: rng.random((16, 16)) < share for p, share in (("a", 0.3), ("b", 0.05), ("c", 0.0))}
+            for im in ("x", "y")
+        }
+
+        def parts_of(self, image):
+            return sorted(self.masks[image])
+
+        def mask(self, image, part):
+            return self.masks[image][part]
+
+    maps = {i: rng.random((s, s)) ** 3 for i, s in enumerate([8, 16, 8, 16, 8])}
+    images = {0: "x", 1: "x", 2: "y", 3: "y", 4: "x"}
+    got = maps_part_coverage(maps, images, Parts(), cfg)
+    for cid, cmap in maps.items():
+        binary, soft = reveal_masks(cmap, cfg)
+        assert np.array_equal(soft_masks(cmap, cfg), soft)
+        present = Parts.masks[images[cid]]
+        big = {p: upscale_nearest(m.astype(np.uint8), 64).astype(bool) for p, m in present.items()}
+        ref = np.array(
+            [[float(lv[big[p]].mean()) if big[p].any() else 0.0 for p in sorted(big)] for lv in soft]
+        )
+        parts, cov = got[cid]
+        assert parts == ["a", "b", "c"] and np.array_equal(cov, ref)
+        assert np.array_equal(part_coverage(cmap, present, cfg)[1], ref)

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from inviz.data.parts import PartMasks
-from inviz.game.reveal import RevealConfig, reveal_masks, upscale_nearest
+from inviz.game.reveal import RevealConfig, soft_masks, upscale_nearest
 
 #: What :func:`part_coverage` returns: the part names (sorted) and the coverage array (L, P).
 Coverage = tuple[list[str], np.ndarray]
@@ -43,15 +43,26 @@ def part_coverage(
     coverage : ndarray of shape (L, P)
         Values in [0, 1], one row per level of ``reveal_cfg.levels``.
     """
-    g = reveal_cfg.game_size
-    soft = reveal_masks(cmap, reveal_cfg)[1]
-    parts = sorted(part_masks)
-    big = {p: upscale_nearest(part_masks[p].astype(np.uint8), g).astype(bool) for p in parts}
+    return _coverage(cmap, part_pixels(part_masks, reveal_cfg.game_size), reveal_cfg)
+
+
+def part_pixels(part_masks: Mapping[str, np.ndarray], size: int) -> dict[str, np.ndarray]:
+    """Return each part's pixels in the game-size image (nearest upscaling) as flat indices, by name."""
+    return {
+        p: np.flatnonzero(upscale_nearest(part_masks[p].astype(np.uint8), size)) for p in sorted(part_masks)
+    }
+
+
+def _coverage(cmap: np.ndarray, pixels: Mapping[str, np.ndarray], reveal_cfg: RevealConfig) -> Coverage:
+    soft = soft_masks(cmap, reveal_cfg)
+    flat = soft.reshape(soft.shape[0], -1)
+    parts = list(pixels)
     cov = np.zeros((len(reveal_cfg.levels), len(parts)))
-    for li in range(len(reveal_cfg.levels)):
-        for pi, p in enumerate(parts):
-            m = big[p]
-            cov[li, pi] = float(soft[li][m].mean()) if m.any() else 0.0
+    for pi, p in enumerate(parts):
+        if pixels[p].size:
+            rows = flat[:, pixels[p]]  # one gather per part; then 1-D float32 means, level by level
+            for li in range(len(rows)):  # (a 2-D mean over axis 1 sums in another order)
+                cov[li, pi] = float(rows[li].mean())
     return parts, cov
 
 
@@ -83,8 +94,11 @@ def maps_part_coverage(
         Cluster id -> :func:`part_coverage` of its map over its image's parts.
     """
     out: dict[int, Coverage] = {}
+    pixels: dict[str, dict[str, np.ndarray]] = {}  # per image: its parts' pixels, for all its maps
     bar = tqdm(images.items(), total=len(images), desc="part coverage", unit="map", disable=not progress)
     for cid, image in bar:
-        present = {p: parts.mask(image, p) for p in parts.parts_of(image)}
-        out[int(cid)] = part_coverage(maps[int(cid)], present, reveal_cfg)
+        if image not in pixels:
+            present = {p: parts.mask(image, p) for p in parts.parts_of(image)}
+            pixels[image] = part_pixels(present, reveal_cfg.game_size)
+        out[int(cid)] = _coverage(maps[int(cid)], pixels[image], reveal_cfg)
     return out

@@ -333,15 +333,20 @@ def _binary_blocks(
     each level's threshold: :func:`percentile_mask` of the upscaled values, one partition for
     every level) and the float64 map.
     """
+    small, cmap = _small_blocks(cmap, levels, size)
+    rows = (np.arange(size) * cmap.shape[0]) // size
+    cols = (np.arange(size) * cmap.shape[1]) // size
+    return small[:, rows[:, None], cols[None, :]], small, cmap
+
+
+def _small_blocks(cmap: np.ndarray, levels: Sequence[float], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return the map's pixels at or above each level's threshold, (L, h, w) bool, and the float64 map."""
     cmap = np.asarray(cmap, dtype=np.float64)
     up = upscale_nearest(cmap, size)
     if not np.all(np.isfinite(up)):
         raise ValueError("map contains NaN or infinite values")
     thresholds = np.percentile(up, [100.0 - q for q in levels])
-    small = cmap[None, :, :] >= thresholds[:, None, None]
-    rows = (np.arange(size) * cmap.shape[0]) // size
-    cols = (np.arange(size) * cmap.shape[1]) // size
-    return small[:, rows[:, None], cols[None, :]], small, cmap
+    return cmap[None, :, :] >= thresholds[:, None, None], cmap
 
 
 def mask_sigma(map_shape: Sequence[int], cfg: RevealConfig, size: int | None = None) -> float:
@@ -385,9 +390,37 @@ def reveal_masks(
     """
     size = cfg.game_size if size is None else size
     binary, small, cmap = _binary_blocks(cmap, cfg.levels if levels is None else levels, size)
+    return binary, _soft(binary, small, cmap, cfg, size)
+
+
+def soft_masks(cmap: np.ndarray, cfg: RevealConfig) -> np.ndarray:
+    """Compose the game's soft reveal masks only: :func:`reveal_masks`'s second output, the same values.
+
+    Skips the game-size binary masks (the soft ones are blurred from the map's own blocks), which
+    is a third of the work when only the soft masks are needed (part coverage).
+
+    Parameters
+    ----------
+    cmap : ndarray of shape (h, h), the cluster map. cfg : reveal settings (``levels``, ``game_size``).
+
+    Returns
+    -------
+    ndarray of float32, shape (L, game_size, game_size), values in [0, 1].
+    """
+    size = cfg.game_size
+    if mask_sigma(np.shape(cmap), cfg, size) <= 0:
+        return reveal_masks(cmap, cfg)[1]
+    small, cmap = _small_blocks(cmap, cfg.levels, size)
+    return _soft(None, small, cmap, cfg, size)
+
+
+def _soft(
+    binary: np.ndarray | None, small: np.ndarray, cmap: np.ndarray, cfg: RevealConfig, size: int
+) -> np.ndarray:
     sigma = mask_sigma(cmap.shape, cfg, size)
     if sigma <= 0:
-        return binary, binary.astype(np.float32)
+        assert binary is not None
+        return binary.astype(np.float32)
     ar = _blurred_upscale(size, cmap.shape[0], sigma, cfg.truncate, cfg.blur_mode)[0]  # (size, h)
     act = _blurred_upscale(size, cmap.shape[1], sigma, cfg.truncate, cfg.blur_mode)[1]  # (w, size)
     n_levels, h, w = small.shape
@@ -397,7 +430,7 @@ def reveal_masks(
     with _blas_controller().limit(limits=1, user_api="blas"):
         first = np.matmul(ar, small.astype(np.float64)).astype(np.float32)  # (L, size, w)
         soft = (first.astype(np.float64).reshape(n_levels * size, w) @ act).astype(np.float32)
-    return binary, np.clip(soft.reshape(n_levels, size, size), 0.0, 1.0)
+    return np.clip(soft.reshape(n_levels, size, size), 0.0, 1.0)
 
 
 @functools.cache
