@@ -55,7 +55,7 @@ def test_profiles():
     assert profile(paper)["paper_setting"] and not profile(demo)["paper_setting"]
     assert "- profile: **the paper configuration**" in paper_comparison(paper, None, None, [], {})
     text = paper_comparison(demo, None, None, [], {})
-    assert "differs from the paper in 10 setting(s)** — the offline demo" in text
+    assert "differs from the paper in 12 setting(s)** — the offline demo" in text
     assert "| `model.width` | `1.0` | `0.125` |" in text and "NOT the paper" not in text
     # the paper profile at reduced size: Imagenette and VGG-16 width 1.0, but other settings differ;
     # the report names exactly those (no "offline demo", no contradiction with the dataset line)

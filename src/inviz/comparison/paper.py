@@ -190,6 +190,7 @@ PAPER_SETTINGS: dict[str, Any] = {
         },
     ],
     "train.augment.enabled": True,
+    "train.precision": "32-true",
     "select.per_class": 5,
     "extract.layers": [f"block{b}_conv{c}" for b in (3, 4, 5) for c in (1, 2, 3)],
     "survey.n_images": 4,
