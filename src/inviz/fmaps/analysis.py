@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from inviz.core.compute import one_thread
+from inviz.core.sharing import SharedLoop
 from inviz.fmaps.cluster_maps import MAP_SCALINGS, cluster_maps, prune_mask
 from inviz.fmaps.clustering import WardSilhouette
 from inviz.fmaps.embedding import TSNE_BACKENDS, Embedding, pca_points, resolve_backend, timed
@@ -234,7 +235,10 @@ def _pca(xs: list[torch.Tensor], method: str, cfg: ExtractConfig, device: torch.
 
 
 def finish_batch(
-    batch: PreparedBatch, cfg: ExtractConfig, timings: dict[str, float] | None = None
+    batch: PreparedBatch,
+    cfg: ExtractConfig,
+    timings: dict[str, float] | None = None,
+    shared: SharedLoop | None = None,
 ) -> list[ImageExplanation]:
     """Run the second part: t-SNE, Ward + silhouette, cluster weights and maps, pruning, records (§1.6-§1.9).
 
@@ -244,16 +248,21 @@ def finish_batch(
     cfg : the settings.
     timings : optional dict receiving seconds per step (``pca`` on the CPU, ``tsne``, ``clustering``,
         ``maps``).
+    shared : runs the per-problem loops (PCA on the CPU; Ward, cluster maps and records) so that a
+        waiting thread can take part (:meth:`inviz.core.sharing.SharedLoop.help`); each problem is
+        computed on one thread on its own, so the records are the same whoever computes them.
 
     Returns
     -------
     list of B :class:`ImageExplanation`, in batch order.
     """
+    shared = shared or SharedLoop()
     cuda = batch.copied is not None
     scores = batch.scores
     if not batch.reduced:
-        with timed(timings, "pca"):
-            scores = _pca(scores, batch.method, cfg, torch.device("cpu"))
+        cpu = torch.device("cpu")
+        with timed(timings, "pca"):  # problem by problem: the same numbers as all at once (pca_scores)
+            scores = shared.map(lambda i: _pca([batch.scores[i]], batch.method, cfg, cpu)[0], len(scores))
     # a background thread starts on CUDA device 0: work on the batch's device
     with torch.cuda.device(batch.copied.device) if cuda else contextlib.nullcontext():
         if batch.method == "pca":
@@ -262,13 +271,20 @@ def finish_batch(
             embeddings = TSNE_BACKENDS[batch.method].embed_scores(scores, cfg.tsne, cfg.seed, timings)
         if cuda:
             batch.copied.synchronize()
-    per_image: list[dict[str, LayerExplanation]] = [{} for _ in batch.ids]
-    with one_thread("cpu"):  # one problem's maps at a time: threads would only wait for each other
-        for pr, emb in zip(batch.problems, embeddings, strict=True):
+    if len(embeddings) != len(batch.problems):
+        raise RuntimeError(f"t-SNE returned {len(embeddings)} embeddings for {len(batch.problems)} problems")
+
+    def record(i: int) -> LayerExplanation:
+        pr, emb = batch.problems[i], embeddings[i]
+        with one_thread("cpu"):  # one problem's maps at a time: threads would only wait for each other
             with timed(timings, "clustering"):
                 est = WardSilhouette(cfg.k_min, cfg.k_max, cfg.few_points, cfg.clustering).fit(emb.points)
             with timed(timings, "maps"):
-                per_image[pr.b][pr.layer.name] = _layer_record(pr, emb, est, cfg, batch.input_size)
+                return _layer_record(pr, emb, est, cfg, batch.input_size)
+
+    per_image: list[dict[str, LayerExplanation]] = [{} for _ in batch.ids]
+    for pr, rec in zip(batch.problems, shared.map(record, len(batch.problems)), strict=True):
+        per_image[pr.b][pr.layer.name] = rec
     return [
         ImageExplanation(
             sid,
@@ -288,6 +304,7 @@ def analyse_batch(
     ids: Sequence[str],
     input_size: tuple[int, int],
     timings: dict[str, float] | None = None,
+    shared: SharedLoop | None = None,
 ) -> list[ImageExplanation]:
     """Analyse one captured batch: :func:`prepare_batch`, then :func:`finish_batch` (§1.2-§1.9).
 
@@ -299,12 +316,13 @@ def analyse_batch(
     ids : sequence of shape (B,), the images' ids.
     input_size : (height, width) of the network input (``map_scaling: code`` upsamples to it).
     timings : optional dict receiving seconds per step.
+    shared : runs :func:`finish_batch`'s per-problem loops (see there).
 
     Returns
     -------
     list of B :class:`ImageExplanation`.
     """
-    return finish_batch(prepare_batch(captured, cfg, ids, input_size, timings), cfg, timings)
+    return finish_batch(prepare_batch(captured, cfg, ids, input_size, timings), cfg, timings, shared)
 
 
 def _clusters(

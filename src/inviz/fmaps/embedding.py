@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -120,6 +121,9 @@ class Embedding:
     n_iter: int = 0
 
 
+_TIMINGS_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def timed(timings: dict[str, float] | None, key: str) -> Iterator[None]:
     """Add the wall time of the block to ``timings[key]``.
@@ -140,7 +144,9 @@ def timed(timings: dict[str, float] | None, key: str) -> Iterator[None]:
     try:
         yield
     finally:
-        timings[key] = timings.get(key, 0.0) + time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        with _TIMINGS_LOCK:  # threads of one extraction add to the same dict
+            timings[key] = timings.get(key, 0.0) + seconds
 
 
 def effective_perplexity(n: int, perplexity: float) -> float:
