@@ -24,11 +24,28 @@ def test_map_returns_results_in_index_order_without_helpers():
     assert SharedLoop().map(lambda i: i, 0) == []
 
 
+def _owned_and_helped(shared: SharedLoop, fn, n: int):
+    """``shared.map(fn, n)`` on an "owner" thread while this thread helps; the owner's future, done."""
+    owner_done = threading.Event()
+
+    def owner() -> list:
+        try:
+            return shared.map(fn, n)
+        finally:
+            owner_done.set()
+            shared.wake()
+
+    with ThreadPoolExecutor(1, "owner") as pool:
+        future = pool.submit(owner)
+        shared.help(owner_done.is_set)  # this thread helps until the owner is done
+        future.exception(timeout=10)
+    return future
+
+
 def test_a_helper_computes_items_while_the_owner_computes_others():
     """Item 0 (taken by the owner) cannot finish before another thread has computed an item."""
     shared = SharedLoop()
     helped_once = threading.Event()
-    owner_done = threading.Event()
     who: dict[int, str] = {}
 
     def fn(i: int) -> int:
@@ -39,26 +56,14 @@ def test_a_helper_computes_items_while_the_owner_computes_others():
             helped_once.set()
         return 10 * i
 
-    def owner() -> list[int]:
-        try:
-            return shared.map(fn, 6)
-        finally:
-            owner_done.set()
-            shared.wake()
-
-    with ThreadPoolExecutor(1, "owner") as pool:
-        future = pool.submit(owner)
-        shared.help(owner_done.is_set)  # this thread helps until the owner is done
-        assert future.result(timeout=10) == [0, 10, 20, 30, 40, 50]
+    assert _owned_and_helped(shared, fn, 6).result() == [0, 10, 20, 30, 40, 50]
     assert who[0].startswith("owner")
     assert shared.helped == 5  # the owner was blocked in item 0: this thread computed the rest
     assert {who[i] for i in range(1, 6)} == {threading.current_thread().name}
 
 
 def test_an_error_in_a_helper_is_raised_by_the_owner_lowest_index_first():
-    shared = SharedLoop()
     started = threading.Event()
-    owner_done = threading.Event()
 
     def fn(i: int) -> int:
         if i == 0:
@@ -68,18 +73,8 @@ def test_an_error_in_a_helper_is_raised_by_the_owner_lowest_index_first():
             raise ValueError(f"item {i}")
         return i
 
-    def owner() -> list[int]:
-        try:
-            return shared.map(fn, 5)
-        finally:
-            owner_done.set()
-            shared.wake()
-
-    with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(owner)
-        shared.help(owner_done.is_set)
-        with pytest.raises(ValueError, match="item 2"):
-            future.result(timeout=10)
+    with pytest.raises(ValueError, match="item 2"):
+        _owned_and_helped(SharedLoop(), fn, 5).result()
 
 
 def test_help_returns_when_its_condition_holds_with_nothing_published():
