@@ -9,7 +9,7 @@ from quality_nets import image_record, layer_record
 
 from inviz.data.parts import PartMasks
 from inviz.game.reveal import RevealConfig
-from inviz.quality.localization import ground_truth, pointing_and_mass, reveal_iou
+from inviz.quality.localization import constant_map_notes, ground_truth, pointing_and_mass, reveal_iou
 
 S = 16
 
@@ -50,6 +50,31 @@ def test_pointing_game_and_relevance_mass_have_known_values():
     assert table["pointing_game"].tolist() == [1.0, 0.0, 1.0]
     assert table["relevance_mass"].tolist() == pytest.approx([1.0, 0.0, 0.5])
     assert table["truth_share"].iloc[0] == pytest.approx(32 / 256)
+
+
+def test_constant_maps_are_not_scored_and_are_marked():
+    """An all-zero map (a layer without kept cluster maps) points nowhere: NaN, not a tie-hit; a batch
+    of only such maps (Quantus refuses it) works; a map without positive relevance has no mass."""
+    parts = parts_fixture()
+    truth = np.stack([ground_truth(parts, "a", 0, "class", (S, S))] * 3)
+    inside = np.zeros((S, S))
+    inside[3, 3] = 1.0
+    negative = -np.ones((S, S))
+    negative[3, 3] = -0.5  # its maximum is inside, but no relevance is positive
+    maps = {
+        ("INV", "l1"): np.stack([np.zeros((S, S)), inside, negative]),
+        ("INV", "l2"): np.zeros((3, S, S)),
+    }
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * S * S, 2))
+    table = pointing_and_mass(model, torch.zeros(3, 3, S, S), [0, 0, 0], ["a", "a", "a"], maps, truth)
+    l1, l2 = table[table["layer"] == "l1"], table[table["layer"] == "l2"]
+    assert l1["constant_map"].tolist() == [True, False, False]
+    np.testing.assert_array_equal(l1["pointing_game"], [np.nan, 1.0, 1.0])
+    np.testing.assert_array_equal(l1["relevance_mass"], [np.nan, 1.0, np.nan])
+    assert l2["constant_map"].all() and l2["pointing_game"].isna().all() and l2["relevance_mass"].isna().all()
+    (note,) = constant_map_notes(table)
+    assert "4 constant map(s)" in note and "of 3 images" in note and "INV at l1: 1, INV at l2: 3" in note
+    assert constant_map_notes(table[~table["constant_map"]]) == []
 
 
 def test_the_random_map_points_at_chance():

@@ -17,6 +17,7 @@ network input (nearest neighbour).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -81,8 +82,16 @@ def pointing_and_mass(
 
     Returns
     -------
-    DataFrame ``sample_id, method, layer, pointing_game, relevance_mass, truth_share`` (the ground
-    truth's share of the image: the pointing game's chance level).
+    DataFrame ``sample_id, method, layer, pointing_game, relevance_mass, truth_share, constant_map``
+    (``truth_share``: the ground truth's share of the image, the pointing game's chance level).
+
+    Notes
+    -----
+    A constant map (e.g. INV at a layer where no cluster map was kept: all zeros) has no maximum to
+    point with: its pointing game is NaN (Quantus would count every tied pixel, so a hit whenever the
+    ground truth is not empty, and refuses a batch of such maps), and so is the relevance mass of a
+    map without positive relevance (0 / 0). ``constant_map`` marks them; means skip them and the
+    report counts them.
     """
     import quantus
 
@@ -92,12 +101,23 @@ def pointing_and_mass(
     kwargs = {"disable_warnings": True, "display_progressbar": False}
     pointing = quantus.PointingGame(normalise_func_kwargs={"normalise_axes": (1, 2, 3)}, **kwargs)
     mass = quantus.RelevanceMassAccuracy(normalise_func_kwargs={"normalise_axes": (1, 2, 3)}, **kwargs)
+
+    def scored(metric: Any, a: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        out = np.full(len(a), np.nan)
+        if ok.any():
+            got = metric(
+                model=model, x_batch=x[ok], y_batch=y[ok], a_batch=a[ok], s_batch=s[ok], device="cpu"
+            )
+            out[ok] = np.asarray(got, dtype=np.float64)
+        return out
+
     rows = []
     for (method, layer), a in maps.items():
         a = np.asarray(a, dtype=np.float64)[:, None]
-        hits = pointing(model=model, x_batch=x, y_batch=y, a_batch=a, s_batch=s, device="cpu")
-        positive = np.clip(a, 0, None)
-        masses = mass(model=model, x_batch=x, y_batch=y, a_batch=positive, s_batch=s, device="cpu")
+        flat = a.reshape(len(a), -1)
+        constant = flat.max(1, initial=-np.inf) == flat.min(1, initial=np.inf)
+        hits = scored(pointing, a, ~constant)
+        masses = scored(mass, np.clip(a, 0, None), flat.max(1, initial=0.0) > 0)
         for i, sid in enumerate(sample_ids):
             rows.append(
                 {
@@ -107,9 +127,34 @@ def pointing_and_mass(
                     "pointing_game": float(hits[i]),
                     "relevance_mass": float(masses[i]),
                     "truth_share": float(truth[i].mean()),
+                    "constant_map": bool(constant[i]),
                 }
             )
     return pd.DataFrame(rows)
+
+
+def constant_map_notes(table: pd.DataFrame) -> list[str]:
+    """Return the report's note on the constant maps left out of :func:`pointing_and_mass` (or none).
+
+    Parameters
+    ----------
+    table : the output of :func:`pointing_and_mass`.
+
+    Returns
+    -------
+    list of at most one sentence, counting the constant maps per method and layer.
+    """
+    if table.empty or not table["constant_map"].any():
+        return []
+    n_images = int(table.groupby(["method", table["layer"].fillna("")]).size().max())
+    flagged = table[table["constant_map"]]
+    counts = flagged.groupby(["method", flagged["layer"].fillna("")], sort=False).size()
+    where = ", ".join(f"{m}{f' at {layer}' if layer else ''}: {n}" for (m, layer), n in counts.items())
+    return [
+        f"localization: {len(flagged)} constant map(s) (no maximum to point with, e.g. a layer without "
+        f"kept cluster maps) are left out of the pointing game and relevance mass, of {n_images} "
+        f"images per method and layer: {where}"
+    ]
 
 
 def reveal_iou(

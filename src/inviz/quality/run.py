@@ -28,7 +28,7 @@ from inviz.game.reveal import RevealConfig
 from inviz.quality.completeness import completeness
 from inviz.quality.concept_deletion import concept_deletion, summarise_concepts
 from inviz.quality.config import EvaluateConfig, PixelConfig
-from inviz.quality.localization import ground_truth, pointing_and_mass, reveal_iou
+from inviz.quality.localization import constant_map_notes, ground_truth, pointing_and_mass, reveal_iou
 from inviz.quality.maps import MapContext, MapKey, compute_maps, map_keys
 from inviz.quality.pixel import pixel_faithfulness
 from inviz.quality.road import road
@@ -331,4 +331,5 @@ def evaluate(inputs: EvaluationInputs, cfg: EvaluateConfig) -> EvaluationResult:
         run.sanity()
     if cfg.localization.enabled and has_parts:
         run.localization(maps, map_idx)
+        notes += constant_map_notes(run.out["localization"])
     return EvaluationResult(layers=run.layers, notes=tuple(notes), **run.out)
