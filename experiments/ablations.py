@@ -34,7 +34,15 @@ sys.path.insert(0, str(ROOT / "src"))
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{ROOT / 'mlflow.db'}")
 
-from inviz.comparison.ablations import SWEEPS, collect, queue_commands, write_report  # noqa: E402
+from inviz.comparison.ablations import (  # noqa: E402
+    SWEEPS,
+    collect,
+    exp_records,
+    queue_commands,
+    report_notes,
+    write_report,
+)
+from inviz.comparison.staleness import read_locks  # noqa: E402
 
 
 def folder(profile: str) -> Path:
@@ -74,6 +82,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--jobs", type=int, default=1, help="parallel queue workers (dvc queue start -j)")
     p.add_argument("--out", default=None, help="report folder (default: <profile folder>/reports/ablations)")
+    p.add_argument(
+        "--commits",
+        type=int,
+        default=10,
+        help="report: commits from HEAD whose experiments are read (default 10)",
+    )
+    p.add_argument("--all-commits", action="store_true", help="report: read the experiments of every commit")
+    p.add_argument(
+        "--all-baselines",
+        action="store_true",
+        help="report: keep experiments of baselines whose results differ from the current one",
+    )
     args = p.parse_args(argv)
     cwd = folder(args.profile)
     sweeps = args.sweep or list(SWEEPS)
@@ -98,13 +118,19 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
     # report (also after run)
-    shown = json.loads(
-        sh(["dvc", "exp", "show", "--json", "--all-commits"], cwd, capture=True).stdout or "[]"
+    scope = ["--all-commits"] if args.all_commits else ["--num", str(args.commits)]
+    shown = json.loads(sh(["dvc", "exp", "show", "--json", *scope], cwd, capture=True).stdout or "[]")
+    # demo/ is a DVC project of its own: its files are keyed from demo/
+    frame = collect(
+        shown,
+        locks=read_locks((r["rev"] for r in exp_records(shown)), cwd),
+        current_only=not args.all_baselines,
     )
-    frame = collect(shown)  # demo/ is a DVC project of its own: its files are keyed from demo/
     if frame.empty:
         print("no experiments with results yet (dvc exp show lists none)")
         return 1
+    for note in report_notes(frame):
+        print("note:", note)
     out = Path(args.out) if args.out else cwd / "reports" / "ablations"
     files = write_report(frame, out)
     print(
@@ -139,7 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         tracking = from_dict(TrackingConfig, read_params(cwd / "params.yaml").get("mlflow"), "mlflow")
         os.chdir(cwd)
         with stage_run("ablations", tracking, {"sweeps": ",".join(sweeps)}) as tr:
-            tr.log_metrics({"n_experiments": len(frame)})
+            tr.log_metrics(
+                {
+                    "n_experiments": len(frame),
+                    "n_with_stale_outcomes": int((frame["stale"] != "").sum()),
+                    "n_left_out_baselines": len(frame.attrs.get("left_out", [])),
+                }
+            )
             tr.log_artifact(out, "ablations")
     except Exception as err:  # the files are written; MLflow is a mirror
         print(f"MLflow logging skipped: {err}")

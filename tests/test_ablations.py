@@ -139,3 +139,78 @@ def test_report(tmp_path):
     assert [f.name for f in files] == ["ablations.csv", "ablations.md", "k_range.png"]
     assert (tmp_path / "abl" / "k_range.pdf").is_file()
     assert len(pd.read_csv(tmp_path / "abl" / "ablations.csv")) == 3
+
+
+def _lock(extract_model_md5):
+    """A dvc.lock whose extract recorded model ``extract_model_md5`` (stale unless ``M``)."""
+    return {
+        "stages": {
+            "train": {"outs": [{"path": "models/m.pt", "md5": "M"}]},
+            "extract": {
+                "deps": [{"path": "models/m.pt", "md5": extract_model_md5}],
+                "outs": [
+                    {"path": "data/extract", "md5": "E.dir"},
+                    {"path": "metrics/extract.json", "md5": "e"},
+                ],
+            },
+            "labels_analyze": {
+                "deps": [{"path": "data/extract", "md5": "OLD.dir"}],  # ran before extract ran again
+                "outs": [{"path": "metrics/labels_analyze.json", "md5": "l"}],
+            },
+            "evaluate": {
+                "deps": [{"path": "data/extract", "md5": "E.dir"}],
+                "outs": [{"path": "metrics/evaluate.json", "md5": "q"}],
+            },
+        }
+    }
+
+
+def test_collect_blanks_outcomes_of_stages_the_experiment_did_not_run():
+    frame = collect(exp_show(), folder="demo/", locks={"e1": _lock("M")})
+    row = frame.set_index("name").loc["abl-k_range-2-6"]
+    assert row["stale"] == "labels_analyze: its input data/extract changed when extract ran again"
+    assert pd.isna(row["n_cluster_maps_labelled"]) and pd.isna(row["closed_loop_accuracy"])
+    assert row["n_cluster_maps_kept"] == 102 and row["concept_rho"] == pytest.approx(0.2)  # these ran
+    other = frame.set_index("name").loc["abl-k_range-4-10"]  # no lock given: nothing blanked
+    assert other["stale"] == "" and other["n_cluster_maps_labelled"] == 91
+    md = report_markdown(frame)
+    assert "| 2-6 | `abl-k_range-2-6` | 3 (-0.5) | 30 (+0) | 75 (+0) | 102 (-1) | — | — | — |" in md
+    assert (
+        "- `abl-k_range-2-6`: the outcomes of labels_analyze are left blank (—): the stage did not run in "
+        "this experiment (labels_analyze: its input data/extract changed when extract ran again), so its "
+        "metrics file is an older run's." in md
+    )
+    # an experiment whose train ran again: every outcome is an older run's, the row stays (all blank)
+    frame = collect(exp_show(), folder="demo/", locks={"e1": _lock("M0")})
+    row = frame.set_index("name").loc["abl-k_range-2-6"]
+    assert row["stale"].startswith(
+        "extract: its input models/m.pt changed when train ran again; labels_analyze:"
+    )
+    assert all(
+        pd.isna(row[c]) for c in ("leftover_clusters", "block5_conv3.leftover_clusters", "concept_rho")
+    )
+
+
+def test_collect_keeps_the_current_baseline_and_its_experiments():
+    shown = exp_show()
+    same = exp_record(None, "same42", 3, 3.0, 90)  # an older commit with the same results
+    same["experiments"] = [{"revs": [exp_record("abl-prune-off", "e5", 3, 4.0, 95)]}]
+    old = exp_record(None, "old999aaaa", 3, 5.0, 70)  # another model's baseline
+    old["experiments"] = [
+        {"revs": [exp_record("abl-k_range-2-6", "e6", 2, 1.0, 10)]},
+        {"revs": [exp_record("abl-k_range-4-10", "e7", 4, 9.0, 11)]},
+    ]
+    shown += [same, old]
+    frame = collect(shown, folder="demo/")
+    assert list(frame["name"]) == ["workspace", "abl-k_range-2-6", "abl-k_range-4-10", "abl-prune-off"]
+    assert list(frame["baseline"]) == ["workspace", "abc123", "abc123", "same42"]
+    assert frame.attrs["left_out"] == [
+        "2 experiment(s) run on commit old999a (abl-k_range-2-6, abl-k_range-4-10): that baseline's "
+        "results differ from the current one (workspace)"
+    ]
+    assert "- Left out: 2 experiment(s) run on commit old999a" in report_markdown(frame)
+    everything = collect(shown, folder="demo/", current_only=False)
+    assert len(everything) == 7 and "old999aaaa" in set(everything["rev"])  # workspace == abc123 == same42
+    # a workspace left stale by `dvc exp run <stage>` is not the reference: the commit is
+    frame = collect(shown, folder="demo/", locks={"workspace": _lock("M")})
+    assert frame["name"].iloc[0] == "main" and frame["stale"].iloc[0] == ""

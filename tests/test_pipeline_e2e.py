@@ -188,6 +188,8 @@ def test_runs_are_in_mlflow(demo_repo):
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_dvc_experiment_with_other_seed(demo_repo):
+    import pandas as pd
+
     repo, env, _ = demo_repo
     run(["git", "add", "-A"], repo, env)
     run(["git", "commit", "-qm", "lock"], repo, env)
@@ -197,6 +199,24 @@ def test_dvc_experiment_with_other_seed(demo_repo):
     shown = json.loads(run(["dvc", "exp", "show", "--json"], repo, env).stdout)
     seeds = [data["params"]["params.yaml"]["data"]["train"]["seed"] for data in _exp_data(shown)]
     assert 7 in seeds and base in seeds and base != 7, seeds
+    # the ablation report on it: the experiment ran only `train`, so every outcome it shows is stale
+    from inviz.comparison.ablations import OUTCOMES, collect, exp_records
+    from inviz.comparison.staleness import read_locks
+
+    frame = collect(shown, locks=read_locks((r["rev"] for r in exp_records(shown)), repo))
+    exp = frame[frame["kind"] == "experiment"].iloc[0]
+    assert exp["stale"].startswith(
+        "extract: its input models/model.safetensors changed when train ran again; labels_analyze:"
+    ), exp["stale"]
+    assert all(pd.isna(exp[c]) for c in OUTCOMES if c in frame)
+    ref = frame[
+        frame["kind"] != "experiment"
+    ]  # the workspace holds the experiment: the commit is the baseline
+    assert (
+        list(ref["kind"]) == ["commit"]
+        and ref["stale"].iloc[0] == ""
+        and ref["leftover_clusters"].notna().all()
+    )
 
 
 def _exp_data(node):

@@ -12,7 +12,10 @@ Table 1 aggregates (mean over layers of leftover clusters / feature maps / weigh
 layer), cluster-map counts, label outcomes (maps labelled, merged maps, closed-loop accuracy
 on the synthetic demo) and explanation quality (the ``evaluate`` stage's headline:
 concept-deletion rho, beat-random rate, completeness, INV's deletion AUC and pointing game;
-:data:`QUALITY`). :func:`write_report` writes ``ablations.csv``, ``ablations.md`` and one
+:data:`QUALITY`). It keeps the current baseline and the experiments run on it (or on a commit with
+the same results), and blanks the outcomes of stages an experiment did not run (their metrics files
+are an older run's; :mod:`inviz.comparison.staleness` reads that from each run's ``dvc.lock``).
+:func:`write_report` writes ``ablations.csv``, ``ablations.md`` and one
 seaborn figure per sweep (each outcome against the variant, the baseline marked).
 """
 
@@ -26,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from inviz.comparison.staleness import blank_stale
 
 #: the paper's channel-count threshold rule (``extract.threshold.by_channels``), scaled by the threshold sweep
 _RULE = [[512, 0.175], [256, 0.35], [128, 0.7], [64, 1.4]]
@@ -159,22 +164,33 @@ def queue_commands(
 # dvc exp show --json -> one row per experiment
 
 
-def _records(node: Any) -> Iterable[dict[str, Any]]:
-    """Every ``{rev, name, data: {params, metrics}}`` record anywhere in ``dvc exp show --json``."""
+def exp_records(node: Any, parent: str | None = None) -> Iterable[dict[str, Any]]:
+    """Every ``{rev, name, kind, parent, data}`` record of ``dvc exp show --json``, in its order.
+
+    ``kind`` is ``workspace``, ``commit`` (a baseline) or ``experiment``; ``parent`` is the commit an
+    experiment was run on (a baseline's own rev).
+    """
     if isinstance(node, list):
         for item in node:
-            yield from _records(item)
+            yield from exp_records(item, parent)
     elif isinstance(node, dict):
         data = node.get("data")
+        rev = node.get("rev") or (data or {}).get("rev")
+        if parent is None:  # a top-level entry: the workspace or a commit
+            kind, base = ("workspace", "workspace") if rev == "workspace" else ("commit", rev)
+        else:
+            kind, base = "experiment", parent
         if isinstance(data, dict) and ("params" in data or "metrics" in data):
             yield {
-                "rev": node.get("rev") or data.get("rev"),
+                "rev": rev,
                 "name": node.get("name") or data.get("name"),
+                "kind": kind,
+                "parent": base,
                 "data": data,
             }
         for key in ("experiments", "revs"):
             if node.get(key):
-                yield from _records(node[key])
+                yield from exp_records(node[key], base if parent is None else parent)
 
 
 def _file_data(section: Mapping[str, Any] | None, path: str) -> dict[str, Any]:
@@ -191,55 +207,128 @@ def _get(d: Mapping[str, Any], dotted: str) -> Any:
     return lookup(d, dotted)
 
 
-def collect(exp_show: Any, keys: Sequence[str] | None = None, folder: str = "") -> pd.DataFrame:
+#: the metrics file (relative to the pipeline's folder) each outcome column comes from
+SOURCES: dict[str, tuple[str, ...]] = {
+    "metrics/extract.json": ("leftover_clusters", "leftover_fmaps", "leftover_weight", "n_cluster_maps_kept"),
+    "metrics/labels_analyze.json": ("n_cluster_maps_labelled", "n_merged_maps", "closed_loop_accuracy"),
+    "metrics/evaluate.json": tuple(QUALITY),
+}
+
+
+def _outcomes(data: Mapping[str, Any], folder: str) -> dict[str, Any]:
+    """Return the outcome columns of one record (``None`` where its metrics file lacks them)."""
+    ext = _file_data(data.get("metrics"), f"{folder}metrics/extract.json")
+    lab = _file_data(data.get("metrics"), f"{folder}metrics/labels_analyze.json")
+    quality = _file_data(data.get("metrics"), f"{folder}metrics/evaluate.json").get("headline") or {}
+    row: dict[str, Any] = {}
+    t1 = ext.get("table1") or {}
+    for col in ("leftover_clusters", "leftover_fmaps", "leftover_weight"):
+        vals = [v[col] for v in t1.values() if isinstance(v, Mapping) and v.get(col) is not None]
+        row[col] = sum(vals) / len(vals) if vals else None
+        for layer, v in t1.items():
+            row[f"{layer}.{col}"] = v.get(col) if isinstance(v, Mapping) else None
+    row["n_cluster_maps_kept"] = ext.get("n_cluster_maps_kept")
+    row["n_cluster_maps_labelled"] = lab.get("n_cluster_maps_labelled")
+    row["n_merged_maps"] = lab.get("n_merged_maps")
+    row["closed_loop_accuracy"] = (lab.get("closed_loop") or {}).get("accuracy")
+    for col in QUALITY:
+        row[col] = quality.get(col)
+    return row
+
+
+def collect(
+    exp_show: Any,
+    keys: Sequence[str] | None = None,
+    folder: str = "",
+    locks: Mapping[str, Mapping[str, Any]] | None = None,
+    current_only: bool = True,
+) -> pd.DataFrame:
     """One row per experiment (and the workspace / baseline commit) of ``dvc exp show --json``.
 
-    ``folder`` is the pipeline's folder relative to the repository root (``demo/`` for the demo:
-    ``dvc exp show`` lists every pipeline's params and metrics files by their repository paths).
-    Columns: ``name, rev, sweep, variant`` (``baseline`` for non-ablation rows), one column per
-    swept key (``keys``; default: every key of :data:`SWEEPS`), the outcomes of :data:`OUTCOMES`
-    and ``<layer>.<table1 column>`` per layer.
+    Parameters
+    ----------
+    exp_show : the parsed output of ``dvc exp show --json`` (any ``--num`` / ``--all-commits``).
+    keys : swept keys to report (default: every key of :data:`SWEEPS`).
+    folder : the pipeline's folder relative to the repository root (``demo/`` when ``dvc exp show``
+        lists the files by their repository paths).
+    locks : rev (``workspace`` for the working tree) -> that run's parsed ``dvc.lock``. With it, the
+        outcomes written by stages that did not run for the run's own inputs (an experiment run up
+        to ``evaluate`` keeps the baseline's label metrics) are blanked and named in ``stale``.
+    current_only : keep only the current baseline (the workspace, else the newest commit; the first
+        of them without stale outcomes) and the experiments run on it or on a commit with the same
+        results; what is left out is described in ``frame.attrs["left_out"]`` (list of str).
+
+    Returns
+    -------
+    DataFrame with ``name, rev, kind, baseline, sweep, variant, stale``, one column per swept key,
+    the outcomes of :data:`OUTCOMES` and ``<layer>.<table1 column>`` per layer (``sweep`` is
+    ``baseline`` for the workspace and commits, ``other`` for experiments not named by a sweep).
     """
     keys = list(keys or dict.fromkeys(k for _, vs in SWEEPS.values() for v in vs for k in v.overrides))
     rows = []
-    for rec in _records(exp_show):
+    for rec in exp_records(exp_show):
         data = rec["data"] or {}
         params = _file_data(data.get("params"), f"{folder}params.yaml")
-        ext = _file_data(data.get("metrics"), f"{folder}metrics/extract.json")
-        lab = _file_data(data.get("metrics"), f"{folder}metrics/labels_analyze.json")
-        quality = _file_data(data.get("metrics"), f"{folder}metrics/evaluate.json").get("headline") or {}
         name = str(rec["name"] or rec["rev"] or "")
-        m = _EXP_NAME.match(name)
+        m = _EXP_NAME.match(name) if rec["kind"] == "experiment" else None
+        sweep = m["sweep"] if m else ("other" if rec["kind"] == "experiment" else "baseline")
         row: dict[str, Any] = {
             "name": name,
             "rev": rec["rev"],
-            "sweep": m["sweep"] if m else "baseline",
-            "variant": m["variant"] if m else "baseline",
+            "kind": rec["kind"],
+            "baseline": rec["parent"],
+            "sweep": sweep,
+            "variant": m["variant"] if m else name if sweep == "other" else "baseline",
         }
         for k in keys:
             v = _get(params, k)
             row[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
-        t1 = ext.get("table1") or {}
-        for col in ("leftover_clusters", "leftover_fmaps", "leftover_weight"):
-            vals = [v[col] for v in t1.values() if isinstance(v, Mapping) and v.get(col) is not None]
-            row[col] = sum(vals) / len(vals) if vals else None
-            for layer, v in t1.items():
-                row[f"{layer}.{col}"] = v.get(col) if isinstance(v, Mapping) else None
-        row["n_cluster_maps_kept"] = ext.get("n_cluster_maps_kept")
-        row["n_cluster_maps_labelled"] = lab.get("n_cluster_maps_labelled")
-        row["n_merged_maps"] = lab.get("n_merged_maps")
-        row["closed_loop_accuracy"] = (lab.get("closed_loop") or {}).get("accuracy")
-        for col in QUALITY:
-            row[col] = quality.get(col)
-        if any(row[c] is not None for c in OUTCOMES):
-            rows.append(row)
+        row.update(_outcomes(data, folder))
+        if all(row[c] is None for c in OUTCOMES):
+            continue  # nothing measured (a failed experiment, a commit before the first run)
+        lock = (locks or {}).get(str(rec["rev"]))
+        row["stale"] = blank_stale(row, SOURCES, lock, params) if lock else ""
+        rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
+    left_out: list[str] = []
+    if current_only:
+        frame, left_out = _current(frame)
     # the same baseline shows up as workspace and as its commit: keep one
-    return frame.drop_duplicates(
-        subset=[c for c in frame.columns if c not in ("name", "rev")], keep="first"
+    frame = frame.drop_duplicates(
+        subset=[c for c in frame.columns if c not in ("name", "rev", "kind", "baseline")], keep="first"
     ).reset_index(drop=True)
+    frame.attrs["left_out"] = left_out
+    return frame
+
+
+def _current(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Keep the current baseline's rows; return them and one sentence per left-out baseline.
+
+    Kept: the reference (the workspace, else the first commit), the commits with the same results
+    and the experiments run on any of them.
+    """
+    bases = frame[frame["kind"] != "experiment"]
+    if bases.empty:
+        return frame, []
+    fresh = bases[bases["stale"] == ""]  # a workspace left by `dvc exp run <stage>` is not a baseline
+    ref = (fresh if len(fresh) else bases).iloc[0]
+    results = [c for c in frame.columns if c in OUTCOMES or "." in c and c.split(".")[-1] in OUTCOMES]
+    head = next((r for r in frame.loc[frame["kind"] == "commit", "rev"]), None)
+
+    def same(row: pd.Series) -> bool:
+        return all((pd.isna(row[c]) and pd.isna(ref[c])) or row[c] == ref[c] for c in results)
+
+    ok = {"workspace", head} | {r.rev for _, r in bases.iterrows() if same(r)}
+    keep = frame["baseline"].isin(ok) & ((frame["kind"] == "experiment") | (frame["rev"] == ref["rev"]))
+    left_out = []
+    for base, part in frame[~keep & (frame["kind"] == "experiment")].groupby("baseline", sort=False):
+        left_out.append(
+            f"{len(part)} experiment(s) run on commit {str(base)[:7]} ({', '.join(part['name'])}): "
+            f"that baseline's results differ from the current one ({str(ref['name'])[:12]})"
+        )
+    return frame[keep].reset_index(drop=True), left_out
 
 
 def _ordered(frame: pd.DataFrame, sweep: str) -> pd.DataFrame:
@@ -331,7 +420,29 @@ def report_markdown(frame: pd.DataFrame) -> str:
     best = best_variants(frame)
     if best:
         lines += ["## Which variant explains best", "", *[f"- {b}" for b in best], ""]
+    notes = report_notes(frame)
+    if notes:
+        lines += ["## Notes", "", *[f"- {n}" for n in notes], ""]
     return "\n".join(lines)
+
+
+def report_notes(frame: pd.DataFrame) -> list[str]:
+    """One sentence per kind of blanked (stale) result and per left-out baseline (:func:`collect`)."""
+    groups: dict[str, list[str]] = {}
+    for r in frame.itertuples():
+        stale = getattr(r, "stale", "")
+        if isinstance(stale, str) and stale:
+            groups.setdefault(stale, []).append(f"`{r.name}`")
+    notes = []
+    for stale, names in groups.items():
+        stages = "; ".join(s.split(": ", 1)[0] for s in stale.split("; "))
+        which = "this experiment" if len(names) == 1 else "these experiments"
+        notes.append(
+            f"{', '.join(names)}: the outcomes of {stages} are left blank (—): the stage did not run in "
+            f"{which} ({stale}), so its metrics file is an older run's. Run with that stage among the "
+            "targets to fill them."
+        )
+    return notes + [f"Left out: {t}" for t in frame.attrs.get("left_out", [])]
 
 
 def best_variants(frame: pd.DataFrame) -> list[str]:
