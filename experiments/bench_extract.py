@@ -8,7 +8,7 @@ Model: a random-init full-width VGG-16 (``build_vgg16(10, ModelConfig(weights="n
    the background clustering thread (``extract.run.overlap``) and without it, measured back to
    back in this process, alternating; each run's ratio is taken against the bare passes right
    before and after it (the machine's speed drifts), median and range over ``--repeat``;
-   per-step seconds.
+   per-step seconds; and the analysis timed on one core, with the share of it the overlap hides.
 2. **Batch independence**: the same images explained with every batch size of ``--batch-sizes``
    and in another order: how many image-layers give bit-identical records (k, labels, embedding,
    weights, cluster maps).
@@ -269,6 +269,37 @@ def cpu_ratio(model: torch.nn.Module, images: torch.Tensor, args: argparse.Names
         "background thread while the next batch goes through the network; wait: the main thread "
         "waiting for the previous batch's analysis after its network pass)"
     )
+    added = statistics.median(times["overlap"]) - tail - floor
+    analysis_cost(model, images, paths["serial"], floor, added)
+
+
+def analysis_cost(
+    model: torch.nn.Module, images: torch.Tensor, cfg: Any, bare: float, added: float
+) -> dict[str, float]:
+    """The analysis timed on one core, and how much of it the overlap hides.
+
+    The serial path runs with one numba thread (torch's small matrices in PCA and the weights use
+    one core in practice), so its step seconds are the analysis' CPU seconds. ``added`` is what the
+    overlapped extraction adds to the bare pass before the last batch's tail, per image; the rest
+    of the analysis ran in cores the network pass left idle.
+    """
+    import numba
+
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        _, tm, _ = run_path(model, images, cfg)
+    finally:
+        numba.set_num_threads(threads)
+    steps = {k: tm.get(k, 0.0) / len(images) for k in ("weights", "pca", "tsne", "clustering", "maps")}
+    analysis = sum(steps.values())
+    print(
+        f"   analysis on one core: {analysis:.3f} s per image ("
+        + ", ".join(f"{k} {v:.3f}" for k, v in steps.items())
+        + f"); the overlap adds {added:.3f} s per image to the bare pass ({bare:.3f}) before the tail: "
+        f"it hides {100 * (1 - added / analysis):.0f}% of the analysis in cores the network pass leaves idle"
+    )
+    return {"analysis": analysis, **steps}
 
 
 def batch_independence(model: torch.nn.Module, images: torch.Tensor, args: argparse.Namespace) -> None:
