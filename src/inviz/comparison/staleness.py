@@ -22,6 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from inviz.core.config import lookup
+
 _MISSING = object()
 
 
@@ -48,15 +50,6 @@ def _canon(value: Any) -> Any:
         except ValueError:
             return value
     return value
-
-
-def _lookup(params: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = params
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
 
 
 def producers(lock: Mapping[str, Any]) -> dict[str, tuple[str, str | None]]:
@@ -96,7 +89,7 @@ def _own_reason(
             return f"its input {dep['path']} changed when {up[0]} ran again"
     if params is not None:
         for key, value in ((stage.get("params") or {}).get(params_file) or {}).items():
-            now = _lookup(params, key)
+            now = lookup(params, key, _MISSING)
             if now is _MISSING or _canon(now) != _canon(value):
                 return f"it ran with another {params_file} value of {key}"
     return None
