@@ -386,7 +386,7 @@ def report_markdown(frame: pd.DataFrame) -> str:
         "",
         "Each row is one DVC experiment (`dvc exp show`); outcomes are the Table 1 means over "
         "layers, cluster-map counts and label outcomes. "
-        "Differences are to the baseline (the committed params).",
+        "Differences are to the baseline (the current results: the workspace, else the newest commit).",
         "",
     ]
     base = frame[frame["sweep"] == "baseline"].head(1)
