@@ -42,7 +42,7 @@ from inviz.comparison.ablations import (  # noqa: E402
     report_notes,
     write_report,
 )
-from inviz.comparison.staleness import read_locks  # noqa: E402
+from inviz.comparison.staleness import cache_listing, read_locks  # noqa: E402
 
 
 def folder(profile: str) -> Path:
@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         shown,
         locks=read_locks((r["rev"] for r in exp_records(shown)), cwd),
         current_only=not args.all_baselines,
+        listing=cache_listing(cwd),
     )
     if frame.empty:
         print("no experiments with results yet (dvc exp show lists none)")

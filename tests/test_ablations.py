@@ -176,9 +176,9 @@ def test_collect_blanks_outcomes_of_stages_the_experiment_did_not_run():
     md = report_markdown(frame)
     assert "| 2-6 | `abl-k_range-2-6` | 3 (-0.5) | 30 (+0) | 75 (+0) | 102 (-1) | — | — | — |" in md
     assert (
-        "- `abl-k_range-2-6`: the outcomes of labels_analyze are left blank (—): the stage did not run in "
-        "this experiment (labels_analyze: its input data/extract changed when extract ran again), so its "
-        "metrics file is an older run's." in md
+        "- `abl-k_range-2-6`: the outcomes of labels_analyze are left blank (—): that stage did not run on "
+        "this run's inputs (labels_analyze: its input data/extract changed when extract ran again), so its "
+        "metrics file is an older run's. Run with it among the targets to fill them." in md
     )
     # an experiment whose train ran again: every outcome is an older run's, the row stays (all blank)
     frame = collect(exp_show(), folder="demo/", locks={"e1": _lock("M0")})
@@ -214,3 +214,49 @@ def test_collect_keeps_the_current_baseline_and_its_experiments():
     # a workspace left stale by `dvc exp run <stage>` is not the reference: the commit is
     frame = collect(shown, folder="demo/", locks={"workspace": _lock("M")})
     assert frame["name"].iloc[0] == "main" and frame["stale"].iloc[0] == ""
+
+
+def test_failed_and_running_experiments_are_left_out():
+    shown = exp_show()
+    shown[1]["experiments"] += [
+        {
+            "executor": {"state": "failed"},
+            "name": "abl-prune-off",
+            "revs": [
+                {**exp_record("abl-prune-off", "e8", 3, 3.0, 90), "error": {"msg": "Experiment run failed"}}
+            ],
+        },
+        {
+            "executor": {"state": "running"},
+            "name": "abl-pca-10",
+            "revs": [exp_record("abl-pca-10", "e9", 3, 1.0, 5)],
+        },
+    ]
+    frame = collect(shown, folder="demo/")
+    assert list(frame["name"]) == ["workspace", "abl-k_range-2-6", "abl-k_range-4-10"]
+    assert frame.attrs["left_out"] == [
+        "`abl-prune-off`: failed (Experiment run failed); its metrics files are not its own",
+        "`abl-pca-10`: running (running); its metrics files are not its own",
+    ]
+
+
+def test_experiments_of_a_head_with_other_results_are_left_out():
+    shown = exp_show()
+    shown[0] = exp_record(None, "workspace", 3, 7.0, 10)  # the workspace re-ran: other results than HEAD
+    frame = collect(shown, folder="demo/")
+    assert list(frame["name"]) == ["workspace"]
+    assert frame.attrs["left_out"] == [
+        "2 experiment(s) run on commit abc123 (abl-k_range-2-6, abl-k_range-4-10): that baseline's results "
+        "differ from the current one (workspace)"
+    ]
+    shown[0] = {
+        "rev": "workspace",
+        "name": None,
+        "data": {"params": {}, "metrics": {}},
+    }  # nothing measured yet
+    del shown[1]["data"]["metrics"]  # nor at HEAD: its experiments are kept
+    frame = collect(shown, folder="demo/")
+    assert list(frame["name"]) == ["abl-k_range-2-6", "abl-k_range-4-10"] and frame.attrs["left_out"] == []
+    shown[0] = exp_record(None, "workspace", 3, 3.0, 90)  # results in the workspace only (not committed)
+    frame = collect(shown, folder="demo/")
+    assert list(frame["name"]) == ["workspace", "abl-k_range-2-6", "abl-k_range-4-10"]

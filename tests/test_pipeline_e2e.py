@@ -201,9 +201,11 @@ def test_dvc_experiment_with_other_seed(demo_repo):
     assert 7 in seeds and base in seeds and base != 7, seeds
     # the ablation report on it: the experiment ran only `train`, so every outcome it shows is stale
     from inviz.comparison.ablations import OUTCOMES, collect, exp_records
-    from inviz.comparison.staleness import read_locks
+    from inviz.comparison.staleness import cache_listing, read_locks
 
-    frame = collect(shown, locks=read_locks((r["rev"] for r in exp_records(shown)), repo))
+    frame = collect(
+        shown, locks=read_locks((r["rev"] for r in exp_records(shown)), repo), listing=cache_listing(repo)
+    )
     exp = frame[frame["kind"] == "experiment"].iloc[0]
     assert exp["stale"].startswith(
         "extract: its input models/model.safetensors changed when train ran again; labels_analyze:"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 from inviz.comparison.ablations import SOURCES
-from inviz.comparison.staleness import blank_stale, producers, read_locks, stale_stages
+from inviz.comparison.staleness import blank_stale, cache_listing, producers, read_locks, stale_stages
 
 #: train ran again after extract (extract recorded the old model); labels reads a file inside
 #: extract's output folder; evaluate recorded the new model; report reads evaluate's metrics
@@ -114,3 +114,44 @@ def test_read_locks_from_git_commits_and_the_workspace(tmp_path):
     assert list(locks) == [second, "workspace"]  # the commit without a lock is absent
     assert locks[second]["stages"]["a"]["outs"][0]["md5"] == "A1"
     assert locks["workspace"]["stages"]["a"]["outs"][0]["md5"] == "A2"
+
+
+def test_files_inside_folder_outputs_are_checked_in_the_cache_listing(tmp_path):
+    lock = {
+        "stages": {
+            "game": {"outs": [{"path": "data/game", "md5": "ab12.dir"}]},
+            "labels": {
+                "deps": [{"path": "data/game/classes.csv", "md5": "c1"}],
+                "outs": [{"path": "l.json"}],
+            },
+            "survey": {"deps": [{"path": "data", "md5": "whole.dir"}], "outs": [{"path": "s.json"}]},
+        }
+    }
+    assert stale_stages(lock) == {}  # without the listing the file cannot be checked
+    cache = tmp_path / ".dvc" / "cache" / "files" / "md5" / "ab"
+    cache.mkdir(parents=True)
+    (cache / "12.dir").write_text('[{"md5": "c2", "relpath": "classes.csv"}]')
+    listing = cache_listing(tmp_path)
+    assert listing("ab12.dir") == {"classes.csv": "c2"} and listing("ffff.dir") is None
+    assert stale_stages(lock, listing=listing) == {
+        "labels": "its input data/game/classes.csv changed when game ran again"
+    }
+    # a dependency on a folder holding another stage's output follows that stage upstream
+    lock["stages"]["game"]["deps"] = [{"path": "x.txt", "md5": "old"}]
+    lock["stages"]["make_x"] = {"outs": [{"path": "x.txt", "md5": "new"}]}
+    stale = stale_stages(lock)
+    assert stale["game"] == "its input x.txt changed when make_x ran again"
+    assert stale["survey"] == "it depends on the stale stage game"
+
+
+def test_locks_are_read_as_yaml_1_2_and_nan_equals_nan(tmp_path):
+    (tmp_path / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n  a:\n    params:\n      params.yaml:\n        a.flag: yes\n"
+        "        a.s: on\n        a.x: .nan\n    outs:\n    - path: a.txt\n      md5: A1\n"
+    )
+    lock = read_locks(["workspace"], tmp_path)["workspace"]
+    assert lock["stages"]["a"]["params"]["params.yaml"]["a.flag"] == "yes"  # PyYAML would read True
+    assert stale_stages(lock, {"a": {"flag": "yes", "s": "on", "x": float("nan")}}) == {}
+    assert stale_stages(lock, {"a": {"flag": True, "s": "on", "x": float("nan")}}) == {
+        "a": "it ran with another params.yaml value of a.flag"
+    }

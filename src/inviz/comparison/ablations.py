@@ -30,7 +30,7 @@ from typing import Any
 
 import pandas as pd
 
-from inviz.comparison.staleness import blank_stale
+from inviz.comparison.staleness import Listing, blank_stale
 
 #: the paper's channel-count threshold rule (``extract.threshold.by_channels``), scaled by the threshold sweep
 _RULE = [[512, 0.175], [256, 0.35], [128, 0.7], [64, 1.4]]
@@ -164,20 +164,24 @@ def queue_commands(
 # dvc exp show --json -> one row per experiment
 
 
-def exp_records(node: Any, parent: str | None = None) -> Iterable[dict[str, Any]]:
-    """Every ``{rev, name, kind, parent, data}`` record of ``dvc exp show --json``, in its order.
+def exp_records(node: Any, parent: str | None = None, state: str | None = None) -> Iterable[dict[str, Any]]:
+    """Every ``{rev, name, kind, parent, state, error, data}`` record of ``dvc exp show --json``, in order.
 
     ``kind`` is ``workspace``, ``commit`` (a baseline) or ``experiment``; ``parent`` is the commit an
-    experiment was run on (a baseline's own rev).
+    experiment was run on (a baseline's own rev); ``state`` the experiment's executor state
+    (``success``, ``failed``, ``queued``, ``running``; None when DVC gives none) and ``error`` its
+    error record, if any.
     """
     if isinstance(node, list):
         for item in node:
-            yield from exp_records(item, parent)
+            yield from exp_records(item, parent, state)
     elif isinstance(node, dict):
+        if "executor" in node:  # an experiment group: {executor, name, revs}
+            state = (node.get("executor") or {}).get("state")
         data = node.get("data")
         rev = node.get("rev") or (data or {}).get("rev")
         if parent is None:  # a top-level entry: the workspace or a commit
-            kind, base = ("workspace", "workspace") if rev == "workspace" else ("commit", rev)
+            kind, base = ("workspace", "workspace") if rev == "workspace" else ("commit", rev or "?")
         else:
             kind, base = "experiment", parent
         if isinstance(data, dict) and ("params" in data or "metrics" in data):
@@ -186,11 +190,13 @@ def exp_records(node: Any, parent: str | None = None) -> Iterable[dict[str, Any]
                 "name": node.get("name") or data.get("name"),
                 "kind": kind,
                 "parent": base,
+                "state": state if kind == "experiment" else None,
+                "error": node.get("error"),
                 "data": data,
             }
         for key in ("experiments", "revs"):
             if node.get(key):
-                yield from exp_records(node[key], base if parent is None else parent)
+                yield from exp_records(node[key], base, state)
 
 
 def _file_data(section: Mapping[str, Any] | None, path: str) -> dict[str, Any]:
@@ -242,6 +248,7 @@ def collect(
     folder: str = "",
     locks: Mapping[str, Mapping[str, Any]] | None = None,
     current_only: bool = True,
+    listing: Listing | None = None,
 ) -> pd.DataFrame:
     """One row per experiment (and the workspace / baseline commit) of ``dvc exp show --json``.
 
@@ -256,7 +263,10 @@ def collect(
         to ``evaluate`` keeps the baseline's label metrics) are blanked and named in ``stale``.
     current_only : keep only the current baseline (the workspace, else the newest commit; the first
         of them without stale outcomes) and the experiments run on it or on a commit with the same
-        results; what is left out is described in ``frame.attrs["left_out"]`` (list of str).
+        results; what is left out is described in ``frame.attrs["left_out"]`` (list of str), as
+        are failed, queued and running experiments (always left out: their metrics are not theirs).
+    listing : folder listings from the DVC cache for the staleness check
+        (:func:`inviz.comparison.staleness.cache_listing`).
 
     Returns
     -------
@@ -265,11 +275,19 @@ def collect(
     ``baseline`` for the workspace and commits, ``other`` for experiments not named by a sweep).
     """
     keys = list(keys or dict.fromkeys(k for _, vs in SWEEPS.values() for v in vs for k in v.overrides))
-    rows = []
+    rows, left_out, head = [], [], None
     for rec in exp_records(exp_show):
         data = rec["data"] or {}
         params = _file_data(data.get("params"), f"{folder}params.yaml")
         name = str(rec["name"] or rec["rev"] or "")
+        head = head or (rec["rev"] if rec["kind"] == "commit" else None)
+        if rec["kind"] == "experiment" and (rec["error"] or rec["state"] in ("failed", "queued", "running")):
+            err = rec["error"]
+            why = (err.get("msg") if isinstance(err, Mapping) else err) or rec["state"]
+            left_out.append(
+                f"`{name}`: {rec['state'] or 'failed'} ({why}); its metrics files are not its own"
+            )
+            continue
         m = _EXP_NAME.match(name) if rec["kind"] == "experiment" else None
         sweep = m["sweep"] if m else ("other" if rec["kind"] == "experiment" else "baseline")
         row: dict[str, Any] = {
@@ -287,14 +305,15 @@ def collect(
         if all(row[c] is None for c in OUTCOMES):
             continue  # nothing measured (a failed experiment, a commit before the first run)
         lock = (locks or {}).get(str(rec["rev"]))
-        row["stale"] = blank_stale(row, SOURCES, lock, params) if lock else ""
+        row["stale"] = blank_stale(row, SOURCES, lock, params or None, listing) if lock else ""
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
+        frame.attrs["left_out"] = left_out
         return frame
-    left_out: list[str] = []
     if current_only:
-        frame, left_out = _current(frame)
+        frame, other = _current(frame, head)
+        left_out += other
     # the same baseline shows up as workspace and as its commit: keep one
     frame = frame.drop_duplicates(
         subset=[c for c in frame.columns if c not in ("name", "rev", "kind", "baseline")], keep="first"
@@ -303,11 +322,12 @@ def collect(
     return frame
 
 
-def _current(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def _current(frame: pd.DataFrame, head: str | None) -> tuple[pd.DataFrame, list[str]]:
     """Keep the current baseline's rows; return them and one sentence per left-out baseline.
 
-    Kept: the reference (the workspace, else the first commit), the commits with the same results
-    and the experiments run on any of them.
+    Kept: the reference (the workspace, else the first commit; the first without stale outcomes),
+    the commits with the same results and the experiments run on any of them, or on ``head`` (the
+    checked-out commit) when it has no results of its own to compare.
     """
     bases = frame[frame["kind"] != "experiment"]
     if bases.empty:
@@ -315,13 +335,14 @@ def _current(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     fresh = bases[bases["stale"] == ""]  # a workspace left by `dvc exp run <stage>` is not a baseline
     ref = (fresh if len(fresh) else bases).iloc[0]
     results = [c for c in frame.columns if c in OUTCOMES or "." in c and c.split(".")[-1] in OUTCOMES]
-    head = next((r for r in frame.loc[frame["kind"] == "commit", "rev"]), None)
 
     def same(row: pd.Series) -> bool:
         return all((pd.isna(row[c]) and pd.isna(ref[c])) or row[c] == ref[c] for c in results)
 
-    ok = {"workspace", head} | {r.rev for _, r in bases.iterrows() if same(r)}
-    keep = frame["baseline"].isin(ok) & ((frame["kind"] == "experiment") | (frame["rev"] == ref["rev"]))
+    ok = {r.rev for _, r in bases.iterrows() if r.kind == "commit" and same(r)}
+    if head not in set(bases["rev"]):
+        ok.add(head)
+    keep = (frame["rev"] == ref["rev"]) | ((frame["kind"] == "experiment") & frame["baseline"].isin(ok))
     left_out = []
     for base, part in frame[~keep & (frame["kind"] == "experiment")].groupby("baseline", sort=False):
         left_out.append(
@@ -427,7 +448,7 @@ def report_markdown(frame: pd.DataFrame) -> str:
 
 
 def report_notes(frame: pd.DataFrame) -> list[str]:
-    """One sentence per kind of blanked (stale) result and per left-out baseline (:func:`collect`)."""
+    """One sentence per kind of blanked (stale) result and per left-out run (:func:`collect`)."""
     groups: dict[str, list[str]] = {}
     for r in frame.itertuples():
         stale = getattr(r, "stale", "")
@@ -435,12 +456,14 @@ def report_notes(frame: pd.DataFrame) -> list[str]:
             groups.setdefault(stale, []).append(f"`{r.name}`")
     notes = []
     for stale, names in groups.items():
-        stages = "; ".join(s.split(": ", 1)[0] for s in stale.split("; "))
-        which = "this experiment" if len(names) == 1 else "these experiments"
+        stages = [s.split(": ", 1)[0] for s in stale.split("; ")]
+        one = len(stages) == 1
+        whose = "this run's" if len(names) == 1 else "these runs'"
         notes.append(
-            f"{', '.join(names)}: the outcomes of {stages} are left blank (—): the stage did not run in "
-            f"{which} ({stale}), so its metrics file is an older run's. Run with that stage among the "
-            "targets to fill them."
+            f"{', '.join(names)}: the outcomes of {', '.join(stages)} are left blank (—): "
+            f"{'that stage' if one else 'these stages'} did not run on {whose} inputs ({stale}), so "
+            f"{'its metrics file is' if one else 'their metrics files are'} an older run's. Run with "
+            f"{'it' if one else 'them'} among the targets to fill them."
         )
     return notes + [f"Left out: {t}" for t in frame.attrs.get("left_out", [])]
 
