@@ -42,12 +42,13 @@ demo: install
 game: install
 	cd demo && dvc repro labels_simulate && inviz game serve --params params.yaml
 
-# --dist loadfile: a file's tests share one worker, so an end-to-end module builds its pipeline once
+# --dist loadfile: a file's tests share one worker, so an end-to-end module builds its pipeline once;
+# --no-loadscope-reorder: files go out longest first (tests/conftest.py LONGEST_FIRST)
 test: install
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 test-fast: install
-	$(BIN)/pytest -n 2 --dist loadfile -m "not slow and not e2e"
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder -m "not slow and not e2e"
 
 reproduce: install
 	@if dvc repro; then \

@@ -46,6 +46,19 @@ PAPER_OVERRIDES = {
 }
 
 
+def failure(cmd: list[str] | str, proc) -> str:
+    """An assertion message for a failed command: exit code and the error (stderr) first, then stdout's end.
+
+    DVC and the stages write their error and traceback to stderr; CI logs may keep only a message's
+    first lines, so those come first.
+    """
+    shown = cmd if isinstance(cmd, str) else " ".join(cmd)
+    return (
+        f"{shown} failed with exit code {proc.returncode}\n--- stderr (end) ---\n{proc.stderr[-5000:]}"
+        f"\n--- stdout (end) ---\n{proc.stdout[-2500:]}"
+    )
+
+
 def pipeline_env(repo: Path) -> dict[str, str]:
     """Environment for DVC runs in ``repo``: this venv's dvc/inviz, a store in ``repo``, a git identity."""
     return {

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from paper_world import paper_params, pipeline_env, write_fake_imagenette
+from paper_world import failure, paper_params, pipeline_env, write_fake_imagenette
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ NOISE = ("💡 Tip", "litlogger", "litmodels", "LeafSpec", "INFO: GPU available"
 def sh(cmd: list[str], cwd: Path, env: dict, ok: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=2400)
     if ok:
-        assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        assert proc.returncode == 0, failure(cmd, proc)
     return proc
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from paper_world import pipeline_env, set_key
+from paper_world import failure, pipeline_env, set_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +47,7 @@ OVERRIDES = {
 
 def run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    assert proc.returncode == 0, failure(cmd, proc)
     return proc
 
 
@@ -384,7 +384,7 @@ def test_readme_commands_work(demo_repo, tmp_path):
         uses_checkout = cmd.startswith(("dvc", "python experiments", "jupyter"))
         cwd = repo if where == "demo" else ROOT if uses_checkout else work
         proc = subprocess.run(cmd, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, f"[{where}] {cmd}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        assert proc.returncode == 0, failure(f"[{where}] {cmd}", proc)
         outputs[(where, cmd)] = proc.stdout + proc.stderr
     helptext = outputs[("root", "inviz --help")]
     assert all(stage in helptext for stage in ("data", "extract", "labels_import", "compare")), helptext
