@@ -58,8 +58,8 @@ def write(path: Path, header: str, lines: list[str]) -> Path:
 def paper_responses(n: int = 30, seed: int = 0) -> pd.DataFrame:
     """Simulated raw responses with the paper's names (INV clearly best on informativeness).
 
-    Every other participant has an AI background. Groups keep at least 14 participants: up to 13
-    scipy's ``wilcoxon(method="auto")`` runs an exhaustive permutation test (~0.7 s per pair).
+    Every other participant has an AI background. Groups keep at least 14 participants, so the
+    Wilcoxon tests take the normal approximation (up to 13 they are exhaustive permutation tests).
     """
     rng = np.random.default_rng(seed)
     base = {
@@ -143,6 +143,27 @@ def test_wilcoxon_matches_scipy_for_every_zero_method(zero_method):
     assert res["statistic"] == pytest.approx(ref.statistic) and res["p_value"] == pytest.approx(ref.pvalue)
 
 
+def test_wilcoxon_test_equals_scipy_exactly_on_small_samples():
+    """Up to 13 participants with ties or zeros scipy flips signs one call at a time; the vectorized
+    test gives the same statistic and p-value, bit for bit, for every zero method and path."""
+    rng = np.random.default_rng(7)
+    paths = {"exhaustive": 0, "scipy": 0}
+    cases = [(n, draw) for n in range(2, 10) for draw in range(5)] + [(11, 1)]
+    for n, draw in cases:
+        a = rng.integers(1, 8, n).astype(float)
+        b = a - rng.integers(-2, 3, n) if draw % 2 else rng.permutation(n) + 0.5 * (draw == 4)
+        if np.all(a == b):
+            continue
+        d = np.abs((a - b)[a != b])
+        paths["exhaustive" if (d.size < n or np.unique(d).size < d.size) else "scipy"] += 1
+        for zero_method in ("wilcox", "pratt", "zsplit"):
+            cfg = free(wilcoxon_zero_method=zero_method, wilcoxon_correction=bool(draw % 3))
+            got = t2.wilcoxon_test(a, b, cfg)
+            ref = stats.wilcoxon(a, b, zero_method=zero_method, correction=bool(draw % 3))
+            assert got == (float(ref.statistic), float(ref.pvalue)), (n, draw, zero_method, a, b)
+    assert paths["exhaustive"] >= 20 and paths["scipy"] >= 5, paths
+
+
 def test_all_zero_differences_are_undefined_not_significant():
     frame = responses({"x": {"A": [4, 5, 6], "B": [4, 5, 6], "C": [1, 2, 1]}})
     tests = t2.paired_tests(frame, free())
@@ -197,8 +218,24 @@ def test_correction_method_is_passed_explicitly(monkeypatch):
         return real(p, alpha=alpha, method=method, **kw)
 
     monkeypatch.setattr(smm, "multipletests", spy)
+    t2.analyse_summary(t2.paper_table2(), Table2Config(correction="bonferroni"))
+    assert seen and set(seen) == {"bonferroni"}
+    seen.clear()  # Holm (the default) is computed here, statsmodels' own default (Holm-Sidak) never
     t2.analyse_summary(t2.paper_table2())
-    assert seen and set(seen) == {"holm"}
+    assert seen == []
+
+
+def test_holm_equals_statsmodels_bit_for_bit():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(3)
+    for k in (1, 7, 200):
+        for p in (
+            rng.uniform(0, 1, k),
+            rng.choice([0.001, 0.02, 0.02, 0.3, 1.0], k),
+            rng.uniform(0, 0.02, k),
+        ):
+            np.testing.assert_array_equal(adjust_pvalues(p, "holm"), multipletests(p, method="holm")[1])
 
 
 def test_family_aspect_vs_all():

@@ -68,8 +68,10 @@ from inviz.survey.table2.significance import (
     paired_pair_tests,
     paired_tests,
     rank_biserial,
+    signed_ranks,
     welch_from_summary,
     welch_tests,
+    wilcoxon_test,
 )
 
 __all__ = [
@@ -115,6 +117,7 @@ __all__ = [
     "ratings_figure",
     "read_responses",
     "read_summary",
+    "signed_ranks",
     "table2_report",
     "table_latex",
     "table_markdown",
@@ -122,4 +125,5 @@ __all__ = [
     "validate_summary",
     "welch_from_summary",
     "welch_tests",
+    "wilcoxon_test",
 ]
