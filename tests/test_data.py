@@ -214,3 +214,90 @@ def test_augmentation_is_seeded_and_changes_the_image(image_folder):
     plain = train_transform(32, (0.5,) * 3, (0.5,) * 3, AugmentConfig(enabled=False))(img)
     assert not torch.allclose(a, plain)
     assert np.isfinite(a.numpy()).all()
+
+
+# --- data-loader workers and shared memory -------------------------------------------------------
+
+
+class _Items(torch.utils.data.Dataset):
+    """``n`` items of one (3, 64, 64) float32 image (48 KiB); the first ``unreadable`` are None."""
+
+    def __init__(self, n: int, unreadable: int = 0):
+        self.n, self.unreadable = n, unreadable
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        if i < self.unreadable:
+            return None
+        return {"image": torch.rand(3, 64, 64), "label": 0, "sample_id": str(i)}
+
+
+@pytest.fixture
+def shm(tmp_path, monkeypatch):
+    """A shared-memory folder whose free space the test sets (MiB)."""
+    import shutil
+
+    import inviz.data.loading as loading
+
+    free = {"mib": 0.0}
+    real = shutil.disk_usage
+
+    def usage(path):
+        if path == tmp_path:
+            return real(path)._replace(free=int(free["mib"] * 2**20))
+        return real(path)
+
+    monkeypatch.setattr(loading.shutil, "disk_usage", usage)
+    monkeypatch.setattr(loading, "_WARNED", set())
+    return tmp_path, free
+
+
+def test_workers_fit_the_shared_memory_or_fewer_with_one_warning(shm, caplog):
+    from inviz.data.loading import workers_for_shared_memory
+
+    folder, free = shm
+    batch = 8 * 48 * 2**10  # 8 items of 48 KiB: 0.375 MiB
+    free["mib"] = 0.375 * (2 * 4 + 2)  # exactly what 4 workers need
+    assert (
+        workers_for_shared_memory(4, _Items(100), 8, "x.num_workers", item_bytes=batch // 8, shm=folder) == 4
+    )
+    assert not caplog.records
+    free["mib"] = 0.375 * (2 * 4 + 2) - 0.01  # a little less: (free / batch - 2) // 2 = 3 workers
+    got = workers_for_shared_memory(4, _Items(100), 8, "x.num_workers", item_bytes=batch // 8, shm=folder)
+    assert got == 3
+    (record,) = caplog.records
+    assert record.levelname == "WARNING" and record.getMessage().startswith(
+        "x.num_workers=4: the workers need"
+    )
+    assert "--shm-size" in record.getMessage() and "loading with 3 worker(s) instead" in record.getMessage()
+    workers_for_shared_memory(4, _Items(100), 8, "x.num_workers", item_bytes=batch // 8, shm=folder)
+    assert len(caplog.records) == 1  # once per process
+    free["mib"] = 0.5  # not even one worker: load in the main process
+    assert (
+        workers_for_shared_memory(2, _Items(100), 8, "x.num_workers", item_bytes=batch // 8, shm=folder) == 0
+    )
+    # a dataset smaller than a batch makes one smaller batch: 2 workers' 2 items of 48 KiB need 0.56 MiB
+    free["mib"] = 0.6
+    assert workers_for_shared_memory(2, _Items(2), 8, "x.num_workers", item_bytes=batch // 8, shm=folder) == 2
+
+
+def test_item_size_is_measured_without_drawing_random_numbers(shm):
+    from inviz.data.loading import workers_for_shared_memory
+
+    folder, free = shm
+    free["mib"] = 0.048 * 4 * (2 * 1 + 2) * 1.01  # one worker's batches of 4 items of ~48 KiB (+1 %)
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    # the first readable item (after two unreadable ones) is measured: 48 KiB x 4 x 4 fits, 2 workers do not
+    assert workers_for_shared_memory(2, _Items(10, unreadable=2), 4, "y", shm=folder) == 1
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_no_workers_or_no_shared_memory_folder_is_left_alone(tmp_path):
+    from inviz.data.loading import workers_for_shared_memory
+
+    assert workers_for_shared_memory(0, _Items(10), 4, "z") == 0
+    assert workers_for_shared_memory(3, _Items(10), 4, "z", shm=tmp_path / "absent") == 3

@@ -26,6 +26,7 @@ from inviz.data.loading import (
     load_rgb,
     read_index,
     train_transform,
+    workers_for_shared_memory,
 )
 
 __all__ = [
@@ -51,7 +52,9 @@ class ImageDataModule(L.LightningDataModule):
     root : dataset folder the index's paths are relative to.
     input_size, mean, std : model input geometry and normalisation.
     augment : training augmentation.
-    batch_size, num_workers : loader settings.
+    batch_size, num_workers : loader settings; fewer workers when the shared memory cannot hold
+        their batches (:func:`~inviz.data.loading.workers_for_shared_memory`).
+    workers_param : the params key of ``num_workers``, named in that warning.
     seed : seeds the training shuffle.
     predict_ids : sample ids for ``predict_dataloader`` (default: the test pool).
     cache_images : keep the decoded train and val images in memory (each decoded once; see
@@ -72,6 +75,7 @@ class ImageDataModule(L.LightningDataModule):
         seed: int = 0,
         predict_ids: Sequence[str] | None = None,
         cache_images: bool = False,
+        workers_param: str = "num_workers",
     ):
         super().__init__()
         self.index = index
@@ -84,6 +88,7 @@ class ImageDataModule(L.LightningDataModule):
         self.seed = seed
         self.predict_ids = list(predict_ids) if predict_ids is not None else None
         self.cache_images = cache_images
+        self.workers_param = workers_param
 
     def _split(self, split: str) -> pd.DataFrame:
         part = self.index[self.index["split"] == split]
@@ -95,14 +100,21 @@ class ImageDataModule(L.LightningDataModule):
         self, frame: pd.DataFrame, transform: Any, shuffle: bool, cache: bool = False, fixed: bool = True
     ) -> DataLoader:
         gen = torch.Generator().manual_seed(self.seed)
+        dataset = IndexedImageDataset(
+            frame, self.root, transform, cache=cache, cache_transformed=cache and fixed
+        )
+        image_bytes = 3 * self.input_size**2 * torch.float32.itemsize
+        workers = workers_for_shared_memory(
+            self.num_workers, dataset, self.batch_size, self.workers_param, item_bytes=image_bytes
+        )
         return DataLoader(
-            IndexedImageDataset(frame, self.root, transform, cache=cache, cache_transformed=cache and fixed),
+            dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
-            num_workers=self.num_workers,
+            num_workers=workers,
             collate_fn=collate_skip_none,
             generator=gen,
-            persistent_workers=self.num_workers > 0,
+            persistent_workers=workers > 0,
         )
 
     def eval_transform(self) -> v2.Compose:

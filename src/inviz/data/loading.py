@@ -11,6 +11,7 @@ travel with the data (needed by prediction writers).
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,10 @@ from torchvision.transforms import v2
 from inviz.core.io import require_file
 
 log = logging.getLogger(__name__)
+
+#: where torch's DataLoader workers put the batches they hand to the main process (Linux)
+SHARED_MEMORY = Path("/dev/shm")
+_WARNED: set[tuple[str, int, int]] = set()  # (param, asked, used) already warned about
 
 
 @dataclass(frozen=True)
@@ -186,3 +191,77 @@ def read_index(path: str | Path) -> pd.DataFrame:
             f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(INDEX_COLUMNS)}"
         )
     return frame
+
+
+def workers_for_shared_memory(
+    num_workers: int,
+    dataset: Dataset,
+    batch_size: int,
+    param: str,
+    item_bytes: int | None = None,
+    prefetch_factor: int = 2,
+    shm: Path = SHARED_MEMORY,
+) -> int:
+    """Count the data-loader workers that fit in the free shared memory: ``num_workers``, or fewer.
+
+    Workers hand every batch to the main process through shared memory (``/dev/shm`` on Linux).
+    When it is full torch loses the batch and the main process waits for it forever, with no error;
+    a container's ``/dev/shm`` is 64 MB unless it was started with ``--shm-size``, and one batch of
+    32 images at 224 px takes 19 MB. Each worker keeps up to ``prefetch_factor`` batches in flight
+    and the main process holds about two more, so the workers need about batch bytes x
+    (``prefetch_factor`` x workers + 2). When fewer fit, this returns as many as fit (0: load in the
+    main process) and logs a warning naming ``param`` (once per process); predictions do not
+    depend on the number of workers, an augmented training run's random draws do.
+
+    Parameters
+    ----------
+    num_workers : the workers asked for (``param``).
+    dataset : map-style dataset of dicts of tensors.
+    batch_size : items per batch (a smaller dataset makes one smaller batch).
+    param : the params key of ``num_workers``, for the message.
+    item_bytes : bytes of one item's tensors; None: measured on the first readable item (read
+        with torch's random state saved and restored, so a random transform draws nothing).
+    prefetch_factor : the DataLoader's (torch's default 2).
+    shm : the shared-memory folder.
+
+    Returns
+    -------
+    int
+        In [0, ``num_workers``].
+    """
+    if num_workers <= 0 or len(dataset) == 0 or not shm.is_dir():
+        return num_workers
+    if item_bytes is None:
+        with torch.random.fork_rng(devices=[]):
+            item_bytes = _item_bytes(dataset)
+    batch = item_bytes * min(batch_size, len(dataset))
+    free = shutil.disk_usage(shm).free
+    if batch == 0 or batch * (prefetch_factor * num_workers + 2) <= free:
+        return num_workers
+    fits = max(0, min(num_workers, int((free / batch - 2) // prefetch_factor)))
+    if (param, num_workers, fits) in _WARNED:
+        return fits
+    _WARNED.add((param, num_workers, fits))
+    log.warning(
+        "%s=%d: the workers need about %.1f MB of shared memory (%s) for batches of %.1f MB but "
+        "%.1f MB are free; loading with %d worker(s) instead (a container: start it with a larger "
+        "--shm-size; or lower the batch size)",
+        param,
+        num_workers,
+        batch * (prefetch_factor * num_workers + 2) / 2**20,
+        shm,
+        batch / 2**20,
+        free / 2**20,
+        fits,
+    )
+    return fits
+
+
+def _item_bytes(dataset: Dataset, tries: int = 8) -> int:
+    """Bytes of the tensors in the first readable item of ``dataset`` (0 when none of ``tries`` reads)."""
+    for i in range(min(tries, len(dataset))):
+        item = dataset[i]
+        if item is not None:
+            values = item.values() if isinstance(item, dict) else item
+            return sum(v.nbytes for v in values if isinstance(v, torch.Tensor))
+    return 0

@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from inviz.core.compute import resolve_device
 from inviz.core.errors import InvizError
-from inviz.data.loading import collate_skip_none
+from inviz.data.loading import collate_skip_none, workers_for_shared_memory
 from inviz.fmaps.explain import Explainer, ExtractConfig, set_threads
 from inviz.fmaps.records import ImageExplanation
 from inviz.fmaps.shards import consolidate, fingerprint, prepare_output, write_shard
@@ -241,11 +241,15 @@ class ExtractionData(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         """Load this process's images in input order, ``run.batch_size`` per batch."""
+        subset = Subset(self.dataset, self.indices)
+        workers = workers_for_shared_memory(
+            self.cfg.run.num_workers, subset, self.cfg.run.batch_size, "extract.run.num_workers"
+        )
         return DataLoader(
-            Subset(self.dataset, self.indices),
+            subset,
             batch_size=self.cfg.run.batch_size,
             shuffle=False,
-            num_workers=self.cfg.run.num_workers,
+            num_workers=workers,
             collate_fn=collate_skip_none,
         )
 

@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         augment=cfg.augment,
         batch_size=cfg.batch_size,
         num_workers=cfg.run.num_workers,
+        workers_param="train.run.num_workers",
         seed=cfg.seed,
         cache_images=cfg.run.cache_images,
     )
